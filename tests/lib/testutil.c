@@ -1,0 +1,305 @@
+/*
+ * testutil: real ispd processes and real clients for integration tests.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "testutil.h"
+
+int64_t
+now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *
+test_bin(const char *name)
+{
+	static char	 path[PATH_MAX];
+	char		 self[PATH_MAX], *slash;
+	const char	*dir = getenv("ISP_BUILD");
+	ssize_t		 n;
+
+	if (dir != NULL) {
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		return path;
+	}
+	/* build/tests/test_x -> build/NAME */
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	assert_true(n > 0);
+	self[n] = '\0';
+	if ((slash = strrchr(self, '/')) != NULL)
+		*slash = '\0';
+	if ((slash = strrchr(self, '/')) != NULL)
+		*slash = '\0';
+	snprintf(path, sizeof(path), "%s/%s", self, name);
+	return path;
+}
+
+void
+ispd_start(struct ispd_proc *p, ...)
+{
+	char		*argv[64], portfile[128];
+	const char	*a;
+	va_list		 ap;
+	int		 argc = 0, fd, i;
+	FILE		*f;
+
+	memset(p, 0, sizeof(*p));
+	snprintf(p->dir, sizeof(p->dir), "/tmp/ispd-test.XXXXXX");
+	assert_non_null(mkdtemp(p->dir));
+	snprintf(portfile, sizeof(portfile), "%s/port", p->dir);
+	snprintf(p->log, sizeof(p->log), "%s/log", p->dir);
+
+	argv[argc++] = (char *)test_bin("ispd");
+	argv[argc++] = "--listen";
+	argv[argc++] = "127.0.0.1:0";
+	argv[argc++] = "--port-file";
+	argv[argc++] = portfile;
+	va_start(ap, p);
+	while ((a = va_arg(ap, const char *)) != NULL && argc < 62)
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+
+	p->pid = fork();
+	assert_true(p->pid != -1);
+	if (p->pid == 0) {
+		fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd != -1) {
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	for (i = 0; i < 1000; i++) {
+		if ((f = fopen(portfile, "r")) != NULL) {
+			if (fscanf(f, "%d", &p->port) != 1)
+				p->port = 0;
+			fclose(f);
+			if (p->port > 0)
+				break;
+		}
+		if (waitpid(p->pid, NULL, WNOHANG) == p->pid)
+			fail_msg("ispd exited at start; see %s", p->log);
+		usleep(10000);
+	}
+	if (p->port <= 0)
+		fail_msg("ispd did not write %s within 10 s", portfile);
+	snprintf(p->addr, sizeof(p->addr), "127.0.0.1:%d", p->port);
+}
+
+static void
+ispd_cleanup(struct ispd_proc *p)
+{
+	char	 path[192];
+
+	snprintf(path, sizeof(path), "%s/port", p->dir);
+	unlink(path);
+	/* Keep the log of a daemon that failed; remove a clean one. */
+	unlink(p->log);
+	rmdir(p->dir);
+}
+
+int
+ispd_stop(struct ispd_proc *p)
+{
+	int	 status, i;
+
+	if (p->pid <= 0)
+		return -1;
+	kill(p->pid, SIGCONT);
+	kill(p->pid, SIGTERM);
+	for (i = 0; i < 1000; i++) {
+		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+			p->pid = 0;
+			if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+				ispd_cleanup(p);
+				return 0;
+			}
+			fprintf(stderr, "ispd exited badly; its log: %s\n",
+			    p->log);
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		}
+		usleep(10000);
+	}
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, NULL, 0);
+	p->pid = 0;
+	return -1;
+}
+
+void
+ispd_signal(struct ispd_proc *p, int sig)
+{
+	kill(p->pid, sig);
+	if (sig == SIGKILL) {
+		waitpid(p->pid, NULL, 0);
+		p->pid = 0;
+	}
+}
+
+int
+ispd_log_has(struct ispd_proc *p, const char *text)
+{
+	char	 line[4096];
+	FILE	*f;
+	int	 found = 0;
+
+	if ((f = fopen(p->log, "r")) == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, text) != NULL;
+	fclose(f);
+	return found;
+}
+
+isp_client *
+client_new(struct ispd_proc *p, const char *name)
+{
+	struct isp_options	 o;
+	isp_client		*c;
+
+	isp_options_init(&o);
+	o.server = p->addr;
+	o.name = name;
+	assert_non_null(c = isp_new(&o));
+	if (isp_connect(c) != ISP_OK)
+		fail_msg("connect %s: %s", name, isp_errmsg(c));
+	return c;
+}
+
+static void
+fields_text(char *dst, size_t len, const struct isp_record *r)
+{
+	size_t	 i, off = 0;
+	int	 n;
+
+	dst[0] = '\0';
+	for (i = 0; i < r->nfields && off < len; i++) {
+		n = snprintf(dst + off, len - off, "%s%s=%.*s", i ? "," : "",
+		    r->fields[i].name, (int)r->fields[i].value_len,
+		    (const char *)r->fields[i].value);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+void
+evlog_cb(isp_client *c, const struct isp_event *ev, void *arg)
+{
+	struct evlog		*l = arg;
+	struct rec_event	*e;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->ev = realloc(l->ev, l->cap * sizeof(*l->ev));
+		assert_non_null(l->ev);
+	}
+	e = &l->ev[l->n++];
+	memset(e, 0, sizeof(*e));
+	e->type = ev->type;
+	snprintf(e->table, sizeof(e->table), "%s", ev->table);
+	if (ev->type != ISP_EV_END) {
+		snprintf(e->key, sizeof(e->key), "%.*s", (int)ev->rec.key_len,
+		    (const char *)ev->rec.key);
+		fields_text(e->fields, sizeof(e->fields), &ev->rec);
+		snprintf(e->owner, sizeof(e->owner), "%s",
+		    ev->rec.owner ? ev->rec.owner : "");
+		e->owner_session = ev->rec.owner_session;
+	}
+	e->seq = ev->seq;
+	e->count = ev->count;
+	e->reason = ev->reason;
+	e->snapshot = ev->snapshot;
+	if (ev->type == ISP_EV_END)
+		l->ended = 1;
+}
+
+void
+evlog_error_cb(isp_client *c, uint32_t req_id, int code, const char *reason,
+    void *arg)
+{
+	struct evlog	*l = arg;
+
+	l->err_req = req_id;
+	l->err_code = code;
+	snprintf(l->err_reason, sizeof(l->err_reason), "%s", reason);
+	l->nerrors++;
+}
+
+void
+evlog_free(struct evlog *l)
+{
+	free(l->ev);
+	memset(l, 0, sizeof(*l));
+}
+
+struct rec_event *
+evlog_last(struct evlog *l, const char *key)
+{
+	size_t	 i;
+
+	for (i = l->n; i > 0; i--)
+		if (l->ev[i - 1].type != ISP_EV_END &&
+		    strcmp(l->ev[i - 1].key, key) == 0)
+			return &l->ev[i - 1];
+	return NULL;
+}
+
+size_t
+evlog_count(struct evlog *l, int type)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; i < l->n; i++)
+		n += l->ev[i].type == type;
+	return n;
+}
+
+int
+pump(isp_client **c, size_t n, int (*cond)(void *), void *arg,
+    int timeout_ms)
+{
+	int64_t	 end = now_ms() + timeout_ms;
+	size_t	 i;
+
+	while (!cond(arg)) {
+		if (now_ms() >= end)
+			return 0;
+		for (i = 0; i < n; i++)
+			if (c[i] != NULL)
+				(void)isp_run(c[i], n == 1 ? 10 : 2);
+	}
+	return 1;
+}
+
+void
+pump_for(isp_client **c, size_t n, int ms)
+{
+	int64_t	 end = now_ms() + ms;
+	size_t	 i;
+
+	while (now_ms() < end)
+		for (i = 0; i < n; i++)
+			if (c[i] != NULL)
+				(void)isp_run(c[i], 2);
+}

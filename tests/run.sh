@@ -1,0 +1,69 @@
+#!/bin/bash
+# The test runner: runs every test program of each build directory given
+# (unit and integration tests, in C with cmocka, and the ispctl tests in
+# tests/cli), reads their TAP output, and ends with one line:
+#   N passed, N failed
+# It exits non-zero when anything failed. A program that dies before
+# reporting every test counts as one more failure.
+#
+# Usage: tests/run.sh BUILD_DIR...      (e.g. build build/asan)
+# ISP_TEST_FILTER=REGEX runs only the programs whose name matches.
+set -u
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+failures=()
+
+# Each test program gets 10 minutes at most; the whole suite is far
+# below that, so hitting it means a hang.
+limit=600
+
+run_one() {	# build name command...
+	local build=$1 name=$2 out rc ok notok planned
+	shift 2
+	out=$(ISP_BUILD=$build CMOCKA_MESSAGE_OUTPUT=TAP timeout -k 5 $limit "$@" 2>"$build/tests/$name.log")
+	rc=$?
+	ok=$(grep -c '^ok ' <<<"$out")
+	notok=$(grep -c '^not ok ' <<<"$out")
+	planned=$(sed -n 's/^1\.\.\([0-9]*\).*/\1/p' <<<"$out" | head -1)
+	planned=${planned:-0}
+	if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+		notok=1
+	elif [ $((ok + notok)) -lt "$planned" ]; then
+		notok=$((notok + planned - ok - notok))
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + notok))
+	if [ "$notok" -gt 0 ]; then
+		printf 'FAIL %-28s %s: %d passed, %d failed (exit %d; log %s)\n' \
+		    "$name" "$build" "$ok" "$notok" "$rc" "$build/tests/$name.log"
+		grep '^not ok' <<<"$out" | sed 's/^/     /'
+		tail -n 20 "$build/tests/$name.log" | sed 's/^/     | /'
+		failures+=("$build/$name")
+	else
+		printf 'ok   %-28s %s: %d passed\n' "$name" "$build" "$ok"
+	fi
+}
+
+for build in "$@"; do
+	[ -d "$build/tests" ] || { echo "run.sh: no tests in $build (make tests first)" >&2; exit 2; }
+	for t in "$build"/tests/test_*; do
+		[ -x "$t" ] || continue
+		name=$(basename "$t")
+		[[ "$name" =~ ${ISP_TEST_FILTER:-.} ]] || continue
+		run_one "$build" "$name" "$t"
+	done
+	for t in tests/cli/test_*.sh; do
+		[ -f "$t" ] || continue
+		name=$(basename "$t" .sh)
+		[[ "$name" =~ ${ISP_TEST_FILTER:-.} ]] || continue
+		run_one "$build" "$name" bash "$t" "$build"
+	done
+done
+
+if [ ${#failures[@]} -gt 0 ]; then
+	echo "failed: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
