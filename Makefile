@@ -35,12 +35,17 @@ LIB_OBJ		:= $(call obj,$(LIB_SRC))
 ISPCTL_OBJ	:= $(call obj,$(ISPCTL_SRC))
 TESTLIB_OBJ	:= $(call obj,$(TESTLIB_SRC))
 
+FUZZ_SRC	:= $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN	:= $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+ISPD_CORE_SRC	:= $(filter-out %/main.c,$(ISPD_SRC))
+
 UNIT_BIN	:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_BIN	:= $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
 
 PROGS	 = $(BUILD)/ispd $(BUILD)/ispctl $(BUILD)/libisp.a $(BUILD)/libisp.so
 
-.PHONY: all deps check check-plain check-asan demo install clean tests
+.PHONY: all deps check check-plain demo install clean tests golden \
+	fuzz fuzz-build fuzz-seeds
 
 all: $(PROGS)
 
@@ -73,6 +78,35 @@ $(BUILD)/tests/%: tests/integ/%.c $(BUILD)/libisp.a $(TESTLIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/lib $^ $(ALL_LDFLAGS) -lcmocka -o $@
 
+# Fuzz targets: libFuzzer (clang), with ASan and UBSan. They link the
+# codec and the daemon's own objects, compiled anew by clang.
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+	   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	   -Iinclude -Isrc/common -Isrc/ispd
+FUZZ_SECONDS ?= 600
+
+build/fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c $(COMMON_SRC) \
+    $(wildcard src/common/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $(ISPD_CORE_SRC) \
+    $(wildcard src/common/*.h src/ispd/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@
+
+fuzz-build: $(FUZZ_BIN)
+
+# Each target for FUZZ_SECONDS (10 minutes by default).
+fuzz: deps fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# Regenerates the seed corpus of the codec target.
+fuzz-seeds: $(COMMON_OBJ)
+	@mkdir -p build/fuzz tests/fuzz/corpus/proto
+	$(CC) $(ALL_CFLAGS) tests/fuzz/seeds.c $(COMMON_OBJ) -o build/fuzz/seeds
+	build/fuzz/seeds tests/fuzz/corpus/proto
+
 deps:
 	@scripts/deps.sh
 
@@ -81,11 +115,18 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory tests
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build/asan tests
+	@$(MAKE) --no-print-directory fuzz-build
 	@tests/run.sh build build/asan
 
 check-plain: deps
 	@$(MAKE) --no-print-directory tests
 	@tests/run.sh build
+
+# Rewrites tests/cli/golden from the current ispctl output; review the
+# diff before committing it.
+golden: all
+	@ISP_GOLDEN_UPDATE=1 bash tests/cli/test_ispctl.sh $(BUILD) >/dev/null || true
+	@git --no-pager diff --stat -- tests/cli/golden 2>/dev/null || true
 
 demo: deps all
 	@scripts/demo.sh $(BUILD)

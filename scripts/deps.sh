@@ -4,7 +4,9 @@
 # everything is there.
 set -e
 
-pkgs="build-essential libcmocka-dev"
+# build-essential: gcc and make. libcmocka-dev: the test framework.
+# clang, libclang-rt-14-dev: libFuzzer for the fuzz targets.
+pkgs="build-essential libcmocka-dev clang libclang-rt-14-dev"
 
 missing=""
 for p in $pkgs; do

@@ -62,6 +62,12 @@ for build in "$@"; do
 	done
 done
 
+# The fuzz targets, once: replay the corpus, then a short bounded run.
+if [ -d build/fuzz ] && [[ "fuzz" =~ ${ISP_TEST_FILTER:-.} ]]; then
+	mkdir -p build/fuzz/tests
+	run_one build/fuzz fuzz bash tests/fuzz/run.sh "${ISP_FUZZ_SECONDS:-15}" build/fuzz
+fi
+
 if [ ${#failures[@]} -gt 0 ]; then
 	echo "failed: ${failures[*]}"
 fi

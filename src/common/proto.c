@@ -411,10 +411,12 @@ proto_decode(const uint8_t *frame, size_t len, struct proto_msg *m,
 void
 proto_fields_iter(struct proto_field_iter *it, struct proto_bytes fields)
 {
+	if (fields.len < 2) {
+		it->p = it->end = NULL;
+		return;
+	}
 	it->p = fields.p + 2;
 	it->end = fields.p + fields.len;
-	if (fields.len < 2)
-		it->p = it->end;
 }
 
 int
@@ -439,11 +441,14 @@ proto_fields_next(struct proto_field_iter *it, struct proto_field *f)
 int
 proto_rows_next(struct proto_bytes *rows, struct proto_bytes *row)
 {
-	struct rd	 r = { rows->p, rows->p + rows->len, 0 };
+	struct rd	 r;
 	uint16_t	 count, i;
 
 	if (rows->len == 0)
 		return 0;
+	r.p = rows->p;
+	r.end = rows->p + rows->len;
+	r.bad = 0;
 	count = rd_u16(&r);
 	for (i = 0; i < count && !r.bad; i++) {
 		(void)rd_bytes(&r, rd_u8(&r));

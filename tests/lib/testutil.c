@@ -31,7 +31,7 @@ now_ms(void)
 const char *
 test_bin(const char *name)
 {
-	static char	 path[PATH_MAX];
+	static char	 path[PATH_MAX + 64];
 	char		 self[PATH_MAX], *slash;
 	const char	*dir = getenv("ISP_BUILD");
 	ssize_t		 n;

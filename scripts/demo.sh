@@ -1,0 +1,112 @@
+#!/bin/bash
+# make demo: a real ispd on loopback, two border gateways publishing SIP
+# registrations, two Asterisk-like watchers mirroring them. Shows both
+# watchers hold the same table, kills one gateway, and shows its records
+# withdrawn everywhere. Stops everything it started.
+set -u
+BUILD=${1:-build}
+ISPD=$BUILD/ispd
+ISPCTL=$BUILD/ispctl
+T=SIP_REGISTRATION
+PER_GATEWAY=${DEMO_PHONES:-150}
+
+tmp=$(mktemp -d /tmp/ispd-demo.XXXXXX)
+pids=()
+cleanup() {
+	exec 3>&- 4>&- 2>/dev/null
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+fail() { echo "demo: $*" >&2; exit 1; }
+wait_for() {	# bounded: 15 s
+	local i
+	for i in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
+	return 1
+}
+
+# The table a watcher holds, folded from its event stream: one key per
+# line, sorted.
+view() {
+	awk -F'"' '
+	    { ev = ""; key = "" }
+	    { for (i = 1; i < NF; i++) { if ($i == "event") ev = $(i+2); if ($i == "key") key = $(i+2) } }
+	    ev == "announce" || ev == "replace" { have[key] = 1 }
+	    ev == "withdraw" { delete have[key] }
+	    END { for (k in have) print k }' "$1" | sort
+}
+count() { view "$1" | wc -l; }
+
+say "starting ispd on loopback"
+"$ISPD" --listen 127.0.0.1:0 --port-file "$tmp/port" --hold 3 2>"$tmp/ispd.log" &
+pids+=($!)
+wait_for test -s "$tmp/port" || fail "ispd did not start: $(cat "$tmp/ispd.log")"
+export ISPD_SERVER=127.0.0.1:$(head -1 "$tmp/port")
+echo "ispd listening on $ISPD_SERVER"
+
+say "two Asterisk instances subscribe to $T"
+for a in asterisk-1 asterisk-2; do
+	"$ISPCTL" --name $a watch $T --json >"$tmp/$a.events" 2>"$tmp/$a.err" &
+	pids+=($!)
+done
+wait_for grep -q '"event":"end"' "$tmp/asterisk-1.events" || fail "watcher did not start"
+wait_for grep -q '"event":"end"' "$tmp/asterisk-2.events" || fail "watcher did not start"
+echo "both got their (empty) snapshot and the end marker"
+
+say "two border gateways publish $PER_GATEWAY registrations each"
+fd=3
+for g in 1 2; do
+	mkfifo "$tmp/bgw-$g"
+	"$ISPCTL" --name bgw-$g publish $T <"$tmp/bgw-$g" 2>"$tmp/bgw-$g.err" &
+	eval "pid_bgw_$g=$!"
+	pids+=($!)
+	eval "exec $fd>\"$tmp/bgw-$g\""
+	for i in $(seq 1 "$PER_GATEWAY"); do
+		n=$(( (g - 1) * 1000 + i ))
+		printf 'announce sip:%d@voip.example.com|1 contact=sip:%d@198.51.100.%d:5060 received=198.51.100.%d:5060 transport=udp expires=%d reg_server=bgw-%d\n' \
+		    "$n" "$n" $((i % 250)) $((i % 250)) $(( $(date +%s) + 3600 )) "$g"
+	done >&$fd
+	fd=$((fd + 1))
+done
+total=$((2 * PER_GATEWAY))
+for a in asterisk-1 asterisk-2; do
+	wait_for test "$(count "$tmp/$a.events")" -eq $total || fail "$a holds $(count "$tmp/$a.events") of $total"
+done
+
+"$ISPCTL" tables
+echo
+"$ISPCTL" sessions
+echo
+echo "one phone, as any Asterisk would look it up:"
+"$ISPCTL" get $T 'sip:1001@voip.example.com|1'
+echo
+view "$tmp/asterisk-1.events" >"$tmp/a1.view"
+view "$tmp/asterisk-2.events" >"$tmp/a2.view"
+echo "asterisk-1 holds $(wc -l <"$tmp/a1.view") registrations, asterisk-2 holds $(wc -l <"$tmp/a2.view")"
+cmp -s "$tmp/a1.view" "$tmp/a2.view" || fail "the watchers differ"
+echo "their tables are identical (sha256 $(sha256sum <"$tmp/a1.view" | cut -c1-16))"
+
+say "bgw-1 dies (SIGKILL): ispd withdraws everything it owned"
+kill -KILL "$pid_bgw_1"
+for a in asterisk-1 asterisk-2; do
+	wait_for test "$(count "$tmp/$a.events")" -eq "$PER_GATEWAY" || fail "$a still holds $(count "$tmp/$a.events")"
+done
+for a in asterisk-1 asterisk-2; do
+	echo "$a: $(count "$tmp/$a.events") registrations left," \
+	    "$(grep -c '"reason":"session ended"' "$tmp/$a.events") withdrawn (session ended)," \
+	    "$(view "$tmp/$a.events" | grep -c '^sip:1[0-9]*@') of bgw-1's left"
+done
+view "$tmp/asterisk-1.events" >"$tmp/a1.view"
+view "$tmp/asterisk-2.events" >"$tmp/a2.view"
+cmp -s "$tmp/a1.view" "$tmp/a2.view" || fail "the watchers differ"
+echo "both watchers still agree; bgw-2's phones are untouched:"
+"$ISPCTL" tables | grep -v '^ispd.sessions'
+echo
+echo "the last events asterisk-2 saw:"
+tail -n 2 "$tmp/asterisk-2.events"
+
+say "done: stopping everything"
