@@ -1,0 +1,245 @@
+/*
+ * main: options, signals, startup and shutdown of ispd.
+ */
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ispd.h"
+
+#define MAX_LISTEN	16
+/* A hold time above this is a typo, not a configuration. */
+#define MAX_HOLD_S	86400.0
+
+static const char	*listen_specs[MAX_LISTEN];
+static int		 nlisten;
+static const char	*port_file;
+static int		 signal_fd = -1;
+static struct loop_io	 signal_io;
+static char		 hostname[256];
+
+static void
+usage(FILE *f, int full)
+{
+	fprintf(f,
+	    "usage: ispd [--listen HOST:PORT]... [--hold SECONDS] "
+	    "[--port-file PATH]\n"
+	    "            [--log-level error|warn|info|debug] "
+	    "[--server-id NAME]\n"
+	    "            [-h|--help] [-V|--version]\n");
+	if (!full)
+		return;
+	fprintf(f,
+	    "\n"
+	    "  --listen HOST:PORT   address to listen on, repeatable; "
+	    "[IPV6]:PORT for IPv6;\n"
+	    "                       port 0 picks a free port "
+	    "(default " ISPD_DEFAULT_LISTEN ")\n"
+	    "  --hold SECONDS       end a session silent this long "
+	    "(default 9; decimals ok)\n"
+	    "  --port-file PATH     write the bound ports there, one a line\n"
+	    "  --log-level LEVEL    error, warn, info or debug "
+	    "(default info)\n"
+	    "  --server-id NAME     name sent to clients (default: the "
+	    "hostname)\n");
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2)))
+usage_error(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	fputs("ispd: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n", stderr);
+	usage(stderr, 0);
+	exit(2);
+}
+
+static const char *
+option_name(int c)
+{
+	switch (c) {
+	case 'l':
+		return "--listen";
+	case 'H':
+		return "--hold";
+	case 'p':
+		return "--port-file";
+	case 'L':
+		return "--log-level";
+	case 's':
+		return "--server-id";
+	default:
+		return "option";
+	}
+}
+
+static uint32_t
+parse_hold(const char *arg)
+{
+	char	*end;
+	double	 v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno != 0 || end == arg || *end != '\0' || !isfinite(v) ||
+	    v <= 0 || v > MAX_HOLD_S || v * 1000 < 1)
+		usage_error("invalid --hold '%s': expected seconds, more than "
+		    "0 and at most %.0f (decimals such as 0.5 are fine)", arg,
+		    MAX_HOLD_S);
+	return (uint32_t)(v * 1000 + 0.5);
+}
+
+static void
+parse_options(int argc, char **argv, int *level)
+{
+	static const struct option longopts[] = {
+		{ "listen",	required_argument,	NULL, 'l' },
+		{ "hold",	required_argument,	NULL, 'H' },
+		{ "port-file",	required_argument,	NULL, 'p' },
+		{ "log-level",	required_argument,	NULL, 'L' },
+		{ "server-id",	required_argument,	NULL, 's' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ "version",	no_argument,		NULL, 'V' },
+		{ NULL,		0,			NULL, 0 }
+	};
+	char	 host[256], port[8];
+	int	 c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (listen_parse(optarg, host, sizeof(host), port,
+			    sizeof(port)) == -1)
+				usage_error("invalid --listen '%s': expected "
+				    "HOST:PORT or [IPV6]:PORT with a port of "
+				    "0 to 65535", optarg);
+			if (nlisten == MAX_LISTEN)
+				usage_error("too many --listen: at most %d",
+				    MAX_LISTEN);
+			listen_specs[nlisten++] = optarg;
+			break;
+		case 'H':
+			ispd_conf.hold_ms = parse_hold(optarg);
+			break;
+		case 'p':
+			if (*optarg == '\0')
+				usage_error("invalid --port-file: empty path");
+			port_file = optarg;
+			break;
+		case 'L':
+			if ((*level = log_level_parse(optarg)) == -1)
+				usage_error("invalid --log-level '%s': "
+				    "expected error, warn, info or debug",
+				    optarg);
+			break;
+		case 's':
+			if (*optarg == '\0' ||
+			    strlen(optarg) > PROTO_MAX_STR_BYTES)
+				usage_error("invalid --server-id: expected 1 "
+				    "to %d bytes", PROTO_MAX_STR_BYTES);
+			ispd_conf.server_id = optarg;
+			break;
+		case 'h':
+			usage(stdout, 1);
+			exit(0);
+		case 'V':
+			printf("ispd %s\n", ISPD_VERSION);
+			exit(0);
+		case ':':
+			usage_error("option %s needs a value",
+			    option_name(optopt));
+		default:
+			if (optopt != 0 && optopt != '?')
+				usage_error("unknown option '-%c'", optopt);
+			usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (nlisten == 0)
+		listen_specs[nlisten++] = ISPD_DEFAULT_LISTEN;
+}
+
+static void
+signal_read(void *arg, uint32_t events)
+{
+	struct signalfd_siginfo	 si;
+	ssize_t			 n;
+
+	n = read(signal_fd, &si, sizeof(si));
+	if (n != (ssize_t)sizeof(si)) {
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		fatal("read signalfd");
+	}
+	log_info("received %s, shutting down", strsignal((int)si.ssi_signo));
+	loop_stop();
+}
+
+/* SIGTERM and SIGINT arrive through a signalfd, as input like any other,
+ * so that no handler runs in the middle of the loop. SIGPIPE is ignored:
+ * writes use MSG_NOSIGNAL, and a dead peer must not kill the daemon. */
+static void
+signal_setup(void)
+{
+	sigset_t	 set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		fatal("sigprocmask");
+	if ((signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+		fatal("signalfd");
+	if (loop_add(&signal_io, signal_fd, EPOLLIN, signal_read, NULL) == -1)
+		fatal("epoll_ctl signalfd");
+}
+
+int
+main(int argc, char **argv)
+{
+	int	 level = LOG_LEVEL_INFO, i;
+
+	if (gethostname(hostname, sizeof(hostname) - 1) == 0 &&
+	    hostname[0] != '\0')
+		ispd_conf.server_id = hostname;
+	parse_options(argc, argv, &level);
+	log_init(level);
+
+	loop_init();
+	signal_setup();
+	table_init();
+	for (i = 0; i < nlisten; i++)
+		if (listen_open(listen_specs[i]) == -1)
+			exit(1);
+	if (port_file != NULL && listen_write_ports(port_file) == -1)
+		exit(1);
+	log_info("ispd %s started, hold %u ms, server id %s", ISPD_VERSION,
+	    ispd_conf.hold_ms, ispd_conf.server_id);
+
+	loop_run();
+
+	listen_close_all();
+	session_shutdown_all();
+	table_free_all();
+	subscr_free_all();
+	loop_del(&signal_io);
+	close(signal_fd);
+	loop_free();
+	log_info("exiting");
+	return 0;
+}

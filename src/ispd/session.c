@@ -1,0 +1,678 @@
+/*
+ * session: one client connection, from accept to close.
+ *
+ * Input: at most SESSION_READ_BYTES per readiness event into a buffer
+ * shared by all sessions; whole frames are handled straight from it and
+ * only a trailing partial frame is copied into the session (so ten
+ * thousand idle sessions hold no input buffer). Every frame's length is
+ * checked against the limit before any byte of it is kept.
+ *
+ * Output: queued (outq.c) and written by session_flush_all() just before
+ * the loop sleeps, or on EPOLLOUT when a queue did not drain.
+ *
+ * Closing is in two steps, so that nothing is freed under a caller that
+ * is walking a list (a fan-out, a flush):
+ *	session_close()	marks the session ENDING and logs why; input stops;
+ *	session_reap()	(before the loop sleeps) withdraws what it owned,
+ *			drops its subscriptions, then either frees it or,
+ *			when its last frames (an ERROR, a BYE) must reach
+ *			the peer, lets it LINGER: flush, shutdown(SHUT_WR),
+ *			wait for the peer's EOF, at most SESSION_LINGER_MS.
+ *
+ * Hold timer: sessions sit on hold_list in the order of their last
+ * received frame, so a frame moves one to the tail in O(1) and the timer
+ * only looks at the head.
+ */
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "isp.h"
+#include "ispd.h"
+
+struct ispd_conf	 ispd_conf = {
+	.hold_ms = ISPD_DEFAULT_HOLD_MS,
+	.server_id = "ispd",
+};
+struct ispd_stats	 ispd_stats;
+
+/* Every session, whatever its state. */
+static struct session_list	 sessions = TAILQ_HEAD_INITIALIZER(sessions);
+/* NEW and READY sessions, oldest last frame first. */
+static struct session_list	 hold_list = TAILQ_HEAD_INITIALIZER(hold_list);
+/* LINGER sessions, earliest deadline first (all get the same delay). */
+static struct session_list	 linger_list =
+    TAILQ_HEAD_INITIALIZER(linger_list);
+/* Sessions with queued output and no EPOLLOUT armed. */
+static struct session_list	 pending_list =
+    TAILQ_HEAD_INITIALIZER(pending_list);
+/* ENDING sessions, waiting for session_reap(). */
+static struct session_list	 ending_list =
+    TAILQ_HEAD_INITIALIZER(ending_list);
+
+static size_t		 nlive;		/* NEW and READY sessions */
+static uint64_t		 next_session_id = 1;
+static struct buf	 reply;		/* where private replies are built */
+static uint8_t		 rbuf[SESSION_READ_BYTES];
+
+static void	session_io(void *, uint32_t);
+
+/* Every reply is built in reply from scratch, whatever became of the
+ * last one (an encoder that ran out of memory marks the buffer). */
+static void
+reply_begin(void)
+{
+	reply.len = 0;
+	buf_clear_failed(&reply);
+}
+
+/*
+ * A session for an accepted, non-blocking socket. peer is its address
+ * as text. Returns NULL when out of memory or when epoll refuses the fd;
+ * the caller closes the fd then.
+ */
+struct session *
+session_new(int fd, const char *peer)
+{
+	struct session	*s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		log_warn("session from %s", peer);
+		return NULL;
+	}
+	s->id = next_session_id;
+	s->fd = fd;
+	s->state = SESSION_NEW;
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	s->last_rx_ms = loop_now_ms();
+	buf_init(&s->in);
+	outq_init(&s->out);
+	TAILQ_INIT(&s->owned);
+	TAILQ_INIT(&s->subs);
+	if (loop_add(&s->io, fd, EPOLLIN, session_io, s) == -1) {
+		log_warn("session from %s: epoll_ctl", peer);
+		free(s);
+		return NULL;
+	}
+	next_session_id++;
+	TAILQ_INSERT_TAIL(&sessions, s, entry);
+	TAILQ_INSERT_TAIL(&hold_list, s, timer_entry);
+	nlive++;
+	ispd_stats.sessions_total++;
+	log_debug("session %" PRIu64 " (%s): connected", s->id, s->peer);
+	return s;
+}
+
+static void
+session_want_flush(struct session *s)
+{
+	/* With EPOLLOUT armed the socket is full: the EPOLLOUT handler
+	 * writes when it can, there is no point trying before. */
+	if (s->pending || (s->io.events & EPOLLOUT))
+		return;
+	s->pending = 1;
+	TAILQ_INSERT_TAIL(&pending_list, s, pending_entry);
+}
+
+/*
+ * Queues a private copy of b's nframes frames to s. Returns 0, or -1
+ * when b failed to encode or the queue is out of memory: s is then
+ * closing, and the caller stops serving it.
+ */
+int
+session_send(struct session *s, const struct buf *b, uint32_t nframes)
+{
+	if (buf_failed(b) || outq_append(&s->out, b->data, b->len) == -1) {
+		session_close(s, SESSION_CLOSE_NOW, "out of memory queueing "
+		    "output");
+		return -1;
+	}
+	ispd_stats.frames_out += nframes;
+	session_want_flush(s);
+	return 0;
+}
+
+/* Queues one shared, encoded event. */
+void
+session_push(struct session *s, struct obuf *ob)
+{
+	if (outq_push(&s->out, ob) == -1) {
+		session_close(s, SESSION_CLOSE_NOW, "out of memory queueing an "
+		    "event");
+		return;
+	}
+	ispd_stats.frames_out++;
+	session_want_flush(s);
+}
+
+static void __attribute__((format(printf, 4, 0)))
+session_verror(struct session *s, uint32_t req_id, int code, const char *fmt,
+    va_list ap)
+{
+	char	 reason[PROTO_MAX_STR_BYTES + 1];
+
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	log_debug("session %" PRIu64 " (%s): error %d to request %" PRIu32
+	    ": %s", s->id, s->peer, code, req_id, reason);
+	reply_begin();
+	proto_put_error(&reply, req_id, (uint16_t)code, reason);
+	ispd_stats.errors_sent++;
+	(void)session_send(s, &reply, 1);
+}
+
+/* Queues ERROR(req_id, code, reason). */
+void
+session_error(struct session *s, uint32_t req_id, int code, const char *fmt,
+    ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	session_verror(s, req_id, code, fmt, ap);
+	va_end(ap);
+}
+
+/* Queues ERROR(req_id, code, reason), then closes the session once the
+ * error is written: the reason goes both to the peer and to the log. */
+static void __attribute__((format(printf, 4, 5)))
+session_fail(struct session *s, uint32_t req_id, int code, const char *fmt,
+    ...)
+{
+	char	 reason[PROTO_MAX_STR_BYTES + 1];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	session_error(s, req_id, code, "%s", reason);
+	session_close(s, SESSION_CLOSE_FLUSH, "%s", reason);
+}
+
+/*
+ * Decides that s ends, and why (logged). The teardown runs later, in
+ * session_reap(), so this is safe from anywhere, a fan-out included.
+ * how is SESSION_CLOSE_NOW (the peer is gone or broken: drop its output)
+ * or SESSION_CLOSE_FLUSH (write what is queued first). Idempotent.
+ */
+void
+session_close(struct session *s, int how, const char *fmt, ...)
+{
+	char	 reason[PROTO_MAX_STR_BYTES + 1];
+	va_list	 ap;
+
+	if (s->state >= SESSION_ENDING)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	log_info("session %" PRIu64 " (%s): closing: %s", s->id, s->peer,
+	    reason);
+	TAILQ_REMOVE(&hold_list, s, timer_entry);
+	s->state = SESSION_ENDING;
+	s->flush_on_close = how == SESSION_CLOSE_FLUSH;
+	TAILQ_INSERT_TAIL(&ending_list, s, end_entry);
+	nlive--;
+}
+
+static void
+session_free(struct session *s)
+{
+	if (s->state != SESSION_LINGER && s->state != SESSION_ENDING)
+		fatalx("session_free: session %" PRIu64 " in state %d", s->id,
+		    s->state);
+	if (s->state == SESSION_LINGER)
+		TAILQ_REMOVE(&linger_list, s, timer_entry);
+	if (s->pending)
+		TAILQ_REMOVE(&pending_list, s, pending_entry);
+	TAILQ_REMOVE(&sessions, s, entry);
+	loop_del(&s->io);
+	close(s->fd);
+	outq_free(&s->out);
+	buf_free(&s->in);
+	log_debug("session %" PRIu64 " (%s): freed", s->id, s->peer);
+	free(s);
+}
+
+/* Runs the teardown of every session session_close() marked: its records
+ * are withdrawn and its subscriptions dropped now. */
+void
+session_reap(void)
+{
+	struct session	*s;
+
+	while ((s = TAILQ_FIRST(&ending_list)) != NULL) {
+		TAILQ_REMOVE(&ending_list, s, end_entry);
+		subscr_session_end(s);
+		table_session_end(s);
+		if (!s->flush_on_close) {
+			session_free(s);
+			continue;
+		}
+		s->state = SESSION_LINGER;
+		s->linger_until_ms = loop_now_ms() + SESSION_LINGER_MS;
+		TAILQ_INSERT_TAIL(&linger_list, s, timer_entry);
+		session_want_flush(s);
+	}
+}
+
+/* Writes what s has queued. Returns -1 when s was freed. */
+static int
+session_flush(struct session *s)
+{
+	size_t	 written = 0;
+	int	 rc;
+
+	rc = outq_flush(&s->out, s->fd, &written);
+	ispd_stats.bytes_out += written;
+	if (rc == -1) {
+		if (s->state == SESSION_LINGER) {
+			session_free(s);
+			return -1;
+		}
+		session_close(s, SESSION_CLOSE_NOW, "write failed: %s",
+		    strerror(errno));
+		loop_set(&s->io, EPOLLIN);
+		return 0;
+	}
+	if (rc == 0) {
+		loop_set(&s->io, EPOLLIN | EPOLLOUT);
+		return 0;
+	}
+	loop_set(&s->io, EPOLLIN);
+	if (s->state == SESSION_LINGER && !s->write_shut) {
+		/* Our FIN after the last frame; the peer's EOF (or the
+		 * linger deadline) ends it. Closing right away with unread
+		 * input would send a RST that can destroy the frame. */
+		(void)shutdown(s->fd, SHUT_WR);
+		s->write_shut = 1;
+	}
+	return 0;
+}
+
+void
+session_flush_all(void)
+{
+	struct session	*s;
+
+	while ((s = TAILQ_FIRST(&pending_list)) != NULL) {
+		TAILQ_REMOVE(&pending_list, s, pending_entry);
+		s->pending = 0;
+		(void)session_flush(s);
+	}
+}
+
+/* Redis's beforeSleep: tear down what was closed, write what was queued.
+ * A teardown queues events, a failed write closes a session: repeat
+ * until both are settled (each session ends once, so this stops). */
+void
+session_before_sleep(void)
+{
+	do {
+		session_reap();
+		session_flush_all();
+	} while (!TAILQ_EMPTY(&ending_list));
+}
+
+/* A frame arrived: restart the hold timer. */
+static void
+session_touch(struct session *s, uint64_t now_ms)
+{
+	s->last_rx_ms = now_ms;
+	if (TAILQ_LAST(&hold_list, session_list) != s) {
+		TAILQ_REMOVE(&hold_list, s, timer_entry);
+		TAILQ_INSERT_TAIL(&hold_list, s, timer_entry);
+	}
+}
+
+static int
+session_name_valid(struct proto_bytes name)
+{
+	size_t	 i;
+
+	if (name.len < 1 || name.len > SESSION_NAME_MAX)
+		return 0;
+	for (i = 0; i < name.len; i++)
+		if (name.p[i] < 0x20 || name.p[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+static void
+session_hello(struct session *s, const struct proto_msg *m)
+{
+	if (s->state != SESSION_NEW) {
+		session_fail(s, 0, ISP_E_PROTOCOL, "HELLO sent twice");
+		return;
+	}
+	if (m->version != PROTO_VERSION) {
+		session_fail(s, 0, ISP_E_VERSION, "ispd speaks protocol "
+		    "version %d, the client sent version %u", PROTO_VERSION,
+		    m->version);
+		return;
+	}
+	if (!session_name_valid(m->text)) {
+		session_fail(s, 0, ISP_E_BAD_REQUEST, "client name must be 1 "
+		    "to %d printable ASCII characters", SESSION_NAME_MAX);
+		return;
+	}
+	memcpy(s->name, m->text.p, m->text.len);
+	s->name[m->text.len] = '\0';
+	s->name_len = m->text.len;
+	s->since = time(NULL);
+	reply_begin();
+	proto_put_welcome(&reply, PROTO_VERSION, m->caps & PROTO_CAPS,
+	    ispd_conf.hold_ms, s->id, ispd_conf.server_id);
+	if (session_send(s, &reply, 1) == -1)
+		return;
+	s->state = SESSION_READY;
+	if (table_session_welcome(s) == -1) {
+		session_close(s, SESSION_CLOSE_NOW, "out of memory");
+		return;
+	}
+	log_info("session %" PRIu64 " (%s): welcome, client %s", s->id,
+	    s->peer, s->name);
+}
+
+static void
+session_ping(struct session *s, uint64_t token)
+{
+	reply_begin();
+	proto_put_ping(&reply, PROTO_PONG, token);
+	(void)session_send(s, &reply, 1);
+}
+
+/* Handles one whole frame of len bytes, header included. */
+static void
+session_frame(struct session *s, const uint8_t *f, size_t len)
+{
+	struct proto_msg	 m;
+	const char		*why;
+	char			 reason[PROTO_MAX_STR_BYTES + 1];
+	uint8_t			 type = f[4];
+	int			 rc;
+
+	ispd_stats.frames_in++;
+	session_touch(s, loop_now_ms());
+	if (s->state == SESSION_NEW && type != PROTO_HELLO) {
+		session_fail(s, 0, ISP_E_NOT_READY, "the first frame must be "
+		    "HELLO, not %s (type 0x%02x)", proto_type_name(type), type);
+		return;
+	}
+	if ((rc = proto_decode(f, len, &m, &why)) == ISP_E_UNKNOWN_TYPE) {
+		/* Its length is known: skip it and go on, so that a newer
+		 * client can probe for what we do not speak. */
+		session_error(s, 0, ISP_E_UNKNOWN_TYPE, "frame type 0x%02x is "
+		    "not defined in protocol version %d", type, PROTO_VERSION);
+		return;
+	}
+	if (rc != 0) {
+		if (type >= PROTO_ANNOUNCE && type <= PROTO_QUERY &&
+		    len >= PROTO_HEADER_BYTES + 4) {
+			session_error(s, get_be32(f + PROTO_HEADER_BYTES), rc,
+			    "bad %s: %s", proto_type_name(type), why);
+			return;
+		}
+		session_fail(s, 0, ISP_E_PROTOCOL, "malformed %s frame: %s",
+		    proto_type_name(type), why);
+		return;
+	}
+
+	reason[0] = '\0';
+	switch (type) {
+	case PROTO_HELLO:
+		session_hello(s, &m);
+		return;
+	case PROTO_PING:
+		session_ping(s, m.token);
+		return;
+	case PROTO_PONG:
+		return;
+	case PROTO_BYE:
+		session_close(s, SESSION_CLOSE_FLUSH, "client said BYE");
+		return;
+	case PROTO_ANNOUNCE:
+		rc = table_announce(s, &m, reason, sizeof(reason));
+		break;
+	case PROTO_WITHDRAW:
+		rc = table_withdraw(s, &m, reason, sizeof(reason));
+		break;
+	case PROTO_SUBSCRIBE:
+		rc = subscr_subscribe(s, &m, reason, sizeof(reason));
+		break;
+	case PROTO_UNSUBSCRIBE:
+		rc = subscr_unsubscribe(s, &m, reason, sizeof(reason));
+		break;
+	case PROTO_QUERY:
+		rc = subscr_query(s, &m, reason, sizeof(reason));
+		break;
+	default:
+		session_fail(s, 0, ISP_E_PROTOCOL, "%s is sent by servers, "
+		    "never by clients", proto_type_name(type));
+		return;
+	}
+	if (rc == -1)
+		session_close(s, SESSION_CLOSE_NOW, "out of memory serving %s",
+		    proto_type_name(type));
+	else if (rc != 0)
+		session_error(s, m.req_id, rc, "%s", reason);
+}
+
+/*
+ * Handles the whole frames at the start of p. Returns the bytes used;
+ * stops early when the session is closing or at a partial frame, whose
+ * length has then been checked.
+ */
+static size_t
+session_parse(struct session *s, const uint8_t *p, size_t len)
+{
+	size_t		 off = 0, frame_bytes;
+	uint32_t	 n;
+	int		 rc;
+
+	while (off < len && s->state <= SESSION_READY) {
+		rc = proto_frame_check(p + off, len - off,
+		    PROTO_MAX_FRAME_BYTES, &frame_bytes);
+		if (rc == 0)
+			break;
+		if (rc == -1) {
+			n = get_be32(p + off);
+			if (n == 0)
+				session_fail(s, 0, ISP_E_PROTOCOL,
+				    "frame of length 0");
+			else
+				session_fail(s, 0, ISP_E_FRAME_TOO_LARGE,
+				    "frame of %" PRIu32 " bytes is over the "
+				    "limit of %u bytes", n,
+				    PROTO_MAX_FRAME_BYTES);
+			break;
+		}
+		session_frame(s, p + off, frame_bytes);
+		off += frame_bytes;
+	}
+	return off;
+}
+
+static void
+session_read(struct session *s)
+{
+	ssize_t	 n;
+	size_t	 used;
+
+	if ((n = read(s->fd, rbuf, sizeof(rbuf))) == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		session_close(s, SESSION_CLOSE_NOW, "read failed: %s",
+		    strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		session_close(s, SESSION_CLOSE_NOW, s->in.len > 0 ?
+		    "connection closed by peer in the middle of a frame" :
+		    "connection closed by peer");
+		return;
+	}
+	ispd_stats.bytes_in += (size_t)n;
+	if (s->in.len == 0) {
+		used = session_parse(s, rbuf, (size_t)n);
+		if (s->state <= SESSION_READY && used < (size_t)n)
+			buf_put(&s->in, rbuf + used, (size_t)n - used);
+	} else {
+		buf_put(&s->in, rbuf, (size_t)n);
+		if (!buf_failed(&s->in)) {
+			used = session_parse(s, s->in.data, s->in.len);
+			buf_consume(&s->in, used);
+		}
+	}
+	if (buf_failed(&s->in)) {
+		buf_clear_failed(&s->in);
+		session_close(s, SESSION_CLOSE_NOW, "out of memory for input");
+		return;
+	}
+	/* Give back the room a large frame took. */
+	if (s->in.len == 0 && s->in.cap > SESSION_READ_BYTES)
+		buf_free(&s->in);
+}
+
+/* A lingering session: discard input until the peer's EOF. Returns -1
+ * when s was freed. */
+static int
+session_linger_read(struct session *s)
+{
+	ssize_t	 n;
+
+	n = read(s->fd, rbuf, sizeof(rbuf));
+	if (n > 0 || (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR)))
+		return 0;
+	session_free(s);
+	return -1;
+}
+
+static void
+session_io(void *arg, uint32_t events)
+{
+	struct session	*s = arg;
+
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+		if (s->state == SESSION_LINGER) {
+			if (session_linger_read(s) == -1)
+				return;
+		} else if (s->state <= SESSION_READY)
+			session_read(s);
+	}
+	if ((events & EPOLLOUT) && s->state != SESSION_ENDING)
+		(void)session_flush(s);
+}
+
+/* The next hold or linger deadline, or UINT64_MAX. */
+uint64_t
+session_next_ms(void)
+{
+	struct session	*s;
+	uint64_t	 next = UINT64_MAX;
+
+	if ((s = TAILQ_FIRST(&hold_list)) != NULL)
+		next = s->last_rx_ms + ispd_conf.hold_ms;
+	if ((s = TAILQ_FIRST(&linger_list)) != NULL &&
+	    s->linger_until_ms < next)
+		next = s->linger_until_ms;
+	return next;
+}
+
+void
+session_timers(uint64_t now_ms)
+{
+	struct session	*s;
+	char		 reason[64];
+	int		 unread;
+
+	while ((s = TAILQ_FIRST(&hold_list)) != NULL &&
+	    s->last_rx_ms + ispd_conf.hold_ms <= now_ms) {
+		/*
+		 * Bytes that arrived but that we did not read yet are not
+		 * silence: after the daemon was stalled (SIGSTOP, a swap
+		 * storm, a mass withdrawal) every peer would look silent,
+		 * though their keepalives sit in the socket buffers.
+		 */
+		if (ioctl(s->fd, FIONREAD, &unread) == 0 && unread > 0) {
+			session_touch(s, now_ms);
+			continue;
+		}
+		ispd_stats.hold_expired++;
+		snprintf(reason, sizeof(reason), "no frame for %" PRIu32
+		    " ms, hold time exceeded", ispd_conf.hold_ms);
+		reply_begin();
+		proto_put_bye(&reply, ISP_E_HOLD_EXPIRED, reason);
+		(void)session_send(s, &reply, 1);
+		session_close(s, SESSION_CLOSE_FLUSH, "%s", reason);
+	}
+	while ((s = TAILQ_FIRST(&linger_list)) != NULL &&
+	    s->linger_until_ms <= now_ms) {
+		log_debug("session %" PRIu64 " (%s): linger time over", s->id,
+		    s->peer);
+		session_free(s);
+	}
+}
+
+/*
+ * Server shutdown: BYE to every session, one best-effort write, then
+ * everything is freed. Subscriptions go first, so the withdrawals of the
+ * teardown encode no event for anyone.
+ */
+void
+session_shutdown_all(void)
+{
+	struct session	*s;
+	size_t		 written = 0;
+	int		 i;
+
+	log_info("closing %zu sessions", nlive);
+	TAILQ_FOREACH(s, &sessions, entry)
+		subscr_session_end(s);
+	reply_begin();
+	proto_put_bye(&reply, ISP_E_SHUTDOWN, "ispd shutting down");
+	TAILQ_FOREACH(s, &sessions, entry) {
+		if (s->state > SESSION_READY)
+			continue;
+		(void)session_send(s, &reply, 1);
+		if (s->state > SESSION_READY)
+			continue;	/* out of memory: closing already */
+		log_debug("session %" PRIu64 " (%s): closing: ispd shutting "
+		    "down", s->id, s->peer);
+		TAILQ_REMOVE(&hold_list, s, timer_entry);
+		s->state = SESSION_ENDING;
+		nlive--;
+		TAILQ_INSERT_TAIL(&ending_list, s, end_entry);
+	}
+	while ((s = TAILQ_FIRST(&ending_list)) != NULL) {
+		TAILQ_REMOVE(&ending_list, s, end_entry);
+		table_session_end(s);
+	}
+	while ((s = TAILQ_FIRST(&sessions)) != NULL) {
+		if (s->state == SESSION_ENDING || s->state == SESSION_LINGER) {
+			(void)outq_flush(&s->out, s->fd, &written);
+			(void)shutdown(s->fd, SHUT_WR);
+			/* Unread input would turn our close into a RST,
+			 * which can destroy the BYE at the peer. */
+			for (i = 0; i < 16; i++)
+				if (read(s->fd, rbuf, sizeof(rbuf)) <= 0)
+					break;
+		}
+		session_free(s);
+	}
+	ispd_stats.bytes_out += written;
+	buf_free(&reply);
+}
+
+size_t
+session_count(void)
+{
+	return nlive;
+}

@@ -1,0 +1,348 @@
+/*
+ * subscr: subscriptions, the fan-out of events, snapshots, and the
+ * answers to QUERY.
+ *
+ * A subscription is on two lists: its table's (for fan-out) and its
+ * session's (to drop them all when the session ends). Fan-out walks only
+ * the table's list, so an event costs the same whatever the number of
+ * tables, and it is encoded once, the first time a subscriber matches,
+ * into one obuf that every matching subscriber's queue shares.
+ *
+ * Nothing here writes to a socket or frees a session: output is queued,
+ * and a session that cannot take it is closed later (session_close()
+ * only marks it), so the lists walked here never change under us.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "isp.h"
+#include "ispd.h"
+
+/* A snapshot is queued in private obufs of about this size: many frames
+ * per iovec, and no one allocation larger than a frame plus this. */
+#define SNAPSHOT_CHUNK_BYTES	(64 * 1024)
+
+/* Where events, snapshots and rows are encoded. */
+static struct buf	 enc;
+static size_t		 nsubs_total;
+
+/* Every encoding starts from an empty, unmarked buffer. */
+static void
+enc_begin(void)
+{
+	enc.len = 0;
+	buf_clear_failed(&enc);
+}
+
+static int
+subscr_match(const struct subscr *sub, const struct record *r)
+{
+	return r->key_len >= sub->prefix_len &&
+	    memcmp(r->key, sub->prefix, sub->prefix_len) == 0;
+}
+
+static struct subscr *
+subscr_find(const struct session *s, const struct table *t)
+{
+	struct subscr	*sub;
+
+	TAILQ_FOREACH(sub, &s->subs, session_entry)
+		if (sub->table == t)
+			return sub;
+	return NULL;
+}
+
+static void
+subscr_encode(struct buf *b, uint8_t type, const struct table *t,
+    const struct record *r, uint8_t reason)
+{
+	struct proto_bytes	 tname = proto_bytes(t->name, t->name_len);
+
+	if (type == PROTO_EV_WITHDRAW)
+		proto_put_ev_withdraw(b, tname, r->seq, record_key(r),
+		    record_owner_id(r), record_owner(r), reason);
+	else
+		proto_put_ev_record(b, type, tname, r->seq, record_key(r),
+		    record_owner_id(r), record_owner(r), record_fields(r));
+}
+
+/*
+ * Tells every subscriber of t whose prefix matches r that r changed.
+ * Called by table.c after the change (before freeing r for a withdraw).
+ */
+void
+subscr_event(struct table *t, uint8_t type, const struct record *r,
+    uint8_t reason)
+{
+	struct subscr	*sub;
+	struct obuf	*ob = NULL;
+
+	TAILQ_FOREACH(sub, &t->subs, table_entry) {
+		if (sub->session->state != SESSION_READY ||
+		    !subscr_match(sub, r))
+			continue;
+		if (ob == NULL) {
+			enc_begin();
+			subscr_encode(&enc, type, t, r, reason);
+			if (!buf_failed(&enc))
+				ob = obuf_new(enc.data, enc.len);
+			if (ob == NULL) {
+				/* It would miss this event and hold a
+				 * wrong table from now on. */
+				session_close(sub->session, SESSION_CLOSE_NOW,
+				    "out of memory for an event of table %s",
+				    t->name);
+				continue;
+			}
+		}
+		session_push(sub->session, ob);
+	}
+	if (ob != NULL)
+		obuf_unref(ob);
+}
+
+/* Queues what enc holds (nframes frames) to s. Returns 0 or -1 (out of
+ * memory; s is closing). */
+static int
+subscr_send(struct session *s, uint32_t nframes)
+{
+	int	 rc;
+
+	if (buf_failed(&enc)) {
+		enc_begin();
+		return -1;
+	}
+	rc = session_send(s, &enc, nframes);
+	enc_begin();
+	return rc;
+}
+
+/*
+ * Queues to s every record of t under prefix as EV_ANNOUNCE, then EV_END
+ * with the table's seq and the count. t may be NULL (a SUBSCRIBE ONCE of
+ * a table that does not exist): then END only, with seq 0 and count 0.
+ * Linear in the table's size; the frames go out in 64 KiB obufs.
+ */
+static int
+subscr_snapshot(struct session *s, const struct table *t,
+    struct proto_bytes tname, struct proto_bytes prefix)
+{
+	struct hash_node	*n = NULL;
+	const struct record	*r;
+	uint64_t		 count = 0;
+	uint32_t		 nframes = 0;
+	size_t			 pos = 0;
+
+	enc_begin();
+	while (t != NULL && (n = hash_next(&t->records, &pos, n)) != NULL) {
+		r = (const struct record *)((const char *)n -
+		    offsetof(struct record, node));
+		if (r->key_len < prefix.len ||
+		    memcmp(r->key, prefix.p, prefix.len) != 0)
+			continue;
+		proto_put_ev_record(&enc, PROTO_EV_ANNOUNCE, tname, r->seq,
+		    record_key(r), record_owner_id(r), record_owner(r),
+		    record_fields(r));
+		count++;
+		nframes++;
+		if (enc.len >= SNAPSHOT_CHUNK_BYTES) {
+			if (subscr_send(s, nframes) == -1)
+				return -1;
+			nframes = 0;
+		}
+	}
+	proto_put_ev_end(&enc, tname, t != NULL ? t->seq : 0, count);
+	return subscr_send(s, nframes + 1);
+}
+
+/*
+ * SUBSCRIBE from s. Returns 0; an ISP_E_* code with why filled; or -1
+ * when out of memory (the caller closes s).
+ */
+int
+subscr_subscribe(struct session *s, const struct proto_msg *m, char *why,
+    size_t whysz)
+{
+	struct subscr	*sub;
+	struct table	*t;
+	int		 once = (m->flags & PROTO_SUB_ONCE) != 0;
+
+	if (m->flags & ~PROTO_SUB_FLAGS) {
+		snprintf(why, whysz, "unknown SUBSCRIBE flags 0x%02x",
+		    m->flags);
+		return ISP_E_BAD_REQUEST;
+	}
+	/* ONCE only reads: it does not create a table. */
+	t = once ? table_find(m->table) : table_get(m->table);
+	if (t == NULL && !once)
+		return -1;
+	if (t != NULL && subscr_find(s, t) != NULL) {
+		snprintf(why, whysz, "already subscribed to table %s",
+		    t->name);
+		return ISP_E_ALREADY_SUBSCRIBED;
+	}
+	if (!once) {
+		if ((sub = malloc(sizeof(*sub) + m->key.len)) == NULL)
+			return -1;
+		sub->table = t;
+		sub->session = s;
+		sub->prefix_len = (uint16_t)m->key.len;
+		memcpy(sub->prefix, m->key.p, m->key.len);
+		TAILQ_INSERT_TAIL(&t->subs, sub, table_entry);
+		TAILQ_INSERT_TAIL(&s->subs, sub, session_entry);
+		t->nsubs++;
+		nsubs_total++;
+	}
+	/* Queued now, before any later event of the table: the subscriber
+	 * sees the snapshot, END, then the events in the table's order. */
+	return subscr_snapshot(s, t, m->table, m->key);
+}
+
+static void
+subscr_remove(struct subscr *sub)
+{
+	TAILQ_REMOVE(&sub->table->subs, sub, table_entry);
+	TAILQ_REMOVE(&sub->session->subs, sub, session_entry);
+	sub->table->nsubs--;
+	nsubs_total--;
+	free(sub);
+}
+
+/* UNSUBSCRIBE from s. Returns 0 or an ISP_E_* code with why filled. */
+int
+subscr_unsubscribe(struct session *s, const struct proto_msg *m, char *why,
+    size_t whysz)
+{
+	struct table	*t;
+	struct subscr	*sub = NULL;
+	char		 tname[PROTO_MAX_TABLE_BYTES + 1];
+
+	if ((t = table_find(m->table)) != NULL)
+		sub = subscr_find(s, t);
+	if (sub == NULL) {
+		snprintf(why, whysz, "not subscribed to table %s",
+		    log_escape(tname, sizeof(tname), m->table.p,
+		    m->table.len));
+		return ISP_E_NOT_SUBSCRIBED;
+	}
+	subscr_remove(sub);
+	return 0;
+}
+
+void
+subscr_session_end(struct session *s)
+{
+	struct subscr	*sub;
+
+	while ((sub = TAILQ_FIRST(&s->subs)) != NULL)
+		subscr_remove(sub);
+}
+
+size_t
+subscr_count(void)
+{
+	return nsubs_total;
+}
+
+static void
+subscr_put_u64(struct buf *b, const char *name, uint64_t v)
+{
+	char	 s[24];
+	int	 n;
+
+	n = snprintf(s, sizeof(s), "%" PRIu64, v);
+	proto_put_field(b, name, strlen(name), s, (size_t)n);
+}
+
+static int
+subscr_rows_tables(uint32_t req_id, char *why, size_t whysz)
+{
+	struct table	**v;
+	size_t		  i, n, start, fstart;
+
+	if ((v = table_sorted(&n)) == NULL)
+		return -1;
+	start = proto_rows_begin(&enc, req_id);
+	for (i = 0; i < n; i++) {
+		fstart = proto_fields_begin(&enc);
+		proto_put_field(&enc, "name", 4, v[i]->name, v[i]->name_len);
+		subscr_put_u64(&enc, "records", v[i]->records.count);
+		subscr_put_u64(&enc, "seq", v[i]->seq);
+		subscr_put_u64(&enc, "subscribers", v[i]->nsubs);
+		proto_fields_end(&enc, fstart, 4);
+	}
+	proto_rows_end(&enc, start, (uint32_t)n);
+	free(v);
+	/* One ROWS frame is the protocol's answer; tens of thousands of
+	 * tables would not fit it. */
+	if (!buf_failed(&enc) && enc.len - start - 4 > PROTO_MAX_FRAME_BYTES) {
+		enc.len = start;
+		snprintf(why, whysz, "%zu tables do not fit in one ROWS frame",
+		    n);
+		return ISP_E_LIMIT;
+	}
+	return 0;
+}
+
+static void
+subscr_rows_stats(uint32_t req_id)
+{
+	size_t	 start, fstart;
+
+	start = proto_rows_begin(&enc, req_id);
+	fstart = proto_fields_begin(&enc);
+	proto_put_field(&enc, "version", 7, ISPD_VERSION,
+	    strlen(ISPD_VERSION));
+	subscr_put_u64(&enc, "uptime_s",
+	    (loop_now_ms() - ispd_stats.start_ms) / 1000);
+	subscr_put_u64(&enc, "sessions", session_count());
+	subscr_put_u64(&enc, "sessions_total", ispd_stats.sessions_total);
+	subscr_put_u64(&enc, "tables", table_count());
+	subscr_put_u64(&enc, "records", table_record_count());
+	subscr_put_u64(&enc, "subscriptions", nsubs_total);
+	subscr_put_u64(&enc, "events", ispd_stats.events);
+	subscr_put_u64(&enc, "frames_in", ispd_stats.frames_in);
+	subscr_put_u64(&enc, "frames_out", ispd_stats.frames_out);
+	subscr_put_u64(&enc, "bytes_in", ispd_stats.bytes_in);
+	subscr_put_u64(&enc, "bytes_out", ispd_stats.bytes_out);
+	subscr_put_u64(&enc, "errors_sent", ispd_stats.errors_sent);
+	subscr_put_u64(&enc, "hold_expired", ispd_stats.hold_expired);
+	proto_fields_end(&enc, fstart, 14);
+	proto_rows_end(&enc, start, 1);
+}
+
+/* QUERY from s: one ROWS frame. Returns as subscr_subscribe() does. */
+int
+subscr_query(struct session *s, const struct proto_msg *m, char *why,
+    size_t whysz)
+{
+	int	 rc;
+
+	enc_begin();
+	switch (m->what) {
+	case PROTO_QUERY_TABLES:
+		if ((rc = subscr_rows_tables(m->req_id, why, whysz)) != 0)
+			return rc;
+		break;
+	case PROTO_QUERY_STATS:
+		subscr_rows_stats(m->req_id);
+		break;
+	default:
+		snprintf(why, whysz, "unknown QUERY %u: ispd answers %d "
+		    "(tables) and %d (stats)", m->what, PROTO_QUERY_TABLES,
+		    PROTO_QUERY_STATS);
+		return ISP_E_BAD_REQUEST;
+	}
+	return subscr_send(s, 1);
+}
+
+/* At exit, after every session ended. */
+void
+subscr_free_all(void)
+{
+	if (nsubs_total != 0)
+		fatalx("subscr_free_all: %zu subscriptions left", nsubs_total);
+	buf_free(&enc);
+}

@@ -1,0 +1,530 @@
+/*
+ * table: tables of records, and what ANNOUNCE and WITHDRAW do to them.
+ *
+ * Tables live in a hash by name and are never deleted, so a table's seq
+ * never goes back. Records live in a hash by key within their table.
+ * Each record is on its owner's list (struct session owned), so a dead
+ * session's records are withdrawn in O(records it owns), and moving
+ * ownership is an unlink and a relink.
+ *
+ * Fields are stored as the encoded block the announcer sent: comparing
+ * for a no-op refresh is one memcmp, and an event copies the block as is.
+ *
+ * The built-in table ispd.sessions has a row per welcomed session, owned
+ * by ispd itself (owner NULL here, "ispd" and session 0 on the wire).
+ */
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "isp.h"
+#include "ispd.h"
+
+#define TABLE_OF(n)	((struct table *)((char *)(n) - \
+			    offsetof(struct table, node)))
+#define RECORD_OF(n)	((struct record *)((char *)(n) - \
+			    offsetof(struct record, node)))
+
+static struct hash		 tables;
+static struct table		*sessions_table;
+static size_t			 nrecords_total;
+/* Sessions whose row's records field may be stale; see table_tick(). */
+static struct session_list	 rows_dirty =
+    TAILQ_HEAD_INITIALIZER(rows_dirty);
+/* Where a row's fields are built. Not shared with other files: building
+ * a row calls into subscr.c, which encodes into its own buffer. */
+static struct buf		 row_buf;
+
+static int
+table_eq(const struct hash_node *n, const void *name, size_t len)
+{
+	const struct table	*t = TABLE_OF(n);
+
+	return t->name_len == len && memcmp(t->name, name, len) == 0;
+}
+
+static int
+record_eq(const struct hash_node *n, const void *key, size_t len)
+{
+	const struct record	*r = RECORD_OF(n);
+
+	return r->key_len == len && memcmp(r->key, key, len) == 0;
+}
+
+struct proto_bytes
+record_key(const struct record *r)
+{
+	return proto_bytes(r->key, r->key_len);
+}
+
+struct proto_bytes
+record_fields(const struct record *r)
+{
+	return proto_bytes(r->fields, r->fields_len);
+}
+
+struct proto_bytes
+record_owner(const struct record *r)
+{
+	if (r->owner == NULL)
+		return proto_bytes(ISPD_OWNER_NAME, strlen(ISPD_OWNER_NAME));
+	return proto_bytes(r->owner->name, r->owner->name_len);
+}
+
+uint64_t
+record_owner_id(const struct record *r)
+{
+	return r->owner == NULL ? 0 : r->owner->id;
+}
+
+static struct table *
+table_new(struct proto_bytes name)
+{
+	struct table	*t;
+
+	if (!proto_table_valid(name.p, name.len))
+		fatalx("table_new: invalid table name of %zu bytes", name.len);
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	hash_init(&t->records);
+	TAILQ_INIT(&t->subs);
+	memcpy(t->name, name.p, name.len);
+	t->name_len = (uint8_t)name.len;
+	if (hash_insert(&tables, &t->node, hash_bytes(name.p, name.len)) ==
+	    -1) {
+		free(t);
+		return NULL;
+	}
+	log_debug("table %s created", t->name);
+	return t;
+}
+
+void
+table_init(void)
+{
+	hash_init(&tables);
+	buf_init(&row_buf);
+	sessions_table = table_new(proto_bytes(PROTO_SESSIONS_TABLE,
+	    strlen(PROTO_SESSIONS_TABLE)));
+	if (sessions_table == NULL)
+		fatal("table_init");
+	sessions_table->readonly = 1;
+}
+
+struct table *
+table_find(struct proto_bytes name)
+{
+	struct hash_node	*n;
+
+	n = hash_find(&tables, hash_bytes(name.p, name.len), name.p, name.len,
+	    table_eq);
+	return n == NULL ? NULL : TABLE_OF(n);
+}
+
+/* The table of that (valid) name, created when absent. NULL when out of
+ * memory. */
+struct table *
+table_get(struct proto_bytes name)
+{
+	struct table	*t;
+
+	if ((t = table_find(name)) != NULL)
+		return t;
+	return table_new(name);
+}
+
+static struct record *
+record_find(const struct table *t, uint64_t hv, struct proto_bytes key)
+{
+	struct hash_node	*n;
+
+	n = hash_find(&t->records, hv, key.p, key.len, record_eq);
+	return n == NULL ? NULL : RECORD_OF(n);
+}
+
+/* The session's row records field is refreshed by the next tick rather
+ * than now, so an announce does not cost a second fan-out. */
+static void
+table_row_dirty(struct session *s)
+{
+	if (s->row == NULL || s->row_dirty)
+		return;
+	s->row_dirty = 1;
+	TAILQ_INSERT_TAIL(&rows_dirty, s, dirty_entry);
+}
+
+static void
+record_own(struct record *r, struct session *s)
+{
+	r->owner = s;
+	if (s == NULL)
+		return;
+	TAILQ_INSERT_TAIL(&s->owned, r, owned);
+	s->nrecords++;
+	table_row_dirty(s);
+}
+
+static void
+record_unown(struct record *r)
+{
+	struct session	*s = r->owner;
+
+	if (s == NULL)
+		return;
+	if (s->nrecords == 0)
+		fatalx("record_unown: session %" PRIu64 " owns no record",
+		    s->id);
+	TAILQ_REMOVE(&s->owned, r, owned);
+	s->nrecords--;
+	r->owner = NULL;
+	table_row_dirty(s);
+}
+
+static void
+record_free(struct record *r)
+{
+	free(r->fields);
+	free(r);
+}
+
+/*
+ * Stores key with fields in t, owned by owner, expiring at expire_ms (0:
+ * never). Emits EV_ANNOUNCE for a new key, EV_REPLACE for a changed one;
+ * the same owner announcing the same fields only moves the expiry.
+ * Returns 0, or -1 when out of memory, with nothing changed: everything
+ * that can fail is allocated before the table is touched.
+ */
+static int
+table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
+    struct session *owner, uint64_t expire_ms)
+{
+	struct record	*r;
+	uint8_t		*copy;
+	uint64_t	 hv = hash_bytes(key.p, key.len);
+	uint8_t		 type;
+
+	r = record_find(t, hv, key);
+	if (r != NULL && r->owner == owner && r->fields_len == fields.len &&
+	    memcmp(r->fields, fields.p, fields.len) == 0) {
+		/* A refresh (SIP re-REGISTER): no event, no fan-out. */
+		if (expire_ms == 0) {
+			ttl_clear(r);
+			return 0;
+		}
+		if (r->ttl_idx == TTL_NONE && ttl_reserve() == -1)
+			return -1;
+		ttl_set(r, expire_ms);
+		return 0;
+	}
+
+	if ((copy = malloc(fields.len)) == NULL)
+		return -1;
+	memcpy(copy, fields.p, fields.len);
+	if (expire_ms != 0 && (r == NULL || r->ttl_idx == TTL_NONE) &&
+	    ttl_reserve() == -1) {
+		free(copy);
+		return -1;
+	}
+	if (r == NULL) {
+		if ((r = calloc(1, sizeof(*r) + key.len)) == NULL) {
+			free(copy);
+			return -1;
+		}
+		r->table = t;
+		r->ttl_idx = TTL_NONE;
+		r->key_len = (uint16_t)key.len;
+		memcpy(r->key, key.p, key.len);
+		if (hash_insert(&t->records, &r->node, hv) == -1) {
+			free(copy);
+			free(r);
+			return -1;
+		}
+		nrecords_total++;
+		type = PROTO_EV_ANNOUNCE;
+	} else {
+		free(r->fields);
+		record_unown(r);
+		type = PROTO_EV_REPLACE;
+	}
+	r->fields = copy;
+	r->fields_len = (uint32_t)fields.len;
+	record_own(r, owner);
+	if (expire_ms == 0)
+		ttl_clear(r);
+	else
+		ttl_set(r, expire_ms);
+	r->seq = ++t->seq;
+	ispd_stats.events++;
+	subscr_event(t, type, r, 0);
+	return 0;
+}
+
+/* Withdraws r, telling the subscribers why, and frees it. */
+static void
+record_remove(struct record *r, uint8_t reason)
+{
+	struct table	*t = r->table;
+
+	r->seq = ++t->seq;
+	ispd_stats.events++;
+	subscr_event(t, PROTO_EV_WITHDRAW, r, reason);
+	record_unown(r);
+	ttl_clear(r);
+	hash_remove(&t->records, &r->node);
+	nrecords_total--;
+	record_free(r);
+}
+
+/* Bytes of the EV_ANNOUNCE frame this record would make. */
+static size_t
+table_event_bytes(const struct proto_msg *m, size_t owner_len)
+{
+	return PROTO_HEADER_BYTES + 1 + m->table.len + 8 + 2 + m->key.len +
+	    8 + 2 + owner_len + m->fields.len;
+}
+
+/*
+ * ANNOUNCE from s. Returns 0; an ISP_E_* code with why filled for the
+ * ERROR reply; or -1 when out of memory (the caller closes s).
+ */
+int
+table_announce(struct session *s, const struct proto_msg *m, char *why,
+    size_t whysz)
+{
+	struct table	*t;
+	uint64_t	 expire_ms = 0;
+	size_t		 n;
+
+	t = table_find(m->table);
+	if (t != NULL && t->readonly) {
+		snprintf(why, whysz, "table %s is kept by ispd and is "
+		    "read-only", t->name);
+		return ISP_E_READONLY;
+	}
+	/* The event frame carries the owner's name and more integers than
+	 * the ANNOUNCE did: a record whose event would not fit the frame
+	 * limit would make every subscriber drop the session. */
+	if ((n = table_event_bytes(m, s->name_len)) > PROTO_MAX_FRAME_BYTES) {
+		snprintf(why, whysz, "record too large: its event would be a "
+		    "frame of %zu bytes, over the limit of %u", n,
+		    PROTO_MAX_FRAME_BYTES);
+		return ISP_E_LIMIT;
+	}
+	if (t == NULL && (t = table_get(m->table)) == NULL)
+		return -1;
+	if (m->ttl_s > 0)
+		expire_ms = loop_now_ms() + (uint64_t)m->ttl_s * 1000;
+	return table_store(t, m->key, m->fields, s, expire_ms);
+}
+
+/* WITHDRAW from s. Returns as table_announce() does. */
+int
+table_withdraw(struct session *s, const struct proto_msg *m, char *why,
+    size_t whysz)
+{
+	char		 key[128], tname[PROTO_MAX_TABLE_BYTES + 1];
+	struct table	*t;
+	struct record	*r;
+
+	log_escape(tname, sizeof(tname), m->table.p, m->table.len);
+	if ((t = table_find(m->table)) == NULL) {
+		snprintf(why, whysz, "no table %s", tname);
+		return ISP_E_NOT_FOUND;
+	}
+	if (t->readonly) {
+		snprintf(why, whysz, "table %s is kept by ispd and is "
+		    "read-only", t->name);
+		return ISP_E_READONLY;
+	}
+	log_escape(key, sizeof(key), m->key.p, m->key.len);
+	r = record_find(t, hash_bytes(m->key.p, m->key.len), m->key);
+	if (r == NULL) {
+		snprintf(why, whysz, "no record %s in table %s", key, t->name);
+		return ISP_E_NOT_FOUND;
+	}
+	if (r->owner != s) {
+		snprintf(why, whysz, "record %s in %s is owned by session %"
+		    PRIu64 " (%s)", key, t->name, record_owner_id(r),
+		    r->owner != NULL ? r->owner->name : ISPD_OWNER_NAME);
+		return ISP_E_NOT_OWNER;
+	}
+	record_remove(r, PROTO_WD_OWNER);
+	return 0;
+}
+
+/* Called by ttl.c for a record whose TTL ran out. */
+void
+table_expire(struct record *r)
+{
+	record_remove(r, PROTO_WD_EXPIRED);
+}
+
+/* Stores s's row in ispd.sessions: name, peer, since, records. */
+static int
+table_row_store(struct session *s)
+{
+	char	 key[24], since[24], count[24];
+	size_t	 start;
+
+	snprintf(key, sizeof(key), "%" PRIu64, s->id);
+	snprintf(since, sizeof(since), "%lld", (long long)s->since);
+	snprintf(count, sizeof(count), "%zu", s->nrecords);
+	row_buf.len = 0;
+	start = proto_fields_begin(&row_buf);
+	proto_put_field(&row_buf, "name", 4, s->name, s->name_len);
+	proto_put_field(&row_buf, "peer", 4, s->peer, strlen(s->peer));
+	proto_put_field(&row_buf, "since", 5, since, strlen(since));
+	proto_put_field(&row_buf, "records", 7, count, strlen(count));
+	proto_fields_end(&row_buf, start, 4);
+	if (buf_failed(&row_buf)) {
+		buf_clear_failed(&row_buf);
+		return -1;
+	}
+	if (table_store(sessions_table, proto_bytes(key, strlen(key)),
+	    proto_bytes(row_buf.data, row_buf.len), NULL, 0) == -1)
+		return -1;
+	s->row_nrecords = s->nrecords;
+	return 0;
+}
+
+/* A session was welcomed: announce its row. Returns 0 or -1 (out of
+ * memory; the caller closes the session). */
+int
+table_session_welcome(struct session *s)
+{
+	char		 key[24];
+	struct record	*r;
+
+	if (table_row_store(s) == -1)
+		return -1;
+	snprintf(key, sizeof(key), "%" PRIu64, s->id);
+	r = record_find(sessions_table, hash_bytes(key, strlen(key)),
+	    proto_bytes(key, strlen(key)));
+	if (r == NULL)
+		fatalx("table_session_welcome: row of session %" PRIu64
+		    " missing", s->id);
+	s->row = r;
+	return 0;
+}
+
+/* A session ended: withdraw every record it still owns, then its row. */
+void
+table_session_end(struct session *s)
+{
+	struct record	*r;
+
+	while ((r = TAILQ_FIRST(&s->owned)) != NULL)
+		record_remove(r, PROTO_WD_SESSION);
+	if (s->row_dirty) {
+		TAILQ_REMOVE(&rows_dirty, s, dirty_entry);
+		s->row_dirty = 0;
+	}
+	if (s->row != NULL) {
+		record_remove(s->row, PROTO_WD_SESSION);
+		s->row = NULL;
+	}
+}
+
+/* Every second: refresh the records field of the rows that changed. */
+void
+table_tick(void)
+{
+	struct session	*s;
+
+	while ((s = TAILQ_FIRST(&rows_dirty)) != NULL) {
+		TAILQ_REMOVE(&rows_dirty, s, dirty_entry);
+		s->row_dirty = 0;
+		if (s->nrecords == s->row_nrecords)
+			continue;
+		if (table_row_store(s) == -1) {
+			/* Out of memory: the row stays stale and we try
+			 * again at the next tick. */
+			log_warnx("out of memory refreshing the row of "
+			    "session %" PRIu64, s->id);
+			table_row_dirty(s);
+			break;
+		}
+	}
+}
+
+static int
+table_cmp(const void *a, const void *b)
+{
+	const struct table	*ta = *(struct table *const *)a;
+	const struct table	*tb = *(struct table *const *)b;
+	size_t			 n;
+	int			 c;
+
+	n = ta->name_len < tb->name_len ? ta->name_len : tb->name_len;
+	if ((c = memcmp(ta->name, tb->name, n)) != 0)
+		return c;
+	return (int)ta->name_len - (int)tb->name_len;
+}
+
+/* Every table, in name order, in an array the caller frees. NULL when
+ * out of memory. */
+struct table **
+table_sorted(size_t *n)
+{
+	struct table		**v;
+	struct hash_node	 *node = NULL;
+	size_t			  pos = 0, i = 0;
+
+	if ((v = calloc(tables.count, sizeof(*v))) == NULL)
+		return NULL;
+	while ((node = hash_next(&tables, &pos, node)) != NULL)
+		v[i++] = TABLE_OF(node);
+	qsort(v, i, sizeof(*v), table_cmp);
+	*n = i;
+	return v;
+}
+
+size_t
+table_count(void)
+{
+	return tables.count;
+}
+
+size_t
+table_record_count(void)
+{
+	return nrecords_total;
+}
+
+/* At exit, after every session ended: frees tables and what records are
+ * left (TTL'd ones of sessions long gone, for instance). */
+void
+table_free_all(void)
+{
+	struct hash_node	*tn, *tnext, *rn, *rnext;
+	struct table		*t;
+	struct record		*r;
+	size_t			 tpos = 0, rpos;
+
+	for (tn = hash_next(&tables, &tpos, NULL); tn != NULL; tn = tnext) {
+		tnext = hash_next(&tables, &tpos, tn);
+		t = TABLE_OF(tn);
+		if (!TAILQ_EMPTY(&t->subs))
+			fatalx("table_free_all: table %s has subscribers",
+			    t->name);
+		rpos = 0;
+		for (rn = hash_next(&t->records, &rpos, NULL); rn != NULL;
+		    rn = rnext) {
+			rnext = hash_next(&t->records, &rpos, rn);
+			r = RECORD_OF(rn);
+			record_unown(r);
+			ttl_clear(r);
+			record_free(r);
+		}
+		hash_free(&t->records);
+		free(t);
+	}
+	hash_free(&tables);
+	ttl_free();
+	buf_free(&row_buf);
+	sessions_table = NULL;
+	nrecords_total = 0;
+	TAILQ_INIT(&rows_dirty);
+}

@@ -1,0 +1,1159 @@
+/*
+ * Table semantics, tested through the daemon's own objects: each test
+ * client is one end of a socketpair whose other end is a real ispd
+ * session, driven by the real loop (loop_once(0)). A client writes
+ * encoded frames and decodes what the session wrote back with
+ * proto_decode(), so the whole path is exercised: framing, dispatch,
+ * table.c, subscr.c, outq.c.
+ *
+ * "Nothing was sent" is checked by a PING: its PONG must be the very
+ * next frame, since a session answers in order.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "isp.h"
+#include "ispd.h"
+
+#define PB(s)		proto_bytes((s), strlen(s))
+#define MAX_CLIENTS	8
+
+/* One test client: our end of the socket, and the session at the other. */
+struct tc {
+	int		 fd;
+	struct session	*s;
+	uint64_t	 id;
+	struct buf	 in;	/* bytes read, not yet decoded */
+	uint8_t		*frame;	/* the frame last decoded; msg points here */
+	struct proto_msg msg;
+	uint32_t	 next_req;
+	uint64_t	 next_token;
+};
+
+static struct tc	 clients[MAX_CLIENTS];
+static int		 nclients;
+
+static void
+pump(void)
+{
+	int	 i;
+
+	for (i = 0; i < 3; i++)
+		loop_once(0);
+}
+
+static void
+tc_write(struct tc *c, struct buf *b)
+{
+	size_t	 off = 0;
+	ssize_t	 n;
+
+	assert_false(buf_failed(b));
+	while (off < b->len) {
+		n = write(c->fd, b->data + off, b->len - off);
+		if (n == -1 && errno == EAGAIN) {
+			pump();
+			continue;
+		}
+		assert_true(n > 0);
+		off += (size_t)n;
+	}
+	b->len = 0;
+}
+
+/* Reads what is there; returns 0 at EOF, else 1. */
+static int
+tc_fill(struct tc *c)
+{
+	uint8_t	 tmp[65536];
+	ssize_t	 n;
+
+	for (;;) {
+		n = read(c->fd, tmp, sizeof(tmp));
+		if (n > 0) {
+			buf_put(&c->in, tmp, (size_t)n);
+			continue;
+		}
+		if (n == 0)
+			return 0;
+		assert_true(errno == EAGAIN);
+		return 1;
+	}
+}
+
+/* Decodes the next frame the session sent into c->msg, pumping the loop
+ * while none is there. Returns 1, or 0 when none came (or EOF). */
+static int
+tc_next(struct tc *c)
+{
+	const char	*why;
+	size_t		 n;
+	int		 round, open = 1;
+
+	for (round = 0; round < 50; round++) {
+		if (proto_frame_check(c->in.data, c->in.len,
+		    PROTO_MAX_FRAME_BYTES, &n) == 1) {
+			free(c->frame);
+			c->frame = malloc(n);
+			assert_non_null(c->frame);
+			memcpy(c->frame, c->in.data, n);
+			buf_consume(&c->in, n);
+			assert_int_equal(proto_decode(c->frame, n, &c->msg,
+			    &why), 0);
+			return 1;
+		}
+		if (!open)
+			return 0;
+		pump();
+		open = tc_fill(c);
+	}
+	return 0;
+}
+
+static const struct proto_msg *
+tc_expect(struct tc *c, uint8_t type)
+{
+	assert_true(tc_next(c));
+	if (c->msg.type != type)
+		fail_msg("expected %s, got %s", proto_type_name(type),
+		    proto_type_name(c->msg.type));
+	return &c->msg;
+}
+
+/* The session sent nothing more: a PING's PONG comes next. */
+static void
+tc_expect_nothing(struct tc *c)
+{
+	struct buf	 b;
+	uint64_t	 token = ++c->next_token;
+
+	buf_init(&b);
+	proto_put_ping(&b, PROTO_PING, token);
+	tc_write(c, &b);
+	buf_free(&b);
+	tc_expect(c, PROTO_PONG);
+	assert_int_equal(c->msg.token, token);
+}
+
+static void
+tc_expect_eof(struct tc *c)
+{
+	int	 i;
+
+	for (i = 0; i < 50; i++) {
+		pump();
+		if (tc_fill(c) == 0) {
+			assert_int_equal(c->in.len, 0);
+			return;
+		}
+	}
+	fail_msg("the session did not close");
+}
+
+static void
+tc_expect_error(struct tc *c, uint32_t req_id, int code)
+{
+	tc_expect(c, PROTO_ERROR);
+	if (c->msg.code != code)
+		fail_msg("expected error %d, got %d: %.*s", code, c->msg.code,
+		    (int)c->msg.text.len, (const char *)c->msg.text.p);
+	assert_int_equal(c->msg.req_id, req_id);
+}
+
+/* A session without a HELLO yet. */
+static struct tc *
+tc_connect(void)
+{
+	struct tc	*c;
+	int		 sv[2];
+
+	assert_true(nclients < MAX_CLIENTS);
+	c = &clients[nclients++];
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	c->s = session_new(sv[0], "unix:test");
+	assert_non_null(c->s);
+	c->id = c->s->id;
+	c->fd = sv[1];
+	buf_init(&c->in);
+	return c;
+}
+
+/* A welcomed session named name. */
+static struct tc *
+tc_new(const char *name)
+{
+	struct tc	*c = tc_connect();
+	struct buf	 b;
+
+	buf_init(&b);
+	proto_put_hello(&b, PROTO_VERSION, 0, name);
+	tc_write(c, &b);
+	buf_free(&b);
+	tc_expect(c, PROTO_WELCOME);
+	assert_int_equal(c->msg.version, PROTO_VERSION);
+	assert_true(c->msg.session_id == c->id);
+	assert_int_equal(c->msg.hold_ms, ispd_conf.hold_ms);
+	return c;
+}
+
+/* The client hangs up; the session ends at the next loop turn. */
+static void
+tc_hangup(struct tc *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	pump();
+}
+
+/* A fields block of one field. */
+static struct proto_bytes
+fields1(struct buf *fb, const char *name, const char *value)
+{
+	size_t	 s;
+
+	buf_init(fb);
+	s = proto_fields_begin(fb);
+	proto_put_field(fb, name, strlen(name), value, strlen(value));
+	proto_fields_end(fb, s, 1);
+	return proto_bytes(fb->data, fb->len);
+}
+
+static uint32_t
+tc_announce(struct tc *c, const char *table, const char *key,
+    const char *contact, uint32_t ttl_s)
+{
+	struct buf	 b, fb;
+	uint32_t	 req = ++c->next_req;
+
+	buf_init(&b);
+	proto_put_announce(&b, req, PB(table), ttl_s, PB(key),
+	    fields1(&fb, "contact", contact));
+	tc_write(c, &b);
+	buf_free(&b);
+	buf_free(&fb);
+	return req;
+}
+
+static uint32_t
+tc_withdraw(struct tc *c, const char *table, const char *key)
+{
+	struct buf	 b;
+	uint32_t	 req = ++c->next_req;
+
+	buf_init(&b);
+	proto_put_withdraw(&b, req, PB(table), PB(key));
+	tc_write(c, &b);
+	buf_free(&b);
+	return req;
+}
+
+static uint32_t
+tc_subscribe(struct tc *c, const char *table, const char *prefix,
+    uint8_t flags)
+{
+	struct buf	 b;
+	uint32_t	 req = ++c->next_req;
+
+	buf_init(&b);
+	proto_put_subscribe(&b, req, PB(table), flags, PB(prefix));
+	tc_write(c, &b);
+	buf_free(&b);
+	return req;
+}
+
+static void
+assert_pb(struct proto_bytes got, const char *want)
+{
+	if (got.len != strlen(want) || memcmp(got.p, want, got.len) != 0)
+		fail_msg("expected '%s', got '%.*s'", want, (int)got.len,
+		    (const char *)got.p);
+}
+
+/* The value of field name in a fields block, as a C string. */
+static const char *
+field(struct proto_bytes fields, const char *name)
+{
+	static char		 v[256];
+	struct proto_field_iter	 it;
+	struct proto_field	 f;
+
+	proto_fields_iter(&it, fields);
+	while (proto_fields_next(&it, &f)) {
+		if (f.name.len == strlen(name) &&
+		    memcmp(f.name.p, name, f.name.len) == 0) {
+			snprintf(v, sizeof(v), "%.*s", (int)f.value.len,
+			    (const char *)f.value.p);
+			return v;
+		}
+	}
+	fail_msg("no field %s", name);
+	return NULL;
+}
+
+/* Checks an EV_ANNOUNCE/EV_REPLACE/EV_WITHDRAW from c. */
+static void
+expect_event(struct tc *c, uint8_t type, const char *key, uint64_t seq,
+    const struct tc *owner, const char *owner_name, const char *contact)
+{
+	const struct proto_msg	*m = tc_expect(c, type);
+
+	assert_pb(m->key, key);
+	assert_int_equal(m->seq, seq);
+	assert_int_equal(m->owner_session, owner->id);
+	assert_pb(m->owner, owner_name);
+	if (contact != NULL)
+		assert_string_equal(field(m->fields, "contact"), contact);
+}
+
+static void
+expect_end(struct tc *c, uint64_t seq, uint64_t count)
+{
+	const struct proto_msg	*m = tc_expect(c, PROTO_EV_END);
+
+	assert_int_equal(m->seq, seq);
+	assert_int_equal(m->count, count);
+}
+
+static struct record *
+lookup(const char *table, const char *key)
+{
+	struct table		*t;
+	struct hash_node	*n = NULL;
+	struct record		*r;
+	size_t			 pos = 0;
+
+	if ((t = table_find(PB(table))) == NULL)
+		return NULL;
+	while ((n = hash_next(&t->records, &pos, n)) != NULL) {
+		r = (struct record *)((char *)n -
+		    offsetof(struct record, node));
+		if (r->key_len == strlen(key) &&
+		    memcmp(r->key, key, r->key_len) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static int
+setup(void **state)
+{
+	log_init(LOG_LEVEL_WARN);
+	loop_init();
+	table_init();
+	/* Tests take far less; the hold test moves time itself. */
+	ispd_conf.hold_ms = 600000;
+	nclients = 0;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	int	 i;
+
+	session_shutdown_all();
+	table_free_all();
+	subscr_free_all();
+	loop_free();
+	for (i = 0; i < nclients; i++) {
+		if (clients[i].fd != -1)
+			close(clients[i].fd);
+		buf_free(&clients[i].in);
+		free(clients[i].frame);
+	}
+	nclients = 0;
+	return 0;
+}
+
+/* A new key: EV_ANNOUNCE with seq 1, the announcer as owner. */
+static void
+test_announce(void **state)
+{
+	struct tc	*w = tc_new("watcher"), *a = tc_new("alice");
+
+	tc_subscribe(w, "SIP_REGISTRATION", "", 0);
+	expect_end(w, 0, 0);
+	tc_announce(a, "SIP_REGISTRATION", "sip:100@x", "sip:100@10.0.0.1", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "sip:100@x", 1, a, "alice",
+	    "sip:100@10.0.0.1");
+	assert_ptr_equal(lookup("SIP_REGISTRATION", "sip:100@x")->owner, a->s);
+	tc_expect_nothing(a);
+	tc_expect_nothing(w);
+}
+
+/* Another session announcing the key takes it: EV_REPLACE, new owner. */
+static void
+test_replace_moves_ownership(void **state)
+{
+	struct tc	*w = tc_new("watcher"), *a = tc_new("alice");
+	struct tc	*b = tc_new("bob");
+	uint32_t	 req;
+
+	tc_subscribe(w, "T", "", 0);
+	expect_end(w, 0, 0);
+	tc_announce(a, "T", "k", "one", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "k", 1, a, "alice", "one");
+	tc_announce(b, "T", "k", "two", 0);
+	expect_event(w, PROTO_EV_REPLACE, "k", 2, b, "bob", "two");
+	assert_ptr_equal(lookup("T", "k")->owner, b->s);
+	assert_int_equal(a->s->nrecords, 0);
+	assert_int_equal(b->s->nrecords, 1);
+
+	/* The former owner may not withdraw it any more. */
+	req = tc_withdraw(a, "T", "k");
+	tc_expect_error(a, req, ISP_E_NOT_OWNER);
+	assert_non_null(memmem(a->msg.text.p, a->msg.text.len, "(bob)", 5));
+	assert_ptr_equal(lookup("T", "k")->owner, b->s);
+	tc_expect_nothing(w);
+}
+
+/* The owner announcing the same fields again: no event, TTL refreshed. */
+static void
+test_identical_reannounce_refreshes_ttl(void **state)
+{
+	struct tc	*w = tc_new("watcher"), *a = tc_new("alice");
+	struct record	*r;
+	uint64_t	 first;
+
+	tc_subscribe(w, "T", "", 0);
+	expect_end(w, 0, 0);
+	tc_announce(a, "T", "k", "one", 5);
+	expect_event(w, PROTO_EV_ANNOUNCE, "k", 1, a, "alice", "one");
+	r = lookup("T", "k");
+	first = r->expire_ms;
+	assert_true(first != 0);
+
+	tc_announce(a, "T", "k", "one", 60);
+	tc_expect_nothing(a);
+	tc_expect_nothing(w);
+	r = lookup("T", "k");
+	assert_int_equal(r->seq, 1);
+	assert_true(r->expire_ms >= first + 55000);
+	assert_int_equal(table_find(PB("T"))->seq, 1);
+
+	/* Past the first TTL, the record is still there. */
+	ttl_expire(first + 1);
+	assert_non_null(lookup("T", "k"));
+	tc_expect_nothing(w);
+
+	/* TTL 0 clears the TTL, still without an event. */
+	tc_announce(a, "T", "k", "one", 0);
+	tc_expect_nothing(w);
+	assert_int_equal(lookup("T", "k")->expire_ms, 0);
+	assert_true(ttl_next_ms() == UINT64_MAX);
+}
+
+/* The owner changing its record: EV_REPLACE. */
+static void
+test_changed_reannounce_replaces(void **state)
+{
+	struct tc	*w = tc_new("watcher"), *a = tc_new("alice");
+
+	tc_subscribe(w, "T", "", 0);
+	expect_end(w, 0, 0);
+	tc_announce(a, "T", "k", "one", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "k", 1, a, "alice", "one");
+	tc_announce(a, "T", "k", "two", 0);
+	expect_event(w, PROTO_EV_REPLACE, "k", 2, a, "alice", "two");
+	assert_int_equal(a->s->nrecords, 1);
+
+	/* A TTL comes and goes with the announce that changes it. */
+	tc_announce(a, "T", "k", "three", 5);
+	expect_event(w, PROTO_EV_REPLACE, "k", 3, a, "alice", "three");
+	assert_true(lookup("T", "k")->expire_ms != 0);
+	tc_announce(a, "T", "k", "four", 0);
+	expect_event(w, PROTO_EV_REPLACE, "k", 4, a, "alice", "four");
+	assert_int_equal(lookup("T", "k")->expire_ms, 0);
+	assert_true(ttl_next_ms() == UINT64_MAX);
+}
+
+static void
+test_withdraw(void **state)
+{
+	struct tc		*w = tc_new("watcher"), *a = tc_new("alice");
+	struct tc		*b = tc_new("bob");
+	const struct proto_msg	*m;
+	uint32_t		 req;
+
+	tc_subscribe(w, "T", "", 0);
+	expect_end(w, 0, 0);
+	tc_announce(a, "T", "k", "one", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "k", 1, a, "alice", "one");
+
+	/* Not the owner: an error naming the owner, nothing changes. */
+	req = tc_withdraw(b, "T", "k");
+	m = tc_expect(b, PROTO_ERROR);
+	assert_int_equal(m->code, ISP_E_NOT_OWNER);
+	assert_int_equal(m->req_id, req);
+	{
+		char	 want[128];
+
+		snprintf(want, sizeof(want), "record k in T is owned by "
+		    "session %" PRIu64 " (alice)", a->id);
+		assert_pb(m->text, want);
+	}
+	assert_non_null(lookup("T", "k"));
+	tc_expect_nothing(w);
+
+	/* Absent key, absent table. */
+	req = tc_withdraw(a, "T", "nope");
+	tc_expect_error(a, req, ISP_E_NOT_FOUND);
+	req = tc_withdraw(a, "NOPE", "k");
+	tc_expect_error(a, req, ISP_E_NOT_FOUND);
+	assert_null(table_find(PB("NOPE")));
+
+	/* ispd.sessions is read-only. */
+	req = tc_withdraw(a, PROTO_SESSIONS_TABLE, "1");
+	tc_expect_error(a, req, ISP_E_READONLY);
+	req = tc_announce(a, PROTO_SESSIONS_TABLE, "1", "x", 0);
+	tc_expect_error(a, req, ISP_E_READONLY);
+
+	/* The owner. */
+	tc_withdraw(a, "T", "k");
+	m = tc_expect(w, PROTO_EV_WITHDRAW);
+	assert_pb(m->key, "k");
+	assert_int_equal(m->seq, 2);
+	assert_int_equal(m->reason, PROTO_WD_OWNER);
+	assert_int_equal(m->owner_session, a->id);
+	assert_pb(m->owner, "alice");
+	assert_null(lookup("T", "k"));
+	assert_int_equal(a->s->nrecords, 0);
+	tc_expect_nothing(a);
+}
+
+/* A session's end withdraws what it owns, and only that. */
+static void
+test_session_end_withdraws_owned(void **state)
+{
+	struct tc		*w = tc_new("watcher"), *a = tc_new("alice");
+	struct tc		*b = tc_new("bob");
+	const struct proto_msg	*m;
+
+	tc_subscribe(w, "T", "", 0);
+	expect_end(w, 0, 0);
+	tc_announce(a, "T", "k1", "a1", 0);
+	tc_announce(a, "T", "k2", "a2", 0);
+	tc_announce(a, "U", "k3", "a3", 30);
+	tc_expect_nothing(a);
+	tc_announce(b, "T", "k2", "b2", 0);	/* b takes k2 */
+	expect_event(w, PROTO_EV_ANNOUNCE, "k1", 1, a, "alice", "a1");
+	expect_event(w, PROTO_EV_ANNOUNCE, "k2", 2, a, "alice", "a2");
+	expect_event(w, PROTO_EV_REPLACE, "k2", 3, b, "bob", "b2");
+
+	tc_hangup(a);
+	m = tc_expect(w, PROTO_EV_WITHDRAW);
+	assert_pb(m->key, "k1");
+	assert_int_equal(m->seq, 4);
+	assert_int_equal(m->reason, PROTO_WD_SESSION);
+	assert_int_equal(m->owner_session, a->id);
+	assert_pb(m->owner, "alice");
+	tc_expect_nothing(w);
+
+	assert_null(lookup("T", "k1"));
+	assert_null(lookup("U", "k3"));
+	assert_non_null(lookup("T", "k2"));
+	assert_ptr_equal(lookup("T", "k2")->owner, b->s);
+	assert_true(ttl_next_ms() == UINT64_MAX);
+}
+
+static void
+test_ttl_expiry(void **state)
+{
+	struct tc		*w = tc_new("watcher"), *a = tc_new("alice");
+	const struct proto_msg	*m;
+	struct record		*r;
+	uint64_t		 at;
+
+	tc_subscribe(w, "T", "", 0);
+	expect_end(w, 0, 0);
+	tc_announce(a, "T", "short", "s", 1);
+	tc_announce(a, "T", "long", "l", 100);
+	tc_announce(a, "T", "none", "n", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "short", 1, a, "alice", "s");
+	expect_event(w, PROTO_EV_ANNOUNCE, "long", 2, a, "alice", "l");
+	expect_event(w, PROTO_EV_ANNOUNCE, "none", 3, a, "alice", "n");
+	r = lookup("T", "short");
+	at = r->expire_ms;
+	assert_true(ttl_next_ms() == at);
+
+	assert_int_equal(ttl_expire(at - 1), 0);
+	tc_expect_nothing(w);
+	assert_int_equal(ttl_expire(at), 1);
+	m = tc_expect(w, PROTO_EV_WITHDRAW);
+	assert_pb(m->key, "short");
+	assert_int_equal(m->seq, 4);
+	assert_int_equal(m->reason, PROTO_WD_EXPIRED);
+	assert_int_equal(m->owner_session, a->id);
+	assert_null(lookup("T", "short"));
+	assert_int_equal(a->s->nrecords, 2);
+
+	assert_int_equal(ttl_expire(at + 200000), 1);
+	m = tc_expect(w, PROTO_EV_WITHDRAW);
+	assert_pb(m->key, "long");
+	assert_non_null(lookup("T", "none"));
+	tc_expect_nothing(w);
+}
+
+/* The earliest expiry among the records of table, by a full scan. */
+static uint64_t
+earliest(const char *table)
+{
+	struct table		*t = table_find(PB(table));
+	struct hash_node	*n = NULL;
+	struct record		*r;
+	uint64_t		 min = UINT64_MAX;
+	size_t			 pos = 0;
+
+	while ((n = hash_next(&t->records, &pos, n)) != NULL) {
+		r = (struct record *)((char *)n -
+		    offsetof(struct record, node));
+		if (r->expire_ms != 0 && r->expire_ms < min)
+			min = r->expire_ms;
+	}
+	return min;
+}
+
+/* The heap keeps order through many sets, moves and removals: its head
+ * is always the earliest expiry, and an expiry pass leaves nothing due. */
+static void
+test_ttl_heap_order(void **state)
+{
+	struct tc	*a = tc_new("alice");
+	char		 key[16];
+	uint64_t	 last = 0, t;
+	int		 i, n = 0;
+
+	for (i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		tc_announce(a, "T", key, "v", (uint32_t)(1 + (i * 37) % 50));
+	}
+	/* Move half of them, withdraw a quarter. */
+	for (i = 0; i < 200; i += 2) {
+		snprintf(key, sizeof(key), "k%d", i);
+		tc_announce(a, "T", key, "v", (uint32_t)(1 + (i * 11) % 70));
+	}
+	for (i = 1; i < 200; i += 4) {
+		snprintf(key, sizeof(key), "k%d", i);
+		tc_withdraw(a, "T", key);
+	}
+	tc_expect_nothing(a);
+	while ((t = ttl_next_ms()) != UINT64_MAX) {
+		assert_true(t == earliest("T"));
+		assert_true(t >= last);
+		last = t;
+		assert_true(ttl_expire(t) >= 1);
+		assert_true(earliest("T") > t);
+		n++;
+	}
+	assert_true(n > 0);
+	assert_int_equal(table_find(PB("T"))->records.count, 0);
+	assert_int_equal(a->s->nrecords, 0);
+}
+
+static void
+test_seq(void **state)
+{
+	struct tc		*a = tc_new("alice"), *w;
+	const struct proto_msg	*m;
+
+	tc_announce(a, "T", "k", "1", 0);	/* 1 */
+	tc_announce(a, "T", "k", "2", 0);	/* 2 */
+	tc_announce(a, "T", "j", "1", 0);	/* 3 */
+	tc_withdraw(a, "T", "k");		/* 4 */
+	tc_announce(a, "T", "j", "1", 0);	/* refresh: no seq */
+	tc_announce(a, "O", "k", "1", 0);	/* another table */
+	tc_expect_nothing(a);
+	assert_int_equal(table_find(PB("T"))->seq, 4);
+	assert_int_equal(table_find(PB("O"))->seq, 1);
+
+	w = tc_new("watcher");
+	tc_subscribe(w, "T", "", 0);
+	m = tc_expect(w, PROTO_EV_ANNOUNCE);
+	assert_pb(m->key, "j");
+	assert_int_equal(m->seq, 3);	/* the record's own seq */
+	expect_end(w, 4, 1);
+	tc_announce(a, "T", "k", "3", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "k", 5, a, "alice", "3");
+}
+
+static void
+test_prefix_subscription(void **state)
+{
+	struct tc	*w = tc_new("watcher"), *a = tc_new("alice");
+
+	tc_subscribe(w, "T", "sip:alice", 0);
+	expect_end(w, 0, 0);
+	tc_announce(a, "T", "sip:bob@x", "b", 0);
+	tc_announce(a, "T", "sip:alice@x", "a", 0);
+	tc_announce(a, "T", "sip:ali", "short", 0);
+	tc_announce(a, "T", "sip:alice", "exact", 0);
+	tc_withdraw(a, "T", "sip:bob@x");
+	tc_withdraw(a, "T", "sip:alice@x");
+	expect_event(w, PROTO_EV_ANNOUNCE, "sip:alice@x", 2, a, "alice", "a");
+	expect_event(w, PROTO_EV_ANNOUNCE, "sip:alice", 4, a, "alice",
+	    "exact");
+	tc_expect(w, PROTO_EV_WITHDRAW);
+	assert_pb(w->msg.key, "sip:alice@x");
+	assert_int_equal(w->msg.seq, 6);
+	tc_expect_nothing(w);
+}
+
+/* Snapshot under a prefix, END with the table's seq and the count, then
+ * live events; ONCE ends after END and creates no table. */
+static void
+test_snapshot_then_end(void **state)
+{
+	struct tc		*w = tc_new("watcher"), *a = tc_new("alice");
+	struct tc		*b = tc_new("bob");
+	const struct proto_msg	*m;
+	int			 i, seen[3] = { 0, 0, 0 };
+	uint32_t		 req;
+
+	tc_announce(a, "T", "p:0", "v0", 0);	/* seq 1 */
+	tc_announce(a, "T", "q:0", "x", 0);	/* 2 */
+	tc_expect_nothing(a);
+	tc_announce(b, "T", "p:1", "v1", 0);	/* 3 */
+	tc_expect_nothing(b);
+	tc_announce(a, "T", "p:2", "v2", 0);	/* 4 */
+	tc_announce(a, "T", "q:1", "x", 0);	/* 5 */
+	tc_expect_nothing(a);
+	tc_expect_nothing(b);
+
+	tc_subscribe(w, "T", "p:", 0);
+	for (i = 0; i < 3; i++) {
+		m = tc_expect(w, PROTO_EV_ANNOUNCE);
+		assert_int_equal(m->key.len, 3);
+		assert_memory_equal(m->key.p, "p:", 2);
+		seen[m->key.p[2] - '0']++;
+		switch (m->key.p[2]) {
+		case '0':
+			assert_int_equal(m->seq, 1);
+			assert_int_equal(m->owner_session, a->id);
+			break;
+		case '1':
+			assert_int_equal(m->seq, 3);
+			assert_int_equal(m->owner_session, b->id);
+			assert_pb(m->owner, "bob");
+			break;
+		case '2':
+			assert_int_equal(m->seq, 4);
+			break;
+		}
+	}
+	assert_int_equal(seen[0] + seen[1] + seen[2], 3);
+	assert_true(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+	expect_end(w, 5, 3);
+	tc_announce(b, "T", "p:3", "v3", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "p:3", 6, b, "bob", "v3");
+
+	/* One subscription per table and session. */
+	req = tc_subscribe(w, "T", "", 0);
+	tc_expect_error(w, req, ISP_E_ALREADY_SUBSCRIBED);
+
+	/* ONCE: snapshot and END, no live events after. */
+	tc_subscribe(b, "T", "q:", PROTO_SUB_ONCE);
+	tc_expect(b, PROTO_EV_ANNOUNCE);
+	tc_expect(b, PROTO_EV_ANNOUNCE);
+	expect_end(b, 6, 2);
+	tc_announce(a, "T", "q:2", "x", 0);
+	tc_expect_nothing(b);
+	assert_int_equal(table_find(PB("T"))->nsubs, 1);
+
+	/* ONCE of a table that does not exist: END 0 0, still absent. */
+	tc_subscribe(b, "NOWHERE", "", PROTO_SUB_ONCE);
+	m = tc_expect(b, PROTO_EV_END);
+	assert_pb(m->table, "NOWHERE");
+	assert_int_equal(m->seq, 0);
+	assert_int_equal(m->count, 0);
+	assert_null(table_find(PB("NOWHERE")));
+
+	/* A plain SUBSCRIBE creates it. */
+	tc_subscribe(b, "NEW", "", 0);
+	expect_end(b, 0, 0);
+	assert_non_null(table_find(PB("NEW")));
+
+	/* UNSUBSCRIBE, then events stop. */
+	{
+		struct buf	 ub;
+
+		buf_init(&ub);
+		proto_put_unsubscribe(&ub, 77, PB("T"));
+		tc_write(w, &ub);
+		proto_put_unsubscribe(&ub, 78, PB("T"));
+		tc_write(w, &ub);
+		buf_free(&ub);
+		tc_expect_error(w, 78, ISP_E_NOT_SUBSCRIBED);
+		tc_announce(a, "T", "p:4", "x", 0);
+		tc_expect_nothing(w);
+	}
+}
+
+/* A large snapshot arrives whole and in one piece of work. */
+static void
+test_big_snapshot(void **state)
+{
+	struct tc	*w = tc_new("watcher"), *a = tc_new("alice");
+	struct buf	 b, fb;
+	char		 key[32];
+	uint64_t	 n = 0;
+	int		 i, nrec = 20000;
+
+	buf_init(&b);
+	fields1(&fb, "contact", "sip:someone@192.0.2.1:5060;transport=tcp");
+	for (i = 0; i < nrec; i++) {
+		snprintf(key, sizeof(key), "sip:%06d@example.com", i);
+		proto_put_announce(&b, (uint32_t)i + 1, PB("BIG"), 0, PB(key),
+		    proto_bytes(fb.data, fb.len));
+		if (b.len > 32768)
+			tc_write(a, &b);
+	}
+	tc_write(a, &b);
+	buf_free(&b);
+	buf_free(&fb);
+	tc_expect_nothing(a);
+	assert_int_equal(table_find(PB("BIG"))->records.count, nrec);
+
+	tc_subscribe(w, "BIG", "", 0);
+	while (tc_next(w) && w->msg.type == PROTO_EV_ANNOUNCE)
+		n++;
+	assert_int_equal(w->msg.type, PROTO_EV_END);
+	assert_int_equal(w->msg.count, nrec);
+	assert_int_equal(n, nrec);
+}
+
+/* ispd.sessions: a row per welcomed session, refreshed by the tick. */
+static void
+test_sessions_table(void **state)
+{
+	struct tc		*w = tc_new("watcher"), *a = tc_new("alice");
+	const struct proto_msg	*m;
+	char			 key[24];
+	int			 i;
+
+	tc_subscribe(w, "T", "", 0);
+	expect_end(w, 0, 0);
+	tc_subscribe(w, PROTO_SESSIONS_TABLE, "", 0);
+	for (i = 0; i < 2; i++) {
+		m = tc_expect(w, PROTO_EV_ANNOUNCE);
+		assert_int_equal(m->owner_session, 0);
+		assert_pb(m->owner, "ispd");
+		assert_string_equal(field(m->fields, "peer"), "unix:test");
+		assert_string_equal(field(m->fields, "records"), "0");
+		assert_true(strtoll(field(m->fields, "since"), NULL, 10) > 0);
+	}
+	expect_end(w, 2, 2);
+
+	tc_announce(a, "T", "k1", "x", 0);
+	tc_announce(a, "T", "k2", "x", 0);
+	tc_expect_nothing(a);
+	tc_expect(w, PROTO_EV_ANNOUNCE);
+	tc_expect(w, PROTO_EV_ANNOUNCE);
+	tc_expect_nothing(w);	/* no second fan-out per announce */
+	table_tick();
+	m = tc_expect(w, PROTO_EV_REPLACE);
+	snprintf(key, sizeof(key), "%" PRIu64, a->id);
+	assert_pb(m->key, key);
+	assert_string_equal(field(m->fields, "name"), "alice");
+	assert_string_equal(field(m->fields, "records"), "2");
+	table_tick();		/* unchanged: nothing */
+	tc_expect_nothing(w);
+
+	/* A late session appears; a session that ends disappears, after
+	 * its records. */
+	tc_hangup(a);
+	m = tc_expect(w, PROTO_EV_WITHDRAW);
+	assert_pb(m->key, "k1");
+	m = tc_expect(w, PROTO_EV_WITHDRAW);
+	assert_pb(m->key, "k2");
+	m = tc_expect(w, PROTO_EV_WITHDRAW);
+	assert_pb(m->table, PROTO_SESSIONS_TABLE);
+	assert_pb(m->key, key);
+	assert_int_equal(m->reason, PROTO_WD_SESSION);
+	assert_int_equal(m->owner_session, 0);
+}
+
+static void
+test_handshake_errors(void **state)
+{
+	struct tc		*c;
+	struct buf		 b;
+	const struct proto_msg	*m;
+
+	buf_init(&b);
+	/* Not HELLO first. */
+	c = tc_connect();
+	proto_put_ping(&b, PROTO_PING, 1);
+	tc_write(c, &b);
+	tc_expect_error(c, 0, ISP_E_NOT_READY);
+	tc_expect_eof(c);
+
+	/* Another version. */
+	c = tc_connect();
+	proto_put_hello(&b, 7, 0, "future");
+	tc_write(c, &b);
+	m = tc_expect(c, PROTO_ERROR);
+	assert_int_equal(m->code, ISP_E_VERSION);
+	assert_pb(m->text, "ispd speaks protocol version 1, the client sent "
+	    "version 7");
+	tc_expect_eof(c);
+
+	/* A bad name. */
+	c = tc_connect();
+	proto_put_hello(&b, PROTO_VERSION, 0, "tab\there");
+	tc_write(c, &b);
+	tc_expect_error(c, 0, ISP_E_BAD_REQUEST);
+	tc_expect_eof(c);
+
+	/* Caps are the shared ones: none in version 1. */
+	c = tc_connect();
+	proto_put_hello(&b, PROTO_VERSION, 0xff, "caps");
+	tc_write(c, &b);
+	m = tc_expect(c, PROTO_WELCOME);
+	assert_int_equal(m->caps, 0);
+	buf_free(&b);
+	/* Only the welcomed session has a row. */
+	assert_int_equal(table_find(PB(PROTO_SESSIONS_TABLE))->records.count,
+	    1);
+}
+
+static void
+test_frame_errors(void **state)
+{
+	struct tc		*c = tc_new("client"), *d;
+	struct buf		 b;
+	uint8_t			 raw[16];
+	const struct proto_msg	*m;
+
+	/* An unknown type is answered and skipped. */
+	put_be32(raw, 3);
+	raw[4] = 0x7e;
+	raw[5] = raw[6] = 0;
+	buf_init(&b);
+	buf_put(&b, raw, 7);
+	tc_write(c, &b);
+	tc_expect_error(c, 0, ISP_E_UNKNOWN_TYPE);
+	tc_expect_nothing(c);
+
+	/* A bad table name in a request: ERROR with its req_id, go on. */
+	proto_put_announce(&b, 9, PB("bad name"), 0, PB("k"),
+	    proto_bytes("\0\0", 2));
+	tc_write(c, &b);
+	tc_expect_error(c, 9, ISP_E_BAD_TABLE);
+	tc_expect_nothing(c);
+
+	/* A server frame from a client: closed. */
+	proto_put_ev_end(&b, PB("T"), 1, 1);
+	tc_write(c, &b);
+	tc_expect_error(c, 0, ISP_E_PROTOCOL);
+	tc_expect_eof(c);
+
+	/* A frame over the limit: closed before its body is read. */
+	d = tc_new("big");
+	put_be32(raw, PROTO_MAX_FRAME_BYTES + 1);
+	raw[4] = PROTO_ANNOUNCE;
+	buf_put(&b, raw, 5);
+	tc_write(d, &b);
+	m = tc_expect(d, PROTO_ERROR);
+	assert_int_equal(m->code, ISP_E_FRAME_TOO_LARGE);
+	tc_expect_eof(d);
+	buf_free(&b);
+}
+
+/* Frames cut anywhere, down to single bytes, and a frame of the maximum
+ * size: the session reassembles them. */
+static void
+test_partial_frames(void **state)
+{
+	struct tc		*w = tc_new("watcher"), *a = tc_new("alice");
+	struct buf		 b, fb, one;
+	const struct proto_msg	*m;
+	static uint8_t		 big[60000];
+	size_t			 i, start;
+	int			 f;
+
+	tc_subscribe(w, "T", "", 0);
+	expect_end(w, 0, 0);
+	buf_init(&b);
+	buf_init(&one);
+	proto_put_announce(&b, 1, PB("T"), 0, PB("k1"),
+	    fields1(&fb, "contact", "x"));
+	proto_put_announce(&b, 2, PB("T"), 0, PB("k2"),
+	    proto_bytes(fb.data, fb.len));
+	for (i = 0; i < b.len; i++) {
+		buf_put(&one, b.data + i, 1);
+		tc_write(a, &one);
+		pump();
+	}
+	b.len = 0;
+	expect_event(w, PROTO_EV_ANNOUNCE, "k1", 1, a, "alice", "x");
+	expect_event(w, PROTO_EV_ANNOUNCE, "k2", 2, a, "alice", "x");
+
+	/* Fields that make the ANNOUNCE exactly as large as a frame may
+	 * be: the codec takes it, but its event (owner name, seq) would not
+	 * fit in a frame, so ispd refuses it with ISP_E_LIMIT. */
+	memset(big, 'v', sizeof(big));
+	for (i = 0; i < 2; i++) {
+		size_t	 pad;
+
+		fb.len = 0;
+		start = proto_fields_begin(&fb);
+		for (f = 0; f < 17; f++) {
+			char	 name[16];
+
+			snprintf(name, sizeof(name), "f%d", f);
+			proto_put_field(&fb, name, strlen(name), big,
+			    sizeof(big));
+		}
+		/* frame = 4 + 1 + req 4 + table 2 + ttl 4 + key 5 + fields */
+		pad = PROTO_MAX_FRAME_BYTES - 16 - fb.len - (1 + 3 + 4);
+		if (i == 1)
+			pad -= 100;	/* room for the event's extra bytes */
+		proto_put_field(&fb, "pad", 3, big, pad);
+		proto_fields_end(&fb, start, 18);
+		proto_put_announce(&b, 3, PB("T"), 0, PB("big"),
+		    proto_bytes(fb.data, fb.len));
+		assert_int_equal(b.len, PROTO_MAX_FRAME_BYTES + 4 -
+		    (i == 1 ? 100 : 0));
+		tc_write(a, &b);
+	}
+	m = tc_expect(a, PROTO_ERROR);
+	assert_int_equal(m->req_id, 3);
+	assert_int_equal(m->code, ISP_E_LIMIT);
+	m = tc_expect(w, PROTO_EV_ANNOUNCE);
+	assert_pb(m->key, "big");
+	assert_int_equal(m->nfields, 18);
+	tc_expect_nothing(a);
+	tc_expect_nothing(w);
+	buf_free(&fb);
+	buf_free(&one);
+	buf_free(&b);
+}
+
+static void
+test_hold_expiry(void **state)
+{
+	struct tc		*w = tc_new("watcher"), *a = tc_new("alice");
+	const struct proto_msg	*m;
+
+	tc_subscribe(w, "T", "", 0);
+	expect_end(w, 0, 0);
+	tc_announce(a, "T", "k", "x", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "k", 1, a, "alice", "x");
+	/* w's last frame comes later than a's. */
+	usleep(5000);
+	tc_expect_nothing(w);
+	assert_true(w->s->last_rx_ms > a->s->last_rx_ms);
+
+	session_timers(a->s->last_rx_ms + ispd_conf.hold_ms - 1);
+	assert_int_equal(a->s->state, SESSION_READY);
+	session_timers(a->s->last_rx_ms + ispd_conf.hold_ms);
+	assert_int_equal(w->s->state, SESSION_READY);
+	m = tc_expect(a, PROTO_BYE);
+	assert_int_equal(m->code, ISP_E_HOLD_EXPIRED);
+	tc_expect_eof(a);
+	m = tc_expect(w, PROTO_EV_WITHDRAW);
+	assert_int_equal(m->reason, PROTO_WD_SESSION);
+}
+
+static void
+test_query(void **state)
+{
+	struct tc		*a = tc_new("alice");
+	struct buf		 b;
+	const struct proto_msg	*m;
+	struct proto_bytes	 rows, row;
+
+	tc_announce(a, "zeta", "k", "x", 0);
+	tc_announce(a, "alpha", "k", "x", 0);
+	tc_announce(a, "alpha", "j", "x", 0);
+	buf_init(&b);
+	proto_put_query(&b, 5, PROTO_QUERY_TABLES);
+	tc_write(a, &b);
+	m = tc_expect(a, PROTO_ROWS);
+	assert_int_equal(m->req_id, 5);
+	assert_int_equal(m->nrows, 3);
+	rows = m->rows;
+	assert_true(proto_rows_next(&rows, &row));
+	assert_string_equal(field(row, "name"), "alpha");
+	assert_string_equal(field(row, "records"), "2");
+	assert_string_equal(field(row, "seq"), "2");
+	assert_string_equal(field(row, "subscribers"), "0");
+	assert_true(proto_rows_next(&rows, &row));
+	assert_string_equal(field(row, "name"), PROTO_SESSIONS_TABLE);
+	assert_string_equal(field(row, "records"), "1");
+	assert_true(proto_rows_next(&rows, &row));
+	assert_string_equal(field(row, "name"), "zeta");
+	assert_false(proto_rows_next(&rows, &row));
+
+	proto_put_query(&b, 6, PROTO_QUERY_STATS);
+	tc_write(a, &b);
+	m = tc_expect(a, PROTO_ROWS);
+	assert_int_equal(m->nrows, 1);
+	rows = m->rows;
+	assert_true(proto_rows_next(&rows, &row));
+	assert_string_equal(field(row, "version"), ISPD_VERSION);
+	assert_string_equal(field(row, "sessions"), "1");
+	assert_string_equal(field(row, "tables"), "3");
+	assert_string_equal(field(row, "records"), "4");
+
+	proto_put_query(&b, 7, 99);
+	tc_write(a, &b);
+	tc_expect_error(a, 7, ISP_E_BAD_REQUEST);
+	buf_free(&b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_announce, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_replace_moves_ownership,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_identical_reannounce_refreshes_ttl, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_changed_reannounce_replaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_withdraw, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_session_end_withdraws_owned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ttl_expiry, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_ttl_heap_order, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_seq, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefix_subscription,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_then_end, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_big_snapshot, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_sessions_table, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_handshake_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_frame_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_partial_frames, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hold_expiry, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_query, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
