@@ -14,6 +14,8 @@
  *   3. a library thread: isp_start() runs the client on a thread of its
  *      own; callbacks then come from that thread, and every isp_* call is
  *      safe from any thread.
+ * In modes 1 and 2 callbacks run on the thread inside isp_run(),
+ * isp_process(), isp_sync() or a query, never inside a request call.
  *
  * Errors: functions return ISP_OK (0) or an isp_err code; isp_errmsg()
  * holds a sentence about the last failure of that client. Codes below
@@ -111,7 +113,8 @@ struct isp_event {
 	uint64_t		 seq;		/* per-table sequence number */
 	uint64_t		 count;		/* END: records in the snapshot */
 	int			 reason;	/* WITHDRAW: isp_withdraw_reason */
-	int			 snapshot;	/* 1 while the snapshot lasts */
+	int			 snapshot;	/* 1 while the snapshot lasts;
+						 * 0 for END and after */
 };
 
 typedef struct isp_client isp_client;
@@ -125,7 +128,8 @@ typedef void isp_event_cb(isp_client *, const struct isp_event *, void *arg);
 typedef void isp_error_cb(isp_client *, uint32_t req_id, int code,
     const char *reason, void *arg);
 /* Called once when the session ends: err says why (ISP_E_CLOSED when the
- * server closed it, ISP_E_HOLD_EXPIRED, ISP_E_SHUTDOWN, ...). */
+ * server closed it, ISP_E_HOLD_EXPIRED, ISP_E_SHUTDOWN, ...). Not called
+ * when isp_connect() fails, nor by isp_free(). */
 typedef void isp_closed_cb(isp_client *, int err, const char *why,
     void *arg);
 
@@ -198,6 +202,8 @@ uint32_t	 isp_last_req_id(const isp_client *);
 int		 isp_subscribe(isp_client *, const char *table,
 		    const void *prefix, size_t prefix_len, unsigned flags,
 		    isp_event_cb *cb, void *arg);
+/* ISP_E_STATE also when the table is not subscribed, or is kept by a
+ * mirror (free the mirror instead). */
 int		 isp_unsubscribe(isp_client *, const char *table);
 
 /* Queries: each blocks until the answer (or timeout_ms), delivering
@@ -232,8 +238,9 @@ int		 isp_timeout_ms(const isp_client *);
  * queued, sends keepalives. ISP_OK or the error that ended the session. */
 int		 isp_process(isp_client *);
 
-/* Mode 3: a library thread. Returns ISP_OK or ISP_E_SYS. After it, every
- * call is thread-safe and callbacks run on the library's thread. */
+/* Mode 3: a library thread. Returns ISP_OK, ISP_E_STATE (not connected,
+ * or started already) or ISP_E_SYS. After it, every call is thread-safe
+ * and callbacks run on the library's thread. */
 int		 isp_start(isp_client *);
 /* Stops and joins the thread. */
 void		 isp_stop(isp_client *);
@@ -244,6 +251,8 @@ void		 isp_stop(isp_client *);
  * was applied, from the thread that delivers events. Lookups may come
  * from any thread.
  */
+/* NULL on failure (invalid arguments, not connected, table subscribed
+ * already, out of memory), with isp_errmsg() saying why. */
 isp_mirror	*isp_mirror_new(isp_client *, const char *table,
 		    const void *prefix, size_t prefix_len,
 		    isp_event_cb *on_change, void *arg);
@@ -258,7 +267,8 @@ struct isp_record	*isp_mirror_get(isp_mirror *, const void *key,
 			    size_t key_len);
 void		 isp_record_free(struct isp_record *);
 /* Calls fn for each record whose key starts with prefix, under the
- * mirror's read lock: fn must not call into this mirror. fn returns 0 to
+ * mirror's read lock: fn must not call into this mirror nor into its
+ * client (a change waiting for the lock would deadlock). fn returns 0 to
  * go on, anything else to stop; that value is returned. Order is not
  * defined. */
 int		 isp_mirror_foreach(isp_mirror *, const void *prefix,

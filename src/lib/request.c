@@ -1,0 +1,439 @@
+/*
+ * request: what an application asks of ispd. Every argument is checked
+ * against the protocol's limits (proto.h) before anything is encoded, so
+ * a mistake is reported here, naming the argument and the limit, rather
+ * than as an ERROR from ispd later. Arguments are checked before the
+ * session's state, so a bad call is found even on a client that is not
+ * connected yet.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib.h"
+
+/* The id of the last request the calling thread queued, on any client:
+ * threads sharing a client in mode 3 each see their own. */
+static _Thread_local uint32_t	 last_req_id;
+
+static uint32_t
+req_id_next(struct isp_client *c)
+{
+	uint32_t	 id = c->next_req_id++;
+
+	if (c->next_req_id == 0)	/* 0 means "the whole session" */
+		c->next_req_id = 1;
+	return id;
+}
+
+uint32_t
+isp_last_req_id(const isp_client *c)
+{
+	return last_req_id;
+}
+
+static int
+check_table(struct isp_client *c, const char *fn, const char *table,
+    size_t *lenp)
+{
+	size_t	 len;
+
+	if (table == NULL)
+		return client_seterr(c, ISP_E_INVALID, "%s: table is NULL",
+		    fn);
+	len = strnlen(table, PROTO_MAX_TABLE_BYTES + 1);
+	if (!proto_table_valid(table, len))
+		return client_seterr(c, ISP_E_INVALID, "%s: invalid table name "
+		    "\"%.*s%s\" (1 to %d characters of A-Z a-z 0-9 _ . : -)",
+		    fn, (int)len, table, len > PROTO_MAX_TABLE_BYTES ? "..." :
+		    "", PROTO_MAX_TABLE_BYTES);
+	*lenp = len;
+	return ISP_OK;
+}
+
+static int
+check_key(struct isp_client *c, const char *fn, const void *key,
+    size_t key_len)
+{
+	if (key_len == 0 || key_len > PROTO_MAX_KEY_BYTES)
+		return client_seterr(c, ISP_E_INVALID, "%s: key is %zu bytes "
+		    "long, it must be 1 to %d", fn, key_len,
+		    PROTO_MAX_KEY_BYTES);
+	if (key == NULL)
+		return client_seterr(c, ISP_E_INVALID, "%s: key is NULL", fn);
+	return ISP_OK;
+}
+
+/* Sets *bytes to the size of the encoded fields block. */
+static int
+check_fields(struct isp_client *c, const char *fn,
+    const struct isp_field *fields, size_t nfields, size_t *bytes)
+{
+	const struct isp_field	*f;
+	size_t			 i, nlen;
+
+	if (nfields > PROTO_MAX_FIELDS)
+		return client_seterr(c, ISP_E_INVALID, "%s: %zu fields, at "
+		    "most %d are allowed", fn, nfields, PROTO_MAX_FIELDS);
+	if (nfields > 0 && fields == NULL)
+		return client_seterr(c, ISP_E_INVALID, "%s: fields is NULL but "
+		    "nfields is %zu", fn, nfields);
+	*bytes = 2;
+	for (i = 0; i < nfields; i++) {
+		f = &fields[i];
+		if (f->name == NULL)
+			return client_seterr(c, ISP_E_INVALID, "%s: field %zu "
+			    "has a NULL name", fn, i);
+		nlen = strnlen(f->name, PROTO_MAX_FNAME_BYTES + 1);
+		if (!proto_fname_valid(f->name, nlen))
+			return client_seterr(c, ISP_E_INVALID, "%s: field %zu "
+			    "has an invalid name \"%.*s%s\" (1 to %d printable "
+			    "ASCII characters, no space or '=')", fn, i,
+			    (int)(nlen > 64 ? 64 : nlen), f->name,
+			    nlen > 64 ? "..." : "", PROTO_MAX_FNAME_BYTES);
+		if (f->value_len > PROTO_MAX_VALUE_BYTES)
+			return client_seterr(c, ISP_E_INVALID, "%s: field "
+			    "\"%s\" has a value of %zu bytes, at most %d are "
+			    "allowed", fn, f->name, f->value_len,
+			    PROTO_MAX_VALUE_BYTES);
+		if (f->value == NULL && f->value_len > 0)
+			return client_seterr(c, ISP_E_INVALID, "%s: field "
+			    "\"%s\" has a NULL value of length %zu", fn,
+			    f->name, f->value_len);
+		*bytes += 1 + nlen + 4 + f->value_len;
+	}
+	return ISP_OK;
+}
+
+/* A whole frame must fit the limit every ispd accepts. frame_bytes
+ * counts the type byte and the payload, as the length prefix does. */
+static int
+check_frame(struct isp_client *c, const char *fn, size_t frame_bytes)
+{
+	if (frame_bytes > PROTO_MAX_FRAME_BYTES)
+		return client_seterr(c, ISP_E_INVALID, "%s: the record encodes "
+		    "to %zu bytes, over the protocol's frame limit of %u; "
+		    "make the values smaller", fn, frame_bytes,
+		    PROTO_MAX_FRAME_BYTES);
+	return ISP_OK;
+}
+
+int
+isp_announce(isp_client *c, const char *table, const void *key,
+    size_t key_len, const struct isp_field *fields, size_t nfields,
+    unsigned ttl_s)
+{
+	const char	*fn = "isp_announce";
+	size_t		 tlen = 0, fbytes = 0, mark, start, fstart, i;
+	uint32_t	 id;
+	int		 rc;
+
+	if (c == NULL)
+		return ISP_E_INVALID;
+	client_lock(c);
+	if ((rc = check_table(c, fn, table, &tlen)) != ISP_OK ||
+	    (rc = check_key(c, fn, key, key_len)) != ISP_OK ||
+	    (rc = check_fields(c, fn, fields, nfields, &fbytes)) != ISP_OK ||
+	    (rc = check_frame(c, fn, 1 + 4 + 1 + tlen + 4 + 2 + key_len +
+	    fbytes)) != ISP_OK ||
+	    (rc = client_check_ready(c, fn)) != ISP_OK)
+		goto out;
+
+	mark = c->out.len;
+	id = req_id_next(c);
+	start = proto_begin(&c->out, PROTO_ANNOUNCE);
+	buf_put_u32(&c->out, id);
+	proto_put_name(&c->out, table, tlen);
+	buf_put_u32(&c->out, ttl_s);
+	proto_put_key(&c->out, key, key_len);
+	fstart = proto_fields_begin(&c->out);
+	for (i = 0; i < nfields; i++)
+		proto_put_field(&c->out, fields[i].name, strlen(fields[i].name),
+		    fields[i].value, fields[i].value_len);
+	proto_fields_end(&c->out, fstart, (uint16_t)nfields);
+	proto_end(&c->out, start);
+	if ((rc = wire_queued(c, mark)) == ISP_OK)
+		last_req_id = id;
+out:
+	client_unlock(c);
+	return rc;
+}
+
+int
+isp_withdraw(isp_client *c, const char *table, const void *key,
+    size_t key_len)
+{
+	const char	*fn = "isp_withdraw";
+	size_t		 tlen, mark;
+	uint32_t	 id;
+	int		 rc;
+
+	if (c == NULL)
+		return ISP_E_INVALID;
+	client_lock(c);
+	if ((rc = check_table(c, fn, table, &tlen)) != ISP_OK ||
+	    (rc = check_key(c, fn, key, key_len)) != ISP_OK ||
+	    (rc = client_check_ready(c, fn)) != ISP_OK)
+		goto out;
+	mark = c->out.len;
+	id = req_id_next(c);
+	proto_put_withdraw(&c->out, id, proto_bytes(table, tlen),
+	    proto_bytes(key, key_len));
+	if ((rc = wire_queued(c, mark)) == ISP_OK)
+		last_req_id = id;
+out:
+	client_unlock(c);
+	return rc;
+}
+
+int
+client_sub_check_args(struct isp_client *c, const char *fn, const char *table,
+    const void *prefix, size_t prefix_len, unsigned flags, isp_event_cb *cb)
+{
+	size_t	 tlen;
+	int	 rc;
+
+	if ((rc = check_table(c, fn, table, &tlen)) != ISP_OK)
+		return rc;
+	if (prefix_len > PROTO_MAX_KEY_BYTES)
+		return client_seterr(c, ISP_E_INVALID, "%s: prefix is %zu "
+		    "bytes long, at most %d are allowed", fn, prefix_len,
+		    PROTO_MAX_KEY_BYTES);
+	if (prefix == NULL && prefix_len > 0)
+		return client_seterr(c, ISP_E_INVALID, "%s: prefix is NULL but "
+		    "prefix_len is %zu", fn, prefix_len);
+	if (flags & ~(unsigned)ISP_SUB_ONCE)
+		return client_seterr(c, ISP_E_INVALID, "%s: unknown flags 0x%x "
+		    "(only ISP_SUB_ONCE is defined)", fn,
+		    flags & ~(unsigned)ISP_SUB_ONCE);
+	if (cb == NULL)
+		return client_seterr(c, ISP_E_INVALID, "%s: the event "
+		    "callback is NULL", fn);
+	return ISP_OK;
+}
+
+int
+client_subscribe(struct isp_client *c, const char *fn, const char *table,
+    const void *prefix, size_t prefix_len, unsigned flags, isp_event_cb *cb,
+    void *arg, struct isp_mirror *m)
+{
+	struct sub	*s, *old;
+	size_t		 tlen, mark;
+	int		 rc;
+
+	if ((rc = client_sub_check_args(c, fn, table, prefix, prefix_len, flags,
+	    cb)) != ISP_OK || (rc = client_check_ready(c, fn)) != ISP_OK)
+		return rc;
+	tlen = strlen(table);
+	if (client_sub_find(c, table, tlen) != NULL)
+		return client_seterr(c, ISP_E_STATE, "%s: already subscribed "
+		    "to table \"%s\" (one subscription per table and client; "
+		    "unsubscribe first)", fn, table);
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return client_seterr(c, ISP_E_NOMEM, "%s: out of memory", fn);
+	for (old = c->subs; old != NULL; old = old->next)
+		if (old->removed && old->drain_token != 0 &&
+		    old->table_len == tlen && memcmp(old->table, table,
+		    tlen) == 0)
+			s->wait_token = old->drain_token;
+	memcpy(s->table, table, tlen + 1);
+	s->table_len = tlen;
+	s->flags = flags;
+	s->cb = cb;
+	s->arg = arg;
+	s->mirror = m;
+	s->req_id = req_id_next(c);
+
+	mark = c->out.len;
+	proto_put_subscribe(&c->out, s->req_id, proto_bytes(table, tlen),
+	    (flags & ISP_SUB_ONCE) ? PROTO_SUB_ONCE : 0,
+	    proto_bytes(prefix, prefix_len));
+	if ((rc = wire_queued(c, mark)) != ISP_OK) {
+		free(s);
+		return rc;
+	}
+	s->next = c->subs;
+	c->subs = s;
+	last_req_id = s->req_id;
+	return ISP_OK;
+}
+
+int
+isp_subscribe(isp_client *c, const char *table, const void *prefix,
+    size_t prefix_len, unsigned flags, isp_event_cb *cb, void *arg)
+{
+	int	 rc;
+
+	if (c == NULL)
+		return ISP_E_INVALID;
+	client_lock(c);
+	rc = client_subscribe(c, "isp_subscribe", table, prefix, prefix_len,
+	    flags, cb, arg, NULL);
+	client_unlock(c);
+	return rc;
+}
+
+int
+client_unsubscribe(struct isp_client *c, struct sub *s)
+{
+	uint64_t	 token;
+	size_t		 mark;
+	uint32_t	 id;
+	int		 rc = ISP_OK;
+
+	if (c->state == CLIENT_READY && c->dead_err == 0) {
+		mark = c->out.len;
+		id = req_id_next(c);
+		token = wire_token(c);
+		proto_put_unsubscribe(&c->out, id, proto_bytes(s->table,
+		    s->table_len));
+		proto_put_ping(&c->out, PROTO_PING, token);
+		if ((rc = wire_queued(c, mark)) == ISP_OK) {
+			last_req_id = id;
+			s->drain_token = token;
+		}
+	}
+	client_sub_remove(c, s);	/* may free s */
+	return rc;
+}
+
+int
+isp_unsubscribe(isp_client *c, const char *table)
+{
+	const char	*fn = "isp_unsubscribe";
+	struct sub	*s;
+	size_t		 tlen;
+	int		 rc;
+
+	if (c == NULL)
+		return ISP_E_INVALID;
+	client_lock(c);
+	if ((rc = check_table(c, fn, table, &tlen)) != ISP_OK ||
+	    (rc = client_check_ready(c, fn)) != ISP_OK)
+		goto out;
+	if ((s = client_sub_find(c, table, tlen)) == NULL)
+		rc = client_seterr(c, ISP_E_STATE, "%s: not subscribed to "
+		    "table \"%s\"", fn, table);
+	else if (s->mirror != NULL)
+		rc = client_seterr(c, ISP_E_STATE, "%s: table \"%s\" is kept "
+		    "by a mirror; free the mirror with isp_mirror_free() "
+		    "instead", fn, table);
+	else
+		rc = client_unsubscribe(c, s);
+out:
+	client_unlock(c);
+	return rc;
+}
+
+static void
+waiter_link(struct isp_client *c, struct waiter *w)
+{
+	w->next = c->waiters;
+	c->waiters = w;
+}
+
+static void
+waiter_unlink(struct isp_client *c, struct waiter *w)
+{
+	struct waiter	**pp;
+
+	for (pp = &c->waiters; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			return;
+		}
+	}
+}
+
+/* Callers wait for the answer, so they must not be callbacks of this
+ * client (the answer would have to be read by the code they are
+ * called from). */
+static int
+check_may_wait(struct isp_client *c, const char *fn)
+{
+	if (c->cb_depth > 0)
+		return client_seterr(c, ISP_E_STATE, "%s: cannot wait for an "
+		    "answer inside a callback of the same client", fn);
+	return client_check_ready(c, fn);
+}
+
+static int
+client_query(struct isp_client *c, const char *fn, uint8_t what,
+    isp_row_cb *cb, void *arg, int timeout_ms)
+{
+	struct waiter	 w;
+	size_t		 mark;
+	int		 rc;
+
+	if ((rc = check_may_wait(c, fn)) != ISP_OK)
+		return rc;
+	memset(&w, 0, sizeof(w));
+	w.kind = WAIT_ROWS;
+	w.id = req_id_next(c);
+	w.row_cb = cb;
+	w.arg = arg;
+	mark = c->out.len;
+	proto_put_query(&c->out, (uint32_t)w.id, what);
+	if ((rc = wire_queued(c, mark)) != ISP_OK)
+		return rc;
+	last_req_id = (uint32_t)w.id;
+	waiter_link(c, &w);
+	rc = run_wait(c, &w, timeout_ms);
+	waiter_unlink(c, &w);
+	return rc;
+}
+
+int
+isp_query_tables(isp_client *c, isp_row_cb *cb, void *arg, int timeout_ms)
+{
+	int	 rc;
+
+	if (c == NULL)
+		return ISP_E_INVALID;
+	client_lock(c);
+	rc = client_query(c, "isp_query_tables", PROTO_QUERY_TABLES, cb, arg,
+	    timeout_ms);
+	client_unlock(c);
+	return rc;
+}
+
+int
+isp_query_stats(isp_client *c, isp_row_cb *cb, void *arg, int timeout_ms)
+{
+	int	 rc;
+
+	if (c == NULL)
+		return ISP_E_INVALID;
+	client_lock(c);
+	rc = client_query(c, "isp_query_stats", PROTO_QUERY_STATS, cb, arg,
+	    timeout_ms);
+	client_unlock(c);
+	return rc;
+}
+
+int
+isp_sync(isp_client *c, int timeout_ms)
+{
+	struct waiter	 w;
+	size_t		 mark;
+	int		 rc;
+
+	if (c == NULL)
+		return ISP_E_INVALID;
+	client_lock(c);
+	if ((rc = check_may_wait(c, "isp_sync")) != ISP_OK)
+		goto out;
+	memset(&w, 0, sizeof(w));
+	w.kind = WAIT_PONG;
+	w.id = wire_token(c);
+	mark = c->out.len;
+	proto_put_ping(&c->out, PROTO_PING, w.id);
+	if ((rc = wire_queued(c, mark)) != ISP_OK)
+		goto out;
+	waiter_link(c, &w);
+	rc = run_wait(c, &w, timeout_ms);
+	waiter_unlink(c, &w);
+out:
+	client_unlock(c);
+	return rc;
+}
