@@ -62,19 +62,22 @@ $(BUILD)/libisp.a: $(LIB_OBJ) $(COMMON_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libisp.so: $(LIB_OBJ) $(COMMON_OBJ)
-	$(CC) -shared -Wl,-soname,libisp.so.1 $^ $(ALL_LDFLAGS) -o $@
+# The shared library exports the public isp_* API and nothing else.
+$(BUILD)/libisp.so: $(LIB_OBJ) $(COMMON_OBJ) src/lib/libisp.map
+	$(CC) -shared -Wl,-soname,libisp.so.1 -Wl,--version-script=src/lib/libisp.map \
+	    $(filter %.o,$^) $(ALL_LDFLAGS) -o $@
 
 $(BUILD)/ispctl: $(ISPCTL_OBJ) $(BUILD)/libisp.a
 	$(CC) $^ $(ALL_LDFLAGS) -o $@
 
 # Unit tests link the daemon's own objects (all but main.o) and the
 # library; integration tests link the library and the test helpers.
-$(BUILD)/tests/%: tests/unit/%.c $(ISPD_CORE_OBJ) $(BUILD)/libisp.a $(TESTLIB_OBJ)
+# Objects come before the archive so the linker resolves their calls.
+$(BUILD)/tests/%: tests/unit/%.c $(ISPD_CORE_OBJ) $(TESTLIB_OBJ) $(BUILD)/libisp.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc/ispd -Isrc/lib -Itests/lib $^ $(ALL_LDFLAGS) -lcmocka -o $@
 
-$(BUILD)/tests/%: tests/integ/%.c $(BUILD)/libisp.a $(TESTLIB_OBJ)
+$(BUILD)/tests/%: tests/integ/%.c $(TESTLIB_OBJ) $(BUILD)/libisp.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/lib $^ $(ALL_LDFLAGS) -lcmocka -o $@
 

@@ -1,0 +1,1229 @@
+/*
+ * ispctl: the command-line client of ispd, built on libisp.
+ *
+ * Exit codes: 0 ok, 1 not found, 2 usage, 3 cannot connect or server
+ * error. Every failure prints one line on stderr that says what failed
+ * and, where it can, what to do.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "isp.h"
+
+#define EXIT_NOTFOUND	1
+#define EXIT_USAGE	2
+#define EXIT_SERVER	3
+
+#define QUERY_TIMEOUT_MS	10000
+
+static const char	*server;
+static const char	*client_name = "ispctl";
+static int		 json;
+static volatile sig_atomic_t	 stop_requested;
+
+static void
+print_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: ispctl [-s HOST:PORT] [--name NAME] COMMAND [ARGS]\n"
+	    "commands:\n"
+	    "  announce TABLE KEY [NAME=VALUE]... [--ttl SECONDS]\n"
+	    "  publish TABLE [--ttl SECONDS]      lines from stdin:\n"
+	    "                                     announce KEY [NAME=VALUE]...\n"
+	    "                                     withdraw KEY\n"
+	    "  watch TABLE [--prefix P] [--json]\n"
+	    "  dump TABLE [--prefix P] [--json]\n"
+	    "  get TABLE KEY [--json]\n"
+	    "  tables [--json]\n"
+	    "  sessions [--json]\n"
+	    "  stats [--json]\n"
+	    "server: -s, else $ISPD_SERVER, else %s\n", ISP_DEFAULT_SERVER);
+}
+
+/* A usage error: says what is wrong (when fmt is set), shows the usage,
+ * exits 2. */
+static void __attribute__((noreturn, format(printf, 1, 2)))
+usage(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (fmt != NULL) {
+		fprintf(stderr, "ispctl: ");
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fprintf(stderr, "\n");
+	}
+	print_usage(stderr);
+	exit(EXIT_USAGE);
+}
+
+static void __attribute__((noreturn, format(printf, 2, 3)))
+die(int code, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	fprintf(stderr, "ispctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	exit(code);
+}
+
+static void
+on_signal(int sig)
+{
+	stop_requested = 1;
+}
+
+static void
+catch_signals(void)
+{
+	struct sigaction	 sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Server errors for requests land here; commands that care look at it. */
+struct errstate {
+	int	 count;
+	int	 code;
+	uint32_t req_id;
+	char	 reason[512];
+};
+
+static void
+on_error(isp_client *c, uint32_t req_id, int code, const char *reason,
+    void *arg)
+{
+	struct errstate	*e = arg;
+
+	e->count++;
+	e->code = code;
+	e->req_id = req_id;
+	snprintf(e->reason, sizeof(e->reason), "%s", reason);
+}
+
+static struct errstate	 errs;
+
+static isp_client *
+connect_or_die(void)
+{
+	struct isp_options	 o;
+	isp_client		*c;
+
+	isp_options_init(&o);
+	o.server = server;
+	o.name = client_name;
+	o.on_error = on_error;
+	o.arg = &errs;
+	if ((c = isp_new(&o)) == NULL)
+		die(EXIT_SERVER, "out of memory");
+	if (isp_connect(c) != ISP_OK)
+		die(EXIT_SERVER, "%s", isp_errmsg(c));
+	return c;
+}
+
+/* JSON output. */
+
+static void
+json_str(const void *p, size_t len)
+{
+	const unsigned char	*s = p;
+	size_t			 i;
+
+	putchar('"');
+	for (i = 0; i < len; i++) {
+		switch (s[i]) {
+		case '"':	fputs("\\\"", stdout); break;
+		case '\\':	fputs("\\\\", stdout); break;
+		case '\n':	fputs("\\n", stdout); break;
+		case '\r':	fputs("\\r", stdout); break;
+		case '\t':	fputs("\\t", stdout); break;
+		default:
+			if (s[i] < 0x20 || s[i] == 0x7f)
+				printf("\\u%04x", s[i]);
+			else
+				putchar(s[i]);
+		}
+	}
+	putchar('"');
+}
+
+static void
+json_cstr(const char *s)
+{
+	json_str(s, strlen(s));
+}
+
+static void
+json_fields(const struct isp_field *f, size_t n)
+{
+	size_t	 i;
+
+	putchar('{');
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			putchar(',');
+		json_cstr(f[i].name);
+		putchar(':');
+		json_str(f[i].value, f[i].value_len);
+	}
+	putchar('}');
+}
+
+static const char *
+event_name(int type)
+{
+	switch (type) {
+	case ISP_EV_ANNOUNCE:	return "announce";
+	case ISP_EV_REPLACE:	return "replace";
+	case ISP_EV_WITHDRAW:	return "withdraw";
+	case ISP_EV_END:	return "end";
+	default:		return "unknown";
+	}
+}
+
+static const char *
+reason_name(int reason)
+{
+	switch (reason) {
+	case ISP_WD_OWNER:	return "withdrawn";
+	case ISP_WD_EXPIRED:	return "expired";
+	case ISP_WD_SESSION:	return "session ended";
+	default:		return "unknown";
+	}
+}
+
+static void
+json_event(const char *table, int type, const struct isp_record *r,
+    uint64_t seq, int reason)
+{
+	printf("{\"event\":\"%s\",\"table\":", event_name(type));
+	json_cstr(table);
+	printf(",\"key\":");
+	json_str(r->key, r->key_len);
+	if (type != ISP_EV_WITHDRAW) {
+		printf(",\"fields\":");
+		json_fields(r->fields, r->nfields);
+	}
+	printf(",\"owner\":");
+	json_cstr(r->owner ? r->owner : "");
+	printf(",\"seq\":%" PRIu64, seq);
+	if (type == ISP_EV_WITHDRAW) {
+		printf(",\"reason\":");
+		json_cstr(reason_name(reason));
+	}
+	printf("}\n");
+}
+
+/* Human output. A value is printed as is when printable, else in
+ * C-style escapes, so a line never breaks the terminal. */
+
+static void
+text_bytes(const void *p, size_t len)
+{
+	const unsigned char	*s = p;
+	size_t			 i;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\')
+			putchar(s[i]);
+		else if (s[i] == '\\')
+			fputs("\\\\", stdout);
+		else
+			printf("\\x%02x", s[i]);
+	}
+}
+
+/* Fields as NAME=VALUE words, a value quoted when it holds a blank, a
+ * quote or nothing, the way `ispctl publish` reads them back. */
+static void
+text_fields(const struct isp_field *f, size_t n)
+{
+	const char	*v;
+	size_t		 i, j;
+	int		 quote;
+
+	for (i = 0; i < n; i++) {
+		printf("%s%s=", i ? " " : "", f[i].name);
+		v = f[i].value;
+		quote = f[i].value_len == 0;
+		for (j = 0; j < f[i].value_len; j++)
+			if (v[j] == ' ' || v[j] == '\t' || v[j] == '"' ||
+			    v[j] == '#')
+				quote = 1;
+		if (!quote) {
+			text_bytes(v, f[i].value_len);
+			continue;
+		}
+		putchar('"');
+		for (j = 0; j < f[i].value_len; j++) {
+			if (v[j] == '"')
+				fputs("\\\"", stdout);
+			else
+				text_bytes(v + j, 1);
+		}
+		putchar('"');
+	}
+}
+
+/* Arguments: NAME=VALUE fields. */
+
+static struct isp_field *
+parse_fields(char **argv, int argc)
+{
+	struct isp_field	*f;
+	char			*eq;
+	int			 i;
+
+	if ((f = calloc((size_t)argc + 1, sizeof(*f))) == NULL)
+		die(EXIT_SERVER, "out of memory");
+	for (i = 0; i < argc; i++) {
+		if ((eq = strchr(argv[i], '=')) == NULL || eq == argv[i]) {
+			free(f);
+			return NULL;
+		}
+		*eq = '\0';
+		f[i].name = argv[i];
+		f[i].value = eq + 1;
+		f[i].value_len = strlen(eq + 1);
+	}
+	return f;
+}
+
+static unsigned
+parse_ttl(const char *s)
+{
+	char		*end;
+	unsigned long	 v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || *s == '\0' || *s == '-' ||
+	    v > 0xffffffffUL)
+		usage("invalid --ttl \"%s\": give whole seconds", s);
+	return (unsigned)v;
+}
+
+/* Waits until ispd has seen every request so far; a server error for
+ * one of them is fatal for commands that announce a single record. */
+static void
+sync_or_die(isp_client *c)
+{
+	int	 rc;
+
+	if ((rc = isp_sync(c, QUERY_TIMEOUT_MS)) != ISP_OK)
+		die(EXIT_SERVER, "%s", isp_errmsg(c));
+}
+
+/* announce TABLE KEY [NAME=VALUE]... [--ttl SECONDS] */
+static int
+cmd_announce(int argc, char **argv)
+{
+	static const struct option	 opts[] = {
+		{ "ttl", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct isp_field	*f;
+	isp_client		*c;
+	unsigned		 ttl = 0;
+	int			 ch, rc;
+
+	optind = 0;	/* glibc: start over, argv[0] is the command */
+	while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (ch == 't')
+			ttl = parse_ttl(optarg);
+		else
+			usage(NULL);
+	}
+	/* Allow --ttl after the fields too. */
+	argc -= optind;
+	argv += optind;
+	if (argc >= 2 && strcmp(argv[argc - 2], "--ttl") == 0) {
+		ttl = parse_ttl(argv[argc - 1]);
+		argc -= 2;
+	}
+	if (argc < 2)
+		usage("announce needs TABLE and KEY");
+	if ((f = parse_fields(argv + 2, argc - 2)) == NULL)
+		usage("fields must be NAME=VALUE");
+
+	catch_signals();
+	c = connect_or_die();
+	rc = isp_announce(c, argv[0], argv[1], strlen(argv[1]), f,
+	    (size_t)argc - 2, ttl);
+	free(f);
+	if (rc != ISP_OK)
+		die(rc == ISP_E_INVALID ? EXIT_USAGE : EXIT_SERVER, "%s",
+		    isp_errmsg(c));
+	sync_or_die(c);
+	if (errs.count > 0)
+		die(EXIT_SERVER, "announce %s in %s: %s (%s)", argv[1], argv[0],
+		    errs.reason, isp_strerror(errs.code));
+	fprintf(stderr, "ispctl: announced %s in %s as session %" PRIu64
+	    "; holding it until interrupted\n", argv[1], argv[0],
+	    isp_session_id(c));
+	while (!stop_requested) {
+		if ((rc = isp_run(c, 200)) != ISP_OK) {
+			isp_free(c);
+			die(EXIT_SERVER, "session ended: %s", isp_strerror(rc));
+		}
+	}
+	isp_free(c);
+	return 0;
+}
+
+/*
+ * Splits a publish line into words. Words are separated by blanks; a
+ * double-quoted part may hold blanks, with \" and \\ inside. Returns the
+ * number of words, or -1 for an unterminated quote.
+ */
+static int
+split_words(char *line, char **words, int max)
+{
+	char	*r = line, *w;
+	int	 n = 0, quoted;
+
+	for (;;) {
+		while (*r == ' ' || *r == '\t')
+			r++;
+		if (*r == '\0' || *r == '\n' || *r == '#')
+			return n;
+		if (n == max)
+			return -1;
+		words[n++] = w = r;
+		quoted = 0;
+		for (; *r != '\0' && *r != '\n'; r++) {
+			if (*r == '"') {
+				quoted = !quoted;
+				continue;
+			}
+			if (!quoted && (*r == ' ' || *r == '\t'))
+				break;
+			if (quoted && *r == '\\' && (r[1] == '"' ||
+			    r[1] == '\\'))
+				r++;
+			*w++ = *r;
+		}
+		if (quoted)
+			return -1;
+		if (*r != '\0')
+			r++;
+		*w = '\0';
+	}
+}
+
+#define MAX_LINE_WORDS	(2 + 256)
+
+/* publish: the session, and which request came from which input line so
+ * a server error can name the line. */
+struct publisher {
+	isp_client	*c;
+	const char	*table;
+	unsigned	 ttl;
+	struct pending {
+		uint32_t	 req_id;
+		unsigned long	 line;
+	}		*pend;
+	size_t		 npend;
+	size_t		 cappend;
+	unsigned long	 lineno;
+	unsigned long	 bad;		/* lines that failed */
+	int		 seen_errors;	/* errs.count already reported */
+};
+
+/* Handles one input line. Returns -1 when the session is gone. */
+static int
+publish_line(struct publisher *p, char *line)
+{
+	struct isp_field	*f;
+	char			*words[MAX_LINE_WORDS];
+	int			 n, rc;
+
+	p->lineno++;
+	if ((n = split_words(line, words, MAX_LINE_WORDS)) == 0)
+		return 0;
+	if (n > 1 && strcmp(words[0], "announce") == 0 &&
+	    (f = parse_fields(words + 2, n - 2)) != NULL) {
+		rc = isp_announce(p->c, p->table, words[1], strlen(words[1]), f,
+		    (size_t)n - 2, p->ttl);
+		free(f);
+	} else if (n == 2 && strcmp(words[0], "withdraw") == 0) {
+		rc = isp_withdraw(p->c, p->table, words[1], strlen(words[1]));
+	} else {
+		fprintf(stderr, "ispctl: line %lu: expected \"announce KEY "
+		    "[NAME=VALUE]...\" or \"withdraw KEY\"\n", p->lineno);
+		p->bad++;
+		return 0;
+	}
+	if (rc != ISP_OK) {
+		fprintf(stderr, "ispctl: line %lu: %s\n", p->lineno,
+		    isp_errmsg(p->c));
+		p->bad++;
+		return rc == ISP_E_INVALID ? 0 : -1;
+	}
+	if (p->npend == p->cappend) {
+		p->cappend = p->cappend ? p->cappend * 2 : 256;
+		p->pend = realloc(p->pend, p->cappend * sizeof(*p->pend));
+		if (p->pend == NULL)
+			die(EXIT_SERVER, "out of memory");
+	}
+	p->pend[p->npend].req_id = isp_last_req_id(p->c);
+	p->pend[p->npend++].line = p->lineno;
+	return 0;
+}
+
+/* Reports a server error that arrived since the last call, with the
+ * line that caused it. Only the latest error is kept by on_error, which
+ * is enough: the loop calls this after every isp_process(). */
+static void
+publish_report(struct publisher *p)
+{
+	unsigned long	 where = 0;
+	size_t		 i;
+
+	if (errs.count == p->seen_errors)
+		return;
+	p->seen_errors = errs.count;
+	for (i = p->npend; i > 0; i--)
+		if (p->pend[i - 1].req_id == errs.req_id) {
+			where = p->pend[i - 1].line;
+			break;
+		}
+	fprintf(stderr, "ispctl: line %lu: %s (%s)\n", where, errs.reason,
+	    isp_strerror(errs.code));
+	p->bad++;
+}
+
+/*
+ * publish TABLE [--ttl SECONDS]: lines from stdin until EOF, then the
+ * session ends (and with it the records). Standard input is read with
+ * read(2), not stdio, so every complete line is handled as soon as it
+ * arrives, however the writer buffers.
+ */
+static int
+cmd_publish(int argc, char **argv)
+{
+	static const struct option	 opts[] = {
+		{ "ttl", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct publisher	 p;
+	struct pollfd		 pfd[2];
+	char			*in = NULL, *nl, *line;
+	size_t			 inlen = 0, incap = 0;
+	ssize_t			 r;
+	int			 ch, n, eof = 0, gone = 0;
+
+	memset(&p, 0, sizeof(p));
+	optind = 0;	/* glibc: start over, argv[0] is the command */
+	while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (ch == 't')
+			p.ttl = parse_ttl(optarg);
+		else
+			usage(NULL);
+	}
+	if (argc - optind != 1)
+		usage("publish needs TABLE");
+	p.table = argv[optind];
+
+	catch_signals();
+	p.c = connect_or_die();
+	while (!eof && !gone && !stop_requested) {
+		pfd[0].fd = STDIN_FILENO;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = isp_fd(p.c);
+		pfd[1].events = ((isp_want(p.c) & ISP_WANT_READ) ? POLLIN : 0) |
+		    ((isp_want(p.c) & ISP_WANT_WRITE) ? POLLOUT : 0);
+		n = poll(pfd, 2, isp_timeout_ms(p.c));
+		if (n == -1 && errno != EINTR)
+			die(EXIT_SERVER, "poll: %s", strerror(errno));
+		if (n > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+			if (incap - inlen < 65536) {
+				incap = incap ? incap * 2 : 131072;
+				if ((in = realloc(in, incap + 1)) == NULL)
+					die(EXIT_SERVER, "out of memory");
+			}
+			r = read(STDIN_FILENO, in + inlen, incap - inlen);
+			if (r == -1 && errno != EINTR && errno != EAGAIN)
+				die(EXIT_SERVER, "reading standard input: %s",
+				    strerror(errno));
+			if (r == 0) {
+				eof = 1;
+				if (inlen > 0)	/* a last line without \n */
+					in[inlen++] = '\n';
+			}
+			if (r > 0)
+				inlen += (size_t)r;
+			line = in;
+			while (!gone && (nl = memchr(line, '\n',
+			    inlen - (size_t)(line - in))) != NULL) {
+				*nl = '\0';
+				gone = publish_line(&p, line) == -1;
+				line = nl + 1;
+			}
+			inlen -= (size_t)(line - in);
+			memmove(in, line, inlen);
+		}
+		if (isp_process(p.c) != ISP_OK)
+			die(EXIT_SERVER, "session ended: %s", isp_errmsg(p.c));
+		publish_report(&p);
+	}
+	free(in);
+	if (!stop_requested && !gone) {
+		/* Let ispd answer the last lines before the session ends. */
+		if (isp_sync(p.c, QUERY_TIMEOUT_MS) != ISP_OK)
+			die(EXIT_SERVER, "%s", isp_errmsg(p.c));
+		publish_report(&p);
+	}
+	free(p.pend);
+	isp_free(p.c);
+	return p.bad > 0 ? EXIT_SERVER : 0;
+}
+
+/* A snapshot collected in memory, for dump, get and sessions. */
+struct snap {
+	struct snaprec {
+		char			*key;
+		size_t			 key_len;
+		char			*owner;
+		uint64_t		 owner_session;
+		uint64_t		 seq;
+		struct isp_field	*fields;
+		size_t			 nfields;
+	}		*r;
+	size_t		 n;
+	size_t		 cap;
+	int		 done;
+};
+
+static void *
+xmemdup(const void *p, size_t len)
+{
+	char	*d;
+
+	if ((d = malloc(len + 1)) == NULL)
+		die(EXIT_SERVER, "out of memory");
+	memcpy(d, p, len);
+	d[len] = '\0';
+	return d;
+}
+
+static void
+snap_cb(isp_client *c, const struct isp_event *ev, void *arg)
+{
+	struct snap	*s = arg;
+	struct snaprec	*r;
+	size_t		 i;
+
+	if (ev->type == ISP_EV_END) {
+		s->done = 1;
+		return;
+	}
+	if (ev->type == ISP_EV_WITHDRAW)
+		return;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 256;
+		if ((s->r = realloc(s->r, s->cap * sizeof(*s->r))) == NULL)
+			die(EXIT_SERVER, "out of memory");
+	}
+	r = &s->r[s->n++];
+	r->key = xmemdup(ev->rec.key, ev->rec.key_len);
+	r->key_len = ev->rec.key_len;
+	r->owner = xmemdup(ev->rec.owner, strlen(ev->rec.owner));
+	r->owner_session = ev->rec.owner_session;
+	r->seq = ev->rec.seq;
+	r->nfields = ev->rec.nfields;
+	if ((r->fields = calloc(r->nfields + 1, sizeof(*r->fields))) == NULL)
+		die(EXIT_SERVER, "out of memory");
+	for (i = 0; i < r->nfields; i++) {
+		r->fields[i].name = xmemdup(ev->rec.fields[i].name,
+		    strlen(ev->rec.fields[i].name));
+		r->fields[i].value = xmemdup(ev->rec.fields[i].value,
+		    ev->rec.fields[i].value_len);
+		r->fields[i].value_len = ev->rec.fields[i].value_len;
+	}
+}
+
+static int
+snaprec_cmp(const void *a, const void *b)
+{
+	const struct snaprec	*x = a, *y = b;
+	size_t			 n = x->key_len < y->key_len ? x->key_len :
+				    y->key_len;
+	int			 c = memcmp(x->key, y->key, n);
+
+	if (c != 0)
+		return c;
+	return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+}
+
+static int
+snap_done(void *arg)
+{
+	return ((struct snap *)arg)->done;
+}
+
+/* Reads the records of table under prefix, sorted by key. */
+static void
+snap_fetch(struct snap *s, const char *table, const char *prefix)
+{
+	isp_client	*c;
+	int64_t		 deadline;
+	int		 rc;
+
+	memset(s, 0, sizeof(*s));
+	c = connect_or_die();
+	rc = isp_subscribe(c, table, prefix, prefix ? strlen(prefix) : 0,
+	    ISP_SUB_ONCE, snap_cb, s);
+	if (rc != ISP_OK)
+		die(rc == ISP_E_INVALID ? EXIT_USAGE : EXIT_SERVER, "%s",
+		    isp_errmsg(c));
+	deadline = (int64_t)time(NULL) + QUERY_TIMEOUT_MS / 1000;
+	while (!snap_done(s) && errs.count == 0) {
+		if ((rc = isp_run(c, 100)) != ISP_OK)
+			die(EXIT_SERVER, "%s", isp_errmsg(c));
+		/* A large table keeps arriving; only silence times out. */
+		if (s->n == 0 && time(NULL) > deadline)
+			die(EXIT_SERVER, "no answer from ispd for %d s",
+			    QUERY_TIMEOUT_MS / 1000);
+	}
+	if (errs.count > 0)
+		die(EXIT_SERVER, "%s: %s (%s)", table, errs.reason,
+		    isp_strerror(errs.code));
+	isp_free(c);
+	if (s->n > 1)
+		qsort(s->r, s->n, sizeof(*s->r), snaprec_cmp);
+}
+
+static void
+snap_free(struct snap *s)
+{
+	size_t	 i, j;
+
+	for (i = 0; i < s->n; i++) {
+		for (j = 0; j < s->r[i].nfields; j++) {
+			free((void *)s->r[i].fields[j].name);
+			free((void *)s->r[i].fields[j].value);
+		}
+		free(s->r[i].fields);
+		free(s->r[i].key);
+		free(s->r[i].owner);
+	}
+	free(s->r);
+}
+
+static struct isp_record
+snaprec_record(const struct snaprec *r)
+{
+	struct isp_record	 rec;
+
+	rec.key = r->key;
+	rec.key_len = r->key_len;
+	rec.fields = r->fields;
+	rec.nfields = r->nfields;
+	rec.owner = r->owner;
+	rec.owner_session = r->owner_session;
+	rec.seq = r->seq;
+	return rec;
+}
+
+static size_t
+printable_len(const void *p, size_t len)
+{
+	const unsigned char	*s = p;
+	size_t			 i, n = 0;
+
+	for (i = 0; i < len; i++)
+		n += (s[i] >= 0x20 && s[i] < 0x7f) ? (s[i] == '\\' ? 2 : 1) : 4;
+	return n;
+}
+
+static void
+pad(size_t have, size_t width)
+{
+	while (have++ < width)
+		putchar(' ');
+}
+
+/* Options shared by dump, get, watch. */
+static const char *
+parse_view_opts(int argc, char **argv, int nargs, const char *what,
+    char ***args)
+{
+	static const struct option	 opts[] = {
+		{ "prefix", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char	*prefix = NULL;
+	int		 ch;
+
+	optind = 0;	/* glibc: start over, argv[0] is the command */
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 'p' && nargs == 1)
+			prefix = optarg;
+		else if (ch == 'j')
+			json = 1;
+		else
+			usage(NULL);
+	}
+	if (argc - optind != nargs)
+		usage("%s needs %s", what, nargs == 1 ? "TABLE" :
+		    "TABLE and KEY");
+	*args = argv + optind;
+	return prefix;
+}
+
+/* dump TABLE [--prefix P] [--json] */
+static int
+cmd_dump(int argc, char **argv)
+{
+	struct isp_record	 rec;
+	struct snap		 s;
+	char			**args;
+	const char		*prefix;
+	size_t			 i, kw = 3, ow = 5, w;
+
+	prefix = parse_view_opts(argc, argv, 1, "dump", &args);
+	snap_fetch(&s, args[0], prefix);
+	if (json) {
+		for (i = 0; i < s.n; i++) {
+			rec = snaprec_record(&s.r[i]);
+			json_event(args[0], ISP_EV_ANNOUNCE, &rec, rec.seq, 0);
+		}
+		snap_free(&s);
+		return 0;
+	}
+	for (i = 0; i < s.n; i++) {
+		if ((w = printable_len(s.r[i].key, s.r[i].key_len)) > kw)
+			kw = w;
+		if ((w = strlen(s.r[i].owner)) > ow)
+			ow = w;
+	}
+	printf("KEY");
+	pad(3, kw + 2);
+	printf("OWNER");
+	pad(5, ow + 2);
+	printf("%-8s FIELDS\n", "SEQ");
+	for (i = 0; i < s.n; i++) {
+		text_bytes(s.r[i].key, s.r[i].key_len);
+		pad(printable_len(s.r[i].key, s.r[i].key_len), kw + 2);
+		printf("%s", s.r[i].owner);
+		pad(strlen(s.r[i].owner), ow + 2);
+		printf("%-8" PRIu64 " ", s.r[i].seq);
+		text_fields(s.r[i].fields, s.r[i].nfields);
+		printf("\n");
+	}
+	printf("%zu record%s\n", s.n, s.n == 1 ? "" : "s");
+	snap_free(&s);
+	return 0;
+}
+
+/* get TABLE KEY [--json]: exit 1 when absent. */
+static int
+cmd_get(int argc, char **argv)
+{
+	struct isp_record	 rec;
+	struct snap		 s;
+	char			**args;
+	size_t			 i, j, nw;
+
+	(void)parse_view_opts(argc, argv, 2, "get", &args);
+	snap_fetch(&s, args[0], args[1]);
+	for (i = 0; i < s.n; i++)
+		if (strcmp(s.r[i].key, args[1]) == 0 &&
+		    s.r[i].key_len == strlen(args[1]))
+			break;
+	if (i == s.n) {
+		snap_free(&s);
+		die(EXIT_NOTFOUND, "%s not found in %s", args[1], args[0]);
+	}
+	rec = snaprec_record(&s.r[i]);
+	if (json) {
+		json_event(args[0], ISP_EV_ANNOUNCE, &rec, rec.seq, 0);
+	} else {
+		nw = 5;
+		for (j = 0; j < rec.nfields; j++)
+			if (strlen(rec.fields[j].name) > nw)
+				nw = strlen(rec.fields[j].name);
+		printf("%-*s  ", (int)nw, "key");
+		text_bytes(rec.key, rec.key_len);
+		printf("\n%-*s  %s (session %" PRIu64 ")\n", (int)nw, "owner",
+		    rec.owner, rec.owner_session);
+		printf("%-*s  %" PRIu64 "\n", (int)nw, "seq", rec.seq);
+		for (j = 0; j < rec.nfields; j++) {
+			printf("%-*s  ", (int)nw, rec.fields[j].name);
+			text_bytes(rec.fields[j].value,
+			    rec.fields[j].value_len);
+			printf("\n");
+		}
+	}
+	snap_free(&s);
+	return 0;
+}
+
+/* watch TABLE [--prefix P] [--json] */
+static void
+watch_cb(isp_client *c, const struct isp_event *ev, void *arg)
+{
+	size_t	 w;
+
+	if (json) {
+		if (ev->type == ISP_EV_END) {
+			printf("{\"event\":\"end\",\"table\":");
+			json_cstr(ev->table);
+			printf(",\"count\":%" PRIu64 ",\"seq\":%" PRIu64 "}\n",
+			    ev->count, ev->seq);
+		} else
+			json_event(ev->table, ev->type, &ev->rec, ev->seq,
+			    ev->reason);
+		fflush(stdout);
+		return;
+	}
+	printf("%-9s seq=%-8" PRIu64 " ", event_name(ev->type), ev->seq);
+	if (ev->type == ISP_EV_END) {
+		printf("%" PRIu64 " record%s in %s; live events follow\n",
+		    ev->count, ev->count == 1 ? "" : "s", ev->table);
+		fflush(stdout);
+		return;
+	}
+	text_bytes(ev->rec.key, ev->rec.key_len);
+	w = printable_len(ev->rec.key, ev->rec.key_len);
+	pad(w, 24);
+	printf(" owner=%s", ev->rec.owner);
+	if (ev->type == ISP_EV_WITHDRAW)
+		printf(" (%s)", reason_name(ev->reason));
+	else if (ev->rec.nfields > 0) {
+		printf("  ");
+		text_fields(ev->rec.fields, ev->rec.nfields);
+	}
+	printf("\n");
+	fflush(stdout);
+}
+
+static int
+cmd_watch(int argc, char **argv)
+{
+	isp_client	*c;
+	char		**args;
+	const char	*prefix;
+	int		 rc;
+
+	prefix = parse_view_opts(argc, argv, 1, "watch", &args);
+	catch_signals();
+	c = connect_or_die();
+	rc = isp_subscribe(c, args[0], prefix, prefix ? strlen(prefix) : 0, 0,
+	    watch_cb, NULL);
+	if (rc != ISP_OK)
+		die(rc == ISP_E_INVALID ? EXIT_USAGE : EXIT_SERVER, "%s",
+		    isp_errmsg(c));
+	while (!stop_requested) {
+		if ((rc = isp_run(c, 200)) != ISP_OK)
+			die(EXIT_SERVER, "session ended: %s", isp_errmsg(c));
+		if (errs.count > 0)
+			die(EXIT_SERVER, "watch %s: %s (%s)", args[0],
+			    errs.reason, isp_strerror(errs.code));
+	}
+	isp_free(c);
+	return 0;
+}
+
+/* Rows from a query, kept for aligned printing. */
+struct rows {
+	struct row {
+		size_t		 n;
+		char		*name[16];
+		char		*value[16];
+	}	*r;
+	size_t	 n;
+	size_t	 cap;
+};
+
+static void
+rows_cb(const struct isp_field *f, size_t n, void *arg)
+{
+	struct rows	*rs = arg;
+	struct row	*r;
+	size_t		 i;
+
+	if (rs->n == rs->cap) {
+		rs->cap = rs->cap ? rs->cap * 2 : 32;
+		if ((rs->r = realloc(rs->r, rs->cap * sizeof(*rs->r))) == NULL)
+			die(EXIT_SERVER, "out of memory");
+	}
+	r = &rs->r[rs->n++];
+	r->n = n < 16 ? n : 16;
+	for (i = 0; i < r->n; i++) {
+		r->name[i] = xmemdup(f[i].name, strlen(f[i].name));
+		r->value[i] = xmemdup(f[i].value, f[i].value_len);
+	}
+}
+
+static void
+rows_free(struct rows *rs)
+{
+	size_t	 i, j;
+
+	for (i = 0; i < rs->n; i++)
+		for (j = 0; j < rs->r[i].n; j++) {
+			free(rs->r[i].name[j]);
+			free(rs->r[i].value[j]);
+		}
+	free(rs->r);
+}
+
+static const char *
+row_get(const struct row *r, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < r->n; i++)
+		if (strcmp(r->name[i], name) == 0)
+			return r->value[i];
+	return "";
+}
+
+static int
+is_number(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+static void
+json_value(const char *v)
+{
+	if (is_number(v))
+		fputs(v, stdout);
+	else
+		json_cstr(v);
+}
+
+/* Prints rows as a table with the given columns (field names) and
+ * headings, or as JSON Lines with the given keys. */
+static void
+rows_print(struct rows *rs, const char **cols, const char **heads,
+    const char **keys, size_t ncols)
+{
+	size_t	 w[16], i, j, l;
+
+	if (json) {
+		for (i = 0; i < rs->n; i++) {
+			putchar('{');
+			for (j = 0; j < ncols; j++) {
+				printf("%s\"%s\":", j ? "," : "", keys[j]);
+				json_value(row_get(&rs->r[i], cols[j]));
+			}
+			printf("}\n");
+		}
+		return;
+	}
+	for (j = 0; j < ncols; j++) {
+		w[j] = strlen(heads[j]);
+		for (i = 0; i < rs->n; i++)
+			if ((l = strlen(row_get(&rs->r[i], cols[j]))) > w[j])
+				w[j] = l;
+	}
+	for (j = 0; j < ncols; j++)
+		printf("%-*s%s", j + 1 < ncols ? (int)w[j] : 0, heads[j],
+		    j + 1 < ncols ? "  " : "\n");
+	for (i = 0; i < rs->n; i++)
+		for (j = 0; j < ncols; j++)
+			printf("%-*s%s", j + 1 < ncols ? (int)w[j] : 0,
+			    row_get(&rs->r[i], cols[j]),
+			    j + 1 < ncols ? "  " : "\n");
+}
+
+static void
+only_json_opt(int argc, char **argv, const char *what)
+{
+	static const struct option	 opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int	 ch;
+
+	optind = 0;	/* glibc: start over, argv[0] is the command */
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 'j')
+			json = 1;
+		else
+			usage(NULL);
+	}
+	if (optind != argc)
+		usage("%s takes no arguments", what);
+}
+
+static int
+cmd_tables(int argc, char **argv)
+{
+	static const char	*cols[] = { "name", "records", "seq",
+				    "subscribers" };
+	static const char	*heads[] = { "TABLE", "RECORDS", "SEQ",
+				    "SUBSCRIBERS" };
+	static const char	*keys[] = { "table", "records", "seq",
+				    "subscribers" };
+	struct rows		 rs = { NULL, 0, 0 };
+	isp_client		*c;
+
+	only_json_opt(argc, argv, "tables");
+	c = connect_or_die();
+	if (isp_query_tables(c, rows_cb, &rs, QUERY_TIMEOUT_MS) != ISP_OK)
+		die(EXIT_SERVER, "tables: %s", isp_errmsg(c));
+	isp_free(c);
+	rows_print(&rs, cols, heads, keys, 4);
+	rows_free(&rs);
+	return 0;
+}
+
+static int
+cmd_stats(int argc, char **argv)
+{
+	struct rows	 rs = { NULL, 0, 0 };
+	isp_client	*c;
+	size_t		 i, w = 0;
+
+	only_json_opt(argc, argv, "stats");
+	c = connect_or_die();
+	if (isp_query_stats(c, rows_cb, &rs, QUERY_TIMEOUT_MS) != ISP_OK)
+		die(EXIT_SERVER, "stats: %s", isp_errmsg(c));
+	isp_free(c);
+	if (rs.n == 0)
+		die(EXIT_SERVER, "stats: ispd sent no counters");
+	for (i = 0; i < rs.r[0].n; i++)
+		if (strlen(rs.r[0].name[i]) > w)
+			w = strlen(rs.r[0].name[i]);
+	if (json)
+		putchar('{');
+	for (i = 0; i < rs.r[0].n; i++) {
+		if (json) {
+			printf("%s", i ? "," : "");
+			json_cstr(rs.r[0].name[i]);
+			putchar(':');
+			json_value(rs.r[0].value[i]);
+		} else
+			printf("%-*s  %s\n", (int)w, rs.r[0].name[i],
+			    rs.r[0].value[i]);
+	}
+	if (json)
+		printf("}\n");
+	rows_free(&rs);
+	return 0;
+}
+
+/* sessions [--json]: the built-in table of live sessions. */
+static int
+cmd_sessions(int argc, char **argv)
+{
+	static const char	*cols[] = { "session", "name", "peer", "since",
+				    "records" };
+	static const char	*heads[] = { "SESSION", "NAME", "PEER",
+				    "SINCE", "RECORDS" };
+	struct rows		 rs = { NULL, 0, 0 };
+	struct snap		 s;
+	struct row		*r;
+	size_t			 i, j;
+
+	only_json_opt(argc, argv, "sessions");
+	snap_fetch(&s, ISP_SESSIONS_TABLE, NULL);
+	if ((rs.r = calloc(s.n + 1, sizeof(*rs.r))) == NULL)
+		die(EXIT_SERVER, "out of memory");
+	for (i = 0; i < s.n; i++) {
+		r = &rs.r[rs.n++];
+		r->name[0] = xmemdup("session", 7);
+		r->value[0] = xmemdup(s.r[i].key, s.r[i].key_len);
+		r->n = 1;
+		for (j = 0; j < s.r[i].nfields && r->n < 16; j++, r->n++) {
+			r->name[r->n] = xmemdup(s.r[i].fields[j].name,
+			    strlen(s.r[i].fields[j].name));
+			r->value[r->n] = xmemdup(s.r[i].fields[j].value,
+			    s.r[i].fields[j].value_len);
+		}
+	}
+	/* Session ids sort as numbers. */
+	for (i = 1; i < rs.n; i++)
+		for (j = i; j > 0 && strtoull(rs.r[j - 1].value[0], NULL, 10) >
+		    strtoull(rs.r[j].value[0], NULL, 10); j--) {
+			struct row	 t = rs.r[j];
+
+			rs.r[j] = rs.r[j - 1];
+			rs.r[j - 1] = t;
+		}
+	rows_print(&rs, cols, heads, cols, 5);
+	rows_free(&rs);
+	snap_free(&s);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option	 opts[] = {
+		{ "server", required_argument, NULL, 's' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct {
+		const char	*name;
+		int		(*fn)(int, char **);
+	} cmds[] = {
+		{ "announce", cmd_announce },
+		{ "publish", cmd_publish },
+		{ "watch", cmd_watch },
+		{ "dump", cmd_dump },
+		{ "get", cmd_get },
+		{ "tables", cmd_tables },
+		{ "sessions", cmd_sessions },
+		{ "stats", cmd_stats },
+	};
+	size_t	 i;
+	int	 ch;
+
+	if ((server = getenv("ISPD_SERVER")) == NULL || *server == '\0')
+		server = ISP_DEFAULT_SERVER;
+	/* "+": stop at the command; its own options come after it. */
+	while ((ch = getopt_long(argc, argv, "+s:n:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			server = optarg;
+			break;
+		case 'n':
+			client_name = optarg;
+			break;
+		case 'h':
+			print_usage(stdout);
+			return 0;
+		default:
+			usage(NULL);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage("no command given");
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(argv[0], cmds[i].name) == 0)
+			return cmds[i].fn(argc, argv);
+	usage("unknown command \"%s\"", argv[0]);
+}

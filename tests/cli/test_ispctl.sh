@@ -1,0 +1,179 @@
+#!/bin/bash
+# ispctl against a real ispd: each command's output is compared with a
+# golden file in tests/cli/golden (regenerate them with `make golden`
+# after a deliberate change, and read the diff). Prints TAP.
+#
+# Usage: tests/cli/test_ispctl.sh BUILD_DIR
+set -u
+BUILD=${1:-build}
+HERE=$(cd "$(dirname "$0")" && pwd)
+GOLDEN=$HERE/golden
+ISPCTL=$BUILD/ispctl
+ISPD=$BUILD/ispd
+T=SIP_REGISTRATION
+
+tmp=$(mktemp -d /tmp/ispctl-test.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	[ -n "${ispd_pid:-}" ] && kill "$ispd_pid" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+n=0
+failed=0
+ok()     { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "# $l"; done; }
+
+# Bounded wait: until "$@" succeeds, at most 10 s.
+wait_for() {
+	local i
+	for i in $(seq 1 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
+	return 1
+}
+
+# golden NAME EXPECTED_EXIT CMD...: stdout must equal golden/NAME.out.
+golden() {
+	local name=$1 want=$2 rc
+	shift 2
+	"$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
+	rc=$?
+	if [ -n "${ISP_GOLDEN_UPDATE:-}" ]; then
+		cp "$tmp/$name.out" "$GOLDEN/$name.out"
+	fi
+	if [ "$rc" -ne "$want" ]; then
+		not_ok "$name" "exit $rc, want $want" "$(cat "$tmp/$name.err")"
+	elif ! diff -u "$GOLDEN/$name.out" "$tmp/$name.out" >"$tmp/$name.diff"; then
+		not_ok "$name" "output differs from golden/$name.out:" "$(cat "$tmp/$name.diff")"
+	else
+		ok "$name"
+	fi
+}
+
+# expect NAME WANT_EXIT STDERR_TEXT CMD...: exit code and a stderr text.
+expect() {
+	local name=$1 want=$2 text=$3 rc
+	shift 3
+	"$@" >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null
+	rc=$?
+	if [ "$rc" -ne "$want" ]; then
+		not_ok "$name" "exit $rc, want $want" "$(cat "$tmp/$name.err")"
+	elif ! grep -qF -- "$text" "$tmp/$name.err"; then
+		not_ok "$name" "stderr lacks \"$text\":" "$(cat "$tmp/$name.err")"
+	else
+		ok "$name"
+	fi
+}
+
+"$ISPD" --listen 127.0.0.1:0 --port-file "$tmp/port" 2>"$tmp/ispd.log" &
+ispd_pid=$!
+wait_for test -s "$tmp/port" || { echo "Bail out! ispd did not start"; cat "$tmp/ispd.log"; exit 1; }
+export ISPD_SERVER=127.0.0.1:$(head -1 "$tmp/port")
+C() { "$ISPCTL" "$@"; }
+
+# Usage and connection errors.
+expect usage 2 "usage: ispctl" C
+expect unknown-command 2 'unknown command "frobnicate"' C frobnicate
+expect bad-field 2 "NAME=VALUE" C announce $T k novalue
+expect bad-ttl 2 'invalid --ttl "soon"' C announce $T k a=1 --ttl soon
+expect bad-table 2 "table" C dump "no such"
+expect refused 3 "cannot connect to 127.0.0.1:1" C -s 127.0.0.1:1 tables
+expect refused-hint 3 "is ispd running?" C -s 127.0.0.1:1 tables
+
+# A watcher started before anything exists sees everything live.
+# Background clients run $ISPCTL itself (not through a function), so $!
+# is the client's own pid.
+"$ISPCTL" watch $T --json >"$tmp/watch.json" 2>"$tmp/watch.err" &
+pids+=($!)
+wait_for grep -q '"event":"end"' "$tmp/watch.json" || not_ok "watch-started"
+
+# A publisher on a FIFO, so its session lives while we look.
+mkfifo "$tmp/pub"
+"$ISPCTL" --name bgw-1 publish $T <"$tmp/pub" 2>"$tmp/pub.err" &
+pub_pid=$!
+pids+=($pub_pid)
+exec 3>"$tmp/pub"
+cat >&3 <<'LINES'
+# phones registering through bgw-1
+announce alice@example.com|1 contact=sip:alice@192.0.2.10:5060 expires=1790000000
+announce bob@example.com|1 contact=sip:bob@192.0.2.11:5060 user_agent="Acme Phone 2.0" expires=1790000000
+announce carol@example.com|1 contact=sip:carol@192.0.2.12:5060 expires=1790000000
+announce alice@example.com|2 contact=sip:alice@192.0.2.20:5060 expires=1790000000
+withdraw alice@example.com|2
+LINES
+wait_for sh -c "'$ISPCTL' get $T carol@example.com\|1" || not_ok "publish-visible"
+
+golden dump 0 C dump $T
+golden dump-json 0 C dump $T --json
+golden dump-prefix 0 C dump $T --prefix bob
+golden get 0 C get $T 'bob@example.com|1'
+golden get-json 0 C get $T 'alice@example.com|1' --json
+expect get-missing 1 "nobody|1 not found in $T" C get $T 'nobody|1'
+golden dump-empty 0 C dump NO_SUCH_TABLE
+
+# Another client takes bob over; bgw-1 can no longer withdraw him.
+# (3>&-: the publisher's FIFO must not stay open in other children.)
+"$ISPCTL" --name bgw-2 announce $T 'bob@example.com|1' contact=sip:bob@198.51.100.7:5060 \
+    2>"$tmp/ann.err" 3>&- &
+ann_pid=$!
+pids+=($ann_pid)
+wait_for grep -q 'holding' "$tmp/ann.err" || not_ok "announce-holding" "$(cat "$tmp/ann.err")"
+echo 'withdraw bob@example.com|1' >&3
+echo 'this is not a command' >&3
+wait_for grep -q 'line 8' "$tmp/pub.err"
+if grep -q 'line 7: .*owned by' "$tmp/pub.err" && grep -q 'line 8: expected' "$tmp/pub.err"; then
+	ok publish-errors
+else
+	not_ok publish-errors "$(cat "$tmp/pub.err")"
+fi
+
+# The sessions table names the live clients.
+C sessions >"$tmp/sessions.out" 2>&1
+if head -1 "$tmp/sessions.out" | grep -q '^SESSION  *NAME  *PEER  *SINCE  *RECORDS' &&
+   grep -q ' bgw-1  *127\.0\.0\.1:[0-9]*  *[0-9]* *[0-9]' "$tmp/sessions.out" &&
+   grep -q ' bgw-2 ' "$tmp/sessions.out"; then
+	ok sessions
+else
+	not_ok sessions "$(cat "$tmp/sessions.out")"
+fi
+C sessions --json >"$tmp/sessions.json" 2>&1
+if grep -q '^{"session":[0-9]*,"name":"bgw-1","peer":"127.0.0.1:[0-9]*","since":[0-9]*,"records":[0-9]*}$' "$tmp/sessions.json"; then
+	ok sessions-json
+else
+	not_ok sessions-json "$(cat "$tmp/sessions.json")"
+fi
+
+golden tables 0 sh -c "'$ISPCTL' tables | grep -v '^ispd.sessions'"
+C tables --json | grep -q "^{\"table\":\"$T\",\"records\":3,\"seq\":6,\"subscribers\":1}$" &&
+    ok tables-json || not_ok tables-json "$(C tables --json)"
+C stats --json >"$tmp/stats.json"
+if grep -q '"sessions":[0-9]*' "$tmp/stats.json" && grep -q '"records":[0-9]*' "$tmp/stats.json" &&
+   grep -q '"version":"' "$tmp/stats.json"; then
+	ok stats-json
+else
+	not_ok stats-json "$(cat "$tmp/stats.json")"
+fi
+C stats | grep -q '^events  *[0-9][0-9]*$' && ok stats || not_ok stats "$(C stats)"
+
+# Killing bgw-2 withdraws bob everywhere; ending the publisher (EOF)
+# withdraws the rest. The watcher saw it all, in order.
+{ kill -KILL $ann_pid; wait $ann_pid; } 2>/dev/null
+wait_for sh -c "! '$ISPCTL' get $T 'bob@example.com|1'" && ok killed-withdrawn || not_ok killed-withdrawn
+exec 3>&-
+wait $pub_pid
+rc=$?
+[ "$rc" -eq 3 ] && ok publish-exit || not_ok publish-exit "exit $rc, want 3 (lines failed)"
+wait_for sh -c "'$ISPCTL' dump $T | grep -q '^0 records'" && ok publisher-eof || not_ok publisher-eof "$(C dump $T)"
+wait_for grep -q '"seq":9' "$tmp/watch.json"
+golden watch-json 0 cat "$tmp/watch.json"
+
+# TTL: the record expires unless refreshed.
+"$ISPCTL" --name ttl announce $T 'dave@example.com|1' contact=sip:dave@h --ttl 1 2>/dev/null &
+pids+=($!)
+wait_for C get $T 'dave@example.com|1' && ok ttl-present || not_ok ttl-present
+wait_for sh -c "! '$ISPCTL' get $T 'dave@example.com|1'" && ok ttl-expired || not_ok ttl-expired
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
