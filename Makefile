@@ -146,4 +146,7 @@ install: all
 clean:
 	rm -rf build
 
+# Optional parts (benchmarks, extra checks) keep their rules in mk/*.mk.
+-include $(wildcard mk/*.mk)
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

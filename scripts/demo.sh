@@ -21,7 +21,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then bold=$'\033[1m'; plain=$'\033[0m'; else bold=; plain=; fi
+say()  { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 fail() { echo "demo: $*" >&2; exit 1; }
 wait_for() {	# bounded: 15 s
 	local i
@@ -66,7 +67,7 @@ for g in 1 2; do
 	pids+=($!)
 	eval "exec $fd>\"$tmp/bgw-$g\""
 	for i in $(seq 1 "$PER_GATEWAY"); do
-		n=$(( (g - 1) * 1000 + i ))
+		n=$(( g * 1000 + i ))	# bgw-1: 1001..., bgw-2: 2001...
 		printf 'announce sip:%d@voip.example.com|1 contact=sip:%d@198.51.100.%d:5060 received=198.51.100.%d:5060 transport=udp expires=%d reg_server=bgw-%d\n' \
 		    "$n" "$n" $((i % 250)) $((i % 250)) $(( $(date +%s) + 3600 )) "$g"
 	done >&$fd
@@ -76,13 +77,15 @@ total=$((2 * PER_GATEWAY))
 for a in asterisk-1 asterisk-2; do
 	wait_for test "$(count "$tmp/$a.events")" -eq $total || fail "$a holds $(count "$tmp/$a.events") of $total"
 done
+# The sessions table refreshes its record counts once a second.
+wait_for sh -c "'$ISPCTL' --name demo sessions | grep -q ' bgw-2 .* $PER_GATEWAY\$'"
 
-"$ISPCTL" tables
+"$ISPCTL" --name demo tables
 echo
-"$ISPCTL" sessions
+"$ISPCTL" --name demo sessions
 echo
 echo "one phone, as any Asterisk would look it up:"
-"$ISPCTL" get $T 'sip:1001@voip.example.com|1'
+"$ISPCTL" --name demo get $T 'sip:2001@voip.example.com|1'
 echo
 view "$tmp/asterisk-1.events" >"$tmp/a1.view"
 view "$tmp/asterisk-2.events" >"$tmp/a2.view"
@@ -91,22 +94,25 @@ cmp -s "$tmp/a1.view" "$tmp/a2.view" || fail "the watchers differ"
 echo "their tables are identical (sha256 $(sha256sum <"$tmp/a1.view" | cut -c1-16))"
 
 say "bgw-1 dies (SIGKILL): ispd withdraws everything it owned"
-kill -KILL "$pid_bgw_1"
+{ kill -KILL "$pid_bgw_1"; wait "$pid_bgw_1"; } 2>/dev/null
 for a in asterisk-1 asterisk-2; do
 	wait_for test "$(count "$tmp/$a.events")" -eq "$PER_GATEWAY" || fail "$a still holds $(count "$tmp/$a.events")"
 done
 for a in asterisk-1 asterisk-2; do
 	echo "$a: $(count "$tmp/$a.events") registrations left," \
 	    "$(grep -c '"reason":"session ended"' "$tmp/$a.events") withdrawn (session ended)," \
-	    "$(view "$tmp/$a.events" | grep -c '^sip:1[0-9]*@') of bgw-1's left"
+	    "$(view "$tmp/$a.events" | grep -c '^sip:1[0-9][0-9][0-9]@') of bgw-1's left"
 done
 view "$tmp/asterisk-1.events" >"$tmp/a1.view"
 view "$tmp/asterisk-2.events" >"$tmp/a2.view"
 cmp -s "$tmp/a1.view" "$tmp/a2.view" || fail "the watchers differ"
 echo "both watchers still agree; bgw-2's phones are untouched:"
-"$ISPCTL" tables | grep -v '^ispd.sessions'
+"$ISPCTL" --name demo tables | grep -v '^ispd.sessions'
 echo
 echo "the last events asterisk-2 saw:"
 tail -n 2 "$tmp/asterisk-2.events"
+echo
+echo "what ispd logged:"
+grep -v ' debug: ' "$tmp/ispd.log" | tail -n 4
 
 say "done: stopping everything"
