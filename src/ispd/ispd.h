@@ -2,7 +2,8 @@
  * ispd: the reflector daemon's shared header.
  *
  * Structures first, then the interface of each file, in the order a
- * frame travels: loop -> listen -> session -> table -> subscr -> outq.
+ * frame travels: loop -> listen -> limit -> session -> table -> subscr ->
+ * sync -> outq.
  */
 #ifndef ISPD_H
 #define ISPD_H
@@ -35,20 +36,38 @@
 #define TICK_MS			1000
 /* A client name (HELLO text) is 1..64 printable ASCII bytes. */
 #define SESSION_NAME_MAX	64
+/* Records withdrawn per loop turn for ended sessions (see table.c): a
+ * million records go in about a hundred turns, and every other session
+ * is served between two slices. */
+#define TABLE_WITHDRAW_SLICE	10000
 
 struct session;
 struct subscr;
 struct table;
 struct record;
+struct dirty;
 
 TAILQ_HEAD(session_list, session);
 TAILQ_HEAD(record_list, record);
 TAILQ_HEAD(subscr_list, subscr);
+TAILQ_HEAD(dirty_list, dirty);
 
-/* Set by main.c from the options; defaults in session.c. */
+/* Set by main.c from the options; defaults in session.c, limits (the
+ * max_* members) described in limit.c and docs/LIMITS.md. */
 struct ispd_conf {
 	uint32_t	 hold_ms;
 	const char	*server_id;
+	uint64_t	 max_queue_bytes;	/* per session, see sync.c */
+	uint64_t	 max_frame_bytes;	/* frame length, <= 1 MiB */
+	uint64_t	 max_key_bytes;
+	uint64_t	 max_value_bytes;
+	uint64_t	 max_fields;
+	uint64_t	 max_records_per_session;
+	uint64_t	 max_tables;		/* created by clients */
+	uint64_t	 max_subscriptions;	/* per session */
+	uint64_t	 max_sessions_per_ip;
+	uint64_t	 max_sessions;
+	uint64_t	 max_table_creates_per_sec;	/* per session */
 };
 
 /* Counters for QUERY STATS; each is bumped where the thing happens. */
@@ -62,6 +81,10 @@ struct ispd_stats {
 	uint64_t	 bytes_out;	/* bytes written to sockets */
 	uint64_t	 errors_sent;
 	uint64_t	 hold_expired;
+	uint64_t	 coalesced_events;	/* folded into a dirty key */
+	uint64_t	 catchup_events;	/* sent from a dirty key */
+	uint64_t	 limit_errors;		/* LIMIT errors sent */
+	uint64_t	 sessions_refused;	/* by a session limit */
 };
 
 extern struct ispd_conf		 ispd_conf;
@@ -146,6 +169,7 @@ void		 outq_free(struct outq *);
 int		 outq_push(struct outq *, struct obuf *);
 int		 outq_append(struct outq *, const void *, size_t);
 int		 outq_flush(struct outq *, int fd, size_t *written);
+size_t		 outq_total_bytes(void);
 
 /* session.c */
 enum session_state {
@@ -163,6 +187,11 @@ struct session {
 	int			 write_shut;	/* shutdown(SHUT_WR) done */
 	int			 pending;	/* on the pending-write list */
 	int			 row_dirty;	/* on the table.c dirty list */
+	int			 in_paused;	/* input not read: see session.c */
+	int			 resuming;	/* on the resume list */
+	int			 ghost;		/* ended; records being withdrawn */
+	int			 released;	/* fd closed, only records left */
+	int			 ip_counted;	/* counted in limit.c per address */
 	struct loop_io		 io;
 	char			 peer[64];
 	char			 name[SESSION_NAME_MAX + 1];
@@ -175,6 +204,10 @@ struct session {
 	struct record_list	 owned;		/* records this session owns */
 	size_t			 nrecords;
 	struct subscr_list	 subs;
+	size_t			 nsubs;
+	size_t			 nsync;		/* subscriptions with sync work */
+	uint64_t		 create_tokens;	/* table creations, in 1/1000 */
+	uint64_t		 create_ms;	/* when they were last counted */
 	struct record		*row;		/* its ispd.sessions record */
 	size_t			 row_nrecords;	/* records field in the row */
 	TAILQ_ENTRY(session)	 entry;		/* every session */
@@ -182,6 +215,8 @@ struct session {
 	TAILQ_ENTRY(session)	 pending_entry;
 	TAILQ_ENTRY(session)	 end_entry;
 	TAILQ_ENTRY(session)	 dirty_entry;
+	TAILQ_ENTRY(session)	 ghost_entry;	/* table.c withdrawal list */
+	TAILQ_ENTRY(session)	 resume_entry;
 };
 
 /* How session_close() ends a session. */
@@ -200,15 +235,42 @@ void		 session_shutdown_all(void);
 int		 session_send(struct session *, const struct buf *,
 		    uint32_t nframes);
 void		 session_push(struct session *, struct obuf *);
+void		 session_wake(struct session *);
 void		 session_error(struct session *, uint32_t req_id, int code,
 		    const char *, ...) __attribute__((format(printf, 4, 5)));
 size_t		 session_count(void);
+size_t		 session_paused_count(void);
+size_t		 session_low_water(void);
+void		 session_ghost_done(struct session *);
+
+/* limit.c */
+struct limit_def {
+	const char	*option;	/* without the leading "--" */
+	uint64_t	*value;
+	uint64_t	 min;
+	uint64_t	 max;
+	const char	*help;
+};
+
+extern const struct limit_def	 limit_defs[];
+extern const size_t		 limit_ndefs;
+
+int		 limit_parse(const struct limit_def *, const char *arg);
+int		 limit_session_open(struct session *, char *why, size_t whysz);
+void		 limit_session_close(struct session *);
+int		 limit_table_create(struct session *, char *why, size_t whysz);
+int		 limit_record(const struct proto_msg *, char *why,
+		    size_t whysz);
+void		 limit_free(void);
 
 /* table.c */
 struct table {
 	struct hash_node	 node;
 	struct hash		 records;
+	struct record_list	 order;		/* every record, oldest first */
+	uint64_t		 next_order;
 	struct subscr_list	 subs;
+	struct subscr_list	 cursors;	/* snapshots walking order */
 	uint32_t		 nsubs;
 	uint64_t		 seq;		/* of the last event applied */
 	int			 readonly;	/* kept by ispd itself */
@@ -221,6 +283,8 @@ struct table {
 struct record {
 	struct hash_node	 node;
 	TAILQ_ENTRY(record)	 owned;		/* in the owner's list */
+	TAILQ_ENTRY(record)	 order_entry;	/* in its table's order */
+	uint64_t		 order;		/* creation rank in the table */
 	struct table		*table;
 	struct session		*owner;		/* NULL: ispd itself */
 	uint64_t		 seq;		/* table seq of last change */
@@ -235,7 +299,9 @@ struct record {
 void		 table_init(void);
 void		 table_free_all(void);
 struct table	*table_find(struct proto_bytes name);
-struct table	*table_get(struct proto_bytes name);
+int		 table_create(struct session *, struct proto_bytes name,
+		    struct table **, char *why, size_t whysz);
+struct record	*table_lookup(const struct table *, struct proto_bytes key);
 int		 table_announce(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 int		 table_withdraw(struct session *, const struct proto_msg *,
@@ -244,6 +310,9 @@ void		 table_expire(struct record *);
 int		 table_session_welcome(struct session *);
 void		 table_session_end(struct session *);
 void		 table_tick(void);
+void		 table_withdraw_run(void);
+int		 table_withdraw_pending(void);
+size_t		 table_withdraw_backlog(void);
 struct table	**table_sorted(size_t *n);
 size_t		 table_count(void);
 size_t		 table_record_count(void);
@@ -256,8 +325,20 @@ uint64_t	 record_owner_id(const struct record *);
 struct subscr {
 	TAILQ_ENTRY(subscr)	 table_entry;
 	TAILQ_ENTRY(subscr)	 session_entry;
+	TAILQ_ENTRY(subscr)	 cursor_entry;	/* on its table's cursors */
+	TAILQ_ENTRY(subscr)	 slow_entry;	/* on sync.c's slow list */
 	struct table		*table;
 	struct session		*session;
+	/* State sync (sync.c). */
+	struct record		*cursor;	/* next record of the snapshot */
+	struct hash		 dirty;		/* keys not told yet, by key */
+	struct dirty_list	 dirty_list;	/* the same, oldest first */
+	uint64_t		 held;		/* records the subscriber holds */
+	uint64_t		 behind_ms;	/* since the dirty set filled */
+	uint64_t		 coalesced;	/* events folded since then */
+	uint8_t			 once;		/* ends after END */
+	uint8_t			 ended;		/* END queued */
+	uint8_t			 working;	/* counted in session->nsync */
 	uint16_t		 prefix_len;
 	uint8_t			 prefix[];
 };
@@ -271,8 +352,40 @@ int		 subscr_query(struct session *, const struct proto_msg *,
 void		 subscr_event(struct table *, uint8_t type,
 		    const struct record *, uint8_t reason);
 void		 subscr_session_end(struct session *);
+void		 subscr_remove(struct subscr *);
+int		 subscr_match(const struct subscr *, const struct record *);
+struct obuf	*subscr_event_obuf(struct obuf **, const struct table *,
+		    uint8_t type, const struct record *, uint8_t reason);
 size_t		 subscr_count(void);
 void		 subscr_free_all(void);
+
+/* sync.c */
+/* A key whose change a subscriber has not been sent yet. */
+struct dirty {
+	struct hash_node	 node;
+	TAILQ_ENTRY(dirty)	 entry;
+	struct obuf		*withdraw;	/* gone: its last EV_WITHDRAW */
+	uint8_t			 known;		/* the subscriber holds the key */
+	uint16_t		 key_len;
+	uint8_t			 key[];
+};
+
+struct sync_stats {
+	size_t		 slow;		/* subscriptions with dirty keys */
+	size_t		 dirty_keys;
+	size_t		 max_lag_keys;
+	uint64_t	 max_lag_ms;
+	size_t		 snapshots;	/* cursors walking */
+};
+
+void		 sync_start(struct subscr *);
+void		 sync_stop(struct subscr *);
+void		 sync_event(struct subscr *, uint8_t type, const struct record *,
+		    uint8_t reason, struct obuf **);
+int		 sync_fill(struct session *);
+void		 sync_record_removed(struct table *, struct record *);
+void		 sync_stats(struct sync_stats *);
+void		 sync_free(void);
 
 /* ttl.c */
 int		 ttl_reserve(void);

@@ -13,7 +13,10 @@
  * Timers are few and each is the head of an ordered structure (the TTL
  * heap, the hold list, the linger list, a paused listener) plus the 1 s
  * tick of the sessions table, so the loop asks each for its next
- * deadline instead of keeping a timer wheel.
+ * deadline instead of keeping a timer wheel. Work cut into slices (a
+ * mass expiry, the records of ended sessions, input resumed after a
+ * pause) makes the next deadline "now", so the loop polls without
+ * sleeping until it is done, serving every ready fd between two slices.
  */
 #include <sys/epoll.h>
 
@@ -125,6 +128,7 @@ loop_timers(void)
 	/* A mass expiry is cut into slices (see ttl.c); what is left keeps
 	 * the heap head in the past, so loop_timeout() returns 0. */
 	(void)ttl_expire(loop_now);
+	table_withdraw_run();
 	session_timers(loop_now);
 	listen_timers(loop_now);
 	if (loop_now >= loop_next_tick) {
@@ -146,6 +150,8 @@ loop_timeout(int max_wait_ms)
 		next = t;
 	if ((t = listen_next_ms()) < next)
 		next = t;
+	if (table_withdraw_pending())
+		next = loop_now;
 	if (next <= loop_now)
 		t = 0;
 	else

@@ -2,10 +2,12 @@
  * main: options, signals, startup and shutdown of ispd.
  */
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +20,12 @@
 #define MAX_LISTEN	16
 /* A hold time above this is a typo, not a configuration. */
 #define MAX_HOLD_S	86400.0
+/* getopt_long() values of the limit options: OPT_LIMIT + their index in
+ * limit_defs. */
+#define OPT_LIMIT	1000
+/* File descriptors ispd uses besides sessions: stdio, epoll, signalfd,
+ * listeners. */
+#define NOFILE_RESERVED	(8 + MAX_LISTEN)
 
 static const char	*listen_specs[MAX_LISTEN];
 static int		 nlisten;
@@ -25,6 +33,27 @@ static const char	*port_file;
 static int		 signal_fd = -1;
 static struct loop_io	 signal_io;
 static char		 hostname[256];
+
+/* The limits, with their defaults as they stand before parsing (--help
+ * exits as soon as it is seen, so they are the defaults unless a limit
+ * came before it). */
+static void
+usage_limits(FILE *f)
+{
+	const struct limit_def	*d;
+	char			 opt[64];
+	size_t			 i;
+
+	fprintf(f, "\nlimits (docs/LIMITS.md; ERROR LIMIT names the option "
+	    "hit):\n");
+	for (i = 0; i < limit_ndefs; i++) {
+		d = &limit_defs[i];
+		snprintf(opt, sizeof(opt), "--%s N", d->option);
+		fprintf(f, "  %-32s default %" PRIu64 ", %" PRIu64 " to %"
+		    PRIu64 "\n        %s\n", opt, *d->value, d->min, d->max,
+		    d->help);
+	}
+}
 
 static void
 usage(FILE *f, int full)
@@ -34,7 +63,7 @@ usage(FILE *f, int full)
 	    "[--port-file PATH]\n"
 	    "            [--log-level error|warn|info|debug] "
 	    "[--server-id NAME]\n"
-	    "            [-h|--help] [-V|--version]\n");
+	    "            [--max-LIMIT N]... [-h|--help] [-V|--version]\n");
 	if (!full)
 		return;
 	fprintf(f,
@@ -50,6 +79,7 @@ usage(FILE *f, int full)
 	    "(default info)\n"
 	    "  --server-id NAME     name sent to clients (default: the "
 	    "hostname)\n");
+	usage_limits(f);
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -81,6 +111,8 @@ option_name(int c)
 	case 's':
 		return "--server-id";
 	default:
+		if (c >= OPT_LIMIT && (size_t)(c - OPT_LIMIT) < limit_ndefs)
+			return limit_defs[c - OPT_LIMIT].option;
 		return "option";
 	}
 }
@@ -104,7 +136,7 @@ parse_hold(const char *arg)
 static void
 parse_options(int argc, char **argv, int *level)
 {
-	static const struct option longopts[] = {
+	static const struct option fixed[] = {
 		{ "listen",	required_argument,	NULL, 'l' },
 		{ "hold",	required_argument,	NULL, 'H' },
 		{ "port-file",	required_argument,	NULL, 'p' },
@@ -112,10 +144,24 @@ parse_options(int argc, char **argv, int *level)
 		{ "server-id",	required_argument,	NULL, 's' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ "version",	no_argument,		NULL, 'V' },
-		{ NULL,		0,			NULL, 0 }
 	};
-	char	 host[256], port[8];
-	int	 c;
+	struct option	 longopts[sizeof(fixed) / sizeof(fixed[0]) + 32];
+	const struct limit_def *d;
+	char		 host[256], port[8];
+	size_t		 i, n = sizeof(fixed) / sizeof(fixed[0]);
+	int		 c;
+
+	if (limit_ndefs + n + 1 > sizeof(longopts) / sizeof(longopts[0]))
+		fatalx("parse_options: too many limits");
+	memcpy(longopts, fixed, sizeof(fixed));
+	for (i = 0; i < limit_ndefs; i++) {
+		longopts[n].name = limit_defs[i].option;
+		longopts[n].has_arg = required_argument;
+		longopts[n].flag = NULL;
+		longopts[n].val = OPT_LIMIT + (int)i;
+		n++;
+	}
+	memset(&longopts[n], 0, sizeof(longopts[n]));
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
@@ -159,9 +205,25 @@ parse_options(int argc, char **argv, int *level)
 			printf("ispd %s\n", ISPD_VERSION);
 			exit(0);
 		case ':':
+			if (optopt >= OPT_LIMIT)
+				usage_error("option --%s needs a value",
+				    option_name(optopt));
 			usage_error("option %s needs a value",
 			    option_name(optopt));
 		default:
+			if (c >= OPT_LIMIT && (size_t)(c - OPT_LIMIT) <
+			    limit_ndefs) {
+				d = &limit_defs[c - OPT_LIMIT];
+				if (limit_parse(d, optarg) == -1)
+					usage_error("invalid --%s '%s': "
+					    "expected a whole number from %"
+					    PRIu64 " to %" PRIu64 "%s",
+					    d->option, optarg, d->min, d->max,
+					    strstr(d->option, "-bytes") ?
+					    " (K, M or G suffix allowed)" :
+					    "");
+				break;
+			}
 			if (optopt != 0 && optopt != '?')
 				usage_error("unknown option '-%c'", optopt);
 			usage_error("unknown option '%s'", argv[optind - 1]);
@@ -171,6 +233,46 @@ parse_options(int argc, char **argv, int *level)
 		usage_error("unexpected argument '%s'", argv[optind]);
 	if (nlisten == 0)
 		listen_specs[nlisten++] = ISPD_DEFAULT_LISTEN;
+}
+
+/*
+ * Every session costs a file descriptor, and the usual soft limit (1024)
+ * is far below the tens of thousands of sessions ispd is built for: take
+ * the hard limit, which needs no privilege. A limit still too low for
+ * --max-sessions is reported; accept() then pauses on EMFILE (listen.c).
+ */
+static void
+nofile_raise(void)
+{
+	struct rlimit	 rl;
+	rlim_t		 old;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("getrlimit RLIMIT_NOFILE");
+		return;
+	}
+	old = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+			log_warn("cannot raise the limit on open files from "
+			    "%llu to %llu", (unsigned long long)old,
+			    (unsigned long long)rl.rlim_max);
+			rl.rlim_cur = old;
+		} else
+			log_info("raised the limit on open files from %llu "
+			    "to the hard limit, %llu", (unsigned long long)old,
+			    (unsigned long long)rl.rlim_cur);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < ispd_conf.max_sessions + NOFILE_RESERVED)
+		log_warnx("the limit on open files, %llu, allows about %llu "
+		    "sessions, fewer than --max-sessions %" PRIu64 "; raise "
+		    "the hard limit (ulimit -Hn, LimitNOFILE=) for more",
+		    (unsigned long long)rl.rlim_cur,
+		    rl.rlim_cur > NOFILE_RESERVED ?
+		    (unsigned long long)(rl.rlim_cur - NOFILE_RESERVED) : 0ULL,
+		    ispd_conf.max_sessions);
 }
 
 static void
@@ -219,6 +321,7 @@ main(int argc, char **argv)
 		ispd_conf.server_id = hostname;
 	parse_options(argc, argv, &level);
 	log_init(level);
+	nofile_raise();
 
 	loop_init();
 	signal_setup();
@@ -237,6 +340,7 @@ main(int argc, char **argv)
 	session_shutdown_all();
 	table_free_all();
 	subscr_free_all();
+	limit_free();
 	loop_del(&signal_io);
 	close(signal_fd);
 	loop_free();

@@ -11,10 +11,12 @@
  * The queue is a ring of obuf pointers plus the offset already written
  * into the head one. A flush hands up to IOV_MAX obufs to one sendmsg().
  *
- * This file holds the whole output policy, so that a bounded queue for
- * slow subscribers (coalescing pending events per key, as DESIGN.md asks)
- * can replace outq_push() here without touching the rest. Today the
- * queue is unbounded.
+ * The queue itself has no limit: the bound on what a session may have
+ * queued is a policy of the callers. Events stop being queued at
+ * --max-queue-bytes (sync.c coalesces them per key instead), snapshots
+ * and catch-ups are produced only below the low-water mark, and a
+ * session's input is paused while replies hold more than twice the
+ * limit (session.c).
  */
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -33,6 +35,9 @@
 /* A ring larger than this is freed when it empties, to give memory back
  * after a burst. */
 #define OUTQ_KEEP_SLOTS	64
+
+/* Bytes queued in every session, for the stats. */
+static size_t	 outq_total;
 
 static struct obuf *
 obuf_alloc(size_t cap)
@@ -102,6 +107,7 @@ outq_pop(struct outq *q)
 void
 outq_free(struct outq *q)
 {
+	outq_total -= q->bytes;
 	while (q->count > 0)
 		outq_pop(q);
 	free(q->ring);
@@ -139,6 +145,7 @@ outq_push(struct outq *q, struct obuf *ob)
 	q->ring[(q->head + q->count) & (q->size - 1)] = ob;
 	q->count++;
 	q->bytes += ob->len;
+	outq_total += ob->len;
 	ob->refcnt++;
 	return 0;
 }
@@ -157,6 +164,7 @@ outq_append(struct outq *q, const void *p, size_t len)
 			memcpy(ob->data + ob->len, p, len);
 			ob->len += (uint32_t)len;
 			q->bytes += len;
+			outq_total += len;
 			return 0;
 		}
 	}
@@ -210,6 +218,7 @@ outq_flush(struct outq *q, int fd, size_t *written)
 		}
 		*written += (size_t)r;
 		q->bytes -= (size_t)r;
+		outq_total -= (size_t)r;
 		for (left = (size_t)r; left > 0; ) {
 			ob = outq_at(q, 0);
 			if (left < ob->len - q->off) {
@@ -225,4 +234,11 @@ outq_flush(struct outq *q, int fd, size_t *written)
 			return 0;
 	}
 	return 1;
+}
+
+/* Bytes queued and not yet written, in every session. */
+size_t
+outq_total_bytes(void)
+{
+	return outq_total;
 }

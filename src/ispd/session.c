@@ -5,23 +5,41 @@
  * shared by all sessions; whole frames are handled straight from it and
  * only a trailing partial frame is copied into the session (so ten
  * thousand idle sessions hold no input buffer). Every frame's length is
- * checked against the limit before any byte of it is kept.
+ * checked against the limits (the protocol's, then --max-frame-bytes)
+ * as soon as its four length bytes are in, before any byte of it is
+ * kept; a partial frame is then completed by reading only the bytes it
+ * lacks into a buffer of exactly its size, so a session never makes
+ * ispd hold more input than one frame of at most --max-frame-bytes.
  *
  * Output: queued (outq.c) and written by session_flush_all() just before
- * the loop sleeps, or on EPOLLOUT when a queue did not drain.
+ * the loop sleeps, or on EPOLLOUT when a queue did not drain. After each
+ * write the queue is topped up with what sync.c owes the subscriber
+ * (snapshot, catch-up), so those are produced as fast as the peer reads
+ * and no faster. Replies are not coalesced: a client that sends requests
+ * and does not read the answers (QUERY is a 10-byte request for a reply
+ * of up to a frame) would grow its queue without bound, so its input is
+ * paused while its queue holds twice --max-queue-bytes, and resumed at
+ * the low-water mark. TCP then pushes back on the client.
+ *
+ * Session limits (limit.c) are checked at accept: a connection over one
+ * gets ERROR LIMIT and is closed.
  *
  * Closing is in two steps, so that nothing is freed under a caller that
  * is walking a list (a fan-out, a flush):
  *	session_close()	marks the session ENDING and logs why; input stops;
- *	session_reap()	(before the loop sleeps) withdraws what it owned,
- *			drops its subscriptions, then either frees it or,
- *			when its last frames (an ERROR, a BYE) must reach
- *			the peer, lets it LINGER: flush, shutdown(SHUT_WR),
- *			wait for the peer's EOF, at most SESSION_LINGER_MS.
+ *	session_reap()	(before the loop sleeps) drops its subscriptions,
+ *			has its records withdrawn (table.c: at once, or in
+ *			slices while the struct stays as a "ghost" owning
+ *			them), then either frees it or, when its last frames
+ *			(an ERROR, a BYE) must reach the peer, lets it
+ *			LINGER: flush, shutdown(SHUT_WR), wait for the
+ *			peer's EOF, at most SESSION_LINGER_MS.
  *
  * Hold timer: sessions sit on hold_list in the order of their last
  * received frame, so a frame moves one to the tail in O(1) and the timer
- * only looks at the head.
+ * only looks at the head. It runs from the connect, so a peer that
+ * connects and sends nothing, or half a frame, is closed after the hold
+ * time like any silent one (the handshake timeout).
  */
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -37,9 +55,30 @@
 #include "isp.h"
 #include "ispd.h"
 
+/* The defaults of the limits, and why; docs/LIMITS.md says the same. */
 struct ispd_conf	 ispd_conf = {
 	.hold_ms = ISPD_DEFAULT_HOLD_MS,
 	.server_id = "ispd",
+	/* Eight frames of the largest size, or tens of thousands of
+	 * SIP-sized events: a burst that a live subscriber absorbs. */
+	.max_queue_bytes = 8 * 1024 * 1024,
+	/* The protocol's own limits. */
+	.max_frame_bytes = PROTO_MAX_FRAME_BYTES,
+	.max_key_bytes = PROTO_MAX_KEY_BYTES,
+	.max_value_bytes = PROTO_MAX_VALUE_BYTES,
+	.max_fields = PROTO_MAX_FIELDS,
+	/* About 3 GB of SIP-sized records: more than a large border
+	 * gateway registers, less than a runaway client may take. */
+	.max_records_per_session = 10000000,
+	/* QUERY tables answers in one ROWS frame; 4096 rows of the
+	 * largest size fit in it. */
+	.max_tables = 4096,
+	.max_subscriptions = 1024,
+	/* Tens of thousands of sessions (DESIGN.md "Scale"), some hosts
+	 * (a benchmark, a NAT) carrying ten thousand of them. */
+	.max_sessions_per_ip = 16384,
+	.max_sessions = 65536,
+	.max_table_creates_per_sec = 100,
 };
 struct ispd_stats	 ispd_stats;
 
@@ -56,13 +95,21 @@ static struct session_list	 pending_list =
 /* ENDING sessions, waiting for session_reap(). */
 static struct session_list	 ending_list =
     TAILQ_HEAD_INITIALIZER(ending_list);
+/* Sessions whose input was resumed with whole frames buffered. */
+static struct session_list	 resume_list =
+    TAILQ_HEAD_INITIALIZER(resume_list);
 
 static size_t		 nlive;		/* NEW and READY sessions */
+static size_t		 npaused;	/* sessions with input paused */
 static uint64_t		 next_session_id = 1;
 static struct buf	 reply;		/* where private replies are built */
 static uint8_t		 rbuf[SESSION_READ_BYTES];
 
 static void	session_io(void *, uint32_t);
+static void	session_want_flush(struct session *);
+static void	session_touch(struct session *, uint64_t);
+static void	session_refuse(struct session *, const char *);
+static void	session_end(struct session *, int, const char *, int);
 
 /* Every reply is built in reply from scratch, whatever became of the
  * last one (an encoder that ran out of memory marks the buffer). */
@@ -82,6 +129,7 @@ struct session *
 session_new(int fd, const char *peer)
 {
 	struct session	*s;
+	char		 why[PROTO_MAX_STR_BYTES + 1];
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("session from %s", peer);
@@ -92,6 +140,8 @@ session_new(int fd, const char *peer)
 	s->state = SESSION_NEW;
 	snprintf(s->peer, sizeof(s->peer), "%s", peer);
 	s->last_rx_ms = loop_now_ms();
+	s->create_ms = loop_now_ms();
+	s->create_tokens = ispd_conf.max_table_creates_per_sec * 1000;
 	buf_init(&s->in);
 	outq_init(&s->out);
 	TAILQ_INIT(&s->owned);
@@ -107,7 +157,95 @@ session_new(int fd, const char *peer)
 	nlive++;
 	ispd_stats.sessions_total++;
 	log_debug("session %" PRIu64 " (%s): connected", s->id, s->peer);
+	switch (limit_session_open(s, why, sizeof(why))) {
+	case 0:
+		break;
+	case -1:
+		session_close(s, SESSION_CLOSE_NOW, "out of memory");
+		break;
+	default:
+		session_refuse(s, why);
+		break;
+	}
 	return s;
+}
+
+/* A session over a limit of sessions: ERROR LIMIT, then closed once that
+ * is written. Logged at most once a second with the number left
+ * unlogged, so that a connection flood does not become a log flood. */
+static void
+session_refuse(struct session *s, const char *why)
+{
+	static uint64_t	 last_ms, unlogged;
+	uint64_t	 now = loop_now_ms();
+
+	ispd_stats.sessions_refused++;
+	session_error(s, 0, ISP_E_LIMIT, "%s", why);
+	if (last_ms == 0 || now - last_ms >= 1000) {
+		log_warnx("refusing a connection from %s: %s (%" PRIu64
+		    " more refused since the last such message)", s->peer,
+		    why, unlogged);
+		last_ms = now;
+		unlogged = 0;
+	} else
+		unlogged++;
+	session_end(s, SESSION_CLOSE_FLUSH, why, 0);
+}
+
+/* The bytes of queue above which snapshots and catch-ups are not
+ * produced, and below which paused input resumes. A quarter: the peer
+ * has plenty queued to read while ispd produces the next slice. */
+size_t
+session_low_water(void)
+{
+	return ispd_conf.max_queue_bytes / 4;
+}
+
+static void
+session_update_io(struct session *s)
+{
+	uint32_t	 events = s->in_paused ? 0 : EPOLLIN;
+
+	/* Sync work with an empty queue: EPOLLOUT fires at once, and the
+	 * flush it runs produces the next slice. One slice per session
+	 * per turn, so the loop stays fair. */
+	if (s->out.count > 0 || (s->state == SESSION_READY && s->nsync > 0))
+		events |= EPOLLOUT;
+	loop_set(&s->io, events);
+}
+
+static void
+session_pause(struct session *s)
+{
+	if (s->in_paused)
+		return;
+	s->in_paused = 1;
+	npaused++;
+	log_debug("session %" PRIu64 " (%s): %zu bytes queued, input paused "
+	    "until the client reads", s->id, s->peer, s->out.bytes);
+	session_update_io(s);
+}
+
+static void
+session_resume(struct session *s)
+{
+	if (!s->in_paused)
+		return;
+	s->in_paused = 0;
+	npaused--;
+	/* Whole frames may wait in s->in with no byte left in the socket
+	 * to wake us: the timers handle them in the next turn. */
+	if (s->in.len > 0 && !s->resuming) {
+		s->resuming = 1;
+		TAILQ_INSERT_TAIL(&resume_list, s, resume_entry);
+	}
+}
+
+/* s has output to write or sync work to do: flush it before sleeping. */
+void
+session_wake(struct session *s)
+{
+	session_want_flush(s);
 }
 
 static void
@@ -164,6 +302,8 @@ session_verror(struct session *s, uint32_t req_id, int code, const char *fmt,
 	reply_begin();
 	proto_put_error(&reply, req_id, (uint16_t)code, reason);
 	ispd_stats.errors_sent++;
+	if (code == ISP_E_LIMIT)
+		ispd_stats.limit_errors++;
 	(void)session_send(s, &reply, 1);
 }
 
@@ -212,15 +352,42 @@ session_close(struct session *s, int how, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	log_info("session %" PRIu64 " (%s): closing: %s", s->id, s->peer,
-	    reason);
+	session_end(s, how, reason, 1);
+}
+
+/* session_close() without the formatting; loud logs at info, else at
+ * debug (refusals and shutdown have their own messages). */
+static void
+session_end(struct session *s, int how, const char *reason, int loud)
+{
+	if (s->state >= SESSION_ENDING)
+		return;
+	if (loud)
+		log_info("session %" PRIu64 " (%s): closing: %s", s->id,
+		    s->peer, reason);
+	else
+		log_debug("session %" PRIu64 " (%s): closing: %s", s->id,
+		    s->peer, reason);
 	TAILQ_REMOVE(&hold_list, s, timer_entry);
+	if (s->resuming) {
+		TAILQ_REMOVE(&resume_list, s, resume_entry);
+		s->resuming = 0;
+	}
+	/* A lingering session reads until the peer's EOF. */
+	if (s->in_paused) {
+		s->in_paused = 0;
+		npaused--;
+	}
 	s->state = SESSION_ENDING;
 	s->flush_on_close = how == SESSION_CLOSE_FLUSH;
 	TAILQ_INSERT_TAIL(&ending_list, s, end_entry);
 	nlive--;
+	limit_session_close(s);
 }
 
+/* Closes s's socket and drops its queues. The struct goes too, unless s
+ * is a ghost whose records table.c is still withdrawing: then
+ * session_ghost_done() frees it. */
 static void
 session_free(struct session *s)
 {
@@ -231,13 +398,31 @@ session_free(struct session *s)
 		TAILQ_REMOVE(&linger_list, s, timer_entry);
 	if (s->pending)
 		TAILQ_REMOVE(&pending_list, s, pending_entry);
+	s->pending = 0;
 	TAILQ_REMOVE(&sessions, s, entry);
 	loop_del(&s->io);
 	close(s->fd);
+	s->fd = -1;
 	outq_free(&s->out);
 	buf_free(&s->in);
+	s->released = 1;
+	if (s->ghost) {
+		log_debug("session %" PRIu64 " (%s): closed, %zu records left "
+		    "to withdraw", s->id, s->peer, s->nrecords);
+		return;
+	}
 	log_debug("session %" PRIu64 " (%s): freed", s->id, s->peer);
 	free(s);
+}
+
+/* table.c withdrew the last record of the ghost s. */
+void
+session_ghost_done(struct session *s)
+{
+	if (s->released) {
+		log_debug("session %" PRIu64 " (%s): freed", s->id, s->peer);
+		free(s);
+	}
 }
 
 /* Runs the teardown of every session session_close() marked: its records
@@ -262,7 +447,11 @@ session_reap(void)
 	}
 }
 
-/* Writes what s has queued. Returns -1 when s was freed. */
+/*
+ * Writes what s has queued; when the queue fell below the low-water mark
+ * and sync.c owes s something, produces the next slice and writes again.
+ * Returns -1 when s was freed.
+ */
 static int
 session_flush(struct session *s)
 {
@@ -270,6 +459,10 @@ session_flush(struct session *s)
 	int	 rc;
 
 	rc = outq_flush(&s->out, s->fd, &written);
+	if (rc != -1 && s->state == SESSION_READY && s->nsync > 0 &&
+	    s->out.bytes < session_low_water() && sync_fill(s) == 0 &&
+	    rc == 1)
+		rc = outq_flush(&s->out, s->fd, &written);
 	ispd_stats.bytes_out += written;
 	if (rc == -1) {
 		if (s->state == SESSION_LINGER) {
@@ -281,12 +474,16 @@ session_flush(struct session *s)
 		loop_set(&s->io, EPOLLIN);
 		return 0;
 	}
-	if (rc == 0) {
-		loop_set(&s->io, EPOLLIN | EPOLLOUT);
-		return 0;
+	if (s->in_paused) {
+		/* A client that reads is alive, though ispd does not read
+		 * its frames meanwhile. */
+		if (written > 0)
+			session_touch(s, loop_now_ms());
+		if (s->out.bytes < session_low_water())
+			session_resume(s);
 	}
-	loop_set(&s->io, EPOLLIN);
-	if (s->state == SESSION_LINGER && !s->write_shut) {
+	session_update_io(s);
+	if (rc == 1 && s->state == SESSION_LINGER && !s->write_shut) {
 		/* Our FIN after the last frame; the peer's EOF (or the
 		 * linger deadline) ends it. Closing right away with unread
 		 * input would send a RST that can destroy the frame. */
@@ -474,70 +671,140 @@ session_parse(struct session *s, const uint8_t *p, size_t len)
 {
 	size_t		 off = 0, frame_bytes;
 	uint32_t	 n;
-	int		 rc;
 
-	while (off < len && s->state <= SESSION_READY) {
-		rc = proto_frame_check(p + off, len - off,
-		    PROTO_MAX_FRAME_BYTES, &frame_bytes);
-		if (rc == 0)
-			break;
-		if (rc == -1) {
+	while (off < len && s->state <= SESSION_READY && !s->in_paused) {
+		if (len - off >= 4) {
 			n = get_be32(p + off);
-			if (n == 0)
+			if (n == 0) {
 				session_fail(s, 0, ISP_E_PROTOCOL,
 				    "frame of length 0");
-			else
+				break;
+			}
+			if (n > PROTO_MAX_FRAME_BYTES) {
 				session_fail(s, 0, ISP_E_FRAME_TOO_LARGE,
 				    "frame of %" PRIu32 " bytes is over the "
 				    "limit of %u bytes", n,
 				    PROTO_MAX_FRAME_BYTES);
-			break;
+				break;
+			}
+			/* Its bytes cannot be skipped without reading
+			 * them, so the session ends. */
+			if (n > ispd_conf.max_frame_bytes) {
+				session_fail(s, 0, ISP_E_LIMIT, "frame of %"
+				    PRIu32 " bytes is over the limit of %"
+				    PRIu64 " bytes (--max-frame-bytes)", n,
+				    ispd_conf.max_frame_bytes);
+				break;
+			}
 		}
+		if (proto_frame_check(p + off, len - off,
+		    PROTO_MAX_FRAME_BYTES, &frame_bytes) != 1)
+			break;
 		session_frame(s, p + off, frame_bytes);
 		off += frame_bytes;
+		if (s->out.bytes >= 2 * ispd_conf.max_queue_bytes)
+			session_pause(s);
 	}
 	return off;
+}
+
+/* Handles the whole frames buffered in s->in. */
+static void
+session_input(struct session *s)
+{
+	buf_consume(&s->in, session_parse(s, s->in.data, s->in.len));
+	/* Give back the room a large frame took. */
+	if (s->in.len == 0 && s->in.cap > SESSION_READ_BYTES)
+		buf_free(&s->in);
+}
+
+/* Makes s->in exactly total bytes large, if it is smaller. */
+static int
+session_in_reserve(struct session *s, size_t total)
+{
+	uint8_t	*p;
+
+	if (total <= s->in.cap)
+		return 0;
+	if ((p = realloc(s->in.data, total)) == NULL)
+		return -1;
+	s->in.data = p;
+	s->in.cap = total;
+	return 0;
+}
+
+/* A read returned n <= 0: nothing to read now, or the end. Returns 1
+ * when s is closing. */
+static int
+session_read_end(struct session *s, ssize_t n)
+{
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return 0;
+		session_close(s, SESSION_CLOSE_NOW, "read failed: %s",
+		    strerror(errno));
+		return 1;
+	}
+	session_close(s, SESSION_CLOSE_NOW, s->in.len > 0 ?
+	    "connection closed by peer in the middle of a frame" :
+	    "connection closed by peer");
+	return 1;
 }
 
 static void
 session_read(struct session *s)
 {
+	size_t	 want, used, max = SESSION_READ_BYTES;
 	ssize_t	 n;
-	size_t	 used;
 
-	if ((n = read(s->fd, rbuf, sizeof(rbuf))) == -1) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+	/*
+	 * First the frame begun in s->in, whose length session_parse()
+	 * checked once its four bytes were in: only the bytes it lacks
+	 * are read, into a buffer of exactly its size.
+	 */
+	if (s->in.len > 0)
+		session_input(s);
+	while (s->in.len > 0 && s->state <= SESSION_READY && !s->in_paused) {
+		if (s->in.len < 4)
+			want = 4 - s->in.len;
+		else
+			want = 4 + (size_t)get_be32(s->in.data) - s->in.len;
+		if (session_in_reserve(s, s->in.len + want) == -1) {
+			session_close(s, SESSION_CLOSE_NOW, "out of memory for "
+			    "input");
 			return;
-		session_close(s, SESSION_CLOSE_NOW, "read failed: %s",
-		    strerror(errno));
-		return;
+		}
+		if ((n = read(s->fd, s->in.data + s->in.len, want)) <= 0) {
+			(void)session_read_end(s, n);
+			return;
+		}
+		ispd_stats.bytes_in += (size_t)n;
+		s->in.len += (size_t)n;
+		if ((size_t)n < want)
+			return;
+		session_input(s);
 	}
-	if (n == 0) {
-		session_close(s, SESSION_CLOSE_NOW, s->in.len > 0 ?
-		    "connection closed by peer in the middle of a frame" :
-		    "connection closed by peer");
+	if (s->state > SESSION_READY || s->in_paused)
+		return;
+
+	/* A small frame limit reads less, so that what a pause leaves
+	 * unparsed is no more than a frame either. */
+	if (ispd_conf.max_frame_bytes + 4 < max)
+		max = ispd_conf.max_frame_bytes + 4;
+	if ((n = read(s->fd, rbuf, max)) <= 0) {
+		(void)session_read_end(s, n);
 		return;
 	}
 	ispd_stats.bytes_in += (size_t)n;
-	if (s->in.len == 0) {
-		used = session_parse(s, rbuf, (size_t)n);
-		if (s->state <= SESSION_READY && used < (size_t)n)
-			buf_put(&s->in, rbuf + used, (size_t)n - used);
-	} else {
-		buf_put(&s->in, rbuf, (size_t)n);
-		if (!buf_failed(&s->in)) {
-			used = session_parse(s, s->in.data, s->in.len);
-			buf_consume(&s->in, used);
-		}
-	}
-	if (buf_failed(&s->in)) {
-		buf_clear_failed(&s->in);
+	used = session_parse(s, rbuf, (size_t)n);
+	if (s->state > SESSION_READY || used == (size_t)n)
+		return;
+	if (session_in_reserve(s, (size_t)n - used) == -1) {
 		session_close(s, SESSION_CLOSE_NOW, "out of memory for input");
 		return;
 	}
-	/* Give back the room a large frame took. */
-	if (s->in.len == 0 && s->in.cap > SESSION_READ_BYTES)
-		buf_free(&s->in);
+	memcpy(s->in.data, rbuf + used, (size_t)n - used);
+	s->in.len = (size_t)n - used;
 }
 
 /* A lingering session: discard input until the peer's EOF. Returns -1
@@ -564,8 +831,12 @@ session_io(void *arg, uint32_t events)
 		if (s->state == SESSION_LINGER) {
 			if (session_linger_read(s) == -1)
 				return;
-		} else if (s->state <= SESSION_READY)
+		} else if (s->state <= SESSION_READY && !s->in_paused)
 			session_read(s);
+		else if (s->state <= SESSION_READY &&
+		    (events & (EPOLLERR | EPOLLHUP)))
+			session_close(s, SESSION_CLOSE_NOW, "connection lost "
+			    "while its input was paused");
 	}
 	if ((events & EPOLLOUT) && s->state != SESSION_ENDING)
 		(void)session_flush(s);
@@ -578,6 +849,8 @@ session_next_ms(void)
 	struct session	*s;
 	uint64_t	 next = UINT64_MAX;
 
+	if (!TAILQ_EMPTY(&resume_list))
+		return 0;
 	if ((s = TAILQ_FIRST(&hold_list)) != NULL)
 		next = s->last_rx_ms + ispd_conf.hold_ms;
 	if ((s = TAILQ_FIRST(&linger_list)) != NULL &&
@@ -593,15 +866,23 @@ session_timers(uint64_t now_ms)
 	char		 reason[64];
 	int		 unread;
 
+	while ((s = TAILQ_FIRST(&resume_list)) != NULL) {
+		TAILQ_REMOVE(&resume_list, s, resume_entry);
+		s->resuming = 0;
+		session_input(s);
+	}
 	while ((s = TAILQ_FIRST(&hold_list)) != NULL &&
 	    s->last_rx_ms + ispd_conf.hold_ms <= now_ms) {
 		/*
 		 * Bytes that arrived but that we did not read yet are not
 		 * silence: after the daemon was stalled (SIGSTOP, a swap
 		 * storm, a mass withdrawal) every peer would look silent,
-		 * though their keepalives sit in the socket buffers.
+		 * though their keepalives sit in the socket buffers. Not
+		 * for a session whose input is paused: those bytes wait
+		 * for it to read, and reading renews it (session_flush()).
 		 */
-		if (ioctl(s->fd, FIONREAD, &unread) == 0 && unread > 0) {
+		if (!s->in_paused && ioctl(s->fd, FIONREAD, &unread) == 0 &&
+		    unread > 0) {
 			session_touch(s, now_ms);
 			continue;
 		}
@@ -644,12 +925,7 @@ session_shutdown_all(void)
 		(void)session_send(s, &reply, 1);
 		if (s->state > SESSION_READY)
 			continue;	/* out of memory: closing already */
-		log_debug("session %" PRIu64 " (%s): closing: ispd shutting "
-		    "down", s->id, s->peer);
-		TAILQ_REMOVE(&hold_list, s, timer_entry);
-		s->state = SESSION_ENDING;
-		nlive--;
-		TAILQ_INSERT_TAIL(&ending_list, s, end_entry);
+		session_end(s, SESSION_CLOSE_FLUSH, "ispd shutting down", 0);
 	}
 	while ((s = TAILQ_FIRST(&ending_list)) != NULL) {
 		TAILQ_REMOVE(&ending_list, s, end_entry);
@@ -675,4 +951,10 @@ size_t
 session_count(void)
 {
 	return nlive;
+}
+
+size_t
+session_paused_count(void)
+{
+	return npaused;
 }

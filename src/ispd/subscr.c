@@ -1,12 +1,13 @@
 /*
- * subscr: subscriptions, the fan-out of events, snapshots, and the
- * answers to QUERY.
+ * subscr: subscriptions, the fan-out of events, and the answers to QUERY.
  *
  * A subscription is on two lists: its table's (for fan-out) and its
  * session's (to drop them all when the session ends). Fan-out walks only
  * the table's list, so an event costs the same whatever the number of
- * tables, and it is encoded once, the first time a subscriber matches,
- * into one obuf that every matching subscriber's queue shares.
+ * tables, and it is encoded once, the first time a subscriber needs it,
+ * into one obuf that every subscriber's queue shares. Whether a given
+ * subscriber gets the event now, later as part of a catch-up, or through
+ * its snapshot is sync.c's decision; so is the snapshot itself.
  *
  * Nothing here writes to a socket or frees a session: output is queued,
  * and a session that cannot take it is closed later (session_close()
@@ -20,10 +21,6 @@
 #include "isp.h"
 #include "ispd.h"
 
-/* A snapshot is queued in private obufs of about this size: many frames
- * per iovec, and no one allocation larger than a frame plus this. */
-#define SNAPSHOT_CHUNK_BYTES	(64 * 1024)
-
 /* Where events, snapshots and rows are encoded. */
 static struct buf	 enc;
 static size_t		 nsubs_total;
@@ -36,7 +33,7 @@ enc_begin(void)
 	buf_clear_failed(&enc);
 }
 
-static int
+int
 subscr_match(const struct subscr *sub, const struct record *r)
 {
 	return r->key_len >= sub->prefix_len &&
@@ -48,8 +45,10 @@ subscr_find(const struct session *s, const struct table *t)
 {
 	struct subscr	*sub;
 
+	/* A ONCE read in progress is not a subscription the client can
+	 * name: it ends by itself. */
 	TAILQ_FOREACH(sub, &s->subs, session_entry)
-		if (sub->table == t)
+		if (sub->table == t && !sub->once)
 			return sub;
 	return NULL;
 }
@@ -68,6 +67,22 @@ subscr_encode(struct buf *b, uint8_t type, const struct table *t,
 		    record_owner_id(r), record_owner(r), record_fields(r));
 }
 
+/* The event encoded into *ob, encoded now if it was not yet. NULL when
+ * out of memory. */
+struct obuf *
+subscr_event_obuf(struct obuf **ob, const struct table *t, uint8_t type,
+    const struct record *r, uint8_t reason)
+{
+	if (*ob != NULL)
+		return *ob;
+	enc_begin();
+	subscr_encode(&enc, type, t, r, reason);
+	if (!buf_failed(&enc))
+		*ob = obuf_new(enc.data, enc.len);
+	enc_begin();
+	return *ob;
+}
+
 /*
  * Tells every subscriber of t whose prefix matches r that r changed.
  * Called by table.c after the change (before freeing r for a withdraw).
@@ -83,21 +98,7 @@ subscr_event(struct table *t, uint8_t type, const struct record *r,
 		if (sub->session->state != SESSION_READY ||
 		    !subscr_match(sub, r))
 			continue;
-		if (ob == NULL) {
-			enc_begin();
-			subscr_encode(&enc, type, t, r, reason);
-			if (!buf_failed(&enc))
-				ob = obuf_new(enc.data, enc.len);
-			if (ob == NULL) {
-				/* It would miss this event and hold a
-				 * wrong table from now on. */
-				session_close(sub->session, SESSION_CLOSE_NOW,
-				    "out of memory for an event of table %s",
-				    t->name);
-				continue;
-			}
-		}
-		session_push(sub->session, ob);
+		sync_event(sub, type, r, reason, &ob);
 	}
 	if (ob != NULL)
 		obuf_unref(ob);
@@ -120,44 +121,6 @@ subscr_send(struct session *s, uint32_t nframes)
 }
 
 /*
- * Queues to s every record of t under prefix as EV_ANNOUNCE, then EV_END
- * with the table's seq and the count. t may be NULL (a SUBSCRIBE ONCE of
- * a table that does not exist): then END only, with seq 0 and count 0.
- * Linear in the table's size; the frames go out in 64 KiB obufs.
- */
-static int
-subscr_snapshot(struct session *s, const struct table *t,
-    struct proto_bytes tname, struct proto_bytes prefix)
-{
-	struct hash_node	*n = NULL;
-	const struct record	*r;
-	uint64_t		 count = 0;
-	uint32_t		 nframes = 0;
-	size_t			 pos = 0;
-
-	enc_begin();
-	while (t != NULL && (n = hash_next(&t->records, &pos, n)) != NULL) {
-		r = (const struct record *)((const char *)n -
-		    offsetof(struct record, node));
-		if (r->key_len < prefix.len ||
-		    memcmp(r->key, prefix.p, prefix.len) != 0)
-			continue;
-		proto_put_ev_record(&enc, PROTO_EV_ANNOUNCE, tname, r->seq,
-		    record_key(r), record_owner_id(r), record_owner(r),
-		    record_fields(r));
-		count++;
-		nframes++;
-		if (enc.len >= SNAPSHOT_CHUNK_BYTES) {
-			if (subscr_send(s, nframes) == -1)
-				return -1;
-			nframes = 0;
-		}
-	}
-	proto_put_ev_end(&enc, tname, t != NULL ? t->seq : 0, count);
-	return subscr_send(s, nframes + 1);
-}
-
-/*
  * SUBSCRIBE from s. Returns 0; an ISP_E_* code with why filled; or -1
  * when out of memory (the caller closes s).
  */
@@ -167,45 +130,62 @@ subscr_subscribe(struct session *s, const struct proto_msg *m, char *why,
 {
 	struct subscr	*sub;
 	struct table	*t;
-	int		 once = (m->flags & PROTO_SUB_ONCE) != 0;
+	int		 once = (m->flags & PROTO_SUB_ONCE) != 0, rc;
 
 	if (m->flags & ~PROTO_SUB_FLAGS) {
 		snprintf(why, whysz, "unknown SUBSCRIBE flags 0x%02x",
 		    m->flags);
 		return ISP_E_BAD_REQUEST;
 	}
-	/* ONCE only reads: it does not create a table. */
-	t = once ? table_find(m->table) : table_get(m->table);
-	if (t == NULL && !once)
-		return -1;
-	if (t != NULL && subscr_find(s, t) != NULL) {
+	t = table_find(m->table);
+	if (t == NULL && once) {
+		/* ONCE only reads: it does not create a table. */
+		enc_begin();
+		proto_put_ev_end(&enc, m->table, 0, 0);
+		return subscr_send(s, 1);
+	}
+	if (t != NULL && !once && subscr_find(s, t) != NULL) {
 		snprintf(why, whysz, "already subscribed to table %s",
 		    t->name);
 		return ISP_E_ALREADY_SUBSCRIBED;
 	}
-	if (!once) {
-		if ((sub = malloc(sizeof(*sub) + m->key.len)) == NULL)
-			return -1;
-		sub->table = t;
-		sub->session = s;
-		sub->prefix_len = (uint16_t)m->key.len;
-		memcpy(sub->prefix, m->key.p, m->key.len);
-		TAILQ_INSERT_TAIL(&t->subs, sub, table_entry);
-		TAILQ_INSERT_TAIL(&s->subs, sub, session_entry);
-		t->nsubs++;
-		nsubs_total++;
+	/* ONCE reads count too: each holds a cursor and dirty keys. */
+	if (s->nsubs >= ispd_conf.max_subscriptions) {
+		snprintf(why, whysz, "this session has %zu subscriptions, the "
+		    "limit (--max-subscriptions %" PRIu64 ")", s->nsubs,
+		    ispd_conf.max_subscriptions);
+		return ISP_E_LIMIT;
 	}
-	/* Queued now, before any later event of the table: the subscriber
-	 * sees the snapshot, END, then the events in the table's order. */
-	return subscr_snapshot(s, t, m->table, m->key);
+	if (t == NULL && (rc = table_create(s, m->table, &t, why,
+	    whysz)) != 0)
+		return rc;
+	if ((sub = calloc(1, sizeof(*sub) + m->key.len)) == NULL)
+		return -1;
+	sub->table = t;
+	sub->session = s;
+	sub->once = once;
+	sub->prefix_len = (uint16_t)m->key.len;
+	memcpy(sub->prefix, m->key.p, m->key.len);
+	TAILQ_INSERT_TAIL(&t->subs, sub, table_entry);
+	TAILQ_INSERT_TAIL(&s->subs, sub, session_entry);
+	t->nsubs++;
+	s->nsubs++;
+	nsubs_total++;
+	sync_start(sub);
+	/* A small table's snapshot and END are queued right now, before
+	 * any later event of the table; a large one's as the socket
+	 * drains. */
+	return sync_fill(s);
 }
 
-static void
+void
 subscr_remove(struct subscr *sub)
 {
+	sync_stop(sub);
 	TAILQ_REMOVE(&sub->table->subs, sub, table_entry);
 	TAILQ_REMOVE(&sub->session->subs, sub, session_entry);
 	sub->table->nsubs--;
+	sub->session->nsubs--;
 	nsubs_total--;
 	free(sub);
 }
@@ -289,7 +269,8 @@ subscr_rows_tables(uint32_t req_id, char *why, size_t whysz)
 static void
 subscr_rows_stats(uint32_t req_id)
 {
-	size_t	 start, fstart;
+	struct sync_stats	 st;
+	size_t			 start, fstart;
 
 	start = proto_rows_begin(&enc, req_id);
 	fstart = proto_fields_begin(&enc);
@@ -309,7 +290,20 @@ subscr_rows_stats(uint32_t req_id)
 	subscr_put_u64(&enc, "bytes_out", ispd_stats.bytes_out);
 	subscr_put_u64(&enc, "errors_sent", ispd_stats.errors_sent);
 	subscr_put_u64(&enc, "hold_expired", ispd_stats.hold_expired);
-	proto_fields_end(&enc, fstart, 14);
+	sync_stats(&st);
+	subscr_put_u64(&enc, "bytes_queued", outq_total_bytes());
+	subscr_put_u64(&enc, "slow_subscribers", st.slow);
+	subscr_put_u64(&enc, "dirty_keys", st.dirty_keys);
+	subscr_put_u64(&enc, "max_lag_keys", st.max_lag_keys);
+	subscr_put_u64(&enc, "max_lag_ms", st.max_lag_ms);
+	subscr_put_u64(&enc, "coalesced_events", ispd_stats.coalesced_events);
+	subscr_put_u64(&enc, "catchup_events", ispd_stats.catchup_events);
+	subscr_put_u64(&enc, "snapshots_active", st.snapshots);
+	subscr_put_u64(&enc, "withdraw_backlog", table_withdraw_backlog());
+	subscr_put_u64(&enc, "input_paused", session_paused_count());
+	subscr_put_u64(&enc, "limit_errors", ispd_stats.limit_errors);
+	subscr_put_u64(&enc, "sessions_refused", ispd_stats.sessions_refused);
+	proto_fields_end(&enc, fstart, 26);
 	proto_rows_end(&enc, start, 1);
 }
 
@@ -345,4 +339,5 @@ subscr_free_all(void)
 	if (nsubs_total != 0)
 		fatalx("subscr_free_all: %zu subscriptions left", nsubs_total);
 	buf_free(&enc);
+	sync_free();
 }

@@ -5,7 +5,17 @@
  * never goes back. Records live in a hash by key within their table.
  * Each record is on its owner's list (struct session owned), so a dead
  * session's records are withdrawn in O(records it owns), and moving
- * ownership is an unlink and a relink.
+ * ownership is an unlink and a relink. Each is also on its table's list
+ * in creation order, which snapshot cursors walk (sync.c): unlike the
+ * hash, that order survives inserts and removals.
+ *
+ * A session that ends owning many records must not stall the loop while
+ * they are withdrawn (etcd#9294, ZOOKEEPER-1669: one owner's mass expiry
+ * overwhelming everyone). Its struct stays behind as a "ghost" that still
+ * owns them, and table_withdraw_run() withdraws them in slices, at most
+ * TABLE_WITHDRAW_SLICE per loop turn over all ghosts. Until then they are
+ * ordinary records: an ANNOUNCE of one by another session replaces it and
+ * takes it over, as always.
  *
  * Fields are stored as the encoded block the announcer sent: comparing
  * for a no-op refresh is one memcmp, and an event copies the block as is.
@@ -27,9 +37,17 @@
 #define RECORD_OF(n)	((struct record *)((char *)(n) - \
 			    offsetof(struct record, node)))
 
+/* Records a ghost gives up per pass before the next ghost's turn, so
+ * that a small session ending behind a large one is not kept waiting. */
+#define GHOST_PASS_RECORDS	1000
+
 static struct hash		 tables;
 static struct table		*sessions_table;
 static size_t			 nrecords_total;
+/* Ended sessions whose records are being withdrawn. */
+static struct session_list	 ghosts = TAILQ_HEAD_INITIALIZER(ghosts);
+/* Withdrawals left in this loop turn. */
+static size_t			 withdraw_budget = TABLE_WITHDRAW_SLICE;
 /* Sessions whose row's records field may be stale; see table_tick(). */
 static struct session_list	 rows_dirty =
     TAILQ_HEAD_INITIALIZER(rows_dirty);
@@ -89,7 +107,9 @@ table_new(struct proto_bytes name)
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return NULL;
 	hash_init(&t->records);
+	TAILQ_INIT(&t->order);
 	TAILQ_INIT(&t->subs);
+	TAILQ_INIT(&t->cursors);
 	memcpy(t->name, name.p, name.len);
 	t->name_len = (uint8_t)name.len;
 	if (hash_insert(&tables, &t->node, hash_bytes(name.p, name.len)) ==
@@ -123,16 +143,31 @@ table_find(struct proto_bytes name)
 	return n == NULL ? NULL : TABLE_OF(n);
 }
 
-/* The table of that (valid) name, created when absent. NULL when out of
- * memory. */
-struct table *
-table_get(struct proto_bytes name)
+/*
+ * Creates the table of that (valid, absent) name for s, within
+ * --max-tables and s's --max-table-creates-per-sec. Returns 0 with *tp
+ * set; ISP_E_LIMIT with why filled; or -1 when out of memory.
+ */
+int
+table_create(struct session *s, struct proto_bytes name, struct table **tp,
+    char *why, size_t whysz)
 {
-	struct table	*t;
+	char	 tname[PROTO_MAX_TABLE_BYTES + 1];
+	size_t	 n = tables.count - 1;	/* ispd.sessions is not counted */
+	int	 rc;
 
-	if ((t = table_find(name)) != NULL)
-		return t;
-	return table_new(name);
+	log_escape(tname, sizeof(tname), name.p, name.len);
+	if (n >= ispd_conf.max_tables) {
+		snprintf(why, whysz, "table %s not created: ispd holds %zu "
+		    "tables, the limit (--max-tables %" PRIu64 ")", tname, n,
+		    ispd_conf.max_tables);
+		return ISP_E_LIMIT;
+	}
+	if ((rc = limit_table_create(s, why, whysz)) != 0)
+		return rc;
+	if ((*tp = table_new(name)) == NULL)
+		return -1;
+	return 0;
 }
 
 static struct record *
@@ -142,6 +177,13 @@ record_find(const struct table *t, uint64_t hv, struct proto_bytes key)
 
 	n = hash_find(&t->records, hv, key.p, key.len, record_eq);
 	return n == NULL ? NULL : RECORD_OF(n);
+}
+
+/* The record of key in t, or NULL. */
+struct record *
+table_lookup(const struct table *t, struct proto_bytes key)
+{
+	return record_find(t, hash_bytes(key.p, key.len), key);
 }
 
 /* The session's row records field is refreshed by the next tick rather
@@ -241,6 +283,8 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
 			free(r);
 			return -1;
 		}
+		r->order = t->next_order++;
+		TAILQ_INSERT_TAIL(&t->order, r, order_entry);
 		nrecords_total++;
 		type = PROTO_EV_ANNOUNCE;
 	} else {
@@ -270,6 +314,8 @@ record_remove(struct record *r, uint8_t reason)
 	r->seq = ++t->seq;
 	ispd_stats.events++;
 	subscr_event(t, PROTO_EV_WITHDRAW, r, reason);
+	sync_record_removed(t, r);
+	TAILQ_REMOVE(&t->order, r, order_entry);
 	record_unown(r);
 	ttl_clear(r);
 	hash_remove(&t->records, &r->node);
@@ -294,8 +340,10 @@ table_announce(struct session *s, const struct proto_msg *m, char *why,
     size_t whysz)
 {
 	struct table	*t;
+	struct record	*r;
 	uint64_t	 expire_ms = 0;
 	size_t		 n;
+	int		 rc;
 
 	t = table_find(m->table);
 	if (t != NULL && t->readonly) {
@@ -312,8 +360,20 @@ table_announce(struct session *s, const struct proto_msg *m, char *why,
 		    PROTO_MAX_FRAME_BYTES);
 		return ISP_E_LIMIT;
 	}
-	if (t == NULL && (t = table_get(m->table)) == NULL)
-		return -1;
+	if ((rc = limit_record(m, why, whysz)) != 0)
+		return rc;
+	/* Only a record this session does not own yet counts: a refresh
+	 * or a change of its own is always allowed. */
+	if (s->nrecords >= ispd_conf.max_records_per_session && (t == NULL ||
+	    (r = table_lookup(t, m->key)) == NULL || r->owner != s)) {
+		snprintf(why, whysz, "this session owns %zu records, the limit "
+		    "(--max-records-per-session %" PRIu64 ")", s->nrecords,
+		    ispd_conf.max_records_per_session);
+		return ISP_E_LIMIT;
+	}
+	if (t == NULL && (rc = table_create(s, m->table, &t, why,
+	    whysz)) != 0)
+		return rc;
 	if (m->ttl_s > 0)
 		expire_ms = loop_now_ms() + (uint64_t)m->ttl_s * 1000;
 	return table_store(t, m->key, m->fields, s, expire_ms);
@@ -409,14 +469,10 @@ table_session_welcome(struct session *s)
 	return 0;
 }
 
-/* A session ended: withdraw every record it still owns, then its row. */
-void
-table_session_end(struct session *s)
+/* s's row leaves ispd.sessions. */
+static void
+table_row_remove(struct session *s)
 {
-	struct record	*r;
-
-	while ((r = TAILQ_FIRST(&s->owned)) != NULL)
-		record_remove(r, PROTO_WD_SESSION);
 	if (s->row_dirty) {
 		TAILQ_REMOVE(&rows_dirty, s, dirty_entry);
 		s->row_dirty = 0;
@@ -425,6 +481,88 @@ table_session_end(struct session *s)
 		record_remove(s->row, PROTO_WD_SESSION);
 		s->row = NULL;
 	}
+}
+
+/*
+ * Withdraws records of ghosts, as long as this turn's budget lasts: each
+ * ghost in turn gives up to GHOST_PASS_RECORDS. A ghost left with no
+ * record is done: its row goes, then the struct.
+ */
+static void
+table_ghost_step(void)
+{
+	struct session	*s;
+	struct record	*r;
+	size_t		 n;
+
+	while (withdraw_budget > 0 && (s = TAILQ_FIRST(&ghosts)) != NULL) {
+		for (n = 0; n < GHOST_PASS_RECORDS && withdraw_budget > 0 &&
+		    (r = TAILQ_FIRST(&s->owned)) != NULL; n++) {
+			record_remove(r, PROTO_WD_SESSION);
+			withdraw_budget--;
+		}
+		TAILQ_REMOVE(&ghosts, s, ghost_entry);
+		if (!TAILQ_EMPTY(&s->owned)) {
+			TAILQ_INSERT_TAIL(&ghosts, s, ghost_entry);
+			continue;
+		}
+		table_row_remove(s);
+		s->ghost = 0;
+		log_debug("session %" PRIu64 " (%s): every record withdrawn",
+		    s->id, s->peer);
+		session_ghost_done(s);
+	}
+}
+
+/*
+ * A session ended: the records it still owns are withdrawn, now if this
+ * turn's budget allows, else over the next turns while s stays as a
+ * ghost (s->ghost; session_ghost_done() is called when it is over). Its
+ * row leaves ispd.sessions after its records, so that a row gone means
+ * every record of that session is gone; until then the row's records
+ * field counts down.
+ */
+void
+table_session_end(struct session *s)
+{
+	if (TAILQ_EMPTY(&s->owned)) {
+		table_row_remove(s);
+		return;
+	}
+	if (s->nrecords > TABLE_WITHDRAW_SLICE)
+		log_info("session %" PRIu64 " (%s): withdrawing its %zu "
+		    "records, %d per loop turn", s->id, s->peer, s->nrecords,
+		    TABLE_WITHDRAW_SLICE);
+	s->ghost = 1;
+	TAILQ_INSERT_TAIL(&ghosts, s, ghost_entry);
+	table_ghost_step();
+}
+
+/* Once per loop turn: a new budget, and the ghosts' next slice. */
+void
+table_withdraw_run(void)
+{
+	withdraw_budget = TABLE_WITHDRAW_SLICE;
+	table_ghost_step();
+}
+
+/* 1 while ghosts hold records: the loop must not sleep. */
+int
+table_withdraw_pending(void)
+{
+	return !TAILQ_EMPTY(&ghosts);
+}
+
+/* Records still owned by ghosts. */
+size_t
+table_withdraw_backlog(void)
+{
+	struct session	*s;
+	size_t		 n = 0;
+
+	TAILQ_FOREACH(s, &ghosts, ghost_entry)
+		n += s->nrecords;
+	return n;
 }
 
 /* Every second: refresh the records field of the rows that changed. */
@@ -503,6 +641,12 @@ table_free_all(void)
 	struct record		*r;
 	size_t			 tpos = 0, rpos;
 
+	/* Ghosts first, whole: nobody subscribes any more. */
+	while (!TAILQ_EMPTY(&ghosts)) {
+		withdraw_budget = SIZE_MAX;
+		table_ghost_step();
+	}
+	withdraw_budget = TABLE_WITHDRAW_SLICE;
 	for (tn = hash_next(&tables, &tpos, NULL); tn != NULL; tn = tnext) {
 		tnext = hash_next(&tables, &tpos, tn);
 		t = TABLE_OF(tn);

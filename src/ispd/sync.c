@@ -1,0 +1,467 @@
+/*
+ * sync: keeping a subscriber's view equal to its table, in bounded
+ * memory, however slowly it reads.
+ *
+ * A subscription is state sync, not an event log (DESIGN.md; etcd#16839
+ * and etcd#17529 are what an unbounded or lossy event log does to slow
+ * watchers). Three mechanisms, all per subscription:
+ *
+ * The snapshot cursor. SUBSCRIBE does not encode the table at once: a
+ * cursor walks the table's records in creation order (table->order) and
+ * sync_fill() encodes the next ones whenever the session's queue is
+ * below the low-water mark, so a snapshot of millions of records costs
+ * at most a low-water mark of queue. Records created meanwhile go to the
+ * tail of the order, so the cursor reaches them. A change to a record
+ * the cursor has not reached needs nothing: the cursor sends the record
+ * as it is then (or never, if it is gone by then). A change to a record
+ * it has passed marks the key dirty.
+ *
+ * Dirty keys. An event is not queued but marks its key dirty when the
+ * subscription is in its snapshot (until END), when it already has dirty
+ * keys (so that a key is never sent out of order), or when the session's
+ * queue holds --max-queue-bytes or more. A key is dirty at most once: a
+ * hash of key copies plus a FIFO. An entry remembers whether the
+ * subscriber holds the key (catch-up then sends EV_REPLACE rather than
+ * EV_ANNOUNCE, and a key born and gone while behind is forgotten) and,
+ * when the key is gone, its last EV_WITHDRAW (encoded once by the
+ * fan-out and shared). So a slow subscription costs one entry per key
+ * that is in the table or that the subscriber holds, never one per
+ * event.
+ *
+ * Catch-up. sync_fill() then sends each dirty key's current state,
+ * oldest first, again only while the queue is below the low-water mark:
+ * EV_REPLACE (held) or EV_ANNOUNCE (not held) with the record's current
+ * seq, or the stored EV_WITHDRAW. Intermediate values are skipped; the
+ * final state always arrives; a key's events keep their order. Before
+ * END this also covers what changed during the snapshot, so END comes
+ * when the subscriber holds exactly the table as of END's seq.
+ *
+ * Nothing here writes to a socket: frames are queued and the session
+ * writes them (session.c calls sync_fill() after each write).
+ */
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ispd.h"
+
+/* Records the cursor and the dirty list may visit per sync_fill(): the
+ * work done for one session in one loop turn stays small whatever the
+ * table's size or a prefix's selectivity. */
+#define SYNC_FILL_VISITS	8192
+/* Frames are encoded into chunks of about this size before they are
+ * queued: few iovecs, no allocation much larger than a frame. */
+#define SYNC_CHUNK_BYTES	(64 * 1024)
+
+#define DIRTY_OF(n)	((struct dirty *)((char *)(n) - \
+			    offsetof(struct dirty, node)))
+
+/* Subscriptions that hold dirty keys, for the stats. */
+static struct subscr_list	 slow_list = TAILQ_HEAD_INITIALIZER(slow_list);
+static size_t			 nslow;
+static size_t			 ndirty;
+static size_t			 ncursors;
+/* Where sync_fill() encodes. */
+static struct buf		 sbuf;
+
+static int
+dirty_eq(const struct hash_node *n, const void *key, size_t len)
+{
+	const struct dirty	*d = DIRTY_OF(n);
+
+	return d->key_len == len && memcmp(d->key, key, len) == 0;
+}
+
+/* The dirty entry of r's key. Records and dirty entries hash the key the
+ * same way, so the record's hash value is reused. */
+static struct dirty *
+dirty_find(const struct subscr *sub, const struct record *r)
+{
+	struct hash_node	*n;
+
+	if (sub->dirty.count == 0)
+		return NULL;
+	n = hash_find(&sub->dirty, r->node.hv, r->key, r->key_len, dirty_eq);
+	return n == NULL ? NULL : DIRTY_OF(n);
+}
+
+/* A subscription has work for sync_fill() until its END is queued and
+ * while it holds dirty keys; the session counts such subscriptions to
+ * know whether to keep asking for EPOLLOUT. */
+static void
+sync_account(struct subscr *sub)
+{
+	uint8_t	 working = !sub->ended || sub->dirty.count > 0;
+
+	if (working == sub->working)
+		return;
+	sub->working = working;
+	if (working)
+		sub->session->nsync++;
+	else
+		sub->session->nsync--;
+}
+
+static struct dirty *
+dirty_add(struct subscr *sub, const struct record *r, int known)
+{
+	struct session	*s = sub->session;
+	struct dirty	*d;
+
+	if ((d = malloc(sizeof(*d) + r->key_len)) == NULL)
+		return NULL;
+	d->withdraw = NULL;
+	d->known = known != 0;
+	d->key_len = r->key_len;
+	memcpy(d->key, r->key, r->key_len);
+	if (hash_insert(&sub->dirty, &d->node, r->node.hv) == -1) {
+		free(d);
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&sub->dirty_list, d, entry);
+	ndirty++;
+	if (sub->dirty.count == 1) {
+		TAILQ_INSERT_TAIL(&slow_list, sub, slow_entry);
+		nslow++;
+		sub->behind_ms = loop_now_ms();
+		sub->coalesced = 0;
+		/* During the snapshot this is ordinary; after END it means
+		 * the subscriber does not keep up. */
+		if (sub->ended)
+			log_info("session %" PRIu64 " (%s): subscription to %s "
+			    "fell behind with %zu bytes queued "
+			    "(--max-queue-bytes %" PRIu64 "): changes are "
+			    "coalesced per key until it catches up", s->id,
+			    s->peer, sub->table->name, s->out.bytes,
+			    ispd_conf.max_queue_bytes);
+		sync_account(sub);
+	}
+	return d;
+}
+
+static void
+dirty_remove(struct subscr *sub, struct dirty *d)
+{
+	hash_remove(&sub->dirty, &d->node);
+	TAILQ_REMOVE(&sub->dirty_list, d, entry);
+	if (d->withdraw != NULL)
+		obuf_unref(d->withdraw);
+	free(d);
+	ndirty--;
+	if (sub->dirty.count == 0) {
+		TAILQ_REMOVE(&slow_list, sub, slow_entry);
+		nslow--;
+		/* A burst of a million dirty keys leaves a large slot
+		 * array: give it back. */
+		hash_free(&sub->dirty);
+		sync_account(sub);
+	}
+}
+
+/* Keeps the stored withdrawal of d: the latest one is what the
+ * subscriber must be told. */
+static void
+dirty_set_withdraw(struct dirty *d, struct obuf *ob)
+{
+	if (d->withdraw != NULL)
+		obuf_unref(d->withdraw);
+	d->withdraw = ob;
+	if (ob != NULL)
+		ob->refcnt++;
+}
+
+static void
+cursor_stop(struct subscr *sub)
+{
+	if (sub->cursor == NULL)
+		return;
+	TAILQ_REMOVE(&sub->table->cursors, sub, cursor_entry);
+	sub->cursor = NULL;
+	ncursors--;
+}
+
+/* Moves the cursor to next; past the last record the snapshot walk is
+ * over. */
+static void
+cursor_move(struct subscr *sub, struct record *next)
+{
+	if (next != NULL)
+		sub->cursor = next;
+	else
+		cursor_stop(sub);
+}
+
+/* A new subscription: its snapshot starts at the table's oldest record. */
+void
+sync_start(struct subscr *sub)
+{
+	struct table	*t = sub->table;
+
+	hash_init(&sub->dirty);
+	TAILQ_INIT(&sub->dirty_list);
+	sub->held = 0;
+	sub->behind_ms = 0;
+	sub->coalesced = 0;
+	sub->ended = 0;
+	sub->working = 0;
+	sub->cursor = TAILQ_FIRST(&t->order);
+	if (sub->cursor != NULL) {
+		TAILQ_INSERT_TAIL(&t->cursors, sub, cursor_entry);
+		ncursors++;
+	}
+	sync_account(sub);
+}
+
+/* The subscription ends: drops its cursor and dirty keys. */
+void
+sync_stop(struct subscr *sub)
+{
+	struct dirty	*d;
+
+	cursor_stop(sub);
+	while ((d = TAILQ_FIRST(&sub->dirty_list)) != NULL)
+		dirty_remove(sub, d);
+	sub->ended = 1;
+	sync_account(sub);
+}
+
+/*
+ * Event type on record r (for a withdrawal, r is still in its table) for
+ * a subscription whose prefix matches. Queues the event, marks the key
+ * dirty, or does nothing when the snapshot cursor will send r anyway.
+ * *ob is the event encoded once for every subscriber (subscr.c); it is
+ * encoded here on first need. Out of memory closes the session: its view
+ * would be wrong from then on.
+ */
+void
+sync_event(struct subscr *sub, uint8_t type, const struct record *r,
+    uint8_t reason, struct obuf **ob)
+{
+	struct session	*s = sub->session;
+	struct table	*t = sub->table;
+	struct dirty	*d;
+
+	if ((d = dirty_find(sub, r)) != NULL) {
+		/* Owed already: only the key's final state matters. */
+		sub->coalesced++;
+		ispd_stats.coalesced_events++;
+		if (type != PROTO_EV_WITHDRAW) {
+			dirty_set_withdraw(d, NULL);
+			return;
+		}
+		if (!d->known) {
+			/* Born and gone while behind: the subscriber
+			 * never needs to hear of it. */
+			dirty_remove(sub, d);
+			return;
+		}
+		if (subscr_event_obuf(ob, t, type, r, reason) == NULL)
+			goto nomem;
+		dirty_set_withdraw(d, *ob);
+		return;
+	}
+	if (sub->cursor != NULL && r->order >= sub->cursor->order)
+		return;
+	if (!sub->ended || sub->dirty.count > 0 ||
+	    s->out.bytes >= ispd_conf.max_queue_bytes) {
+		/* An ANNOUNCE is of a key absent until now, so one the
+		 * subscriber does not hold; any other event is of a key it
+		 * holds, since every earlier event of it was sent. */
+		if ((d = dirty_add(sub, r, type != PROTO_EV_ANNOUNCE)) == NULL)
+			goto nomem;
+		sub->coalesced++;
+		ispd_stats.coalesced_events++;
+		if (type == PROTO_EV_WITHDRAW) {
+			if (subscr_event_obuf(ob, t, type, r, reason) == NULL)
+				goto nomem;
+			dirty_set_withdraw(d, *ob);
+		}
+		session_wake(s);
+		return;
+	}
+	if (subscr_event_obuf(ob, t, type, r, reason) == NULL)
+		goto nomem;
+	session_push(s, *ob);
+	return;
+
+nomem:
+	session_close(s, SESSION_CLOSE_NOW, "out of memory for an event of "
+	    "table %s", t->name);
+}
+
+/* Queues what sbuf holds. Returns 0, or -1 when out of memory (s is
+ * closing then). */
+static int
+sync_flush_chunk(struct session *s, uint32_t *nframes)
+{
+	int	 rc = 0;
+
+	if (*nframes > 0 || buf_failed(&sbuf))
+		rc = session_send(s, &sbuf, *nframes);
+	sbuf.len = 0;
+	buf_clear_failed(&sbuf);
+	*nframes = 0;
+	return rc;
+}
+
+static void
+sync_put_record(struct subscr *sub, uint8_t type, const struct record *r)
+{
+	const struct table	*t = sub->table;
+
+	proto_put_ev_record(&sbuf, type, proto_bytes(t->name, t->name_len),
+	    r->seq, record_key(r), record_owner_id(r), record_owner(r),
+	    record_fields(r));
+}
+
+/*
+ * Works for one subscription until the queue reaches low bytes or the
+ * budget of visits is spent: the snapshot first, then dirty keys, then
+ * END. Returns 0, or -1 when out of memory (the session is closing).
+ */
+static int
+sync_fill_one(struct subscr *sub, size_t low, unsigned *budget)
+{
+	struct session	*s = sub->session;
+	struct table	*t = sub->table;
+	struct record	*r;
+	struct dirty	*d;
+	uint32_t	 nframes = 0;
+	int		 behind = sub->ended && sub->dirty.count > 0;
+
+	sbuf.len = 0;
+	buf_clear_failed(&sbuf);
+	while (sub->cursor != NULL && *budget > 0 &&
+	    s->out.bytes + sbuf.len < low) {
+		r = sub->cursor;
+		cursor_move(sub, TAILQ_NEXT(r, order_entry));
+		(*budget)--;
+		/* A dirty key was sent already and changed since (it was
+		 * withdrawn and announced again): catch-up sends it. */
+		if (!subscr_match(sub, r) || dirty_find(sub, r) != NULL)
+			continue;
+		sync_put_record(sub, PROTO_EV_ANNOUNCE, r);
+		sub->held++;
+		nframes++;
+		if (sbuf.len >= SYNC_CHUNK_BYTES &&
+		    sync_flush_chunk(s, &nframes) == -1)
+			return -1;
+	}
+
+	while (sub->cursor == NULL && *budget > 0 &&
+	    (d = TAILQ_FIRST(&sub->dirty_list)) != NULL &&
+	    s->out.bytes + sbuf.len < low) {
+		(*budget)--;
+		if (d->withdraw != NULL) {
+			/* The shared frame goes after what sbuf holds. */
+			if (sync_flush_chunk(s, &nframes) == -1)
+				return -1;
+			session_push(s, d->withdraw);
+			if (s->state != SESSION_READY)
+				return -1;
+			sub->held--;
+		} else {
+			r = table_lookup(t, proto_bytes(d->key, d->key_len));
+			if (r == NULL)
+				fatalx("sync: a dirty key of table %s has "
+				    "neither a record nor a withdrawal",
+				    t->name);
+			sync_put_record(sub, d->known ? PROTO_EV_REPLACE :
+			    PROTO_EV_ANNOUNCE, r);
+			sub->held += !d->known;
+			nframes++;
+		}
+		ispd_stats.catchup_events++;
+		dirty_remove(sub, d);
+		if (sbuf.len >= SYNC_CHUNK_BYTES &&
+		    sync_flush_chunk(s, &nframes) == -1)
+			return -1;
+	}
+
+	if (!sub->ended && sub->cursor == NULL && sub->dirty.count == 0) {
+		/* Everything sent before it is now in the subscriber's
+		 * view, and nothing since t->seq is owed. */
+		proto_put_ev_end(&sbuf, proto_bytes(t->name, t->name_len),
+		    t->seq, sub->held);
+		nframes++;
+		sub->ended = 1;
+		sync_account(sub);
+	}
+	if (sync_flush_chunk(s, &nframes) == -1)
+		return -1;
+	if (behind && sub->dirty.count == 0)
+		log_info("session %" PRIu64 " (%s): subscription to %s caught "
+		    "up after %" PRIu64 " ms; %" PRIu64 " events were "
+		    "coalesced", s->id, s->peer, t->name,
+		    loop_now_ms() - sub->behind_ms, sub->coalesced);
+	if (sub->once && sub->ended)
+		subscr_remove(sub);
+	return 0;
+}
+
+/*
+ * Tops up s's queue to the low-water mark with snapshot records, catch-up
+ * events and END markers, visiting at most SYNC_FILL_VISITS records.
+ * Subscriptions take turns, so a hot table that keeps one of them behind
+ * does not starve the others. Returns 0, or -1 when out of memory (s is
+ * closing; the caller stops serving it).
+ */
+int
+sync_fill(struct session *s)
+{
+	struct subscr	*sub;
+	size_t		 low = session_low_water(), n = s->nsubs;
+	unsigned	 budget = SYNC_FILL_VISITS;
+
+	while (n-- > 0 && budget > 0 && s->nsync > 0 && s->out.bytes < low &&
+	    s->state == SESSION_READY) {
+		sub = TAILQ_FIRST(&s->subs);
+		TAILQ_REMOVE(&s->subs, sub, session_entry);
+		TAILQ_INSERT_TAIL(&s->subs, sub, session_entry);
+		if (sub->working && sync_fill_one(sub, low, &budget) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* r is leaving t: cursors standing on it move to the next record. */
+void
+sync_record_removed(struct table *t, struct record *r)
+{
+	struct subscr	*sub, *next;
+
+	for (sub = TAILQ_FIRST(&t->cursors); sub != NULL; sub = next) {
+		next = TAILQ_NEXT(sub, cursor_entry);
+		if (sub->cursor == r)
+			cursor_move(sub, TAILQ_NEXT(r, order_entry));
+	}
+}
+
+void
+sync_stats(struct sync_stats *st)
+{
+	struct subscr	*sub;
+	uint64_t	 now = loop_now_ms();
+
+	memset(st, 0, sizeof(*st));
+	st->slow = nslow;
+	st->dirty_keys = ndirty;
+	st->snapshots = ncursors;
+	TAILQ_FOREACH(sub, &slow_list, slow_entry) {
+		if (sub->dirty.count > st->max_lag_keys)
+			st->max_lag_keys = sub->dirty.count;
+		if (now - sub->behind_ms > st->max_lag_ms)
+			st->max_lag_ms = now - sub->behind_ms;
+	}
+}
+
+/* At exit, after every subscription ended. */
+void
+sync_free(void)
+{
+	if (nslow != 0 || ndirty != 0 || ncursors != 0)
+		fatalx("sync_free: %zu slow subscriptions, %zu dirty keys, "
+		    "%zu cursors left", nslow, ndirty, ncursors);
+	buf_free(&sbuf);
+}

@@ -1,0 +1,762 @@
+/*
+ * State sync, tested through the daemon's own objects (as test_table.c):
+ * the snapshot cursor, dirty keys and catch-up of sync.c, the input
+ * bounds and pause of session.c, and the sliced withdrawal of an ended
+ * session's records in table.c. Each client is one end of a socketpair
+ * whose other end is a real session driven by loop_once(0); the
+ * session's send buffer is made small, so that a client that does not
+ * read fills the session's queue quickly.
+ *
+ * A client keeps a view (key -> fields, seq) built from the events it
+ * reads, and checks each event against it: EV_ANNOUNCE only of a key it
+ * does not hold, EV_REPLACE and EV_WITHDRAW only of one it holds, and a
+ * key's seq only grows. The view is then compared with the table.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "isp.h"
+#include "ispd.h"
+
+#define PB(s)		proto_bytes((s), strlen(s))
+#define MAX_CLIENTS	4
+#define VIEW_SLOTS	8192	/* more than any test's keys */
+
+struct vrec {
+	int		 used;
+	int		 present;
+	char		 key[64];
+	uint64_t	 seq;
+	uint8_t		 fields[256];
+	size_t		 fields_len;
+};
+
+struct tc {
+	int		 fd;
+	struct session	*s;
+	struct buf	 in;
+	uint8_t		*frame;
+	struct proto_msg msg;
+	uint32_t	 next_req;
+	uint64_t	 next_token;
+	struct vrec	*view;		/* VIEW_SLOTS, open addressing */
+	size_t		 held;
+	int		 ended;
+	uint64_t	 end_seq;
+	uint64_t	 end_count;
+	size_t		 events;	/* record events applied */
+};
+
+static struct tc	 clients[MAX_CLIENTS];
+static int		 nclients;
+
+static void
+pump(void)
+{
+	int	 i;
+
+	for (i = 0; i < 3; i++)
+		loop_once(0);
+}
+
+static void
+tc_write(struct tc *c, struct buf *b)
+{
+	size_t	 off = 0;
+	ssize_t	 n;
+
+	assert_false(buf_failed(b));
+	while (off < b->len) {
+		n = write(c->fd, b->data + off, b->len - off);
+		if (n == -1 && errno == EAGAIN) {
+			pump();
+			continue;
+		}
+		assert_true(n > 0);
+		off += (size_t)n;
+	}
+	b->len = 0;
+}
+
+/* Reads what is there, at most max bytes (0: all). 0 at EOF, else 1. */
+static int
+tc_fill(struct tc *c, size_t max)
+{
+	uint8_t	 tmp[65536];
+	size_t	 got = 0, want;
+	ssize_t	 n;
+
+	for (;;) {
+		want = sizeof(tmp);
+		if (max > 0 && max - got < want)
+			want = max - got;
+		if (want == 0)
+			return 1;
+		n = read(c->fd, tmp, want);
+		if (n > 0) {
+			buf_put(&c->in, tmp, (size_t)n);
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return 0;
+		assert_true(errno == EAGAIN);
+		return 1;
+	}
+}
+
+static int
+tc_next(struct tc *c)
+{
+	const char	*why;
+	size_t		 n;
+	int		 round, open = 1;
+
+	for (round = 0; round < 100; round++) {
+		if (proto_frame_check(c->in.data, c->in.len,
+		    PROTO_MAX_FRAME_BYTES, &n) == 1) {
+			free(c->frame);
+			assert_non_null(c->frame = malloc(n));
+			memcpy(c->frame, c->in.data, n);
+			buf_consume(&c->in, n);
+			assert_int_equal(proto_decode(c->frame, n, &c->msg,
+			    &why), 0);
+			return 1;
+		}
+		if (!open)
+			return 0;
+		pump();
+		open = tc_fill(c, 0);
+	}
+	return 0;
+}
+
+static const struct proto_msg *
+tc_expect(struct tc *c, uint8_t type)
+{
+	assert_true(tc_next(c));
+	if (c->msg.type != type)
+		fail_msg("expected %s, got %s", proto_type_name(type),
+		    proto_type_name(c->msg.type));
+	return &c->msg;
+}
+
+static struct tc *
+tc_connect(int small)
+{
+	struct tc	*c;
+	int		 sv[2], sz = 4096;
+
+	assert_true(nclients < MAX_CLIENTS);
+	c = &clients[nclients++];
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	if (small)
+		assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz,
+		    sizeof(sz)), 0);
+	assert_non_null(c->s = session_new(sv[0], "unix:test"));
+	c->fd = sv[1];
+	buf_init(&c->in);
+	assert_non_null(c->view = calloc(VIEW_SLOTS, sizeof(*c->view)));
+	return c;
+}
+
+static struct tc *
+tc_new(const char *name, int small)
+{
+	struct tc	*c = tc_connect(small);
+	struct buf	 b;
+
+	buf_init(&b);
+	proto_put_hello(&b, PROTO_VERSION, 0, name);
+	tc_write(c, &b);
+	buf_free(&b);
+	tc_expect(c, PROTO_WELCOME);
+	return c;
+}
+
+static struct vrec *
+view_slot(struct tc *c, const uint8_t *key, size_t len)
+{
+	size_t	 i = hash_bytes(key, len) % VIEW_SLOTS, n;
+
+	assert_true(len < sizeof(c->view[0].key));
+	for (n = 0; n < VIEW_SLOTS; n++, i = (i + 1) % VIEW_SLOTS) {
+		if (!c->view[i].used) {
+			c->view[i].used = 1;
+			memcpy(c->view[i].key, key, len);
+			c->view[i].key[len] = '\0';
+			return &c->view[i];
+		}
+		if (strlen(c->view[i].key) == len &&
+		    memcmp(c->view[i].key, key, len) == 0)
+			return &c->view[i];
+	}
+	fail_msg("view full");
+	return NULL;
+}
+
+/* Applies c->msg to the view, checking it against what c holds. */
+static void
+view_apply(struct tc *c)
+{
+	const struct proto_msg	*m = &c->msg;
+	struct vrec		*v;
+
+	if (m->type == PROTO_EV_END) {
+		assert_false(c->ended);
+		c->ended = 1;
+		c->end_seq = m->seq;
+		c->end_count = m->count;
+		assert_int_equal(m->count, c->held);
+		return;
+	}
+	v = view_slot(c, m->key.p, m->key.len);
+	if (v->present && m->seq <= v->seq)
+		fail_msg("key %s: seq %" PRIu64 " after %" PRIu64, v->key,
+		    m->seq, v->seq);
+	switch (m->type) {
+	case PROTO_EV_ANNOUNCE:
+		if (v->present)
+			fail_msg("EV_ANNOUNCE of %s, which is held", v->key);
+		v->present = 1;
+		c->held++;
+		break;
+	case PROTO_EV_REPLACE:
+		if (!v->present)
+			fail_msg("EV_REPLACE of %s, which is not held", v->key);
+		break;
+	case PROTO_EV_WITHDRAW:
+		if (!v->present)
+			fail_msg("EV_WITHDRAW of %s, which is not held",
+			    v->key);
+		v->present = 0;
+		c->held--;
+		break;
+	default:
+		fail_msg("unexpected %s", proto_type_name(m->type));
+	}
+	v->seq = m->seq;
+	if (m->type != PROTO_EV_WITHDRAW) {
+		assert_true(m->fields.len <= sizeof(v->fields));
+		memcpy(v->fields, m->fields.p, m->fields.len);
+		v->fields_len = m->fields.len;
+	}
+	c->events++;
+}
+
+/* Reads and applies events until a PING's PONG: everything queued before
+ * it has been read. */
+static void
+view_sync(struct tc *c)
+{
+	struct buf	 b;
+	uint64_t	 token = ++c->next_token;
+	int		 i;
+
+	buf_init(&b);
+	proto_put_ping(&b, PROTO_PING, token);
+	tc_write(c, &b);
+	buf_free(&b);
+	for (i = 0; i < 1000000; i++) {
+		assert_true(tc_next(c));
+		if (c->msg.type == PROTO_PONG && c->msg.token == token)
+			return;
+		view_apply(c);
+	}
+	fail_msg("no PONG");
+}
+
+/* The view holds exactly the records of table t, as they are. */
+static void
+view_equals_table(struct tc *c, const char *table)
+{
+	struct table		*t = table_find(PB(table));
+	struct hash_node	*n = NULL;
+	struct record		*r;
+	struct vrec		*v;
+	size_t			 pos = 0, present = 0, i;
+
+	assert_non_null(t);
+	while ((n = hash_next(&t->records, &pos, n)) != NULL) {
+		r = (struct record *)((char *)n - offsetof(struct record,
+		    node));
+		v = view_slot(c, r->key, r->key_len);
+		if (!v->present)
+			fail_msg("key %s is in the table, not in the view",
+			    v->key);
+		assert_int_equal(v->seq, r->seq);
+		assert_int_equal(v->fields_len, r->fields_len);
+		assert_memory_equal(v->fields, r->fields, r->fields_len);
+	}
+	for (i = 0; i < VIEW_SLOTS; i++)
+		present += c->view[i].used && c->view[i].present;
+	assert_int_equal(present, t->records.count);
+	assert_int_equal(c->held, t->records.count);
+}
+
+static struct proto_bytes
+fields1(struct buf *b, const char *name, const char *value)
+{
+	size_t	 start;
+
+	b->len = 0;
+	start = proto_fields_begin(b);
+	proto_put_field(b, name, strlen(name), value, strlen(value));
+	proto_fields_end(b, start, 1);
+	return proto_bytes(b->data, b->len);
+}
+
+/* Queues an ANNOUNCE from c into b (written by the caller). */
+static void
+put_announce(struct tc *c, struct buf *b, const char *table,
+    const char *key, const char *value)
+{
+	struct buf	 fb;
+
+	buf_init(&fb);
+	proto_put_announce(b, ++c->next_req, PB(table), 0, PB(key),
+	    fields1(&fb, "v", value));
+	buf_free(&fb);
+}
+
+static void
+announce(struct tc *c, const char *table, const char *key,
+    const char *value)
+{
+	struct buf	 b;
+
+	buf_init(&b);
+	put_announce(c, &b, table, key, value);
+	tc_write(c, &b);
+	buf_free(&b);
+}
+
+static void
+withdraw(struct tc *c, const char *table, const char *key)
+{
+	struct buf	 b;
+
+	buf_init(&b);
+	proto_put_withdraw(&b, ++c->next_req, PB(table), PB(key));
+	tc_write(c, &b);
+	buf_free(&b);
+}
+
+static void
+subscribe(struct tc *c, const char *table)
+{
+	struct buf	 b;
+
+	buf_init(&b);
+	proto_put_subscribe(&b, ++c->next_req, PB(table), 0, PB(""));
+	tc_write(c, &b);
+	buf_free(&b);
+}
+
+/* The publisher's requests are all handled: its PONG came back. */
+static void
+barrier(struct tc *c)
+{
+	struct buf	 b;
+	uint64_t	 token = ++c->next_token;
+
+	buf_init(&b);
+	proto_put_ping(&b, PROTO_PING, token);
+	tc_write(c, &b);
+	buf_free(&b);
+	do
+		assert_true(tc_next(c));
+	while (c->msg.type != PROTO_PONG || c->msg.token != token);
+}
+
+static int
+setup(void **state)
+{
+	log_init(LOG_LEVEL_WARN);
+	loop_init();
+	table_init();
+	ispd_conf.hold_ms = 600000;
+	ispd_conf.max_queue_bytes = 16384;
+	ispd_conf.max_frame_bytes = PROTO_MAX_FRAME_BYTES;
+	nclients = 0;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	int	 i;
+
+	session_shutdown_all();
+	table_free_all();
+	subscr_free_all();
+	limit_free();
+	loop_free();
+	for (i = 0; i < nclients; i++) {
+		if (clients[i].fd != -1)
+			close(clients[i].fd);
+		buf_free(&clients[i].in);
+		free(clients[i].frame);
+		free(clients[i].view);
+	}
+	nclients = 0;
+	ispd_conf.max_queue_bytes = 8 * 1024 * 1024;
+	return 0;
+}
+
+static struct subscr *
+first_sub(struct tc *c)
+{
+	assert_non_null(TAILQ_FIRST(&c->s->subs));
+	return TAILQ_FIRST(&c->s->subs);
+}
+
+/*
+ * A subscriber that stops reading: its queue stays within the bound, its
+ * dirty set within the keys, publishers are not slowed; when it reads
+ * again it gets each key's final state and converges to the table.
+ */
+static void
+test_slow_subscriber_coalesces(void **state)
+{
+	struct tc	*w = tc_new("slow", 1), *a = tc_new("pub", 0);
+	struct buf	 b;
+	struct subscr	*sub;
+	char		 key[32], val[64];
+	size_t		 max_bytes = 0;
+	int		 i;
+
+	subscribe(w, "T");
+	assert_true(tc_next(w));
+	view_apply(w);
+	assert_true(w->ended);
+
+	buf_init(&b);
+	for (i = 0; i < 20000; i++) {
+		snprintf(key, sizeof(key), "k%02d", i % 50);
+		snprintf(val, sizeof(val), "value %d, padded to a useful "
+		    "size", i);
+		/* Withdraw some keys now and then: a key gone for good and
+		 * one born and gone while behind must be right too. */
+		if (i % 997 == 0 && i > 0)
+			proto_put_withdraw(&b, ++a->next_req, PB("T"),
+			    PB(key));
+		else
+			put_announce(a, &b, "T", key, val);
+		if (i == 15000)
+			put_announce(a, &b, "T", "ephemeral", "x");
+		if (i == 15001)
+			proto_put_withdraw(&b, ++a->next_req, PB("T"),
+			    PB("ephemeral"));
+		if (b.len > 16384) {
+			tc_write(a, &b);
+			pump();
+		}
+		if (w->s->out.bytes > max_bytes)
+			max_bytes = w->s->out.bytes;
+	}
+	withdraw(a, "T", "k07");
+	tc_write(a, &b);
+	barrier(a);
+	buf_free(&b);
+
+	/* The bound held, the key set is bounded by the keys, and events
+	 * were coalesced rather than queued. */
+	assert_true(max_bytes <= ispd_conf.max_queue_bytes + 1024);
+	sub = first_sub(w);
+	assert_true(sub->dirty.count > 0 && sub->dirty.count <= 51);
+	assert_true(ispd_stats.coalesced_events > 0);
+	assert_true(w->s->in_paused == 0);
+
+	view_sync(w);
+	/* view_sync()'s PONG may overtake the catch-up: read on until the
+	 * dirty set is empty and the queue drained. */
+	for (i = 0; i < 1000 && (sub->dirty.count > 0 ||
+	    w->s->out.bytes > 0); i++)
+		view_sync(w);
+	assert_int_equal(sub->dirty.count, 0);
+	/* The last frames may still sit in the socket, behind that PONG. */
+	view_sync(w);
+	view_equals_table(w, "T");
+	/* Far fewer events than were published. */
+	assert_true(w->events < 20000);
+	assert_true(ispd_stats.catchup_events > 0);
+}
+
+/*
+ * A snapshot walked by a cursor while the table changes on both sides of
+ * it: END comes when the subscriber holds exactly the table, with END's
+ * seq the table's and END's count the records held.
+ */
+static void
+test_snapshot_cursor_end_exact(void **state)
+{
+	struct tc	*w = tc_new("watcher", 1), *a = tc_new("pub", 0);
+	struct tc	*b2 = tc_new("other", 0);
+	struct buf	 b;
+	struct subscr	*sub;
+	struct table	*t;
+	char		 key[32];
+	uint64_t	 at;
+	int		 i, n = 3000, k;
+
+	buf_init(&b);
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "k%04d", i);
+		put_announce(a, &b, "T", key, "v0");
+		if (b.len > 16384)
+			tc_write(a, &b);
+	}
+	tc_write(a, &b);
+	barrier(a);
+	t = table_find(PB("T"));
+	assert_int_equal(t->records.count, n);
+
+	/* Subscribe, read a little: the cursor stops partway. */
+	subscribe(w, "T");
+	pump();
+	tc_fill(w, 8192);
+	pump();
+	sub = first_sub(w);
+	assert_non_null(sub->cursor);
+	at = sub->cursor->order;
+	assert_true(at > 10 && at < (uint64_t)n - 10);
+
+	/* Changes behind the cursor, ahead of it, and new keys. */
+	snprintf(key, sizeof(key), "k%04d", 1);
+	announce(a, "T", key, "behind-replaced");
+	snprintf(key, sizeof(key), "k%04d", (int)at + 5);
+	announce(a, "T", key, "ahead-replaced");
+	snprintf(key, sizeof(key), "k%04d", 2);
+	withdraw(a, "T", key);
+	snprintf(key, sizeof(key), "k%04d", (int)at + 6);
+	withdraw(a, "T", key);
+	snprintf(key, sizeof(key), "k%04d", 3);
+	withdraw(a, "T", key);
+	announce(b2, "T", key, "back-by-another");	/* behind, reborn */
+	announce(a, "T", "new-1", "n");
+	announce(a, "T", "new-2", "n");
+	withdraw(a, "T", "new-2");
+	snprintf(key, sizeof(key), "k%04d", 4);
+	announce(b2, "T", key, "taken-over");		/* behind, replaced */
+	barrier(a);
+	barrier(b2);
+
+	/* Read to END, applying and checking every event. */
+	for (k = 0; k < 100000 && !w->ended; k++) {
+		assert_true(tc_next(w));
+		view_apply(w);
+	}
+	assert_true(w->ended);
+	assert_int_equal(w->end_seq, t->seq);
+	assert_int_equal(w->end_count, t->records.count);
+	view_equals_table(w, "T");
+
+	/* Live from here, in seq order. */
+	announce(a, "T", "after", "x");
+	barrier(a);
+	assert_true(tc_next(w));
+	assert_int_equal(w->msg.type, PROTO_EV_ANNOUNCE);
+	assert_true(w->msg.seq > w->end_seq);
+	view_apply(w);
+	view_equals_table(w, "T");
+	assert_null(TAILQ_FIRST(&t->cursors));
+	buf_free(&b);
+}
+
+/* ONCE reads go through the cursor too and leave nothing behind. */
+static void
+test_once_cursor(void **state)
+{
+	struct tc	*w = tc_new("dump", 1), *a = tc_new("pub", 0);
+	struct buf	 b;
+	char		 key[32];
+	int		 i, k;
+
+	buf_init(&b);
+	for (i = 0; i < 2000; i++) {
+		snprintf(key, sizeof(key), "k%04d", i);
+		put_announce(a, &b, "T", key, "v");
+		if (b.len > 16384)
+			tc_write(a, &b);
+	}
+	tc_write(a, &b);
+	barrier(a);
+	proto_put_subscribe(&b, 5, PB("T"), PROTO_SUB_ONCE, PB(""));
+	tc_write(w, &b);
+	for (k = 0; k < 10000 && !w->ended; k++) {
+		assert_true(tc_next(w));
+		view_apply(w);
+	}
+	assert_true(w->ended);
+	assert_int_equal(w->end_count, 2000);
+	assert_int_equal(w->s->nsubs, 0);
+	assert_int_equal(table_find(PB("T"))->nsubs, 0);
+	buf_free(&b);
+}
+
+/*
+ * Input: a frame is read into a buffer of its own size, never more; a
+ * frame over --max-frame-bytes is refused by its length alone; a client
+ * that sends requests without reading the answers is paused, and
+ * resumed when it reads.
+ */
+static void
+test_input_bounds(void **state)
+{
+	struct tc		*c = tc_new("big", 0), *d, *p;
+	struct buf		 b;
+	uint8_t			 hdr[5];
+	static uint8_t		 junk[200000];
+	const struct proto_msg	*m;
+	size_t			 frame = 4 + 300000;
+	uint64_t		 tok;
+	int			 i;
+
+	/* The first 200,000 bytes of a 300,000-byte frame. */
+	put_be32(hdr, (uint32_t)(frame - 4));
+	hdr[4] = PROTO_ANNOUNCE;
+	assert_int_equal(write(c->fd, hdr, 5), 5);
+	pump();
+	buf_init(&b);
+	buf_put(&b, junk, sizeof(junk));
+	tc_write(c, &b);
+	for (i = 0; i < 20; i++)
+		pump();
+	assert_int_equal(c->s->in.len, 5 + sizeof(junk));
+	assert_true(c->s->in.cap <= frame);
+
+	/* Over the configured limit: ERROR LIMIT naming it, closed. */
+	ispd_conf.max_frame_bytes = 4096;
+	d = tc_new("small", 0);
+	put_be32(hdr, 5000);
+	assert_int_equal(write(d->fd, hdr, 5), 5);
+	m = tc_expect(d, PROTO_ERROR);
+	assert_int_equal(m->code, ISP_E_LIMIT);
+	assert_non_null(memmem(m->text.p, m->text.len, "--max-frame-bytes",
+	    17));
+	ispd_conf.max_frame_bytes = PROTO_MAX_FRAME_BYTES;
+
+	/* 20,000 PINGs, no reading: paused within twice the queue bound. */
+	p = tc_new("pinger", 1);
+	for (i = 0; i < 20000; i++) {
+		proto_put_ping(&b, PROTO_PING, (uint64_t)i + 1);
+		if (b.len > 4096) {
+			ssize_t	 n = write(p->fd, b.data, b.len);
+
+			if (n > 0)
+				buf_consume(&b, (size_t)n);
+			pump();
+			assert_true(p->s->out.bytes <=
+			    2 * ispd_conf.max_queue_bytes + 64);
+			assert_true(p->s->in.cap <= SESSION_READ_BYTES);
+		}
+	}
+	assert_int_equal(p->s->in_paused, 1);
+	assert_true(session_paused_count() >= 1);
+	/* Reading resumes it; every PONG comes, in order. */
+	for (tok = 1; tok <= 20000; tok++) {
+		if (b.len > 0) {
+			ssize_t	 n = write(p->fd, b.data, b.len);
+
+			if (n > 0)
+				buf_consume(&b, (size_t)n);
+		}
+		m = tc_expect(p, PROTO_PONG);
+		assert_int_equal(m->token, tok);
+	}
+	assert_int_equal(p->s->in_paused, 0);
+	buf_free(&b);
+}
+
+/*
+ * An ended session's records go in slices, a ghost owning them until
+ * then; other sessions are served between slices; an announce of a
+ * ghost's key takes it over; its row goes after its last record.
+ */
+static void
+test_ghost_withdraw(void **state)
+{
+	struct tc	*w = tc_new("watcher", 0), *a = tc_new("big", 0);
+	struct tc	*o = tc_new("other", 0);
+	struct buf	 b;
+	struct session	*ghost;
+	struct table	*t;
+	char		 key[32];
+	int		 i, n = 3 * TABLE_WITHDRAW_SLICE + 5, turns = 0;
+
+	buf_init(&b);
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "k%06d", i);
+		put_announce(a, &b, "BIG", key, "v");
+		if (b.len > 65536)
+			tc_write(a, &b);
+	}
+	tc_write(a, &b);
+	barrier(a);
+	buf_free(&b);
+	t = table_find(PB("BIG"));
+	assert_int_equal(t->records.count, n);
+	subscribe(w, PROTO_SESSIONS_TABLE);
+	view_sync(w);
+
+	ghost = a->s;
+	close(a->fd);
+	a->fd = -1;
+	loop_once(0);			/* EOF read: closing */
+	loop_once(0);			/* reaped: the first slice */
+	assert_true(t->records.count > 0 && t->records.count < (size_t)n);
+	assert_int_equal(ghost->ghost, 1);
+	assert_int_equal(ghost->released, 1);
+	assert_true(table_withdraw_pending());
+
+	/* The other session takes over a record the ghost still holds. */
+	snprintf(key, sizeof(key), "k%06d", n - 1);
+	announce(o, "BIG", key, "mine");
+	barrier(o);
+	assert_ptr_equal(table_lookup(t, PB(key))->owner, o->s);
+
+	for (turns = 0; table_withdraw_pending() && turns < 100; turns++)
+		loop_once(0);
+	assert_false(table_withdraw_pending());
+	assert_int_equal(t->records.count, 1);
+	assert_non_null(table_lookup(t, PB(key)));
+	assert_int_equal(table_withdraw_backlog(), 0);
+
+	/* The watcher saw the row go (after every record). */
+	view_sync(w);
+	view_equals_table(w, PROTO_SESSIONS_TABLE);
+	assert_int_equal(w->held, 2);	/* watcher and other */
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_slow_subscriber_coalesces,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_cursor_end_exact,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_once_cursor, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_input_bounds, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_ghost_withdraw, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests_name("sync", tests, NULL, NULL);
+}
