@@ -1,9 +1,20 @@
 /*
  * libisp: the C client library of ispd.
  *
- * A client (isp_client) is one session with one ispd. Through it an
- * application announces and withdraws records it owns, subscribes to
- * tables, and keeps in-memory mirrors of tables.
+ * A client (isp_client) holds one session with each ispd it was given:
+ * one server by default, or several redundant reflectors
+ * (isp_options.servers). Through it an application announces and
+ * withdraws records it owns, subscribes to tables, and keeps in-memory
+ * mirrors of tables. Requests go to every server; a mirror merges what
+ * the servers send (docs/HA.md has the exact rule).
+ *
+ * With isp_options.reconnect set, a lost session is not the end: the
+ * library reconnects with a documented backoff (see ISP_BACKOFF_*),
+ * announces again every record the application still holds, subscribes
+ * again, and mirrors keep their records (marked stale) meanwhile, so the
+ * application sees no withdraw-and-announce flap. Without it (the
+ * default, as in libisp 1.0), a client connects once and its session
+ * ends for good.
  *
  * Three ways to run a client, as with hiredis and libmosquitto:
  *   1. blocking: call isp_run() from your own thread whenever you want
@@ -23,6 +34,15 @@
  *
  * Memory: the library copies every argument it keeps. Pointers handed to
  * callbacks are valid only during the callback.
+ *
+ * ABI: structs the application allocates (isp_options) or reads
+ * (isp_event, isp_server_event) only ever grow at the end. Binaries
+ * built against libisp 1.0 keep working with this library: the shared
+ * library exports isp_options_init() and isp_new() twice, under symbol
+ * versions LIBISP_1 (the 1.0 layout of isp_options) and LIBISP_1.1. New
+ * event types and withdraw reasons (ISP_EV_STALE, ISP_EV_FRESH,
+ * ISP_WD_STALE) are only delivered to clients that set an option added
+ * with them (reconnect, or more than one server).
  */
 #ifndef ISP_H
 #define ISP_H
@@ -36,6 +56,31 @@ extern "C" {
 
 #define ISP_DEFAULT_SERVER	"127.0.0.1:7460"
 #define ISP_SESSIONS_TABLE	"ispd.sessions"
+
+/* At most this many servers per client (isp_options.nservers). Two per
+ * site is the deployment docs/HA.md describes. */
+#define ISP_MAX_SERVERS		16
+
+/*
+ * The reconnect backoff (isp_options.reconnect), tested as documented
+ * here (tests/unit/test_backoff.c, tests/integ/test_noflap.c):
+ *
+ *	delay(n) = b + j,  b = min(backoff_max_ms, backoff_min_ms * 2^n),
+ *	                   j a uniform random integer in [-b/5, +b/5]
+ *
+ * where n is the number of attempts at that server that have failed
+ * since its last session was up: 0 right after a session is lost, 1
+ * after the first failed attempt, and so on. With the defaults the waits
+ * are 100, 200, 400, 800, 1600, 3200, 5000, 5000... ms, each +-20%.
+ * The jitter keeps a thousand clients of a restarted reflector from
+ * coming back in one burst. n returns to 0 when a handshake completes.
+ */
+#define ISP_BACKOFF_MIN_MS	100
+#define ISP_BACKOFF_MAX_MS	5000
+#define ISP_BACKOFF_JITTER_PCT	20
+/* How long a mirror keeps a stale record that no server confirms (see
+ * isp_options.stale_grace_ms and docs/HA.md for why 30 s). */
+#define ISP_STALE_GRACE_MS	30000
 
 typedef enum isp_err {
 	ISP_OK = 0,
@@ -85,16 +130,33 @@ enum isp_event_type {
 	ISP_EV_REPLACE = 2,	/* existing key announced again, changed */
 	ISP_EV_WITHDRAW = 3,	/* key gone */
 	ISP_EV_END = 4,		/* end of snapshot; count is set */
+	/*
+	 * Only for clients with reconnect set or several servers:
+	 * STALE: the session with ev->server was lost. For a mirror, count
+	 * is the number of its records now stale (no live server holds
+	 * them); they stay readable. For a plain subscription, count is 0
+	 * and a new snapshot follows when the session is back.
+	 * FRESH: a mirror's subscription on ev->server is back and its new
+	 * snapshot has ended; count is the number of records still stale
+	 * (a restarted reflector fills up as publishers replay). Also, with
+	 * count 0, when the last stale record was confirmed or withdrawn.
+	 */
+	ISP_EV_STALE = 5,
+	ISP_EV_FRESH = 6,
 };
 
 enum isp_withdraw_reason {
 	ISP_WD_OWNER = 1,	/* withdrawn by its owner */
 	ISP_WD_EXPIRED = 2,	/* TTL ran out */
 	ISP_WD_SESSION = 3,	/* owner's session ended */
+	ISP_WD_STALE = 4,	/* mirror only: stale for stale_grace_ms and
+				 * no server announced it again */
 };
 
 /* A record, as the server sent it. key is NUL-terminated one byte past
- * key_len. */
+ * key_len. This struct does not grow: it is embedded in struct
+ * isp_event, so a new member would move the event's later members under
+ * compiled applications. See isp_record_stale() instead. */
 struct isp_record {
 	const void		*key;
 	size_t			 key_len;
@@ -111,10 +173,18 @@ struct isp_event {
 	struct isp_record	 rec;		/* ANNOUNCE, REPLACE, WITHDRAW
 						 * (no fields) */
 	uint64_t		 seq;		/* per-table sequence number */
-	uint64_t		 count;		/* END: records in the snapshot */
+	uint64_t		 count;		/* END: records the subscriber holds
+						 * once it applied every event
+						 * before END, by key */
 	int			 reason;	/* WITHDRAW: isp_withdraw_reason */
 	int			 snapshot;	/* 1 while the snapshot lasts;
 						 * 0 for END and after */
+	/* Added in 1.1. The server the event came from, as given in the
+	 * options, and its index there. With several servers, seq and
+	 * owner_session are that server's numbers. NULL and 0 for events
+	 * a mirror makes itself (ISP_WD_STALE withdraws). */
+	const char		*server;
+	unsigned		 server_index;
 };
 
 typedef struct isp_client isp_client;
@@ -127,10 +197,39 @@ typedef void isp_event_cb(isp_client *, const struct isp_event *, void *arg);
  * the whole session. */
 typedef void isp_error_cb(isp_client *, uint32_t req_id, int code,
     const char *reason, void *arg);
-/* Called once when the session ends: err says why (ISP_E_CLOSED when the
- * server closed it, ISP_E_HOLD_EXPIRED, ISP_E_SHUTDOWN, ...). Not called
- * when isp_connect() fails, nor by isp_free(). */
+/* Called once when the client can do nothing more: every server's
+ * session has ended and the library will not reconnect (reconnect off).
+ * With one server that is when its session ends. err says why
+ * (ISP_E_CLOSED when the server closed it, ISP_E_HOLD_EXPIRED,
+ * ISP_E_SHUTDOWN, ...), for the session that ended last. Never called
+ * with reconnect set; not called when isp_connect() fails, nor by
+ * isp_free(). */
 typedef void isp_closed_cb(isp_client *, int err, const char *why,
+    void *arg);
+
+/* A change of one server's session, for on_state. */
+struct isp_server_event {
+	const char	*server;	/* as given in the options */
+	unsigned	 index;		/* its index there */
+	int		 up;		/* 1: a session is up now (new
+					 * session_id; records and
+					 * subscriptions are being sent
+					 * again); 0: the session was lost or
+					 * an attempt failed */
+	int		 err;		/* !up: why, an isp_err */
+	const char	*why;		/* !up: a sentence; up: "" */
+	uint64_t	 session_id;	/* up: the new session's id */
+	unsigned	 attempt;	/* !up: attempts failed in a row (0:
+					 * a session was just lost) */
+	int		 retry_ms;	/* !up: wait before the next attempt,
+					 * delay(attempt) of ISP_BACKOFF_*;
+					 * -1: none (reconnect off) */
+	unsigned	 nup;		/* servers with a session up now */
+};
+/* Called after isp_connect() returned, on the thread that delivers
+ * events, for every session that comes up, is lost, or fails to come
+ * up. isp_connect() itself reports the first attempt at each server. */
+typedef void isp_state_cb(isp_client *, const struct isp_server_event *,
     void *arg);
 
 /*
@@ -145,7 +244,28 @@ struct isp_options {
 	int		 connect_timeout_ms;	/* default 5000 */
 	isp_error_cb	*on_error;	/* default: none */
 	isp_closed_cb	*on_closed;	/* default: none */
-	void		*arg;		/* handed to on_error, on_closed */
+	void		*arg;		/* handed to on_error, on_closed,
+					 * on_state */
+	/* Added in 1.1. */
+	const char *const *servers;	/* nservers "HOST:PORT" strings,
+					 * copied; when nservers > 0 they
+					 * replace server. The client holds a
+					 * session with each (docs/HA.md) */
+	size_t		 nservers;	/* 0..ISP_MAX_SERVERS; default 0 */
+	int		 reconnect;	/* 1: reconnect lost sessions, replay
+					 * the records this client holds,
+					 * subscribe again, keep mirrors stale
+					 * meanwhile. Default 0, libisp 1.0's
+					 * behaviour: applications written for
+					 * it free the client when on_closed
+					 * says the session ended */
+	int		 backoff_min_ms;	/* <= 0: ISP_BACKOFF_MIN_MS */
+	int		 backoff_max_ms;	/* <= 0: ISP_BACKOFF_MAX_MS */
+	int		 stale_grace_ms;	/* 0: ISP_STALE_GRACE_MS; < 0:
+						 * keep stale records until a
+						 * server confirms or withdraws
+						 * them */
+	isp_state_cb	*on_state;	/* default: none */
 };
 
 void		 isp_options_init(struct isp_options *);
@@ -157,10 +277,16 @@ void		 isp_options_init(struct isp_options *);
 isp_client	*isp_new(const struct isp_options *);
 
 /*
- * Connects and completes the handshake, blocking up to
- * connect_timeout_ms. Returns ISP_OK, or ISP_E_CONNECT, ISP_E_VERSION,
- * ISP_E_TIMEOUT, ISP_E_PROTOCOL... with isp_errmsg() saying what to do.
- * A client connects once; make a new one to connect again.
+ * Connects to every server at once and completes the handshakes,
+ * blocking until each has succeeded or failed, at most
+ * connect_timeout_ms. Returns ISP_OK when at least one session is up,
+ * else the first server's ISP_E_CONNECT, ISP_E_VERSION, ISP_E_TIMEOUT,
+ * ISP_E_PROTOCOL... with isp_errmsg() saying what to do (naming each
+ * server when there are several). ISP_E_INVALID for a bad name or
+ * server address. Servers that failed are retried in the background
+ * when reconnect is set, and are given up otherwise. Calls no callback.
+ * A client connects once (reconnects are the library's business); make
+ * a new one to connect again after a failure.
  */
 int		 isp_connect(isp_client *);
 
@@ -171,16 +297,31 @@ void		 isp_free(isp_client *);
 
 /* The last error's sentence; never NULL. */
 const char	*isp_errmsg(const isp_client *);
-/* The session id ispd gave us, or 0 before the handshake. */
+/* The session id ispd gave us, or 0 before the handshake. With several
+ * servers, that of the first server in the list with a session up (else
+ * the last one known). */
 uint64_t	 isp_session_id(const isp_client *);
-/* The hold time ispd announced, in milliseconds. */
+/* The hold time ispd announced, in milliseconds; same choice of server. */
 uint32_t	 isp_hold_ms(const isp_client *);
+/* How many servers have a session up now. */
+unsigned	 isp_servers_up(const isp_client *);
 
 /*
- * Requests. Each is queued and sent as soon as the socket takes it; it
- * returns ISP_OK once queued, or ISP_E_INVALID for arguments out of the
- * protocol's limits, ISP_E_STATE when not connected, ISP_E_NOMEM. ispd
- * answers only failures, through on_error, with the request's id.
+ * Requests. Each is queued for every server with a session up and sent
+ * as soon as the socket takes it; it returns ISP_OK once queued, or
+ * ISP_E_INVALID for arguments out of the protocol's limits, ISP_E_STATE
+ * when not connected, ISP_E_NOMEM. ispd answers only failures, through
+ * on_error, with the request's id; with several servers each may refuse
+ * the same request, and on_error is called for each refusal.
+ *
+ * With reconnect set, the library keeps the latest intent per (table,
+ * key) this client announced: fields, ttl and request id, until
+ * withdrawn or, with a TTL, until the TTL runs out without a new
+ * announce. Memory is bounded by the records the application holds.
+ * Whenever a session comes up again, every kept record is announced
+ * (with the TTL it has left, under its original request id), so calls
+ * made while no session is up are not lost: they return ISP_OK and take
+ * effect on reconnect.
  */
 
 /* Announces a record into table, owned by this session. ttl_s 0 means no
@@ -198,7 +339,12 @@ uint32_t	 isp_last_req_id(const isp_client *);
 
 /* Subscribes to table, to keys starting with prefix (prefix_len 0 for
  * all). cb gets each record of the snapshot, then ISP_EV_END, then live
- * events. One subscription per table and client. */
+ * events. One subscription per table and client. With several servers,
+ * cb sees each server's stream as it comes (ev->server tells which);
+ * use a mirror for one merged view. With reconnect, a lost session is
+ * reported by ISP_EV_STALE and a new snapshot and END follow when it is
+ * back. ISP_SUB_ONCE subscriptions are sent to the servers up at the
+ * time, and are not renewed. */
 int		 isp_subscribe(isp_client *, const char *table,
 		    const void *prefix, size_t prefix_len, unsigned flags,
 		    isp_event_cb *cb, void *arg);
@@ -208,7 +354,8 @@ int		 isp_unsubscribe(isp_client *, const char *table);
 
 /* Queries: each blocks until the answer (or timeout_ms), delivering
  * other events meanwhile, so call them in blocking mode only. rows is
- * called per row (per table, or once for stats). */
+ * called per row (per table, or once for stats). With several servers
+ * the first one up in the list answers. */
 typedef void isp_row_cb(const struct isp_field *, size_t nfields,
     void *arg);
 int		 isp_query_tables(isp_client *, isp_row_cb *, void *arg,
@@ -218,7 +365,10 @@ int		 isp_query_stats(isp_client *, isp_row_cb *, void *arg,
 
 /* Blocks until ispd has processed every request sent before the call
  * (a PING/PONG round trip), delivering events and errors meanwhile.
- * ISP_OK, ISP_E_TIMEOUT or the session's error. */
+ * With several servers it waits for each server up at the call; one
+ * whose session is lost meanwhile no longer counts. ISP_OK when at least
+ * one answered, ISP_E_TIMEOUT, or the session's error (ISP_E_STATE when
+ * no session is up). */
 int		 isp_sync(isp_client *, int timeout_ms);
 
 /* Mode 1: blocking. Waits up to timeout_ms (-1 forever, 0 not at all)
@@ -226,16 +376,24 @@ int		 isp_sync(isp_client *, int timeout_ms);
  * that ended the session. */
 int		 isp_run(isp_client *, int timeout_ms);
 
-/* Mode 2: your loop. */
+/* Mode 2: your loop. With one server and reconnect off, isp_fd() is
+ * the session's socket, as in libisp 1.0. Otherwise it is an epoll
+ * descriptor over every server's socket that stays the same for the
+ * client's life, so register it once; it is readable whenever
+ * isp_process() has work, and isp_want() is then ISP_WANT_READ only.
+ * -1 when the client has ended. */
 #define ISP_WANT_READ	0x1
 #define ISP_WANT_WRITE	0x2
 int		 isp_fd(const isp_client *);
 /* Which readiness to wait for on isp_fd(). */
 int		 isp_want(const isp_client *);
-/* Milliseconds until isp_process() must run again for keepalives. */
+/* Milliseconds until isp_process() must run again for keepalives,
+ * reconnect attempts and stale sweeps; -1 when nothing is due. */
 int		 isp_timeout_ms(const isp_client *);
 /* Reads what is there without blocking, delivers it, writes what is
- * queued, sends keepalives. ISP_OK or the error that ended the session. */
+ * queued, sends keepalives, reconnects, sweeps stale mirror records.
+ * ISP_OK while the client lives (also while reconnecting), or the error
+ * that ended it. */
 int		 isp_process(isp_client *);
 
 /* Mode 3: a library thread. Returns ISP_OK, ISP_E_STATE (not connected,
@@ -247,9 +405,25 @@ void		 isp_stop(isp_client *);
 
 /*
  * Mirror: an in-memory copy of a table (or the part under a prefix),
- * kept in step by a subscription. on_change is called after each change
- * was applied, from the thread that delivers events. Lookups may come
- * from any thread.
+ * kept in step by a subscription on every server. on_change is called
+ * after each change of the merged view was applied, from the thread
+ * that delivers events: ISP_EV_ANNOUNCE for a key new to the view,
+ * ISP_EV_REPLACE when the fields or the owner's name changed (a change
+ * of owner_session or seq alone is applied silently), ISP_EV_WITHDRAW
+ * when the key left the view, ISP_EV_END once, when the first server's
+ * snapshot ended; and, for clients with reconnect or several servers,
+ * ISP_EV_STALE and ISP_EV_FRESH. Lookups may come from any thread.
+ *
+ * Merge rule (docs/HA.md): per key, the mirror keeps which servers hold
+ * it and each distinct value they hold; the value shown is the one
+ * received last. When a server's session is lost, what it held turns
+ * unconfirmed; a key whose holders are all unconfirmed is stale: still
+ * shown, counted by isp_mirror_stale_count(). A server's announce
+ * confirms the key (one REPLACE if its value differs from the one shown,
+ * else nothing). A key leaves the view when its last holder withdraws
+ * it, when a live server withdraws it and only unconfirmed holders
+ * remain, or when it has stayed stale for stale_grace_ms
+ * (ISP_WD_STALE).
  */
 /* NULL on failure (invalid arguments, not connected, table subscribed
  * already, out of memory), with isp_errmsg() saying why. */
@@ -258,14 +432,20 @@ isp_mirror	*isp_mirror_new(isp_client *, const char *table,
 		    isp_event_cb *on_change, void *arg);
 /* Unsubscribes and frees. Not from a callback. */
 void		 isp_mirror_free(isp_mirror *);
-/* 1 after the end of the snapshot was received. */
+/* 1 after the end of the snapshot was received (from any server). */
 int		 isp_mirror_ready(isp_mirror *);
 size_t		 isp_mirror_count(isp_mirror *);
+/* How many of the records are stale now. Any thread. */
+size_t		 isp_mirror_stale_count(isp_mirror *);
 /* A copy of the record with that key, or NULL when absent (or out of
  * memory). Free it with isp_record_free(). */
 struct isp_record	*isp_mirror_get(isp_mirror *, const void *key,
 			    size_t key_len);
 void		 isp_record_free(struct isp_record *);
+/* 1 when the record, as copied by isp_mirror_get() or handed to
+ * isp_mirror_foreach()'s fn, was stale at that moment; else 0. Only for
+ * those records: others (events, your own) are not laid out for it. */
+int		 isp_record_stale(const struct isp_record *);
 /* Calls fn for each record whose key starts with prefix, under the
  * mirror's read lock: fn must not call into this mirror nor into its
  * client (a change waiting for the lock would deadlock). fn returns 0 to

@@ -4,6 +4,11 @@
  * Exit codes: 0 ok, 1 not found, 2 usage, 3 cannot connect or server
  * error. Every failure prints one line on stderr that says what failed
  * and, where it can, what to do.
+ *
+ * Several servers (-s A -s B, or ISPD_SERVER=A,B) are redundant
+ * reflectors (docs/HA.md): the long-running commands (announce, publish,
+ * watch) hold a session with each, reconnect, and watch prints the
+ * merged view; the one-shot commands ask the first server that answers.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -25,7 +30,8 @@
 
 #define QUERY_TIMEOUT_MS	10000
 
-static const char	*server;
+static const char	*servers[ISP_MAX_SERVERS];
+static size_t		 nservers;
 static const char	*client_name = "ispctl";
 static int		 json;
 static volatile sig_atomic_t	 stop_requested;
@@ -34,7 +40,7 @@ static void
 print_usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: ispctl [-s HOST:PORT] [--name NAME] COMMAND [ARGS]\n"
+	    "usage: ispctl [-s HOST:PORT]... [--name NAME] COMMAND [ARGS]\n"
 	    "commands:\n"
 	    "  announce TABLE KEY [NAME=VALUE]... [--ttl SECONDS]\n"
 	    "  publish TABLE [--ttl SECONDS]      lines from stdin:\n"
@@ -46,7 +52,8 @@ print_usage(FILE *out)
 	    "  tables [--json]\n"
 	    "  sessions [--json]\n"
 	    "  stats [--json]\n"
-	    "server: -s, else $ISPD_SERVER, else %s\n", ISP_DEFAULT_SERVER);
+	    "server: -s (repeat it for redundant reflectors), else $ISPD_SERVER\n"
+	    "(a comma-separated list), else %s\n", ISP_DEFAULT_SERVER);
 }
 
 /* A usage error: says what is wrong (when fmt is set), shows the usage,
@@ -119,22 +126,70 @@ on_error(isp_client *c, uint32_t req_id, int code, const char *reason,
 
 static struct errstate	 errs;
 
+/* Long-running commands say on stderr when a session is lost and when
+ * it is back; failed attempts in between stay quiet. */
+static void
+on_state(isp_client *c, const struct isp_server_event *e, void *arg)
+{
+	if (e->up)
+		fprintf(stderr, "ispctl: session with %s is back (session "
+		    "%" PRIu64 ")\n", e->server, e->session_id);
+	else if (e->attempt == 0)
+		fprintf(stderr, "ispctl: lost the session with %s: %s; "
+		    "reconnecting\n", e->server, e->why);
+}
+
+/*
+ * A client holding a session with every server, reconnecting, for the
+ * long-running commands: the records they announce and the view they
+ * watch outlive a reflector's restart.
+ */
 static isp_client *
-connect_or_die(void)
+connect_all_or_die(void)
 {
 	struct isp_options	 o;
 	isp_client		*c;
 
 	isp_options_init(&o);
-	o.server = server;
+	o.servers = servers;
+	o.nservers = nservers;
 	o.name = client_name;
 	o.on_error = on_error;
+	o.on_state = on_state;
 	o.arg = &errs;
+	o.reconnect = 1;
 	if ((c = isp_new(&o)) == NULL)
 		die(EXIT_SERVER, "out of memory");
 	if (isp_connect(c) != ISP_OK)
 		die(EXIT_SERVER, "%s", isp_errmsg(c));
 	return c;
+}
+
+/* A one-shot client: the first server of the list that answers. */
+static isp_client *
+connect_or_die(void)
+{
+	struct isp_options	 o;
+	isp_client		*c = NULL;
+	size_t			 i;
+
+	for (i = 0; i < nservers; i++) {
+		isp_options_init(&o);
+		o.server = servers[i];
+		o.name = client_name;
+		o.on_error = on_error;
+		o.arg = &errs;
+		if ((c = isp_new(&o)) == NULL)
+			die(EXIT_SERVER, "out of memory");
+		if (isp_connect(c) == ISP_OK)
+			return c;
+		if (i + 1 < nservers) {
+			fprintf(stderr, "ispctl: %s; trying %s\n",
+			    isp_errmsg(c), servers[i + 1]);
+			isp_free(c);
+		}
+	}
+	die(EXIT_SERVER, "%s", isp_errmsg(c));
 }
 
 /* JSON output. */
@@ -193,6 +248,8 @@ event_name(int type)
 	case ISP_EV_REPLACE:	return "replace";
 	case ISP_EV_WITHDRAW:	return "withdraw";
 	case ISP_EV_END:	return "end";
+	case ISP_EV_STALE:	return "stale";
+	case ISP_EV_FRESH:	return "fresh";
 	default:		return "unknown";
 	}
 }
@@ -204,6 +261,7 @@ reason_name(int reason)
 	case ISP_WD_OWNER:	return "withdrawn";
 	case ISP_WD_EXPIRED:	return "expired";
 	case ISP_WD_SESSION:	return "session ended";
+	case ISP_WD_STALE:	return "stale";
 	default:		return "unknown";
 	}
 }
@@ -363,7 +421,7 @@ cmd_announce(int argc, char **argv)
 		usage("fields must be NAME=VALUE");
 
 	catch_signals();
-	c = connect_or_die();
+	c = connect_all_or_die();
 	rc = isp_announce(c, argv[0], argv[1], strlen(argv[1]), f,
 	    (size_t)argc - 2, ttl);
 	free(f);
@@ -542,7 +600,7 @@ cmd_publish(int argc, char **argv)
 	p.table = argv[optind];
 
 	catch_signals();
-	p.c = connect_or_die();
+	p.c = connect_all_or_die();
 	while (!eof && !gone && !stop_requested) {
 		pfd[0].fd = STDIN_FILENO;
 		pfd[0].events = POLLIN;
@@ -605,6 +663,8 @@ struct snap {
 		uint64_t		 seq;
 		struct isp_field	*fields;
 		size_t			 nfields;
+		size_t			 order;		/* arrival */
+		int			 withdrawn;
 	}		*r;
 	size_t		 n;
 	size_t		 cap;
@@ -634,20 +694,26 @@ snap_cb(isp_client *c, const struct isp_event *ev, void *arg)
 		s->done = 1;
 		return;
 	}
-	if (ev->type == ISP_EV_WITHDRAW)
+	/* Before END, ispd may send a key again (a change behind its
+	 * snapshot cursor, docs/PROTOCOL.md): every event is kept in arrival
+	 * order and snap_settle() keeps the last one per key. */
+	if (ev->type != ISP_EV_ANNOUNCE && ev->type != ISP_EV_REPLACE &&
+	    ev->type != ISP_EV_WITHDRAW)
 		return;
 	if (s->n == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 256;
 		if ((s->r = realloc(s->r, s->cap * sizeof(*s->r))) == NULL)
 			die(EXIT_SERVER, "out of memory");
 	}
-	r = &s->r[s->n++];
+	r = &s->r[s->n];
+	r->order = s->n++;
+	r->withdrawn = ev->type == ISP_EV_WITHDRAW;
 	r->key = xmemdup(ev->rec.key, ev->rec.key_len);
 	r->key_len = ev->rec.key_len;
 	r->owner = xmemdup(ev->rec.owner, strlen(ev->rec.owner));
 	r->owner_session = ev->rec.owner_session;
 	r->seq = ev->rec.seq;
-	r->nfields = ev->rec.nfields;
+	r->nfields = r->withdrawn ? 0 : ev->rec.nfields;
 	if ((r->fields = calloc(r->nfields + 1, sizeof(*r->fields))) == NULL)
 		die(EXIT_SERVER, "out of memory");
 	for (i = 0; i < r->nfields; i++) {
@@ -669,7 +735,32 @@ snaprec_cmp(const void *a, const void *b)
 
 	if (c != 0)
 		return c;
-	return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+	if (x->key_len != y->key_len)
+		return x->key_len < y->key_len ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static void	snaprec_free(struct snaprec *);
+
+/* Sorts by key and keeps, per key, the last event: a record, or nothing
+ * when that was a withdrawal. */
+static void
+snap_settle(struct snap *s)
+{
+	size_t	 i, out = 0;
+
+	if (s->n > 1)
+		qsort(s->r, s->n, sizeof(*s->r), snaprec_cmp);
+	for (i = 0; i < s->n; i++) {
+		if ((i + 1 < s->n && s->r[i].key_len == s->r[i + 1].key_len &&
+		    memcmp(s->r[i].key, s->r[i + 1].key, s->r[i].key_len) ==
+		    0) || s->r[i].withdrawn) {
+			snaprec_free(&s->r[i]);
+			continue;
+		}
+		s->r[out++] = s->r[i];
+	}
+	s->n = out;
 }
 
 static int
@@ -706,24 +797,30 @@ snap_fetch(struct snap *s, const char *table, const char *prefix)
 		die(EXIT_SERVER, "%s: %s (%s)", table, errs.reason,
 		    isp_strerror(errs.code));
 	isp_free(c);
-	if (s->n > 1)
-		qsort(s->r, s->n, sizeof(*s->r), snaprec_cmp);
+	snap_settle(s);
+}
+
+static void
+snaprec_free(struct snaprec *r)
+{
+	size_t	 j;
+
+	for (j = 0; j < r->nfields; j++) {
+		free((void *)r->fields[j].name);
+		free((void *)r->fields[j].value);
+	}
+	free(r->fields);
+	free(r->key);
+	free(r->owner);
 }
 
 static void
 snap_free(struct snap *s)
 {
-	size_t	 i, j;
+	size_t	 i;
 
-	for (i = 0; i < s->n; i++) {
-		for (j = 0; j < s->r[i].nfields; j++) {
-			free((void *)s->r[i].fields[j].name);
-			free((void *)s->r[i].fields[j].value);
-		}
-		free(s->r[i].fields);
-		free(s->r[i].key);
-		free(s->r[i].owner);
-	}
+	for (i = 0; i < s->n; i++)
+		snaprec_free(&s->r[i]);
 	free(s->r);
 }
 
@@ -878,11 +975,41 @@ cmd_get(int argc, char **argv)
 }
 
 /* watch TABLE [--prefix P] [--json] */
+
+/* A session carrying the view was lost (stale) or is back and resynced
+ * (fresh); count is the number of stale records. */
+static void
+watch_state_line(const struct isp_event *ev)
+{
+	const char	*srv = ev->server != NULL ? ev->server : "";
+
+	if (json) {
+		printf("{\"event\":\"%s\",\"table\":",
+		    event_name(ev->type));
+		json_cstr(ev->table);
+		printf(",\"server\":");
+		json_cstr(srv);
+		printf(",\"stale\":%" PRIu64 "}\n", ev->count);
+	} else if (ev->type == ISP_EV_STALE)
+		printf("%-9s server=%s session lost; %" PRIu64 " stale "
+		    "record%s kept\n", "stale", srv, ev->count,
+		    ev->count == 1 ? "" : "s");
+	else
+		printf("%-9s server=%s resynced; %" PRIu64 " record%s still "
+		    "stale\n", "fresh", srv, ev->count,
+		    ev->count == 1 ? "" : "s");
+	fflush(stdout);
+}
+
 static void
 watch_cb(isp_client *c, const struct isp_event *ev, void *arg)
 {
 	size_t	 w;
 
+	if (ev->type == ISP_EV_STALE || ev->type == ISP_EV_FRESH) {
+		watch_state_line(ev);
+		return;
+	}
 	if (json) {
 		if (ev->type == ISP_EV_END) {
 			printf("{\"event\":\"end\",\"table\":");
@@ -916,9 +1043,15 @@ watch_cb(isp_client *c, const struct isp_event *ev, void *arg)
 	fflush(stdout);
 }
 
+/*
+ * The view is a mirror: with several reflectors it is their merge, and
+ * across a lost session it stays (stale) instead of flapping, so what
+ * watch prints is what an application built on a mirror would see.
+ */
 static int
 cmd_watch(int argc, char **argv)
 {
+	isp_mirror	*m;
 	isp_client	*c;
 	char		**args;
 	const char	*prefix;
@@ -926,12 +1059,12 @@ cmd_watch(int argc, char **argv)
 
 	prefix = parse_view_opts(argc, argv, 1, "watch", &args);
 	catch_signals();
-	c = connect_or_die();
-	rc = isp_subscribe(c, args[0], prefix, prefix ? strlen(prefix) : 0, 0,
+	c = connect_all_or_die();
+	m = isp_mirror_new(c, args[0], prefix, prefix ? strlen(prefix) : 0,
 	    watch_cb, NULL);
-	if (rc != ISP_OK)
-		die(rc == ISP_E_INVALID ? EXIT_USAGE : EXIT_SERVER, "%s",
-		    isp_errmsg(c));
+	if (m == NULL)
+		die(strstr(isp_errmsg(c), "invalid") != NULL ? EXIT_USAGE :
+		    EXIT_SERVER, "%s", isp_errmsg(c));
 	while (!stop_requested) {
 		if ((rc = isp_run(c, 200)) != ISP_OK)
 			die(EXIT_SERVER, "session ended: %s", isp_errmsg(c));
@@ -939,6 +1072,7 @@ cmd_watch(int argc, char **argv)
 			die(EXIT_SERVER, "watch %s: %s (%s)", args[0],
 			    errs.reason, isp_strerror(errs.code));
 	}
+	isp_mirror_free(m);
 	isp_free(c);
 	return 0;
 }
@@ -1196,16 +1330,17 @@ main(int argc, char **argv)
 		{ "sessions", cmd_sessions },
 		{ "stats", cmd_stats },
 	};
+	char	*env = NULL, *tok, *save = NULL;
 	size_t	 i;
 	int	 ch;
 
-	if ((server = getenv("ISPD_SERVER")) == NULL || *server == '\0')
-		server = ISP_DEFAULT_SERVER;
 	/* "+": stop at the command; its own options come after it. */
 	while ((ch = getopt_long(argc, argv, "+s:n:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
-			server = optarg;
+			if (nservers == ISP_MAX_SERVERS)
+				usage("at most %d servers", ISP_MAX_SERVERS);
+			servers[nservers++] = optarg;
 			break;
 		case 'n':
 			client_name = optarg;
@@ -1221,6 +1356,14 @@ main(int argc, char **argv)
 	argv += optind;
 	if (argc < 1)
 		usage("no command given");
+	if (nservers == 0 && getenv("ISPD_SERVER") != NULL &&
+	    (env = strdup(getenv("ISPD_SERVER"))) != NULL) {
+		for (tok = strtok_r(env, ", ", &save); tok != NULL &&
+		    nservers < ISP_MAX_SERVERS; tok = strtok_r(NULL, ", ", &save))
+			servers[nservers++] = tok;
+	}
+	if (nservers == 0)
+		servers[nservers++] = ISP_DEFAULT_SERVER;
 	signal(SIGPIPE, SIG_IGN);
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[0], cmds[i].name) == 0)

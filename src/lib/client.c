@@ -1,7 +1,12 @@
 /*
- * client: creating a client, connecting it (address, socket,
- * handshake), freeing it, and what it tells about itself.
+ * client: creating a client, connecting it to every server at once,
+ * freeing it, and what it tells about itself. Also the libisp 1.0 ABI of
+ * struct isp_options: binaries built against 1.0 call
+ * isp_options_init@LIBISP_1 and isp_new@LIBISP_1 (libisp.map), which
+ * read and write only the 1.0 layout.
  */
+#include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -55,11 +60,28 @@ client_unlock(const struct isp_client *c)
 }
 
 int
+client_conn_usable(const struct conn *cn)
+{
+	return cn->state == CONN_READY && cn->dead_err == 0;
+}
+
+unsigned
+client_nup(const struct isp_client *c)
+{
+	unsigned	 i, n = 0;
+
+	for (i = 0; i < c->nconns; i++)
+		n += c->conns[i].state == CONN_READY;
+	return n;
+}
+
+int
 client_check_ready(struct isp_client *c, const char *fn)
 {
+	unsigned	 i;
+
 	switch (c->state) {
 	case CLIENT_NEW:
-	case CLIENT_HANDSHAKE:
 		return client_seterr(c, ISP_E_STATE, "%s: not connected; call "
 		    "isp_connect() first", fn);
 	case CLIENT_FAILED:
@@ -72,19 +94,109 @@ client_check_ready(struct isp_client *c, const char *fn)
 	case CLIENT_READY:
 		break;
 	}
-	if (c->dead_err != 0)
-		return client_seterr(c, ISP_E_STATE, "%s: the session has "
-		    "ended (%s); make a new client", fn, c->dead_why);
-	return ISP_OK;
+	/* With reconnect, a request made while no session is up takes
+	 * effect when one is back. */
+	if (c->reconnect)
+		return ISP_OK;
+	for (i = 0; i < c->nconns; i++)
+		if (client_conn_usable(&c->conns[i]))
+			return ISP_OK;
+	for (i = 0; i < c->nconns; i++)
+		if (c->conns[i].dead_err != 0)
+			return client_seterr(c, ISP_E_STATE, "%s: the session "
+			    "has ended (%s); make a new client", fn,
+			    c->conns[i].dead_why);
+	return client_seterr(c, ISP_E_STATE, "%s: no session is up", fn);
 }
 
-void
-isp_options_init(struct isp_options *o)
+/* The 1.0 layout of struct isp_options, for binaries built against it
+ * (see the ABI note in isp.h and libisp.map). */
+struct isp_options_v1 {
+	const char	*server;
+	const char	*name;
+	int		 connect_timeout_ms;
+	isp_error_cb	*on_error;
+	isp_closed_cb	*on_closed;
+	void		*arg;
+};
+
+static void
+options_defaults(struct isp_options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->server = ISP_DEFAULT_SERVER;
 	o->name = CLIENT_DEFAULT_NAME;
 	o->connect_timeout_ms = CLIENT_CONNECT_TIMEOUT_MS;
+}
+
+/* The default version (LIBISP_1.1 in libisp.map). */
+void
+isp_options_init(struct isp_options *o)
+{
+	options_defaults(o);
+}
+
+__attribute__((symver("isp_options_init@LIBISP_1")))
+void
+options_init_v1(struct isp_options_v1 *o);
+void
+options_init_v1(struct isp_options_v1 *o)
+{
+	struct isp_options	 d;
+
+	options_defaults(&d);
+	memset(o, 0, sizeof(*o));
+	o->server = d.server;
+	o->name = d.name;
+	o->connect_timeout_ms = d.connect_timeout_ms;
+}
+
+/* A seed for the backoff jitter that differs per client and process,
+ * so clients of one reflector do not retry in step. */
+static uint64_t
+client_seed(const struct isp_client *c)
+{
+	uint64_t	 seed = 0;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(seed))
+		seed = client_now_ms() ^ ((uint64_t)getpid() << 32) ^
+		    (uint64_t)(uintptr_t)c;
+	return seed;
+}
+
+static int
+client_conns_init(struct isp_client *c, const struct isp_options *opt)
+{
+	const char	*one = opt->server != NULL ? opt->server :
+			    ISP_DEFAULT_SERVER;
+	const char	*srv;
+	struct conn	*cn;
+	unsigned	 i, n;
+
+	n = opt->nservers > 0 && opt->servers != NULL ?
+	    (unsigned)(opt->nservers > ISP_MAX_SERVERS ? ISP_MAX_SERVERS + 1 :
+	    opt->nservers) : 1;
+	if ((c->conns = calloc(n, sizeof(*c->conns))) == NULL)
+		return -1;
+	c->nconns = n;
+	for (i = 0; i < n; i++) {
+		cn = &c->conns[i];
+		cn->c = c;
+		cn->idx = i;
+		cn->fd = -1;
+		cn->state = CONN_IDLE;
+		buf_init(&cn->in);
+		buf_init(&cn->out);
+		srv = n > 1 || (opt->nservers > 0 && opt->servers != NULL) ?
+		    opt->servers[i < opt->nservers ? i : 0] : one;
+		if (srv == NULL)
+			srv = "";
+		if ((cn->server = strdup(srv)) == NULL)
+			return -1;
+		snprintf(cn->addr, sizeof(cn->addr), "%s", cn->server);
+	}
+	return 0;
 }
 
 isp_client *
@@ -94,23 +206,38 @@ isp_new(const struct isp_options *opt)
 	pthread_mutexattr_t	 ma;
 	pthread_condattr_t	 ca;
 	struct isp_client	*c;
+	unsigned		 i;
 
 	if (opt == NULL) {
-		isp_options_init(&def);
+		options_defaults(&def);
 		opt = &def;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
-	c->server = strdup(opt->server != NULL ? opt->server :
-	    ISP_DEFAULT_SERVER);
+	c->epfd = -1;
+	c->evfd = -1;
 	c->name = strdup(opt->name != NULL ? opt->name : CLIENT_DEFAULT_NAME);
-	if (c->server == NULL || c->name == NULL)
+	if (c->name == NULL || client_conns_init(c, opt) == -1)
 		goto fail;
 	c->connect_timeout_ms = opt->connect_timeout_ms > 0 ?
 	    opt->connect_timeout_ms : CLIENT_CONNECT_TIMEOUT_MS;
 	c->on_error = opt->on_error;
 	c->on_closed = opt->on_closed;
+	c->on_state = opt->on_state;
 	c->arg = opt->arg;
+	c->reconnect = opt->reconnect != 0;
+	c->backoff_min_ms = opt->backoff_min_ms > 0 ? opt->backoff_min_ms :
+	    ISP_BACKOFF_MIN_MS;
+	c->backoff_max_ms = opt->backoff_max_ms > 0 ? opt->backoff_max_ms :
+	    ISP_BACKOFF_MAX_MS;
+	if (c->backoff_max_ms < c->backoff_min_ms)
+		c->backoff_max_ms = c->backoff_min_ms;
+	c->stale_grace_ms = opt->stale_grace_ms == 0 ? ISP_STALE_GRACE_MS :
+	    opt->stale_grace_ms < 0 ? -1 : opt->stale_grace_ms;
+	c->legacy = c->nconns == 1 && !c->reconnect;
+	c->rng = client_seed(c);
+	if ((c->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		goto fail;
 
 	/* Recursive: callbacks run with the mutex held and may call any
 	 * isp_* function of the same client. */
@@ -133,24 +260,45 @@ isp_new(const struct isp_options *opt)
 	pthread_condattr_destroy(&ca);
 
 	c->state = CLIENT_NEW;
-	c->fd = -1;
-	c->evfd = -1;
 	c->next_req_id = 1;
 	c->next_token = 1;
-	buf_init(&c->in);
-	buf_init(&c->out);
 	buf_init(&c->scratch);
-	snprintf(c->addr, sizeof(c->addr), "%s", c->server);
+	buf_init(&c->frame);
+	hash_init(&c->intents);
 	snprintf(c->errmsg, sizeof(c->errmsg), "no error");
 	return c;
 
 fail_mutex:
 	pthread_mutex_destroy(&c->lock);
 fail:
-	free(c->server);
+	if (c->epfd != -1)
+		close(c->epfd);
+	for (i = 0; c->conns != NULL && i < c->nconns; i++)
+		free(c->conns[i].server);
+	free(c->conns);
 	free(c->name);
 	free(c);
 	return NULL;
+}
+
+__attribute__((symver("isp_new@LIBISP_1")))
+isp_client *
+new_v1(const struct isp_options_v1 *o);
+isp_client *
+new_v1(const struct isp_options_v1 *o)
+{
+	struct isp_options	 full;
+
+	if (o == NULL)
+		return isp_new(NULL);
+	options_defaults(&full);
+	full.server = o->server;
+	full.name = o->name;
+	full.connect_timeout_ms = o->connect_timeout_ms;
+	full.on_error = o->on_error;
+	full.on_closed = o->on_closed;
+	full.arg = o->arg;
+	return isp_new(&full);
 }
 
 int
@@ -206,90 +354,6 @@ client_parse_addr(const char *s, char *host, size_t hostsz, char *port,
 	return 0;
 }
 
-/*
- * Tries each address in turn until one accepts, all bounded by
- * deadline_ms. Returns the connected socket, or -1 with the error set:
- * ISP_E_TIMEOUT when the time ran out, else ISP_E_CONNECT.
- */
-static int
-client_dial(struct isp_client *c, const char *host, const char *port,
-    uint64_t deadline_ms, int *errp)
-{
-	struct addrinfo	 hints, *res, *ai;
-	struct pollfd	 pfd;
-	socklen_t	 sl;
-	uint64_t	 now;
-	int		 fd, rc, soerr, lasterr = ECONNREFUSED, timedout = 0;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-		*errp = client_seterr(c, ISP_E_CONNECT,
-		    "cannot resolve host \"%s\": %s", host,
-		    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd == -1) {
-			lasterr = errno;
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			goto connected;
-		if (errno != EINPROGRESS) {
-			lasterr = errno;
-			close(fd);
-			continue;
-		}
-		for (;;) {
-			now = client_now_ms();
-			pfd.fd = fd;
-			pfd.events = POLLOUT;
-			pfd.revents = 0;
-			rc = poll(&pfd, 1, now >= deadline_ms ? 0 :
-			    (int)(deadline_ms - now));
-			if (rc == -1 && errno == EINTR)
-				continue;
-			break;
-		}
-		if (rc == 0) {
-			timedout = 1;
-			close(fd);
-			break;
-		}
-		soerr = 0;
-		sl = sizeof(soerr);
-		if (rc == -1)
-			soerr = errno;
-		else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr,
-		    &sl) == -1)
-			soerr = errno;
-		if (soerr == 0)
-			goto connected;
-		lasterr = soerr;
-		close(fd);
-	}
-	freeaddrinfo(res);
-	if (timedout)
-		*errp = client_seterr(c, ISP_E_TIMEOUT,
-		    "cannot connect to %s: no answer within %d ms "
-		    "(is the address right and reachable?)", c->addr,
-		    c->connect_timeout_ms);
-	else
-		*errp = client_seterr(c, ISP_E_CONNECT,
-		    "cannot connect to %s: %s%s", c->addr, strerror(lasterr),
-		    lasterr == ECONNREFUSED ? " (is ispd running?)" : "");
-	return -1;
-
-connected:
-	freeaddrinfo(res);
-	return fd;
-}
-
 static int
 client_name_valid(const char *name)
 {
@@ -304,12 +368,113 @@ client_name_valid(const char *name)
 	return 1;
 }
 
+static int
+client_pending(const struct isp_client *c)
+{
+	unsigned	 i;
+
+	for (i = 0; i < c->nconns; i++)
+		if (c->conns[i].state == CONN_DIALING ||
+		    c->conns[i].state == CONN_HANDSHAKE)
+			return 1;
+	return 0;
+}
+
+/*
+ * Runs every conn being dialed or in its handshake until each is up or
+ * has failed; each has its own deadline. Then the client is READY when
+ * one session is up, else FAILED with the first server's error (and
+ * every server's sentence when there are several).
+ */
+static int
+client_connect_wait(struct isp_client *c)
+{
+	struct pollfd	 pfd[ISP_MAX_SERVERS];
+	struct conn	*cn;
+	uint64_t	 now, due;
+	unsigned	 i, n;
+	size_t		 off;
+	int		 wait, rc;
+
+	c->connecting = 1;
+	while (client_pending(c)) {
+		now = client_now_ms();
+		due = UINT64_MAX;
+		for (i = n = 0; i < c->nconns; i++) {
+			cn = &c->conns[i];
+			pfd[i].fd = -1;
+			pfd[i].events = pfd[i].revents = 0;
+			if (cn->state != CONN_DIALING &&
+			    cn->state != CONN_HANDSHAKE)
+				continue;
+			if (cn->deadline_ms < due)
+				due = cn->deadline_ms;
+			pfd[i].fd = cn->fd;
+			pfd[i].events = cn->state == CONN_DIALING ? POLLOUT :
+			    POLLIN | (wire_pending(cn) > 0 ? POLLOUT : 0);
+			n++;
+		}
+		wait = due <= now ? 0 : (int)(due - now);
+		rc = poll(pfd, c->nconns, wait);
+		if (rc == -1 && errno != EINTR) {
+			for (i = 0; i < c->nconns; i++)
+				conn_end(&c->conns[i], ISP_E_SYS, "poll: %s",
+				    strerror(errno));
+			break;
+		}
+		now = client_now_ms();
+		for (i = 0; i < c->nconns; i++) {
+			cn = &c->conns[i];
+			if (cn->state == CONN_DIALING) {
+				if (pfd[i].revents != 0)
+					conn_dial_check(cn);
+			} else if (cn->state == CONN_HANDSHAKE) {
+				if (pfd[i].revents & POLLOUT)
+					wire_flush(cn);
+				if (pfd[i].revents & (POLLIN | POLLHUP |
+				    POLLERR))
+					wire_read(cn);
+				if (cn->state == CONN_HANDSHAKE &&
+				    cn->dead_err != 0)
+					conn_end(cn, cn->dead_err, "%s",
+					    cn->dead_why);
+			}
+			conn_timers(cn, now);
+		}
+	}
+	c->connecting = 0;
+
+	if (client_nup(c) > 0) {
+		for (i = 0; i < c->nconns; i++)
+			if (c->conns[i].state == CONN_READY)
+				wire_flush(&c->conns[i]);
+		c->state = CLIENT_READY;
+		client_seterr(c, ISP_OK, "no error");
+		return ISP_OK;
+	}
+	c->state = CLIENT_FAILED;
+	c->end_err = c->conns[0].end_err;
+	if (c->nconns == 1) {
+		snprintf(c->end_why, sizeof(c->end_why), "%s",
+		    c->conns[0].end_why);
+	} else {
+		off = (size_t)snprintf(c->end_why, sizeof(c->end_why),
+		    "cannot connect to any of %u servers:", c->nconns);
+		for (i = 0; i < c->nconns && off < sizeof(c->end_why); i++)
+			off += (size_t)snprintf(c->end_why + off,
+			    sizeof(c->end_why) - off, "%s %s",
+			    i ? ";" : "", c->conns[i].end_why);
+	}
+	client_seterr(c, c->end_err, "%s", c->end_why);
+	return c->end_err;
+}
+
 int
 isp_connect(isp_client *c)
 {
-	char		 host[CLIENT_HOST_BYTES], port[CLIENT_PORT_BYTES];
-	uint64_t	 deadline_ms;
-	int		 fd, err, one = 1;
+	struct conn	*cn;
+	unsigned	 i;
+	int		 err;
 
 	if (c == NULL)
 		return ISP_E_INVALID;
@@ -327,29 +492,37 @@ isp_connect(isp_client *c)
 		    CLIENT_NAME_MAX_BYTES, c->name,
 		    strlen(c->name) > CLIENT_NAME_MAX_BYTES ? "..." : "",
 		    CLIENT_NAME_MAX_BYTES);
-		goto out;
+		goto fail;
 	}
-	if (client_parse_addr(c->server, host, sizeof(host), port,
-	    sizeof(port)) == -1) {
-		err = client_seterr(c, ISP_E_INVALID, "invalid server address "
-		    "\"%s\" (use HOST:PORT or [IPV6]:PORT)", c->server);
-		goto out;
+	if (c->nconns > ISP_MAX_SERVERS) {
+		err = client_seterr(c, ISP_E_INVALID, "too many servers: at "
+		    "most %d", ISP_MAX_SERVERS);
+		goto fail;
 	}
-	snprintf(c->addr, sizeof(c->addr), strchr(host, ':') != NULL ?
-	    "[%s]:%s" : "%s:%s", host, port);
-	deadline_ms = client_now_ms() + (uint64_t)c->connect_timeout_ms;
-	if ((fd = client_dial(c, host, port, deadline_ms, &err)) == -1)
-		goto out;
-	/* Requests are small and latency matters more than packet count;
-	 * the output queue already coalesces what is written together. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	err = client_handshake(c, fd, deadline_ms);
-out:
-	if (err != ISP_OK) {
-		c->state = CLIENT_FAILED;
-		c->end_err = err;
-		snprintf(c->end_why, sizeof(c->end_why), "%s", c->errmsg);
+	for (i = 0; i < c->nconns; i++) {
+		cn = &c->conns[i];
+		if (client_parse_addr(cn->server, cn->host, sizeof(cn->host),
+		    cn->port, sizeof(cn->port)) == -1) {
+			err = client_seterr(c, ISP_E_INVALID, "invalid server "
+			    "address \"%s\" (use HOST:PORT or [IPV6]:PORT)",
+			    cn->server);
+			goto fail;
+		}
+		snprintf(cn->addr, sizeof(cn->addr), strchr(cn->host, ':') !=
+		    NULL ? "[%s]:%s" : "%s:%s", cn->host, cn->port);
 	}
+	/* All at once: a dead server costs its timeout once, not once per
+	 * server before it. */
+	c->connecting = 1;
+	for (i = 0; i < c->nconns; i++)
+		conn_dial(&c->conns[i]);
+	err = client_connect_wait(c);
+	client_unlock(c);
+	return err;
+fail:
+	c->state = CLIENT_FAILED;
+	c->end_err = err;
+	snprintf(c->end_why, sizeof(c->end_why), "%s", c->errmsg);
 	client_unlock(c);
 	return err;
 }
@@ -357,60 +530,14 @@ out:
 int
 client_handshake(struct isp_client *c, int fd, uint64_t deadline_ms)
 {
-	struct pollfd	 pfd;
-	uint64_t	 now;
-	size_t		 mark;
-	int		 flags, rc;
+	struct conn	*cn = &c->conns[0];
 
-	flags = fcntl(fd, F_GETFL);
-	c->fd = fd;
-	c->state = CLIENT_HANDSHAKE;
-	if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1 ||
-	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
-		wire_end(c, ISP_E_SYS, "cannot set up the socket to %s: %s",
-		    c->addr, strerror(errno));
-		return c->end_err;
-	}
-	c->last_recv_ms = c->last_send_ms = client_now_ms();
-
-	mark = c->out.len;
-	proto_put_hello(&c->out, PROTO_VERSION, PROTO_CAPS, c->name);
-	if (wire_queued(c, mark) != ISP_OK) {
-		wire_end(c, ISP_E_NOMEM, "out of memory");
-		return c->end_err;
-	}
-	while (c->state == CLIENT_HANDSHAKE) {
-		if (c->dead_err != 0) {
-			wire_end(c, c->dead_err, "%s", c->dead_why);
-			break;
-		}
-		now = client_now_ms();
-		if (now >= deadline_ms) {
-			wire_end(c, ISP_E_TIMEOUT, "connected to %s but got "
-			    "no answer to HELLO within %d ms (is it ispd?)",
-			    c->addr, c->connect_timeout_ms);
-			break;
-		}
-		pfd.fd = c->fd;
-		pfd.events = POLLIN | (wire_pending(c) ? POLLOUT : 0);
-		pfd.revents = 0;
-		rc = poll(&pfd, 1, (int)(deadline_ms - now));
-		if (rc == -1 && errno != EINTR) {
-			wire_end(c, ISP_E_SYS, "poll: %s", strerror(errno));
-			break;
-		}
-		if (rc <= 0)
-			continue;
-		if (pfd.revents & POLLOUT)
-			wire_flush(c);
-		if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
-			wire_read(c);
-	}
-	if (c->state != CLIENT_READY)
-		return c->end_err;
-	wire_flush(c);
-	client_seterr(c, ISP_OK, "no error");
-	return ISP_OK;
+	snprintf(cn->addr, sizeof(cn->addr), "%s", cn->server);
+	c->connecting = 1;
+	cn->state = CONN_DIALING;	/* conn_attach() takes it from here */
+	conn_attach(cn, fd);
+	cn->deadline_ms = deadline_ms;
+	return client_connect_wait(c);
 }
 
 void
@@ -418,37 +545,44 @@ isp_free(isp_client *c)
 {
 	struct isp_mirror	*m, *mnext;
 	struct sub		*s, *snext;
+	struct conn		*cn;
+	unsigned		 i;
 
 	if (c == NULL)
 		return;
 	isp_stop(c);
 	client_lock(c);
-	if (c->state == CLIENT_READY && c->dead_err == 0) {
-		/* Best effort: tell ispd this is an orderly close. What the
-		 * socket does not take now is lost; isp_sync() first when
-		 * it matters. */
-		proto_put_bye(&c->out, ISP_OK, "client closing");
-		if (!buf_failed(&c->out))
-			wire_flush(c);
+	for (i = 0; i < c->nconns; i++) {
+		cn = &c->conns[i];
+		if (client_conn_usable(cn)) {
+			/* Best effort: tell ispd this is an orderly close.
+			 * What the socket does not take now is lost;
+			 * isp_sync() first when it matters. */
+			proto_put_bye(&cn->out, ISP_OK, "client closing");
+			if (!buf_failed(&cn->out))
+				wire_flush(cn);
+		}
+		conn_release(cn);
+		free(cn->server);
 	}
-	if (c->fd != -1)
-		close(c->fd);
-	c->fd = -1;
 	for (m = c->mirrors; m != NULL; m = mnext) {
 		mnext = m->next;
 		mirror_destroy(m);
 	}
 	for (s = c->subs; s != NULL; s = snext) {
 		snext = s->next;
+		free(s->prefix);
 		free(s);
 	}
-	buf_free(&c->in);
-	buf_free(&c->out);
+	intent_free_all(c);
 	buf_free(&c->scratch);
+	buf_free(&c->frame);
+	if (c->epfd != -1)
+		close(c->epfd);
 	client_unlock(c);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
-	free(c->server);
+	free(c->conns);
 	free(c->name);
 	free(c);
 }
@@ -466,6 +600,22 @@ isp_errmsg(const isp_client *c)
 	return c->errmsg;
 }
 
+/* The first server in the list with a session up, else the first that
+ * had one. */
+static const struct conn *
+client_main_conn(const struct isp_client *c)
+{
+	unsigned	 i;
+
+	for (i = 0; i < c->nconns; i++)
+		if (c->conns[i].state == CONN_READY)
+			return &c->conns[i];
+	for (i = 0; i < c->nconns; i++)
+		if (c->conns[i].session_id != 0)
+			return &c->conns[i];
+	return &c->conns[0];
+}
+
 uint64_t
 isp_session_id(const isp_client *c)
 {
@@ -474,7 +624,7 @@ isp_session_id(const isp_client *c)
 	if (c == NULL)
 		return 0;
 	client_lock(c);
-	id = c->session_id;
+	id = client_main_conn(c)->session_id;
 	client_unlock(c);
 	return id;
 }
@@ -487,7 +637,20 @@ isp_hold_ms(const isp_client *c)
 	if (c == NULL)
 		return 0;
 	client_lock(c);
-	hold = c->hold_ms;
+	hold = client_main_conn(c)->hold_ms;
 	client_unlock(c);
 	return hold;
+}
+
+unsigned
+isp_servers_up(const isp_client *c)
+{
+	unsigned	 n;
+
+	if (c == NULL)
+		return 0;
+	client_lock(c);
+	n = client_nup(c);
+	client_unlock(c);
+	return n;
 }

@@ -1,22 +1,31 @@
 /*
  * lib.h: what the files of libisp share. Not installed.
  *
- *	client.c	isp_new, isp_connect (address, socket, handshake),
- *			isp_free, accessors, the error sentence
+ *	client.c	isp_new, isp_connect, isp_free, accessors, the
+ *			error sentence, the 1.0 ABI of the options
+ *	conn.c		one server's session: dialing without blocking,
+ *			the handshake, loss, the reconnect backoff, and
+ *			what is sent again when a session comes back
  *	wire.c		the wire: input framing, dispatch of what ispd
- *			sends, the output queue, keepalives, session end
+ *			sends, the output queues, keepalives
  *	request.c	announce, withdraw, subscribe, queries, sync:
  *			argument checks against the protocol's limits
+ *	intent.c	the records this client holds, kept for replay
  *	run.c		run modes 1 (isp_run) and 2 (isp_fd, isp_process)
  *	thread.c	run mode 3 (isp_start, isp_stop)
- *	mirror.c	in-memory copies of tables
+ *	mirror.c	in-memory copies of tables: the merge of several
+ *			servers, stale records and their sweep
  *	errors.c	isp_strerror
+ *
+ * A client owns one struct conn per server (one, unless the options list
+ * several). Requests are queued on every conn that is up; events from
+ * each conn carry its index, and mirrors merge them per server.
  *
  * Locking: every public call takes the client's recursive mutex, so a
  * callback (run with the mutex held) may call back into the library. A
  * mirror's records have their own rwlock so that readers never wait on
  * the client, and the client never waits on readers longer than one
- * lookup. Order: client mutex, then mirror rwlock; never the reverse.
+ * change. Order: client mutex, then mirror rwlock; never the reverse.
  */
 #ifndef ISP_LIB_H
 #define ISP_LIB_H
@@ -38,19 +47,94 @@
 #define CLIENT_NAME_MAX_BYTES		64
 #define CLIENT_HOST_BYTES		256
 #define CLIENT_PORT_BYTES		8
+#define CLIENT_ADDR_BYTES		(CLIENT_HOST_BYTES + CLIENT_PORT_BYTES + 4)
 /* The least the read buffer grows by: a typical burst of small events
  * in one read(2), without reserving a whole maximal frame up front. */
 #define CLIENT_READ_CHUNK_BYTES		16384
-/* Reads per isp_process() before the output and the keepalives get a
- * turn, so a flood of events cannot starve them. */
+/* Reads per isp_process() and server before the output and the
+ * keepalives get a turn, so a flood of events cannot starve them. */
 #define CLIENT_READS_PER_PASS		16
 
 enum client_state {
 	CLIENT_NEW,		/* isp_new() done, not connected */
-	CLIENT_HANDSHAKE,	/* HELLO sent, waiting for WELCOME */
-	CLIENT_READY,		/* session up */
-	CLIENT_ENDED,		/* session ended; on_closed was called */
+	CLIENT_READY,		/* isp_connect() succeeded; while reconnect
+				 * is set, the client stays here even with
+				 * no session up */
+	CLIENT_ENDED,		/* every session ended, no reconnect;
+				 * on_closed was called */
 	CLIENT_FAILED,		/* isp_connect() failed; no session ever */
+};
+
+enum conn_state {
+	CONN_IDLE,		/* no socket: before isp_connect(), or
+				 * waiting for retry_at_ms */
+	CONN_DIALING,		/* non-blocking connect(2) in progress */
+	CONN_HANDSHAKE,		/* HELLO sent, waiting for WELCOME */
+	CONN_READY,		/* session up */
+	CONN_DOWN,		/* given up for good (reconnect off) */
+};
+
+struct isp_client;
+
+/* One server and the session with it. */
+struct conn {
+	struct isp_client	*c;
+	unsigned		 idx;		/* in c->conns, bit in masks */
+	char			*server;	/* as given in the options */
+	char			 host[CLIENT_HOST_BYTES];
+	char			 port[CLIENT_PORT_BYTES];
+	/* "HOST:PORT" as connected to, for messages. */
+	char			 addr[CLIENT_ADDR_BYTES];
+
+	enum conn_state		 state;
+	int			 fd;
+	uint32_t		 ep_events;	/* registered in c->epfd */
+	struct addrinfo		*ai_list;	/* while dialing */
+	struct addrinfo		*ai_next;
+	int			 ai_err;	/* errno of the last address */
+	uint64_t		 deadline_ms;	/* of the dial and handshake */
+	uint64_t		 retry_at_ms;	/* IDLE: next attempt */
+	unsigned		 attempt;	/* failed in a row since up */
+
+	uint64_t		 session_id;
+	uint32_t		 hold_ms;
+	uint32_t		 caps;
+
+	struct buf		 in;
+	struct buf		 out;
+	size_t			 out_off;	/* bytes of out already sent */
+	uint64_t		 last_send_ms;
+	uint64_t		 last_recv_ms;
+	uint64_t		 last_ping_ms;	/* last PING queued */
+
+	/* A session-fatal ERROR (req_id 0): why ispd is about to close. */
+	int			 fatal_err;
+	char			 fatal_why[CLIENT_ERRMSG_BYTES];
+	/* A write failed where the session could not be ended at once
+	 * (inside a request); the next pass through the loop ends it. */
+	int			 dead_err;
+	char			 dead_why[CLIENT_ERRMSG_BYTES];
+	/* Why the last session or attempt ended. */
+	int			 end_err;
+	char			 end_why[CLIENT_ERRMSG_BYTES];
+};
+
+/* A subscription's state on one server's current session. */
+struct sub_conn {
+	uint32_t		 req_id;	/* of its SUBSCRIBE there */
+	int			 active;	/* SUBSCRIBE sent, not ended */
+	int			 ended;		/* END seen: snapshot over */
+	int			 refused;	/* the server said no */
+	/*
+	 * After UNSUBSCRIBE, events already queued by ispd still come.
+	 * The library sends a PING right after it: a removed
+	 * subscription stays (drain_token) until that PONG, and a new
+	 * subscription to the same table drops events until it
+	 * (wait_token), so it never takes the old one's events for its
+	 * snapshot. A lost session clears both: nothing more comes.
+	 */
+	uint64_t		 drain_token;
+	uint64_t		 wait_token;
 };
 
 /* A local subscription: one per table and client. */
@@ -58,24 +142,17 @@ struct sub {
 	struct sub		*next;
 	char			 table[PROTO_MAX_TABLE_BYTES + 1];
 	size_t			 table_len;
+	uint8_t			*prefix;	/* kept to subscribe again */
+	size_t			 prefix_len;
 	unsigned		 flags;		/* ISP_SUB_* */
-	uint32_t		 req_id;	/* of the SUBSCRIBE */
-	int			 ended;		/* END seen: snapshot over */
+	uint32_t		 next_req;	/* id of its next SUBSCRIBE */
+	int			 sent;		/* SUBSCRIBE sent somewhere */
 	int			 removed;	/* freed when no callback
-						 * runs */
-	/*
-	 * After UNSUBSCRIBE, events already queued by ispd still come.
-	 * The library sends a PING right after it: a removed
-	 * subscription stays (drain_token) until that PONG, and a new
-	 * subscription to the same table drops events until it
-	 * (wait_token), so it never takes the old one's events for its
-	 * snapshot.
-	 */
-	uint64_t		 drain_token;
-	uint64_t		 wait_token;
+						 * runs and drains are over */
 	isp_event_cb		*cb;
 	void			*arg;
 	struct isp_mirror	*mirror;	/* when a mirror owns it */
+	struct sub_conn		 sc[];		/* one per conn */
 };
 
 /* A thread blocked in isp_sync() or a query, waiting for its answer.
@@ -89,10 +166,14 @@ struct waiter {
 	struct waiter		*next;
 	enum waiter_kind	 kind;
 	uint64_t		 id;		/* PING token or request id */
+	uint32_t		 pending;	/* conns yet to answer */
+	int			 answered;	/* conns that answered */
 	isp_row_cb		*row_cb;
 	void			*arg;
 	int			 done;
-	int			 err;		/* ERROR code for the request */
+	int			 err;		/* ERROR code for the request,
+						 * or why a session ended */
+	char			 why[CLIENT_ERRMSG_BYTES];
 };
 
 struct isp_client {
@@ -100,50 +181,48 @@ struct isp_client {
 	pthread_cond_t		 cond;		/* mode 3: answers arrived */
 
 	/* Options, copied. */
-	char			*server;
 	char			*name;
 	int			 connect_timeout_ms;
 	isp_error_cb		*on_error;
 	isp_closed_cb		*on_closed;
+	isp_state_cb		*on_state;
 	void			*arg;
+	int			 reconnect;
+	int			 backoff_min_ms;
+	int			 backoff_max_ms;
+	int			 stale_grace_ms;	/* < 0: never */
+	/* One server, no reconnect: every behaviour of libisp 1.0,
+	 * isp_fd() the socket itself included. */
+	int			 legacy;
 
 	enum client_state	 state;
-	int			 fd;
-	/* "HOST:PORT" as connected to, for messages. */
-	char			 addr[CLIENT_HOST_BYTES + CLIENT_PORT_BYTES +
-				    4];
-	uint64_t		 session_id;
-	uint32_t		 hold_ms;
-	uint32_t		 caps;
+	struct conn		*conns;
+	unsigned		 nconns;
+	int			 epfd;		/* every conn's socket */
+	int			 connecting;	/* inside isp_connect() */
+	uint64_t		 rng;		/* backoff jitter */
 
-	struct buf		 in;
-	struct buf		 out;
-	size_t			 out_off;	/* bytes of out already sent */
 	/* An event or a row as handed to callbacks: its strings, copied
 	 * and NUL-terminated, and its fields. */
 	struct buf		 scratch;
 	struct isp_field	 sfields[PROTO_MAX_FIELDS];
+	/* A request frame, encoded once and copied to every conn. */
+	struct buf		 frame;
 
 	uint32_t		 next_req_id;
 	uint64_t		 next_token;
-	uint64_t		 last_send_ms;
-	uint64_t		 last_recv_ms;
 
-	/* A session-fatal ERROR (req_id 0): why ispd is about to close. */
-	int			 fatal_err;
-	char			 fatal_why[CLIENT_ERRMSG_BYTES];
-	/* A write failed where the session could not be ended at once
-	 * (inside a request); the next pass through the loop ends it. */
-	int			 dead_err;
-	char			 dead_why[CLIENT_ERRMSG_BYTES];
-	/* Why the session ended. */
-	int			 end_err;
-	char			 end_why[CLIENT_ERRMSG_BYTES];
+	struct hash		 intents;	/* reconnect only */
+	size_t			 intents_prune_at;
 
 	struct sub		*subs;
 	struct isp_mirror	*mirrors;
 	struct waiter		*waiters;
 	int			 cb_depth;	/* callbacks running now */
+
+	/* Why the client ended (CLIENT_ENDED, CLIENT_FAILED). */
+	int			 end_err;
+	char			 end_why[CLIENT_ERRMSG_BYTES];
 
 	/* Mode 3. */
 	int			 threaded;
@@ -154,20 +233,38 @@ struct isp_client {
 	char			 errmsg[CLIENT_ERRMSG_BYTES];
 };
 
+/* A record as a mirror keeps it and hands it out (isp_record_stale()
+ * reads stale). */
+struct rec_hdr {
+	struct isp_record	 rec;		/* first */
+	int			 stale;
+};
+
+struct mkey;
+
 struct isp_mirror {
 	struct isp_client	*client;	/* NULL: fed by
-						 * mirror_apply() only */
+						 * mirror_apply*() only */
 	struct isp_mirror	*next;		/* in client->mirrors */
 	char			 table[PROTO_MAX_TABLE_BYTES + 1];
 	uint8_t			*prefix;
 	size_t			 prefix_len;
 	isp_event_cb		*on_change;
 	void			*arg;
+	int			 ext_events;	/* STALE, FRESH, WD_STALE */
+	int			 grace_ms;	/* < 0: never sweep */
 
 	pthread_rwlock_t	 lock;		/* guards what follows */
-	struct hash		 records;
+	struct hash		 keys;		/* struct mkey */
 	int			 ready;
-	uint64_t		 seq;		/* of the last event applied */
+	size_t			 nstale;
+	/* Stale keys, oldest first: they became stale in time order. */
+	struct mkey		*stale_head;
+	struct mkey		*stale_tail;
+	uint32_t		 synced;	/* servers whose snapshot
+						 * ended on this session */
+	uint32_t		 resyncing;	/* lost since their last END */
+	uint64_t		 recv;		/* receipt counter */
 	uint64_t		 nomem;		/* records lost to lack
 						 * of memory */
 };
@@ -190,34 +287,68 @@ void		 client_unlock(const struct isp_client *);
 int		 client_parse_addr(const char *, char *host, size_t hostsz,
 		    char *port, size_t portsz);
 /*
- * Runs the handshake over fd, a connected stream socket the client then
- * owns, until deadline_ms (client_now_ms() time). isp_connect() uses it
- * after connecting; tests hand it one end of a socketpair. Returns
- * ISP_OK or why it failed (the client is then CLIENT_FAILED).
+ * Runs the handshake over fd, a connected stream socket the client's
+ * first conn then owns, until deadline_ms (client_now_ms() time). Tests
+ * hand it one end of a socketpair. Returns ISP_OK or why it failed (the
+ * client is then CLIENT_FAILED).
  */
 int		 client_handshake(struct isp_client *, int fd,
 		    uint64_t deadline_ms);
+/* A conn with a session that can take requests now, or 0. */
+int		 client_conn_usable(const struct conn *);
+/* The number of conns with a session up. */
+unsigned	 client_nup(const struct isp_client *);
+/* Milliseconds until the client must be processed again (keepalives,
+ * deadlines, reconnects, sweeps), or -1. */
+int		 client_timeout_ms(const struct isp_client *);
+
+/* conn.c */
+/* The reconnect delay of ISP_BACKOFF_* for n failed attempts, drawing
+ * the jitter from *rng (splitmix64). Pure but for *rng. */
+int		 backoff_delay_ms(unsigned n, int min_ms, int max_ms,
+		    uint64_t *rng);
+/* Starts an attempt: resolves, starts a non-blocking connect. A
+ * failure is handled (retry scheduled or given up) before it returns. */
+void		 conn_dial(struct conn *);
+/* Looks at a conn being dialed: completes the connect, tries the next
+ * address, or fails it. */
+void		 conn_dial_check(struct conn *);
+/* Takes over a connected socket and sends HELLO. */
+void		 conn_attach(struct conn *, int fd);
+/* WELCOME arrived: the session is up; sends the kept records and the
+ * subscriptions again, tells on_state. */
+void		 conn_up(struct conn *);
+/* Ends the session or attempt once: closes the socket, wakes waiters,
+ * tells subscriptions and mirrors, schedules the next attempt or gives
+ * the server up, tells on_state, and calls on_closed when the client
+ * can do nothing more. */
+void		 conn_end(struct conn *, int err, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+/* Deadlines and due reconnects. */
+void		 conn_timers(struct conn *, uint64_t now);
+/* Keeps the epoll registration in step with the conn's state. */
+void		 conn_update_events(struct conn *);
+/* Frees a conn's socket and buffers (isp_free). */
+void		 conn_release(struct conn *);
 
 /* wire.c */
-/* Ends the session once: closes the socket, wakes waiters, calls
- * on_closed. During the handshake it only marks the client failed. */
-void		 wire_end(struct isp_client *, int err, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
-/* Reads what the socket has (bounded), delivers it, writes what is
- * queued, does the keepalive duties. Returns ISP_OK while the session
- * lives, else the error that ended it. */
-int		 wire_process(struct isp_client *);
-/* Reads and delivers what the socket has, bounded. */
-void		 wire_read(struct isp_client *);
+int		 conn_live(const struct conn *);
+/* Reads what the socket has (bounded), delivers it. */
+void		 wire_read(struct conn *);
 /* Writes what the socket takes. A failure is kept in dead_err. */
-void		 wire_flush(struct isp_client *);
-size_t		 wire_pending(const struct isp_client *);
-/* After encoding a frame at c->out from mark on: undoes it when memory
+void		 wire_flush(struct conn *);
+size_t		 wire_pending(const struct conn *);
+/* After encoding a frame at cn->out from mark on: undoes it when memory
  * ran out (ISP_E_NOMEM), else sends what the socket takes and wakes the
  * library thread if bytes are left. */
-int		 wire_queued(struct isp_client *, size_t mark);
-int		 wire_timeout_ms(const struct isp_client *);
-void		 wire_keepalive(struct isp_client *);
+int		 wire_queued(struct conn *, size_t mark);
+/* Appends an encoded frame (c->frame) to the conn's queue and sends. */
+int		 wire_put_frame(struct conn *, const struct buf *);
+int		 wire_timeout_ms(const struct conn *, uint64_t now);
+void		 wire_keepalive(struct conn *);
+/* Processes every conn once: input, output, timers, sweeps. Returns
+ * ISP_OK while the client lives, else the error that ended it. */
+int		 wire_process(struct isp_client *);
 /* The next PING token. */
 uint64_t	 wire_token(struct isp_client *);
 struct sub	*client_sub_find(struct isp_client *, const void *table,
@@ -226,8 +357,14 @@ struct sub	*client_sub_find(struct isp_client *, const void *table,
 void		 client_sub_remove(struct isp_client *, struct sub *);
 /* Frees removed subscriptions; no callback may be running. */
 void		 client_sub_reap(struct isp_client *);
-/* The PONG for token arrived: ends the drains waiting for it. */
-void		 client_sub_drained(struct isp_client *, uint64_t token);
+/* The PONG for token arrived on a conn: ends the drains waiting for
+ * it. */
+void		 client_sub_drained(struct conn *, uint64_t token);
+/* Calls a subscription's callback, as the event thread does. */
+void		 client_sub_deliver(struct isp_client *, struct sub *,
+		    const struct isp_event *);
+void		 client_waiter_done(struct isp_client *, struct waiter *,
+		    int err, const char *why);
 
 /* request.c */
 /* Checks isp_subscribe()'s arguments; fn names the public call in the
@@ -241,16 +378,34 @@ int		 client_subscribe(struct isp_client *, const char *fn,
 		    const char *table, const void *prefix, size_t prefix_len,
 		    unsigned flags, isp_event_cb *, void *arg,
 		    struct isp_mirror *);
-/* Drops the local subscription and, while connected, sends
+/* Sends a subscription's SUBSCRIBE on one conn's session. */
+int		 client_sub_send(struct conn *, struct sub *);
+/* Drops the local subscription and, on each session it is on, sends
  * UNSUBSCRIBE. Returns what queuing it returned. */
 int		 client_unsubscribe(struct isp_client *, struct sub *);
+
+/* intent.c */
+/* Keeps (or replaces) the latest announce of (table, key): the encoded
+ * fields block, the ttl, the request id. ISP_OK or ISP_E_NOMEM. */
+int		 intent_put(struct isp_client *, const char *table,
+		    size_t table_len, const void *key, size_t key_len,
+		    const uint8_t *fields, size_t fields_len, uint32_t ttl_s,
+		    uint32_t req_id);
+void		 intent_del(struct isp_client *, const char *table,
+		    size_t table_len, const void *key, size_t key_len);
+/* Queues an ANNOUNCE of every kept record on the conn, with the TTL it
+ * has left; drops those whose TTL ran out. */
+int		 intent_replay(struct conn *);
+/* Drops records whose TTL ran out, when there are many. */
+void		 intent_prune(struct isp_client *, uint64_t now);
+void		 intent_free_all(struct isp_client *);
 
 /* run.c */
 /* ISP_OK when the calling thread may run the loop now (modes 1, 2),
  * else the code to return, with the error sentence set. */
 int		 run_check(struct isp_client *, const char *what);
-/* Delivers input until w is answered, the session ends, or timeout_ms
- * (-1: no limit) passes. Returns w->err, the session's error, or
+/* Delivers input until w is answered, the client ends, or timeout_ms
+ * (-1: no limit) passes. Returns w->err, the client's error, or
  * ISP_E_TIMEOUT. */
 int		 run_wait(struct isp_client *, struct waiter *,
 		    int timeout_ms);
@@ -260,15 +415,32 @@ int		 run_wait(struct isp_client *, struct waiter *,
 void		 thread_wake(struct isp_client *);
 
 /* mirror.c */
-/* A mirror not tied to a client, fed by mirror_apply() only: what
+/* A mirror not tied to a client, fed by mirror_apply*() only: what
  * isp_mirror_new() builds on, and what unit tests use. NULL when out of
- * memory or when the table or prefix are over the protocol's limits. */
+ * memory or when the table or prefix are over the protocol's limits.
+ * It keeps stale records for ISP_STALE_GRACE_MS and makes no
+ * ISP_EV_STALE/FRESH events until told otherwise (grace_ms,
+ * ext_events). */
 struct isp_mirror *mirror_create(const char *table, const void *prefix,
 		    size_t prefix_len, isp_event_cb *on_change, void *arg);
-/* Applies one event to the mirror, then calls on_change (without the
- * rwlock held). Returns ISP_OK, or ISP_E_NOMEM when the record could not
- * be stored (the mirror then lacks it and counts it in nomem). */
+/* Applies one event from server (an index below ISP_MAX_SERVERS) at
+ * time now (client_now_ms() clock) to the merged view, then calls
+ * on_change for what changed (without the rwlock held). Returns ISP_OK,
+ * or ISP_E_NOMEM when the record could not be stored (that server's
+ * copy is then dropped and counted in nomem). */
+int		 mirror_apply_from(struct isp_mirror *, unsigned server,
+		    const struct isp_event *, uint64_t now);
+/* mirror_apply_from() for server 0, now. */
 int		 mirror_apply(struct isp_mirror *, const struct isp_event *);
+/* Server's session was lost at now: what it holds turns unconfirmed,
+ * keys with no confirmed holder left turn stale. ISP_EV_STALE. */
+void		 mirror_server_lost(struct isp_mirror *, unsigned server,
+		    uint64_t now);
+/* Withdraws (ISP_WD_STALE) the keys stale for grace_ms at now. */
+void		 mirror_sweep(struct isp_mirror *, uint64_t now);
+/* Milliseconds from now until the next sweep is due, or -1. Only from
+ * the thread that changes the mirror. */
+int		 mirror_sweep_due_ms(const struct isp_mirror *, uint64_t now);
 /* Frees records and the mirror; the caller unlinked it. */
 void		 mirror_destroy(struct isp_mirror *);
 /* The isp_event_cb of a mirror's subscription. */

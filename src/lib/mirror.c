@@ -1,13 +1,27 @@
 /*
  * mirror: an in-memory copy of a table (or of the keys under a prefix),
- * kept in step by a subscription.
+ * kept in step by a subscription on every server of its client, merged.
  *
- * Records live in a hash under a rwlock. The thread that delivers events
- * (the application's in modes 1 and 2, the library's in mode 3) takes it
- * exclusively for the few pointer moves of one change; lookups from any
- * thread take it shared, so they never wait on the network, only on one
- * change at a time. Each record is one allocation, built before the
- * lock is taken and freed after it is released.
+ * The merge rule (docs/HA.md). Per key the mirror keeps the distinct
+ * values the servers hold, each with the set of servers that hold it
+ * (a bit per server), and the value shown is the one received last.
+ * Servers that agree share one copy, so two reflectors cost one copy of
+ * the table, not two. When a server's session is lost, its holdings
+ * turn unconfirmed: still counted, but no longer proof. A key whose
+ * holders are all unconfirmed is stale; it stays in the view (a
+ * reflector restarting, or a publisher reconnecting, is the normal
+ * case) until a server confirms it by announcing it again, or a live
+ * server withdraws it (a live server's word beats stale memory), or it
+ * has been stale for grace_ms (ISP_WD_STALE). A server coming back is
+ * not trusted to have everything at its end of snapshot: a restarted
+ * reflector's table fills up as publishers replay, so what it lacks at
+ * END is left to the grace time.
+ *
+ * Locking: the thread that delivers events (the application's in modes
+ * 1 and 2, the library's in mode 3) changes the mirror under the
+ * rwlock, one change at a time; lookups from any thread take it shared,
+ * so they never wait on the network, only on one change. on_change runs
+ * after the lock is released.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -15,25 +29,53 @@
 
 #include "lib.h"
 
-struct mirror_rec {
-	struct isp_record	 rec;	/* first, as mirror_record_dup()
-					 * lays it out */
-	struct hash_node	 node;
+/* One distinct value of a key and the servers holding it. The record
+ * comes first: mirror_record_dup() lays it out that way, and readers
+ * get it as a struct rec_hdr. */
+struct mval {
+	struct rec_hdr		 h;
+	struct mval		*next;
+	uint32_t		 servers;	/* holders of this value */
+	uint64_t		 recv;		/* when last received */
 };
 
-static struct mirror_rec *
-node_rec(const struct hash_node *n)
+struct mkey {
+	struct hash_node	 node;
+	struct mval		*vals;		/* usually one */
+	struct mval		*shown;		/* the one received last */
+	uint32_t		 unconfirmed;	/* holders lost since */
+	int			 stale;		/* on the stale list */
+	uint64_t		 stale_since;
+	struct mkey		*stale_prev;
+	struct mkey		*stale_next;
+};
+
+/* What a change means to the application, made under the lock and told
+ * after it. Values to free wait in garbage until then. */
+struct mchange {
+	int			 type;		/* 0: nothing to tell */
+	const struct isp_record	*rec;
+	int			 reason;
+	uint64_t		 count;
+	struct mval		*garbage[3];
+	struct mkey		*key_garbage;
+	int			 all_fresh;	/* the last stale key went:
+						 * ISP_EV_FRESH, count 0 */
+};
+
+static struct mkey *
+node_key(const struct hash_node *n)
 {
-	return (struct mirror_rec *)((char *)(uintptr_t)n -
-	    offsetof(struct mirror_rec, node));
+	return (struct mkey *)((char *)(uintptr_t)n -
+	    offsetof(struct mkey, node));
 }
 
 static int
-rec_eq(const struct hash_node *n, const void *key, size_t len)
+key_eq(const struct hash_node *n, const void *key, size_t len)
 {
-	const struct mirror_rec	*r = node_rec(n);
+	const struct isp_record	*r = &node_key(n)->shown->h.rec;
 
-	return r->rec.key_len == len && memcmp(r->rec.key, key, len) == 0;
+	return r->key_len == len && memcmp(r->key, key, len) == 0;
 }
 
 static char *
@@ -94,6 +136,12 @@ isp_record_free(struct isp_record *r)
 	free(r);
 }
 
+int
+isp_record_stale(const struct isp_record *r)
+{
+	return r != NULL && ((const struct rec_hdr *)r)->stale;
+}
+
 struct isp_mirror *
 mirror_create(const char *table, const void *prefix, size_t prefix_len,
     isp_event_cb *on_change, void *arg)
@@ -123,7 +171,8 @@ mirror_create(const char *table, const void *prefix, size_t prefix_len,
 	m->prefix_len = prefix_len;
 	m->on_change = on_change;
 	m->arg = arg;
-	hash_init(&m->records);
+	m->grace_ms = ISP_STALE_GRACE_MS;
+	hash_init(&m->keys);
 
 	/* glibc's default prefers readers: a reader that never pauses
 	 * would hold back every change. Preferring the writer bounds how
@@ -146,6 +195,18 @@ mirror_create(const char *table, const void *prefix, size_t prefix_len,
 	return m;
 }
 
+static void
+key_free(struct mkey *k)
+{
+	struct mval	*v, *next;
+
+	for (v = k->vals; v != NULL; v = next) {
+		next = v->next;
+		free(v);
+	}
+	free(k);
+}
+
 void
 mirror_destroy(struct isp_mirror *m)
 {
@@ -154,75 +215,483 @@ mirror_destroy(struct isp_mirror *m)
 
 	if (m == NULL)
 		return;
-	for (n = hash_next(&m->records, &pos, NULL); n != NULL; n = next) {
-		next = hash_next(&m->records, &pos, n);
-		hash_remove(&m->records, n);
-		free(node_rec(n));
+	for (n = hash_next(&m->keys, &pos, NULL); n != NULL; n = next) {
+		next = hash_next(&m->keys, &pos, n);
+		hash_remove(&m->keys, n);
+		key_free(node_key(n));
 	}
-	hash_free(&m->records);
+	hash_free(&m->keys);
 	pthread_rwlock_destroy(&m->lock);
 	free(m->prefix);
 	free(m);
 }
 
-int
-mirror_apply(struct isp_mirror *m, const struct isp_event *ev)
+/* Two values are the same to the application when the fields and the
+ * owner's name are: owner_session and seq are each server's own
+ * numbers, and differ between reflectors holding the same record. */
+static int
+rec_same(const struct isp_record *a, const struct isp_record *b)
 {
-	struct mirror_rec	*nr = NULL, *old = NULL;
-	struct hash_node	*n;
-	uint64_t		 hv = 0;
-	int			 rc = ISP_OK;
+	size_t	 i;
 
+	if (a->nfields != b->nfields || strcmp(a->owner, b->owner) != 0)
+		return 0;
+	for (i = 0; i < a->nfields; i++)
+		if (a->fields[i].value_len != b->fields[i].value_len ||
+		    strcmp(a->fields[i].name, b->fields[i].name) != 0 ||
+		    memcmp(a->fields[i].value, b->fields[i].value,
+		    a->fields[i].value_len) != 0)
+			return 0;
+	return 1;
+}
+
+static uint32_t
+key_holders(const struct mkey *k)
+{
+	const struct mval	*v;
+	uint32_t		 h = 0;
+
+	for (v = k->vals; v != NULL; v = v->next)
+		h |= v->servers;
+	return h;
+}
+
+static void
+stale_unlink(struct isp_mirror *m, struct mkey *k)
+{
+	if (k->stale_prev != NULL)
+		k->stale_prev->stale_next = k->stale_next;
+	else
+		m->stale_head = k->stale_next;
+	if (k->stale_next != NULL)
+		k->stale_next->stale_prev = k->stale_prev;
+	else
+		m->stale_tail = k->stale_prev;
+	k->stale_prev = k->stale_next = NULL;
+	k->stale = 0;
+	m->nstale--;
+}
+
+/* Puts the key on or off the stale list after its holders changed. */
+static void
+key_restale(struct isp_mirror *m, struct mkey *k, uint64_t now)
+{
+	uint32_t	 holders = key_holders(k);
+	int		 stale = holders != 0 && (holders & ~k->unconfirmed) == 0;
+
+	if (stale && !k->stale) {
+		k->stale = 1;
+		k->stale_since = now;
+		k->stale_prev = m->stale_tail;
+		k->stale_next = NULL;
+		if (m->stale_tail != NULL)
+			m->stale_tail->stale_next = k;
+		else
+			m->stale_head = k;
+		m->stale_tail = k;
+		m->nstale++;
+	} else if (!stale && k->stale)
+		stale_unlink(m, k);
+	k->shown->h.stale = k->stale;
+}
+
+/* The value received last is the one shown. */
+static void
+key_show_latest(struct mkey *k)
+{
+	struct mval	*v;
+
+	k->shown = k->vals;
+	for (v = k->vals; v != NULL; v = v->next)
+		if (v->recv > k->shown->recv)
+			k->shown = v;
+}
+
+/* Called under the lock at the end of a change that began with before
+ * stale keys. */
+static void
+check_all_fresh(const struct isp_mirror *m, size_t before,
+    struct mchange *ch)
+{
+	if (before > 0 && m->nstale == 0)
+		ch->all_fresh = 1;
+}
+
+static void
+garbage_add(struct mchange *ch, struct mval *v)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(ch->garbage) / sizeof(ch->garbage[0]); i++)
+		if (ch->garbage[i] == NULL || ch->garbage[i] == v) {
+			ch->garbage[i] = v;
+			return;
+		}
+}
+
+/* Unlinks values no server holds any more. */
+static void
+key_drop_empty(struct mkey *k, struct mchange *ch)
+{
+	struct mval	**pp, *v;
+
+	pp = &k->vals;
+	while ((v = *pp) != NULL) {
+		if (v->servers == 0) {
+			*pp = v->next;
+			garbage_add(ch, v);
+		} else
+			pp = &v->next;
+	}
+}
+
+/* Takes the key out of the view; its memory goes after the callback. */
+static void
+key_remove(struct isp_mirror *m, struct mkey *k, struct mchange *ch,
+    int reason)
+{
+	if (k->stale)
+		stale_unlink(m, k);
+	hash_remove(&m->keys, &k->node);
+	ch->type = ISP_EV_WITHDRAW;
+	ch->rec = &k->shown->h.rec;
+	ch->reason = reason;
+	ch->key_garbage = k;
+}
+
+static void
+change_free(struct mchange *ch)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(ch->garbage) / sizeof(ch->garbage[0]); i++)
+		free(ch->garbage[i]);
+	if (ch->key_garbage != NULL)
+		key_free(ch->key_garbage);
+}
+
+static void	change_tell_one(struct isp_mirror *, const struct mchange *,
+		    const struct isp_event *, unsigned);
+
+/* Tells on_change, the lock released. ev is what the server sent (NULL
+ * for a change the mirror made itself). */
+static void
+change_tell(struct isp_mirror *m, const struct mchange *ch,
+    const struct isp_event *ev, unsigned server)
+{
+	struct isp_event	 out;
+
+	if (m->on_change == NULL)
+		return;
+	if (ch->type != 0)
+		change_tell_one(m, ch, ev, server);
+	if (ch->all_fresh && m->ext_events) {
+		memset(&out, 0, sizeof(out));
+		out.type = ISP_EV_FRESH;
+		out.table = m->table;
+		if (ev != NULL) {
+			out.server = ev->server;
+			out.server_index = server;
+		}
+		m->on_change(m->client, &out, m->arg);
+	}
+}
+
+static void
+change_tell_one(struct isp_mirror *m, const struct mchange *ch,
+    const struct isp_event *ev, unsigned server)
+{
+	struct isp_event	 out;
+
+	memset(&out, 0, sizeof(out));
+	out.type = ch->type;
+	out.table = m->table;
+	if (ch->rec != NULL) {
+		out.rec = *ch->rec;
+		out.seq = ch->rec->seq;
+	}
+	out.reason = ch->reason;
+	out.count = ch->count;
+	if (ev != NULL) {
+		out.seq = ev->seq;
+		out.server = ev->server;
+		out.server_index = server;
+		if (ch->type != ISP_EV_END)
+			out.snapshot = !m->ready;
+	}
+	m->on_change(m->client, &out, m->arg);
+}
+
+static int
+merge_put(struct isp_mirror *m, unsigned server, const struct isp_event *ev,
+    uint64_t now, struct mchange *ch)
+{
+	struct hash_node	*n;
+	struct mval		*nv, *v, **pp, *old;
+	struct mkey		*k;
+	uint32_t		 bit = 1u << server;
+	uint64_t		 hv = hash_bytes(ev->rec.key, ev->rec.key_len);
+
+	size_t			 before;
+
+	nv = (struct mval *)mirror_record_dup(&ev->rec, sizeof(struct mval));
+	pthread_rwlock_wrlock(&m->lock);
+	before = m->nstale;
+	n = hash_find(&m->keys, hv, ev->rec.key, ev->rec.key_len, key_eq);
+	k = n != NULL ? node_key(n) : NULL;
+	if (nv == NULL) {
+		/* Without memory this server's copy is dropped rather than
+		 * left stale: a mirror must not claim what the server no
+		 * longer says. */
+		m->nomem++;
+		if (k != NULL) {
+			for (v = k->vals; v != NULL; v = v->next)
+				v->servers &= ~bit;
+			k->unconfirmed &= ~bit;
+			if (key_holders(k) == 0)
+				key_remove(m, k, ch, ISP_WD_OWNER);
+			else {
+				old = k->shown;
+				key_drop_empty(k, ch);
+				key_show_latest(k);
+				key_restale(m, k, now);
+				if (!rec_same(&old->h.rec, &k->shown->h.rec)) {
+					ch->type = ISP_EV_REPLACE;
+					ch->rec = &k->shown->h.rec;
+				}
+			}
+		}
+		check_all_fresh(m, before, ch);
+		pthread_rwlock_unlock(&m->lock);
+		return ISP_E_NOMEM;
+	}
+	nv->next = NULL;
+	nv->servers = bit;
+	nv->recv = ++m->recv;
+	nv->h.stale = 0;
+	if (k == NULL) {
+		if ((k = calloc(1, sizeof(*k))) == NULL)
+			goto nomem;
+		k->vals = k->shown = nv;
+		if (hash_insert(&m->keys, &k->node, hv) == -1) {
+			free(k);
+			goto nomem;
+		}
+		ch->type = ISP_EV_ANNOUNCE;
+		ch->rec = &nv->h.rec;
+		pthread_rwlock_unlock(&m->lock);
+		return ISP_OK;
+	}
+	old = k->shown;
+	for (v = k->vals; v != NULL; v = v->next)
+		v->servers &= ~bit;
+	/* The same value from another server: one copy, shared. The newer
+	 * copy replaces it, so owner_session and seq are those received
+	 * last. */
+	for (pp = &k->vals; (v = *pp) != NULL; pp = &v->next)
+		if (rec_same(&v->h.rec, &nv->h.rec))
+			break;
+	if (v != NULL) {
+		nv->servers |= v->servers;
+		nv->next = v->next;
+		*pp = nv;
+		garbage_add(ch, v);
+	} else {
+		nv->next = k->vals;
+		k->vals = nv;
+	}
+	k->unconfirmed &= ~bit;
+	key_drop_empty(k, ch);
+	k->shown = nv;
+	key_restale(m, k, now);
+	if (!rec_same(&old->h.rec, &nv->h.rec)) {
+		ch->type = ISP_EV_REPLACE;
+		ch->rec = &nv->h.rec;
+	}
+	check_all_fresh(m, before, ch);
+	pthread_rwlock_unlock(&m->lock);
+	return ISP_OK;
+nomem:
+	m->nomem++;
+	pthread_rwlock_unlock(&m->lock);
+	free(nv);
+	return ISP_E_NOMEM;
+}
+
+static void
+merge_withdraw(struct isp_mirror *m, unsigned server,
+    const struct isp_event *ev, uint64_t now, struct mchange *ch)
+{
+	struct hash_node	*n;
+	struct mval		*v, *old;
+	struct mkey		*k;
+	uint32_t		 bit = 1u << server, holders;
+	size_t			 before;
+
+	pthread_rwlock_wrlock(&m->lock);
+	before = m->nstale;
+	n = hash_find(&m->keys, hash_bytes(ev->rec.key, ev->rec.key_len),
+	    ev->rec.key, ev->rec.key_len, key_eq);
+	if (n == NULL || !(key_holders(k = node_key(n)) & bit)) {
+		pthread_rwlock_unlock(&m->lock);
+		return;
+	}
+	for (v = k->vals; v != NULL; v = v->next)
+		v->servers &= ~bit;
+	k->unconfirmed &= ~bit;
+	holders = key_holders(k);
+	/* Gone everywhere it was seen, or only servers that do not answer
+	 * now still had it: a live server's word beats stale memory. */
+	if (holders == 0 || (holders & ~k->unconfirmed) == 0) {
+		key_remove(m, k, ch, ev->reason);
+	} else {
+		old = k->shown;
+		key_drop_empty(k, ch);
+		key_show_latest(k);
+		key_restale(m, k, now);
+		if (!rec_same(&old->h.rec, &k->shown->h.rec)) {
+			ch->type = ISP_EV_REPLACE;
+			ch->rec = &k->shown->h.rec;
+		}
+	}
+	check_all_fresh(m, before, ch);
+	pthread_rwlock_unlock(&m->lock);
+}
+
+static void
+merge_end(struct isp_mirror *m, unsigned server, struct mchange *ch)
+{
+	uint32_t	 bit = 1u << server;
+
+	pthread_rwlock_wrlock(&m->lock);
+	m->synced |= bit;
+	if (!m->ready) {
+		m->ready = 1;
+		ch->type = ISP_EV_END;
+		ch->count = m->keys.count;
+	} else if ((m->resyncing & bit) && m->ext_events) {
+		ch->type = ISP_EV_FRESH;
+		ch->count = m->nstale;
+	}
+	m->resyncing &= ~bit;
+	pthread_rwlock_unlock(&m->lock);
+}
+
+int
+mirror_apply_from(struct isp_mirror *m, unsigned server,
+    const struct isp_event *ev, uint64_t now)
+{
+	struct mchange	 ch;
+	int		 rc = ISP_OK;
+
+	if (server >= ISP_MAX_SERVERS)
+		return ISP_E_INVALID;
+	memset(&ch, 0, sizeof(ch));
 	switch (ev->type) {
 	case ISP_EV_ANNOUNCE:
 	case ISP_EV_REPLACE:
-		nr = (struct mirror_rec *)mirror_record_dup(&ev->rec,
-		    sizeof(struct mirror_rec));
-		/* FALLTHROUGH */
+		if (ev->rec.key_len == 0)
+			return ISP_E_INVALID;
+		rc = merge_put(m, server, ev, now, &ch);
+		break;
 	case ISP_EV_WITHDRAW:
-		hv = hash_bytes(ev->rec.key, ev->rec.key_len);
+		merge_withdraw(m, server, ev, now, &ch);
 		break;
 	case ISP_EV_END:
+		merge_end(m, server, &ch);
 		break;
 	default:
 		return ISP_E_INVALID;
 	}
-
-	pthread_rwlock_wrlock(&m->lock);
-	if (ev->type != ISP_EV_END && ev->rec.key_len > 0 &&
-	    (n = hash_find(&m->records, hv, ev->rec.key, ev->rec.key_len,
-	    rec_eq)) != NULL) {
-		old = node_rec(n);
-		hash_remove(&m->records, n);
-	}
-	if (ev->type == ISP_EV_ANNOUNCE || ev->type == ISP_EV_REPLACE) {
-		/* Without memory the record is dropped rather than left
-		 * stale: a mirror must not claim what the table no longer
-		 * says. */
-		if (nr == NULL || hash_insert(&m->records, &nr->node,
-		    hv) == -1) {
-			m->nomem++;
-			rc = ISP_E_NOMEM;
-		} else
-			nr = NULL;
-	}
-	if (ev->type == ISP_EV_END)
-		m->ready = 1;
-	if (ev->seq > m->seq)
-		m->seq = ev->seq;
-	pthread_rwlock_unlock(&m->lock);
-
-	free(nr);
-	free(old);
-	if (m->on_change != NULL)
-		m->on_change(m->client, ev, m->arg);
+	change_tell(m, &ch, ev, server);
+	change_free(&ch);
 	return rc;
+}
+
+int
+mirror_apply(struct isp_mirror *m, const struct isp_event *ev)
+{
+	return mirror_apply_from(m, 0, ev, client_now_ms());
+}
+
+void
+mirror_server_lost(struct isp_mirror *m, unsigned server, uint64_t now)
+{
+	struct hash_node	*n = NULL;
+	struct isp_event	 ev;
+	struct mkey		*k;
+	uint32_t		 bit = 1u << server;
+	size_t			 pos = 0;
+
+	if (server >= ISP_MAX_SERVERS)
+		return;
+	/* One pass over the keys, once per lost session: cheaper than a
+	 * mark per key and server on every event. */
+	pthread_rwlock_wrlock(&m->lock);
+	m->synced &= ~bit;
+	m->resyncing |= bit;
+	while ((n = hash_next(&m->keys, &pos, n)) != NULL) {
+		k = node_key(n);
+		if (!(key_holders(k) & bit))
+			continue;
+		k->unconfirmed |= bit;
+		key_restale(m, k, now);
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.type = ISP_EV_STALE;
+	ev.table = m->table;
+	ev.count = m->nstale;
+	pthread_rwlock_unlock(&m->lock);
+	if (m->ext_events && m->on_change != NULL) {
+		if (m->client != NULL && server < m->client->nconns) {
+			ev.server = m->client->conns[server].server;
+			ev.server_index = server;
+		}
+		m->on_change(m->client, &ev, m->arg);
+	}
+}
+
+void
+mirror_sweep(struct isp_mirror *m, uint64_t now)
+{
+	struct mchange	 ch;
+	struct mkey	*k;
+
+	if (m->grace_ms < 0)
+		return;
+	/* The stale list changes only on this thread (the one that applies
+	 * events, under the client's mutex), so it is read without the
+	 * rwlock, which is taken only when there is something to sweep:
+	 * every pass of the loop comes here. */
+	while ((k = m->stale_head) != NULL &&
+	    k->stale_since + (uint64_t)m->grace_ms <= now) {
+		memset(&ch, 0, sizeof(ch));
+		pthread_rwlock_wrlock(&m->lock);
+		key_remove(m, k, &ch, ISP_WD_STALE);
+		check_all_fresh(m, 1, &ch);
+		pthread_rwlock_unlock(&m->lock);
+		change_tell(m, &ch, NULL, 0);
+		change_free(&ch);
+	}
+}
+
+int
+mirror_sweep_due_ms(const struct isp_mirror *m, uint64_t now)
+{
+	uint64_t	 due;
+
+	if (m->grace_ms < 0 || m->stale_head == NULL)
+		return -1;
+	due = m->stale_head->stale_since + (uint64_t)m->grace_ms;
+	if (due <= now)
+		return 0;
+	return due - now > INT32_MAX ? INT32_MAX : (int)(due - now);
 }
 
 void
 mirror_event_cb(isp_client *c, const struct isp_event *ev, void *arg)
 {
-	(void)mirror_apply(arg, ev);
+	(void)mirror_apply_from(arg, ev->server_index, ev, client_now_ms());
 }
 
 isp_mirror *
@@ -245,6 +714,8 @@ isp_mirror_new(isp_client *c, const char *table, const void *prefix,
 		goto out;
 	}
 	m->client = c;
+	m->ext_events = !c->legacy;
+	m->grace_ms = c->stale_grace_ms;
 	if (client_subscribe(c, fn, table, prefix, prefix_len, 0,
 	    mirror_event_cb, m, m) != ISP_OK) {
 		mirror_destroy(m);
@@ -300,6 +771,19 @@ isp_mirror_ready(isp_mirror *m)
 }
 
 size_t
+isp_mirror_stale_count(isp_mirror *m)
+{
+	size_t	 n;
+
+	if (m == NULL)
+		return 0;
+	pthread_rwlock_rdlock(&m->lock);
+	n = m->nstale;
+	pthread_rwlock_unlock(&m->lock);
+	return n;
+}
+
+size_t
 isp_mirror_count(isp_mirror *m)
 {
 	size_t	 n;
@@ -307,7 +791,7 @@ isp_mirror_count(isp_mirror *m)
 	if (m == NULL)
 		return 0;
 	pthread_rwlock_rdlock(&m->lock);
-	n = m->records.count;
+	n = m->keys.count;
 	pthread_rwlock_unlock(&m->lock);
 	return n;
 }
@@ -323,9 +807,10 @@ isp_mirror_get(isp_mirror *m, const void *key, size_t key_len)
 		return NULL;
 	hv = hash_bytes(key, key_len);
 	pthread_rwlock_rdlock(&m->lock);
-	if ((n = hash_find(&m->records, hv, key, key_len, rec_eq)) != NULL)
-		r = mirror_record_dup(&node_rec(n)->rec,
-		    sizeof(struct isp_record));
+	if ((n = hash_find(&m->keys, hv, key, key_len, key_eq)) != NULL &&
+	    (r = mirror_record_dup(&node_key(n)->shown->h.rec,
+	    sizeof(struct rec_hdr))) != NULL)
+		((struct rec_hdr *)r)->stale = node_key(n)->stale;
 	pthread_rwlock_unlock(&m->lock);
 	return r;
 }
@@ -335,7 +820,7 @@ isp_mirror_foreach(isp_mirror *m, const void *prefix, size_t prefix_len,
     int (*fn)(const struct isp_record *, void *), void *arg)
 {
 	struct hash_node	*n = NULL;
-	struct mirror_rec	*r;
+	const struct isp_record	*r;
 	size_t			 pos = 0;
 	int			 rc = 0;
 
@@ -344,12 +829,12 @@ isp_mirror_foreach(isp_mirror *m, const void *prefix, size_t prefix_len,
 	if (prefix == NULL)
 		prefix_len = 0;
 	pthread_rwlock_rdlock(&m->lock);
-	while ((n = hash_next(&m->records, &pos, n)) != NULL) {
-		r = node_rec(n);
-		if (r->rec.key_len < prefix_len || (prefix_len > 0 &&
-		    memcmp(r->rec.key, prefix, prefix_len) != 0))
+	while ((n = hash_next(&m->keys, &pos, n)) != NULL) {
+		r = &node_key(n)->shown->h.rec;
+		if (r->key_len < prefix_len || (prefix_len > 0 &&
+		    memcmp(r->key, prefix, prefix_len) != 0))
 			continue;
-		if ((rc = fn(&r->rec, arg)) != 0)
+		if ((rc = fn(r, arg)) != 0)
 			break;
 	}
 	pthread_rwlock_unlock(&m->lock);

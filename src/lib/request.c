@@ -118,15 +118,39 @@ check_frame(struct isp_client *c, const char *fn, size_t frame_bytes)
 	return ISP_OK;
 }
 
+/* Queues the frame in c->frame on every server with a session up.
+ * Returns ISP_OK, or the first failure (the others still got it). */
+static int
+queue_everywhere(struct isp_client *c)
+{
+	unsigned	 i;
+	int		 rc = ISP_OK, r;
+
+	if (buf_failed(&c->frame)) {
+		c->frame.len = 0;
+		buf_clear_failed(&c->frame);
+		return client_seterr(c, ISP_E_NOMEM, "out of memory queuing a "
+		    "request");
+	}
+	for (i = 0; i < c->nconns; i++) {
+		if (!client_conn_usable(&c->conns[i]))
+			continue;
+		if ((r = wire_put_frame(&c->conns[i], &c->frame)) != ISP_OK &&
+		    rc == ISP_OK)
+			rc = r;
+	}
+	return rc;
+}
+
 int
 isp_announce(isp_client *c, const char *table, const void *key,
     size_t key_len, const struct isp_field *fields, size_t nfields,
     unsigned ttl_s)
 {
 	const char	*fn = "isp_announce";
-	size_t		 tlen = 0, fbytes = 0, mark, start, fstart, i;
+	size_t		 tlen = 0, fbytes = 0, start, fstart, i;
 	uint32_t	 id;
-	int		 rc;
+	int		 rc, r;
 
 	if (c == NULL)
 		return ISP_E_INVALID;
@@ -139,20 +163,30 @@ isp_announce(isp_client *c, const char *table, const void *key,
 	    (rc = client_check_ready(c, fn)) != ISP_OK)
 		goto out;
 
-	mark = c->out.len;
+	/* Encoded once, copied to each server's queue. */
 	id = req_id_next(c);
-	start = proto_begin(&c->out, PROTO_ANNOUNCE);
-	buf_put_u32(&c->out, id);
-	proto_put_name(&c->out, table, tlen);
-	buf_put_u32(&c->out, ttl_s);
-	proto_put_key(&c->out, key, key_len);
-	fstart = proto_fields_begin(&c->out);
+	c->frame.len = 0;
+	start = proto_begin(&c->frame, PROTO_ANNOUNCE);
+	buf_put_u32(&c->frame, id);
+	proto_put_name(&c->frame, table, tlen);
+	buf_put_u32(&c->frame, ttl_s);
+	proto_put_key(&c->frame, key, key_len);
+	fstart = proto_fields_begin(&c->frame);
 	for (i = 0; i < nfields; i++)
-		proto_put_field(&c->out, fields[i].name, strlen(fields[i].name),
-		    fields[i].value, fields[i].value_len);
-	proto_fields_end(&c->out, fstart, (uint16_t)nfields);
-	proto_end(&c->out, start);
-	if ((rc = wire_queued(c, mark)) == ISP_OK)
+		proto_put_field(&c->frame, fields[i].name,
+		    strlen(fields[i].name), fields[i].value,
+		    fields[i].value_len);
+	proto_fields_end(&c->frame, fstart, (uint16_t)nfields);
+	proto_end(&c->frame, start);
+	if (c->reconnect && !buf_failed(&c->frame) &&
+	    (r = intent_put(c, table, tlen, key, key_len,
+	    c->frame.data + fstart, c->frame.len - fstart, ttl_s, id)) !=
+	    ISP_OK) {
+		rc = client_seterr(c, r, "%s: out of memory keeping the "
+		    "record for a reconnect", fn);
+		goto out;
+	}
+	if ((rc = queue_everywhere(c)) == ISP_OK)
 		last_req_id = id;
 out:
 	client_unlock(c);
@@ -164,7 +198,7 @@ isp_withdraw(isp_client *c, const char *table, const void *key,
     size_t key_len)
 {
 	const char	*fn = "isp_withdraw";
-	size_t		 tlen, mark;
+	size_t		 tlen;
 	uint32_t	 id;
 	int		 rc;
 
@@ -175,11 +209,15 @@ isp_withdraw(isp_client *c, const char *table, const void *key,
 	    (rc = check_key(c, fn, key, key_len)) != ISP_OK ||
 	    (rc = client_check_ready(c, fn)) != ISP_OK)
 		goto out;
-	mark = c->out.len;
 	id = req_id_next(c);
-	proto_put_withdraw(&c->out, id, proto_bytes(table, tlen),
+	c->frame.len = 0;
+	proto_put_withdraw(&c->frame, id, proto_bytes(table, tlen),
 	    proto_bytes(key, key_len));
-	if ((rc = wire_queued(c, mark)) == ISP_OK)
+	/* A server without a session now has ended the old one and with it
+	 * the record; forgetting the intent keeps it from coming back. */
+	if (c->reconnect)
+		intent_del(c, table, tlen, key, key_len);
+	if ((rc = queue_everywhere(c)) == ISP_OK)
 		last_req_id = id;
 out:
 	client_unlock(c);
@@ -213,13 +251,36 @@ client_sub_check_args(struct isp_client *c, const char *fn, const char *table,
 }
 
 int
+client_sub_send(struct conn *cn, struct sub *s)
+{
+	struct sub_conn	*sc = &s->sc[cn->idx];
+	size_t		 mark = cn->out.len;
+	int		 rc;
+
+	proto_put_subscribe(&cn->out, s->next_req, proto_bytes(s->table,
+	    s->table_len), (s->flags & ISP_SUB_ONCE) ? PROTO_SUB_ONCE : 0,
+	    proto_bytes(s->prefix, s->prefix_len));
+	if ((rc = wire_queued(cn, mark)) != ISP_OK)
+		return rc;
+	sc->req_id = s->next_req;
+	sc->active = 1;
+	sc->ended = 0;
+	sc->refused = 0;
+	/* A new id for the next session's SUBSCRIBE. */
+	s->next_req = req_id_next(cn->c);
+	return ISP_OK;
+}
+
+int
 client_subscribe(struct isp_client *c, const char *fn, const char *table,
     const void *prefix, size_t prefix_len, unsigned flags, isp_event_cb *cb,
     void *arg, struct isp_mirror *m)
 {
 	struct sub	*s, *old;
-	size_t		 tlen, mark;
-	int		 rc;
+	size_t		 tlen;
+	unsigned	 i;
+	uint32_t	 id;
+	int		 rc, sent = 0;
 
 	if ((rc = client_sub_check_args(c, fn, table, prefix, prefix_len, flags,
 	    cb)) != ISP_OK || (rc = client_check_ready(c, fn)) != ISP_OK)
@@ -229,32 +290,49 @@ client_subscribe(struct isp_client *c, const char *fn, const char *table,
 		return client_seterr(c, ISP_E_STATE, "%s: already subscribed "
 		    "to table \"%s\" (one subscription per table and client; "
 		    "unsubscribe first)", fn, table);
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	if ((s = calloc(1, sizeof(*s) + c->nconns * sizeof(s->sc[0]))) ==
+	    NULL || (prefix_len > 0 && (s->prefix = malloc(prefix_len)) ==
+	    NULL)) {
+		free(s);
 		return client_seterr(c, ISP_E_NOMEM, "%s: out of memory", fn);
+	}
 	for (old = c->subs; old != NULL; old = old->next)
-		if (old->removed && old->drain_token != 0 &&
-		    old->table_len == tlen && memcmp(old->table, table,
-		    tlen) == 0)
-			s->wait_token = old->drain_token;
+		if (old->removed && old->table_len == tlen &&
+		    memcmp(old->table, table, tlen) == 0)
+			for (i = 0; i < c->nconns; i++)
+				if (old->sc[i].drain_token != 0)
+					s->sc[i].wait_token =
+					    old->sc[i].drain_token;
 	memcpy(s->table, table, tlen + 1);
 	s->table_len = tlen;
+	if (prefix_len > 0)
+		memcpy(s->prefix, prefix, prefix_len);
+	s->prefix_len = prefix_len;
 	s->flags = flags;
 	s->cb = cb;
 	s->arg = arg;
 	s->mirror = m;
-	s->req_id = req_id_next(c);
+	/* One id for the SUBSCRIBE on every server now up, so an ERROR
+	 * for it names what isp_last_req_id() said. */
+	id = s->next_req = req_id_next(c);
 
-	mark = c->out.len;
-	proto_put_subscribe(&c->out, s->req_id, proto_bytes(table, tlen),
-	    (flags & ISP_SUB_ONCE) ? PROTO_SUB_ONCE : 0,
-	    proto_bytes(prefix, prefix_len));
-	if ((rc = wire_queued(c, mark)) != ISP_OK) {
+	for (i = 0; i < c->nconns; i++) {
+		if (!client_conn_usable(&c->conns[i]))
+			continue;
+		s->next_req = id;
+		if ((rc = client_sub_send(&c->conns[i], s)) != ISP_OK)
+			break;
+		sent = 1;
+	}
+	if (rc != ISP_OK && !sent) {
+		free(s->prefix);
 		free(s);
 		return rc;
 	}
+	s->sent = sent;
 	s->next = c->subs;
 	c->subs = s;
-	last_req_id = s->req_id;
+	last_req_id = id;
 	return ISP_OK;
 }
 
@@ -276,22 +354,29 @@ isp_subscribe(isp_client *c, const char *table, const void *prefix,
 int
 client_unsubscribe(struct isp_client *c, struct sub *s)
 {
+	struct conn	*cn;
 	uint64_t	 token;
 	size_t		 mark;
+	unsigned	 i;
 	uint32_t	 id;
-	int		 rc = ISP_OK;
+	int		 rc = ISP_OK, r;
 
-	if (c->state == CLIENT_READY && c->dead_err == 0) {
-		mark = c->out.len;
-		id = req_id_next(c);
+	id = req_id_next(c);
+	for (i = 0; i < c->nconns; i++) {
+		cn = &c->conns[i];
+		if (!s->sc[i].active || !client_conn_usable(cn))
+			continue;
+		mark = cn->out.len;
 		token = wire_token(c);
-		proto_put_unsubscribe(&c->out, id, proto_bytes(s->table,
+		proto_put_unsubscribe(&cn->out, id, proto_bytes(s->table,
 		    s->table_len));
-		proto_put_ping(&c->out, PROTO_PING, token);
-		if ((rc = wire_queued(c, mark)) == ISP_OK) {
+		proto_put_ping(&cn->out, PROTO_PING, token);
+		if ((r = wire_queued(cn, mark)) == ISP_OK) {
 			last_req_id = id;
-			s->drain_token = token;
-		}
+			s->sc[i].drain_token = token;
+		} else if (rc == ISP_OK)
+			rc = r;
+		s->sc[i].active = 0;
 	}
 	client_sub_remove(c, s);	/* may free s */
 	return rc;
@@ -357,24 +442,47 @@ check_may_wait(struct isp_client *c, const char *fn)
 	return client_check_ready(c, fn);
 }
 
+/* The first server in the list that can answer now. */
+static struct conn *
+first_usable(struct isp_client *c)
+{
+	unsigned	 i;
+
+	for (i = 0; i < c->nconns; i++)
+		if (client_conn_usable(&c->conns[i]))
+			return &c->conns[i];
+	return NULL;
+}
+
+static int
+no_session(struct isp_client *c, const char *fn)
+{
+	return client_seterr(c, ISP_E_STATE, "%s: no session is up now (the "
+	    "library is reconnecting)", fn);
+}
+
 static int
 client_query(struct isp_client *c, const char *fn, uint8_t what,
     isp_row_cb *cb, void *arg, int timeout_ms)
 {
 	struct waiter	 w;
+	struct conn	*cn;
 	size_t		 mark;
 	int		 rc;
 
 	if ((rc = check_may_wait(c, fn)) != ISP_OK)
 		return rc;
+	if ((cn = first_usable(c)) == NULL)
+		return no_session(c, fn);
 	memset(&w, 0, sizeof(w));
 	w.kind = WAIT_ROWS;
 	w.id = req_id_next(c);
 	w.row_cb = cb;
 	w.arg = arg;
-	mark = c->out.len;
-	proto_put_query(&c->out, (uint32_t)w.id, what);
-	if ((rc = wire_queued(c, mark)) != ISP_OK)
+	w.pending = 1u << cn->idx;
+	mark = cn->out.len;
+	proto_put_query(&cn->out, (uint32_t)w.id, what);
+	if ((rc = wire_queued(cn, mark)) != ISP_OK)
 		return rc;
 	last_req_id = (uint32_t)w.id;
 	waiter_link(c, &w);
@@ -415,7 +523,9 @@ int
 isp_sync(isp_client *c, int timeout_ms)
 {
 	struct waiter	 w;
+	struct conn	*cn;
 	size_t		 mark;
+	unsigned	 i;
 	int		 rc;
 
 	if (c == NULL)
@@ -426,10 +536,20 @@ isp_sync(isp_client *c, int timeout_ms)
 	memset(&w, 0, sizeof(w));
 	w.kind = WAIT_PONG;
 	w.id = wire_token(c);
-	mark = c->out.len;
-	proto_put_ping(&c->out, PROTO_PING, w.id);
-	if ((rc = wire_queued(c, mark)) != ISP_OK)
+	for (i = 0; i < c->nconns; i++) {
+		cn = &c->conns[i];
+		if (!client_conn_usable(cn))
+			continue;
+		mark = cn->out.len;
+		proto_put_ping(&cn->out, PROTO_PING, w.id);
+		if ((rc = wire_queued(cn, mark)) != ISP_OK)
+			goto out;
+		w.pending |= 1u << i;
+	}
+	if (w.pending == 0) {
+		rc = no_session(c, "isp_sync");
 		goto out;
+	}
 	waiter_link(c, &w);
 	rc = run_wait(c, &w, timeout_ms);
 	waiter_unlink(c, &w);

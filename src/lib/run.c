@@ -1,10 +1,10 @@
 /*
- * run: run modes 1 and 2. Mode 1 (isp_run) polls the socket itself;
- * mode 2 hands the application isp_fd(), isp_want() and
- * isp_timeout_ms() for its own loop and expects isp_process() back. Both
- * end in wire_process(). Waiting for an answer (isp_sync, queries)
- * runs the same loop, or, in mode 3, sleeps until the library thread
- * has read the answer.
+ * run: run modes 1 and 2. Mode 1 (isp_run) polls the client's epoll
+ * descriptor (every server's socket) itself; mode 2 hands the
+ * application isp_fd(), isp_want() and isp_timeout_ms() for its own loop
+ * and expects isp_process() back. Both end in wire_process(). Waiting
+ * for an answer (isp_sync, queries) runs the same loop, or, in mode 3,
+ * sleeps until the library thread has read the answer.
  */
 #include <errno.h>
 #include <poll.h>
@@ -26,27 +26,29 @@ run_check(struct isp_client *c, const char *fn)
 		    fn);
 	if (c->state == CLIENT_ENDED)
 		return client_seterr(c, c->end_err, "%s", c->end_why);
+	/* A session whose write failed is ended by the pass itself. */
+	if (c->state == CLIENT_READY)
+		return ISP_OK;
 	return client_check_ready(c, fn);
 }
 
-/* Waits up to wait_ms (-1: no limit) for the socket, then processes.
- * *input tells whether the socket had something to read. */
+/* Waits up to wait_ms (-1: no limit) for any socket, then processes.
+ * *input tells whether a socket had something. */
 static int
 run_once(struct isp_client *c, int wait_ms, int *input)
 {
 	struct pollfd	 pfd;
 	int		 n;
 
-	pfd.fd = c->fd;
-	pfd.events = POLLIN | (wire_pending(c) > 0 ? POLLOUT : 0);
+	pfd.fd = c->epfd;
+	pfd.events = POLLIN;
 	pfd.revents = 0;
 	n = poll(&pfd, 1, wait_ms);
 	if (n == -1 && errno != EINTR) {
-		wire_end(c, ISP_E_SYS, "poll on the socket to ispd at %s: "
-		    "%s", c->addr, strerror(errno));
-		return c->end_err;
+		client_seterr(c, ISP_E_SYS, "poll: %s", strerror(errno));
+		return ISP_E_SYS;
 	}
-	*input = n > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR));
+	*input = n > 0 && (pfd.revents & POLLIN);
 	return wire_process(c);
 }
 
@@ -58,7 +60,7 @@ run_budget(const struct isp_client *c, uint64_t start, int timeout_ms)
 	uint64_t	 elapsed;
 	int		 duty, left;
 
-	duty = wire_timeout_ms(c);
+	duty = client_timeout_ms(c);
 	if (timeout_ms < 0)
 		return duty;
 	elapsed = client_now_ms() - start;
@@ -114,7 +116,12 @@ isp_fd(const isp_client *c)
 	if (c == NULL)
 		return -1;
 	client_lock(c);
-	fd = c->state == CLIENT_READY ? c->fd : -1;
+	if (c->state != CLIENT_READY)
+		fd = -1;
+	else if (c->legacy)
+		fd = c->conns[0].fd;
+	else
+		fd = c->epfd;
 	client_unlock(c);
 	return fd;
 }
@@ -130,8 +137,10 @@ isp_want(const isp_client *c)
 	if (c->state == CLIENT_READY) {
 		want = ISP_WANT_READ;
 		/* A failed write is reported by the next isp_process(),
-		 * which an always-writable wait brings about at once. */
-		if (wire_pending(c) > 0 || c->dead_err != 0)
+		 * which an always-writable wait brings about at once. The
+		 * epoll descriptor carries each socket's own interest. */
+		if (c->legacy && (wire_pending(&c->conns[0]) > 0 ||
+		    c->conns[0].dead_err != 0))
 			want |= ISP_WANT_WRITE;
 	}
 	client_unlock(c);
@@ -146,9 +155,21 @@ isp_timeout_ms(const isp_client *c)
 	if (c == NULL)
 		return -1;
 	client_lock(c);
-	ms = wire_timeout_ms(c);
+	ms = client_timeout_ms(c);
 	client_unlock(c);
 	return ms;
+}
+
+/* The servers still owing an answer, for the message. */
+static const char *
+waiter_addr(const struct isp_client *c, const struct waiter *w)
+{
+	unsigned	 i;
+
+	for (i = 0; i < c->nconns; i++)
+		if (w->pending & (1u << i))
+			return c->conns[i].addr;
+	return c->conns[0].addr;
 }
 
 int
@@ -179,10 +200,13 @@ run_wait(struct isp_client *c, struct waiter *w, int timeout_ms)
 			(void)run_once(c, run_budget(c, start, timeout_ms),
 			    &input);
 	}
-	if (w->done)
+	if (w->done) {
+		if (w->err != ISP_OK && w->why[0] != '\0')
+			client_seterr(c, w->err, "%s", w->why);
 		return w->err;
+	}
 	if (c->state != CLIENT_READY)
 		return client_seterr(c, c->end_err, "%s", c->end_why);
 	return client_seterr(c, ISP_E_TIMEOUT, "no answer from ispd at %s "
-	    "within %d ms", c->addr, timeout_ms);
+	    "within %d ms", waiter_addr(c, w), timeout_ms);
 }

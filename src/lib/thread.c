@@ -1,5 +1,6 @@
 /*
- * thread: run mode 3. A library thread polls the socket and an eventfd;
+ * thread: run mode 3. A library thread polls the client's epoll
+ * descriptor (every server's socket) and an eventfd;
  * other threads write the eventfd when they queue output the socket did
  * not take at once, or to ask the thread to stop. The thread holds the
  * client's mutex while it processes input and calls callbacks, so every
@@ -45,14 +46,13 @@ thread_main(void *arg)
 
 	client_lock(c);
 	while (!c->stop && c->state == CLIENT_READY) {
-		pfd[0].fd = c->fd;
-		pfd[0].events = POLLIN |
-		    (wire_pending(c) > 0 ? POLLOUT : 0);
+		pfd[0].fd = c->epfd;
+		pfd[0].events = POLLIN;
 		pfd[0].revents = 0;
 		pfd[1].fd = c->evfd;
 		pfd[1].events = POLLIN;
 		pfd[1].revents = 0;
-		n = wire_timeout_ms(c);
+		n = client_timeout_ms(c);
 		client_unlock(c);
 		(void)poll(pfd, 2, (int)n);
 		client_lock(c);

@@ -1,8 +1,8 @@
 /*
- * wire: the wire side of a client. Frames in (checked, decoded,
- * dispatched to subscriptions, queries and callbacks), frames out (a
- * queue written as far as the socket takes it), keepalives, and the one
- * place where a session ends.
+ * wire: the wire side of a client's sessions. Frames in (checked,
+ * decoded, dispatched to subscriptions, queries and callbacks), frames
+ * out (a queue per server, written as far as its socket takes it),
+ * keepalives, and the pass over every server that each run mode calls.
  */
 #include <sys/socket.h>
 
@@ -16,61 +16,31 @@
 
 #include "lib.h"
 
-static int
-wire_live(const struct isp_client *c)
+int
+conn_live(const struct conn *cn)
 {
-	return c->state == CLIENT_HANDSHAKE || c->state == CLIENT_READY;
-}
-
-void
-wire_end(struct isp_client *c, int err, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (!wire_live(c))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(c->end_why, sizeof(c->end_why), fmt, ap);
-	va_end(ap);
-	c->end_err = err;
-	snprintf(c->errmsg, sizeof(c->errmsg), "%s", c->end_why);
-	if (c->fd != -1)
-		close(c->fd);
-	c->fd = -1;
-	c->out.len = c->out_off = 0;
-	c->in.len = 0;
-	if (c->state == CLIENT_HANDSHAKE) {
-		/* No session was ever up: isp_connect() reports it. */
-		c->state = CLIENT_FAILED;
-		return;
-	}
-	c->state = CLIENT_ENDED;
-	/* Threads waiting in isp_sync() or a query see the end. */
-	pthread_cond_broadcast(&c->cond);
-	if (c->on_closed != NULL) {
-		c->cb_depth++;
-		c->on_closed(c, err, c->end_why, c->arg);
-		c->cb_depth--;
-	}
+	return cn->state == CONN_DIALING || cn->state == CONN_HANDSHAKE ||
+	    cn->state == CONN_READY;
 }
 
 size_t
-wire_pending(const struct isp_client *c)
+wire_pending(const struct conn *cn)
 {
-	return c->out.len - c->out_off;
+	return cn->out.len - cn->out_off;
 }
 
 void
-wire_flush(struct isp_client *c)
+wire_flush(struct conn *cn)
 {
 	ssize_t	 n;
 
-	while (c->fd != -1 && c->dead_err == 0 && wire_pending(c) > 0) {
-		n = send(c->fd, c->out.data + c->out_off, wire_pending(c),
+	while (cn->fd != -1 && cn->state != CONN_DIALING &&
+	    cn->dead_err == 0 && wire_pending(cn) > 0) {
+		n = send(cn->fd, cn->out.data + cn->out_off, wire_pending(cn),
 		    MSG_NOSIGNAL);
 		if (n > 0) {
-			c->out_off += (size_t)n;
-			c->last_send_ms = client_now_ms();
+			cn->out_off += (size_t)n;
+			cn->last_send_ms = client_now_ms();
 			continue;
 		}
 		if (n == -1 && errno == EINTR)
@@ -79,34 +49,44 @@ wire_flush(struct isp_client *c)
 			break;
 		/* Ended by the next pass through the loop, which may first
 		 * read a better reason (BYE, ERROR) from the socket. */
-		c->dead_err = ISP_E_CLOSED;
-		snprintf(c->dead_why, sizeof(c->dead_why),
-		    "connection to ispd at %s lost: %s", c->addr,
+		cn->dead_err = ISP_E_CLOSED;
+		snprintf(cn->dead_why, sizeof(cn->dead_why),
+		    "connection to ispd at %s lost: %s", cn->addr,
 		    n == 0 ? "nothing written" : strerror(errno));
 	}
-	if (c->out_off == c->out.len) {
-		c->out.len = c->out_off = 0;
-	} else if (c->out_off > c->out.len / 2) {
+	if (cn->out_off == cn->out.len) {
+		cn->out.len = cn->out_off = 0;
+	} else if (cn->out_off > cn->out.len / 2) {
 		/* Compact only when the sent part dominates, so a slow
 		 * socket costs O(1) amortised per byte. */
-		buf_consume(&c->out, c->out_off);
-		c->out_off = 0;
+		buf_consume(&cn->out, cn->out_off);
+		cn->out_off = 0;
 	}
+	conn_update_events(cn);
 }
 
 int
-wire_queued(struct isp_client *c, size_t mark)
+wire_queued(struct conn *cn, size_t mark)
 {
-	if (buf_failed(&c->out)) {
-		c->out.len = mark;
-		buf_clear_failed(&c->out);
-		return client_seterr(c, ISP_E_NOMEM,
+	if (buf_failed(&cn->out)) {
+		cn->out.len = mark;
+		buf_clear_failed(&cn->out);
+		return client_seterr(cn->c, ISP_E_NOMEM,
 		    "out of memory queuing a request");
 	}
-	wire_flush(c);
-	if (wire_pending(c) > 0 || c->dead_err != 0)
-		thread_wake(c);
+	wire_flush(cn);
+	if (wire_pending(cn) > 0 || cn->dead_err != 0)
+		thread_wake(cn->c);
 	return ISP_OK;
+}
+
+int
+wire_put_frame(struct conn *cn, const struct buf *frame)
+{
+	size_t	 mark = cn->out.len;
+
+	buf_put(&cn->out, frame->data, frame->len);
+	return wire_queued(cn, mark);
 }
 
 uint64_t
@@ -139,11 +119,16 @@ void
 client_sub_reap(struct isp_client *c)
 {
 	struct sub	**pp, *s;
+	unsigned	 i;
+	int		 draining;
 
 	pp = &c->subs;
 	while ((s = *pp) != NULL) {
-		if (s->removed && s->drain_token == 0) {
+		for (i = 0, draining = 0; s->removed && i < c->nconns; i++)
+			draining |= s->sc[i].drain_token != 0;
+		if (s->removed && !draining) {
 			*pp = s->next;
+			free(s->prefix);
 			free(s);
 		} else
 			pp = &s->next;
@@ -151,16 +136,25 @@ client_sub_reap(struct isp_client *c)
 }
 
 void
-client_sub_drained(struct isp_client *c, uint64_t token)
+client_sub_drained(struct conn *cn, uint64_t token)
 {
 	struct sub	*s;
 
-	for (s = c->subs; s != NULL; s = s->next) {
-		if (s->drain_token == token)
-			s->drain_token = 0;
-		if (s->wait_token == token)
-			s->wait_token = 0;
+	for (s = cn->c->subs; s != NULL; s = s->next) {
+		if (s->sc[cn->idx].drain_token == token)
+			s->sc[cn->idx].drain_token = 0;
+		if (s->sc[cn->idx].wait_token == token)
+			s->sc[cn->idx].wait_token = 0;
 	}
+}
+
+void
+client_sub_deliver(struct isp_client *c, struct sub *s,
+    const struct isp_event *ev)
+{
+	c->cb_depth++;
+	s->cb(c, ev, s->arg);
+	c->cb_depth--;
 }
 
 static struct waiter *
@@ -174,11 +168,14 @@ waiter_find(struct isp_client *c, enum waiter_kind kind, uint64_t id)
 	return NULL;
 }
 
-static void
-waiter_done(struct isp_client *c, struct waiter *w, int err)
+void
+client_waiter_done(struct isp_client *c, struct waiter *w, int err,
+    const char *why)
 {
 	w->done = 1;
 	w->err = err;
+	if (why != NULL)
+		snprintf(w->why, sizeof(w->why), "%s", why);
 	pthread_cond_broadcast(&c->cond);
 }
 
@@ -199,12 +196,14 @@ scratch_put(struct buf *s, const void *p, size_t len)
 /* Makes room for a frame's strings: every byte of block plus a NUL per
  * string, for up to nstr strings. */
 static int
-scratch_reserve(struct isp_client *c, size_t bytes, size_t nstr)
+scratch_reserve(struct conn *cn, size_t bytes, size_t nstr)
 {
+	struct isp_client	*c = cn->c;
+
 	c->scratch.len = 0;
 	if (buf_reserve(&c->scratch, bytes + nstr) == -1) {
-		wire_end(c, ISP_E_NOMEM, "out of memory for a frame of %zu "
-		    "bytes from ispd at %s", bytes, c->addr);
+		conn_end(cn, ISP_E_NOMEM, "out of memory for a frame of %zu "
+		    "bytes from ispd at %s", bytes, cn->addr);
 		return -1;
 	}
 	return 0;
@@ -241,18 +240,18 @@ text_copy(char *dst, size_t dstsz, struct proto_bytes t)
 }
 
 static void
-on_welcome(struct isp_client *c, const struct proto_msg *m)
+on_welcome(struct conn *cn, const struct proto_msg *m)
 {
 	if (m->version != PROTO_VERSION) {
-		wire_end(c, ISP_E_VERSION, "ispd at %s speaks protocol "
+		conn_end(cn, ISP_E_VERSION, "ispd at %s speaks protocol "
 		    "version %u, this library speaks %d (upgrade the older "
-		    "one)", c->addr, m->version, PROTO_VERSION);
+		    "one)", cn->addr, m->version, PROTO_VERSION);
 		return;
 	}
-	c->hold_ms = m->hold_ms;
-	c->session_id = m->session_id;
-	c->caps = m->caps;
-	c->state = CLIENT_READY;
+	cn->hold_ms = m->hold_ms;
+	cn->session_id = m->session_id;
+	cn->caps = m->caps;
+	conn_up(cn);
 }
 
 /* Codes after which ispd closes the session (see isp.h). */
@@ -271,40 +270,59 @@ error_fatal(int code)
 	}
 }
 
+/* A refused SUBSCRIBE leaves no subscription on that server; once every
+ * server refused, ours goes too, so the table can be subscribed again. */
 static void
-on_error(struct isp_client *c, const struct proto_msg *m)
+sub_refused(struct conn *cn, uint32_t req_id)
 {
-	char		 reason[PROTO_MAX_STR_BYTES + 1];
-	struct waiter	*w;
-	struct sub	*s;
-	int		 code = m->code != 0 ? m->code : ISP_E_PROTOCOL;
+	struct isp_client	*c = cn->c;
+	struct sub		*s;
+	unsigned		 i;
+	int			 all;
+
+	for (s = c->subs; s != NULL; s = s->next) {
+		if (s->removed || !s->sc[cn->idx].active ||
+		    s->sc[cn->idx].req_id != req_id)
+			continue;
+		s->sc[cn->idx].active = 0;
+		s->sc[cn->idx].refused = 1;
+		for (i = 0, all = 1; i < c->nconns; i++)
+			all &= s->sc[i].refused;
+		if (all)
+			client_sub_remove(c, s);
+		return;
+	}
+}
+
+static void
+on_error(struct conn *cn, const struct proto_msg *m)
+{
+	struct isp_client	*c = cn->c;
+	char			 reason[PROTO_MAX_STR_BYTES + 1];
+	struct waiter		*w;
+	int			 code = m->code != 0 ? m->code : ISP_E_PROTOCOL;
 
 	text_copy(reason, sizeof(reason), m->text);
-	if (c->state == CLIENT_HANDSHAKE) {
-		wire_end(c, code, "ispd at %s refused the session: %s (%s)",
-		    c->addr, reason, isp_strerror(code));
+	if (cn->state == CONN_HANDSHAKE) {
+		conn_end(cn, code, "ispd at %s refused the session: %s (%s)",
+		    cn->addr, reason, isp_strerror(code));
 		return;
 	}
 	if (m->req_id != 0) {
 		/* A query waits for it: its caller gets the code. */
-		if ((w = waiter_find(c, WAIT_ROWS, m->req_id)) != NULL) {
+		if ((w = waiter_find(c, WAIT_ROWS, m->req_id)) != NULL &&
+		    (w->pending & (1u << cn->idx))) {
 			client_seterr(c, code, "ispd refused the query: %s",
 			    reason);
-			waiter_done(c, w, code);
+			w->pending = 0;
+			client_waiter_done(c, w, code, c->errmsg);
 			return;
 		}
-		/* A refused SUBSCRIBE leaves no subscription on the server;
-		 * drop ours so the table can be subscribed again. */
-		for (s = c->subs; s != NULL; s = s->next) {
-			if (!s->removed && s->req_id == m->req_id) {
-				client_sub_remove(c, s);
-				break;
-			}
-		}
+		sub_refused(cn, m->req_id);
 	} else if (error_fatal(code)) {
-		c->fatal_err = code;
-		snprintf(c->fatal_why, sizeof(c->fatal_why),
-		    "ispd at %s ended the session: %.300s (%s)", c->addr,
+		cn->fatal_err = code;
+		snprintf(cn->fatal_why, sizeof(cn->fatal_why),
+		    "ispd at %s ended the session: %.300s (%s)", cn->addr,
 		    reason, isp_strerror(code));
 	}
 	if (c->on_error != NULL) {
@@ -315,33 +333,41 @@ on_error(struct isp_client *c, const struct proto_msg *m)
 }
 
 static void
-on_bye(struct isp_client *c, const struct proto_msg *m)
+on_bye(struct conn *cn, const struct proto_msg *m)
 {
 	char	 reason[PROTO_MAX_STR_BYTES + 1];
 	int	 code = m->code != 0 ? m->code : ISP_E_CLOSED;
 
 	text_copy(reason, sizeof(reason), m->text);
-	wire_end(c, code, "ispd at %s ended the session: %s (%s)", c->addr,
+	conn_end(cn, code, "ispd at %s ended the session: %s (%s)", cn->addr,
 	    reason[0] != '\0' ? reason : "no reason given",
 	    isp_strerror(code));
 }
 
 static void
-on_event(struct isp_client *c, const struct proto_msg *m)
+on_event(struct conn *cn, const struct proto_msg *m)
 {
+	struct isp_client	*c = cn->c;
 	struct isp_event	 ev;
 	struct sub		*s;
+	struct sub_conn		*sc;
+	unsigned		 i;
+	int			 any;
 
 	if ((s = client_sub_find(c, m->table.p, m->table.len)) == NULL)
 		return;		/* unsubscribed meanwhile */
-	if (s->wait_token != 0)
-		return;		/* the previous subscription's */
-	if (scratch_reserve(c, m->table.len + m->key.len + m->owner.len +
+	sc = &s->sc[cn->idx];
+	if (sc->wait_token != 0 || !sc->active)
+		return;		/* the previous subscription's, or one
+				 * this server refused or ended */
+	if (scratch_reserve(cn, m->table.len + m->key.len + m->owner.len +
 	    m->fields.len, 3 + 2 * (size_t)m->nfields) == -1)
 		return;
 	memset(&ev, 0, sizeof(ev));
 	ev.table = scratch_put(&c->scratch, m->table.p, m->table.len);
 	ev.seq = m->seq;
+	ev.server = cn->server;
+	ev.server_index = cn->idx;
 	switch (m->type) {
 	case PROTO_EV_ANNOUNCE:
 	case PROTO_EV_REPLACE:
@@ -366,29 +392,37 @@ on_event(struct isp_client *c, const struct proto_msg *m)
 		    m->owner.len);
 		ev.rec.owner_session = m->owner_session;
 		ev.rec.seq = m->seq;
-		ev.snapshot = !s->ended;
-	} else
-		s->ended = 1;
+		ev.snapshot = !sc->ended;
+	} else {
+		sc->ended = 1;
+		/* With ISP_SUB_ONCE ispd ends the subscription after END
+		 * itself. */
+		if (s->flags & ISP_SUB_ONCE)
+			sc->active = 0;
+	}
 
-	c->cb_depth++;
-	s->cb(c, &ev, s->arg);
-	c->cb_depth--;
-	/* With ISP_SUB_ONCE ispd ends the subscription after END itself. */
-	if (ev.type == ISP_EV_END && (s->flags & ISP_SUB_ONCE))
-		client_sub_remove(c, s);
+	client_sub_deliver(c, s, &ev);
+	if (ev.type == ISP_EV_END && (s->flags & ISP_SUB_ONCE)) {
+		for (i = 0, any = 0; i < c->nconns; i++)
+			any |= s->sc[i].active;
+		if (!any)
+			client_sub_remove(c, s);
+	}
 }
 
 static void
-on_rows(struct isp_client *c, const struct proto_msg *m)
+on_rows(struct conn *cn, const struct proto_msg *m)
 {
+	struct isp_client	*c = cn->c;
 	struct proto_bytes	 rows = m->rows, row;
 	struct waiter		*w;
 	size_t			 n;
 
-	if ((w = waiter_find(c, WAIT_ROWS, m->req_id)) == NULL)
+	if ((w = waiter_find(c, WAIT_ROWS, m->req_id)) == NULL ||
+	    !(w->pending & (1u << cn->idx)))
 		return;		/* its caller gave up waiting */
 	while (proto_rows_next(&rows, &row)) {
-		if (scratch_reserve(c, row.len, 2 * PROTO_MAX_FIELDS) == -1)
+		if (scratch_reserve(cn, row.len, 2 * PROTO_MAX_FIELDS) == -1)
 			return;
 		n = fields_copy(c, row);
 		if (w->row_cb != NULL) {
@@ -397,24 +431,41 @@ on_rows(struct isp_client *c, const struct proto_msg *m)
 			c->cb_depth--;
 		}
 	}
-	waiter_done(c, w, ISP_OK);
+	w->pending = 0;
+	client_waiter_done(c, w, ISP_OK, NULL);
 }
 
 static void
-send_pong(struct isp_client *c, uint64_t token)
+on_pong(struct conn *cn, uint64_t token)
 {
-	size_t	 mark = c->out.len;
+	struct isp_client	*c = cn->c;
+	struct waiter		*w;
+	uint32_t		 bit = 1u << cn->idx;
 
-	proto_put_ping(&c->out, PROTO_PONG, token);
-	if (wire_queued(c, mark) != ISP_OK)
-		wire_end(c, ISP_E_NOMEM, "out of memory answering a PING");
+	if ((w = waiter_find(c, WAIT_PONG, token)) != NULL &&
+	    (w->pending & bit)) {
+		w->pending &= ~bit;
+		w->answered++;
+		if (w->pending == 0)
+			client_waiter_done(c, w, ISP_OK, NULL);
+	}
+	client_sub_drained(cn, token);
 }
 
 static void
-wire_dispatch(struct isp_client *c, const uint8_t *frame, size_t len)
+send_pong(struct conn *cn, uint64_t token)
+{
+	size_t	 mark = cn->out.len;
+
+	proto_put_ping(&cn->out, PROTO_PONG, token);
+	if (wire_queued(cn, mark) != ISP_OK)
+		conn_end(cn, ISP_E_NOMEM, "out of memory answering a PING");
+}
+
+static void
+wire_dispatch(struct conn *cn, const uint8_t *frame, size_t len)
 {
 	struct proto_msg	 m;
-	struct waiter		*w;
 	const char		*why;
 	int			 rc;
 
@@ -425,27 +476,28 @@ wire_dispatch(struct isp_client *c, const uint8_t *frame, size_t len)
 	if (rc == ISP_E_UNKNOWN_TYPE)
 		return;
 	if (rc != 0) {
-		wire_end(c, ISP_E_PROTOCOL, "ispd at %s sent a malformed "
-		    "%s frame (%s)", c->addr, proto_type_name(frame[4]), why);
+		conn_end(cn, ISP_E_PROTOCOL, "ispd at %s sent a malformed "
+		    "%s frame (%s)", cn->addr, proto_type_name(frame[4]),
+		    why);
 		return;
 	}
-	if (c->state == CLIENT_HANDSHAKE) {
+	if (cn->state == CONN_HANDSHAKE) {
 		switch (m.type) {
 		case PROTO_WELCOME:
-			on_welcome(c, &m);
+			on_welcome(cn, &m);
 			break;
 		case PROTO_ERROR:
-			on_error(c, &m);
+			on_error(cn, &m);
 			break;
 		case PROTO_BYE:
-			on_bye(c, &m);
+			on_bye(cn, &m);
 			break;
 		case PROTO_PING:
-			send_pong(c, m.token);
+			send_pong(cn, m.token);
 			break;
 		default:
-			wire_end(c, ISP_E_PROTOCOL, "%s sent %s before "
-			    "WELCOME (is it ispd?)", c->addr,
+			conn_end(cn, ISP_E_PROTOCOL, "%s sent %s before "
+			    "WELCOME (is it ispd?)", cn->addr,
 			    proto_type_name(m.type));
 			break;
 		}
@@ -453,186 +505,269 @@ wire_dispatch(struct isp_client *c, const uint8_t *frame, size_t len)
 	}
 	switch (m.type) {
 	case PROTO_PING:
-		send_pong(c, m.token);
+		send_pong(cn, m.token);
 		break;
 	case PROTO_PONG:
-		if ((w = waiter_find(c, WAIT_PONG, m.token)) != NULL)
-			waiter_done(c, w, ISP_OK);
-		client_sub_drained(c, m.token);
+		on_pong(cn, m.token);
 		break;
 	case PROTO_ERROR:
-		on_error(c, &m);
+		on_error(cn, &m);
 		break;
 	case PROTO_BYE:
-		on_bye(c, &m);
+		on_bye(cn, &m);
 		break;
 	case PROTO_EV_ANNOUNCE:
 	case PROTO_EV_REPLACE:
 	case PROTO_EV_WITHDRAW:
 	case PROTO_EV_END:
-		on_event(c, &m);
+		on_event(cn, &m);
 		break;
 	case PROTO_ROWS:
-		on_rows(c, &m);
+		on_rows(cn, &m);
 		break;
 	default:
-		wire_end(c, ISP_E_PROTOCOL, "ispd at %s sent a %s frame, "
-		    "which only clients send", c->addr,
+		conn_end(cn, ISP_E_PROTOCOL, "ispd at %s sent a %s frame, "
+		    "which only clients send", cn->addr,
 		    proto_type_name(m.type));
 		break;
 	}
-	if (c->cb_depth == 0)
-		client_sub_reap(c);
+	if (cn->c->cb_depth == 0)
+		client_sub_reap(cn->c);
+}
+
+/* A session's input is read while the handshake runs and while it is
+ * up. */
+static int
+wire_reading(const struct conn *cn)
+{
+	return cn->state == CONN_HANDSHAKE || cn->state == CONN_READY;
 }
 
 /* Delivers every whole frame in the input buffer. */
 static void
-wire_input(struct isp_client *c)
+wire_input(struct conn *cn)
 {
 	size_t		 off = 0, n;
 	uint32_t	 len;
 	int		 r;
 
-	while (wire_live(c)) {
-		r = proto_frame_check(c->in.data + off, c->in.len - off,
+	while (wire_reading(cn)) {
+		r = proto_frame_check(cn->in.data + off, cn->in.len - off,
 		    PROTO_MAX_FRAME_BYTES, &n);
 		if (r == 0)
 			break;
 		if (r == -1) {
-			len = get_be32(c->in.data + off);
+			len = get_be32(cn->in.data + off);
 			if (len == 0)
-				wire_end(c, ISP_E_PROTOCOL, "ispd at %s "
-				    "sent a frame of length 0", c->addr);
+				conn_end(cn, ISP_E_PROTOCOL, "ispd at %s "
+				    "sent a frame of length 0", cn->addr);
 			else
-				wire_end(c, ISP_E_FRAME_TOO_LARGE, "ispd "
+				conn_end(cn, ISP_E_FRAME_TOO_LARGE, "ispd "
 				    "at %s sent a frame of %u bytes, over the "
-				    "limit of %u", c->addr, len,
+				    "limit of %u", cn->addr, len,
 				    PROTO_MAX_FRAME_BYTES);
 			return;
 		}
-		wire_dispatch(c, c->in.data + off, n);
+		wire_dispatch(cn, cn->in.data + off, n);
 		off += n;
 	}
-	if (wire_live(c))
-		buf_consume(&c->in, off);
+	if (wire_reading(cn))
+		buf_consume(&cn->in, off);
 }
 
 static void
-wire_eof(struct isp_client *c, int err)
+wire_eof(struct conn *cn, int err)
 {
-	if (c->fatal_err != 0)
-		wire_end(c, c->fatal_err, "%s", c->fatal_why);
-	else if (c->state == CLIENT_HANDSHAKE)
-		wire_end(c, ISP_E_CLOSED, "%s closed the connection during "
-		    "the handshake%s%s (is it ispd?)", c->addr,
+	if (cn->fatal_err != 0)
+		conn_end(cn, cn->fatal_err, "%s", cn->fatal_why);
+	else if (cn->state == CONN_HANDSHAKE)
+		conn_end(cn, ISP_E_CLOSED, "%s closed the connection during "
+		    "the handshake%s%s (is it ispd?)", cn->addr,
 		    err ? ": " : "", err ? strerror(err) : "");
 	else if (err != 0)
-		wire_end(c, ISP_E_CLOSED, "connection to ispd at %s lost: "
-		    "%s", c->addr, strerror(err));
+		conn_end(cn, ISP_E_CLOSED, "connection to ispd at %s lost: "
+		    "%s", cn->addr, strerror(err));
 	else
-		wire_end(c, ISP_E_CLOSED, "ispd at %s closed the "
-		    "connection", c->addr);
+		conn_end(cn, ISP_E_CLOSED, "ispd at %s closed the "
+		    "connection", cn->addr);
 }
 
 void
-wire_read(struct isp_client *c)
+wire_read(struct conn *cn)
 {
 	size_t	 need, room;
 	ssize_t	 n;
 	int	 i;
 
-	for (i = 0; i < CLIENT_READS_PER_PASS && wire_live(c); i++) {
+	for (i = 0; i < CLIENT_READS_PER_PASS && wire_reading(cn); i++) {
 		/* What is left is part of a frame whose header
 		 * wire_input() checked against the limit already. */
 		need = CLIENT_READ_CHUNK_BYTES;
-		if (c->in.len >= 4 &&
-		    get_be32(c->in.data) + 4 - c->in.len > need)
-			need = get_be32(c->in.data) + 4 - c->in.len;
-		if (buf_reserve(&c->in, need) == -1) {
-			wire_end(c, ISP_E_NOMEM, "out of memory reading "
-			    "from ispd at %s", c->addr);
+		if (cn->in.len >= 4 &&
+		    get_be32(cn->in.data) + 4 - cn->in.len > need)
+			need = get_be32(cn->in.data) + 4 - cn->in.len;
+		if (buf_reserve(&cn->in, need) == -1) {
+			conn_end(cn, ISP_E_NOMEM, "out of memory reading "
+			    "from ispd at %s", cn->addr);
 			return;
 		}
-		room = c->in.cap - c->in.len;
-		n = recv(c->fd, c->in.data + c->in.len, room, 0);
+		room = cn->in.cap - cn->in.len;
+		n = recv(cn->fd, cn->in.data + cn->in.len, room, 0);
 		if (n > 0) {
-			c->in.len += (size_t)n;
-			c->last_recv_ms = client_now_ms();
-			wire_input(c);
+			cn->in.len += (size_t)n;
+			cn->last_recv_ms = client_now_ms();
+			wire_input(cn);
 			if ((size_t)n < room)
 				return;		/* the socket is drained */
 			continue;
 		}
 		if (n == 0) {
-			wire_eof(c, 0);
+			wire_eof(cn, 0);
 			return;
 		}
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return;
-		wire_eof(c, errno);
+		wire_eof(cn, errno);
 		return;
 	}
 }
 
-void
-wire_keepalive(struct isp_client *c)
+/*
+ * When the next PING is due. Two reasons to send one, each at most every
+ * hold/3: ispd has had nothing from us (it would end the session), or we
+ * have had nothing from ispd (it answers a PING, and silence past the
+ * hold time means it is gone). The second matters for a publisher that
+ * sends without pause: ispd never answers an announce, so without a PING
+ * the publisher would hear nothing and give up on a live server. A PING
+ * is queued even behind pending output; it is answered after it.
+ */
+static uint64_t
+wire_ping_due(const struct conn *cn)
 {
-	uint64_t	 now, every;
+	uint64_t	 every, idle_tx, idle_rx;
+
+	every = cn->hold_ms / 3 > 0 ? cn->hold_ms / 3 : 1;
+	idle_tx = cn->last_send_ms + every;
+	idle_rx = (cn->last_recv_ms > cn->last_ping_ms ? cn->last_recv_ms :
+	    cn->last_ping_ms) + every;
+	if (wire_pending(cn) > 0)	/* queued bytes will reach ispd */
+		return idle_rx;
+	return idle_tx < idle_rx ? idle_tx : idle_rx;
+}
+
+void
+wire_keepalive(struct conn *cn)
+{
+	uint64_t	 now;
 	size_t		 mark;
 
-	if (c->state != CLIENT_READY || c->hold_ms == 0)
+	if (cn->state != CONN_READY || cn->hold_ms == 0)
 		return;
 	now = client_now_ms();
-	if (now - c->last_recv_ms >= c->hold_ms) {
-		wire_end(c, ISP_E_TIMEOUT, "no answer from ispd at %s for "
-		    "%u ms", c->addr, c->hold_ms);
+	if (now - cn->last_recv_ms >= cn->hold_ms) {
+		conn_end(cn, ISP_E_TIMEOUT, "no answer from ispd at %s for "
+		    "%u ms", cn->addr, cn->hold_ms);
 		return;
 	}
-	/* Bytes still queued will reach ispd before a PING would. */
-	every = c->hold_ms / 3 > 0 ? c->hold_ms / 3 : 1;
-	if (wire_pending(c) == 0 && now - c->last_send_ms >= every) {
-		mark = c->out.len;
-		proto_put_ping(&c->out, PROTO_PING, wire_token(c));
-		if (wire_queued(c, mark) != ISP_OK)
-			wire_end(c, ISP_E_NOMEM, "out of memory for a "
+	if (now >= wire_ping_due(cn)) {
+		mark = cn->out.len;
+		proto_put_ping(&cn->out, PROTO_PING, wire_token(cn->c));
+		cn->last_ping_ms = now;
+		if (wire_queued(cn, mark) != ISP_OK)
+			conn_end(cn, ISP_E_NOMEM, "out of memory for a "
 			    "keepalive");
 	}
 }
 
-int
-wire_timeout_ms(const struct isp_client *c)
+static int
+ms_until(uint64_t due, uint64_t now)
 {
-	uint64_t	 now, due, every;
-
-	if (c->state != CLIENT_READY)
-		return -1;
-	if (c->dead_err != 0)
-		return 0;
-	if (c->hold_ms == 0)
-		return -1;
-	now = client_now_ms();
-	due = c->last_recv_ms + c->hold_ms;
-	every = c->hold_ms / 3 > 0 ? c->hold_ms / 3 : 1;
-	if (wire_pending(c) == 0 && c->last_send_ms + every < due)
-		due = c->last_send_ms + every;
 	if (due <= now)
 		return 0;
 	return due - now > INT_MAX ? INT_MAX : (int)(due - now);
 }
 
 int
+wire_timeout_ms(const struct conn *cn, uint64_t now)
+{
+	const struct isp_client	*c = cn->c;
+	uint64_t		 due;
+
+	switch (cn->state) {
+	case CONN_DIALING:
+	case CONN_HANDSHAKE:
+		return ms_until(cn->deadline_ms, now);
+	case CONN_IDLE:
+		if (!c->reconnect || c->state != CLIENT_READY)
+			return -1;
+		return ms_until(cn->retry_at_ms, now);
+	case CONN_DOWN:
+		return -1;
+	case CONN_READY:
+		break;
+	}
+	if (cn->dead_err != 0)
+		return 0;
+	if (cn->hold_ms == 0)
+		return -1;
+	due = cn->last_recv_ms + cn->hold_ms;
+	if (wire_ping_due(cn) < due)
+		due = wire_ping_due(cn);
+	return ms_until(due, now);
+}
+
+int
+client_timeout_ms(const struct isp_client *c)
+{
+	const struct isp_mirror	*m;
+	uint64_t		 now = client_now_ms();
+	unsigned		 i;
+	int			 ms = -1, t;
+
+	for (i = 0; i < c->nconns; i++) {
+		t = wire_timeout_ms(&c->conns[i], now);
+		if (t >= 0 && (ms < 0 || t < ms))
+			ms = t;
+	}
+	for (m = c->mirrors; m != NULL; m = m->next) {
+		t = mirror_sweep_due_ms(m, now);
+		if (t >= 0 && (ms < 0 || t < ms))
+			ms = t;
+	}
+	return ms;
+}
+
+int
 wire_process(struct isp_client *c)
 {
-	if (wire_live(c))
-		wire_read(c);
-	if (c->state == CLIENT_READY) {
-		wire_flush(c);
-		if (c->dead_err != 0)
-			wire_end(c, c->dead_err, "%s", c->dead_why);
+	struct isp_mirror	*m;
+	struct conn		*cn;
+	uint64_t		 now;
+	unsigned		 i;
+
+	for (i = 0; i < c->nconns; i++) {
+		cn = &c->conns[i];
+		if (cn->state == CONN_DIALING)
+			conn_dial_check(cn);
+		if (wire_reading(cn))
+			wire_read(cn);
+		if (cn->state == CONN_READY) {
+			wire_flush(cn);
+			if (cn->dead_err != 0)
+				conn_end(cn, cn->dead_err, "%s",
+				    cn->dead_why);
+		}
+		conn_timers(cn, client_now_ms());
 	}
-	wire_keepalive(c);
+	if (c->state == CLIENT_READY) {
+		now = client_now_ms();
+		for (m = c->mirrors; m != NULL; m = m->next)
+			mirror_sweep(m, now);
+		if (c->reconnect)
+			intent_prune(c, now);
+	}
 	if (c->cb_depth == 0)
 		client_sub_reap(c);
 	return c->state == CLIENT_READY ? ISP_OK : c->end_err;

@@ -103,6 +103,9 @@ announce carol@example.com|1 contact=sip:carol@192.0.2.12:5060 expires=179000000
 announce alice@example.com|2 contact=sip:alice@192.0.2.20:5060 expires=1790000000
 withdraw alice@example.com|2
 LINES
+# The golden files name the publisher's session (3): let it connect
+# before anything else does (a slow start under ASan lost that race).
+wait_for grep -q "welcome, client bgw-1" "$tmp/ispd.log" || not_ok "publisher-connected"
 wait_for sh -c "'$ISPCTL' get $T carol@example.com\|1" || not_ok "publish-visible"
 
 golden dump 0 C dump $T

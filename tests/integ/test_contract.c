@@ -541,6 +541,31 @@ has_event(void *arg)
 	return 0;
 }
 
+/* A publisher that never pauses still hears from ispd within the hold
+ * time (its keepalive asks for an answer), so it keeps its session. */
+static void
+test_busy_publisher_keeps_session(void **state)
+{
+	struct ispd_proc	 d;
+	isp_client		*c;
+	int64_t			 end;
+	char			 key[32];
+	unsigned		 i = 0;
+
+	ispd_start(&d, "--hold", "1", NULL);
+	c = client_new(&d, "busy");
+	end = now_ms() + 2500;
+	while (now_ms() < end) {
+		snprintf(key, sizeof(key), "k%u", i++ % 1000);
+		assert_int_equal(announce(c, T, key, i % 2 ? "a=1" : "a=2", 0),
+		    ISP_OK);
+		assert_int_equal(isp_run(c, 0), ISP_OK);
+	}
+	sync_ok(c);
+	isp_free(c);
+	assert_int_equal(ispd_stop(&d), 0);
+}
+
 /* The built-in table lists live sessions, with their names, peers and
  * record counts. */
 static int
@@ -742,6 +767,7 @@ main(void)
 		cmocka_unit_test(test_session_reset),
 		cmocka_unit_test(test_session_killed),
 		cmocka_unit_test(test_session_hold_expired),
+		cmocka_unit_test(test_busy_publisher_keeps_session),
 		cmocka_unit_test(test_sessions_table),
 		cmocka_unit_test(test_200k_snapshot_and_kill),
 	};

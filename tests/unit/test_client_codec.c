@@ -734,7 +734,7 @@ test_bad_frames(void **state)
 	hdr[4] = PROTO_EV_END;
 	assert_int_equal(write(srv.fd, hdr, 5), 5);
 	assert_int_equal(run_until_end(c), ISP_E_FRAME_TOO_LARGE);
-	assert_true(c->in.cap < PROTO_MAX_FRAME_BYTES);
+	assert_true(c->conns[0].in.cap < PROTO_MAX_FRAME_BYTES);
 	isp_free(c);
 	close(srv.fd);
 
