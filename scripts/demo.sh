@@ -1,8 +1,9 @@
 #!/bin/bash
-# make demo: a real ispd on loopback, two border gateways publishing SIP
-# registrations, two Asterisk-like watchers mirroring them. Shows both
-# watchers hold the same table, kills one gateway, and shows its records
-# withdrawn everywhere. Stops everything it started.
+# make demo: two real ispd reflectors on loopback, two border gateways
+# publishing SIP registrations to both, two Asterisk-like watchers
+# mirroring them from both. Shows both watchers hold the same table, kills
+# one gateway and shows its records withdrawn everywhere, then kills a
+# reflector and shows no phone disappears. Stops everything it started.
 set -u
 BUILD=${1:-build}
 ISPD=$BUILD/ispd
@@ -42,12 +43,23 @@ view() {
 }
 count() { view "$1" | wc -l; }
 
-say "starting ispd on loopback"
-"$ISPD" --listen 127.0.0.1:0 --port-file "$tmp/port" --hold 3 2>"$tmp/ispd.log" &
-pids+=($!)
-wait_for test -s "$tmp/port" || fail "ispd did not start: $(cat "$tmp/ispd.log")"
-export ISPD_SERVER=127.0.0.1:$(head -1 "$tmp/port")
-echo "ispd listening on $ISPD_SERVER"
+# start_ispd NAME [PORT]: a reflector on loopback (PORT 0: any free one).
+start_ispd() {
+	rm -f "$tmp/$1.port"
+	"$ISPD" --listen 127.0.0.1:${2:-0} --port-file "$tmp/$1.port" --hold 3 \
+	    --server-id "$1" 2>>"$tmp/$1.log" &
+	eval "pid_$1=$!"
+	pids+=($!)
+	wait_for test -s "$tmp/$1.port" || fail "ispd $1 did not start: $(cat "$tmp/$1.log")"
+	eval "port_$1=$(head -1 "$tmp/$1.port")"
+}
+
+say "starting two ispd reflectors on loopback"
+start_ispd A
+start_ispd B
+# Every client below is homed on both (ispctl -s A -s B, or this list).
+export ISPD_SERVER=127.0.0.1:$port_A,127.0.0.1:$port_B
+echo "reflector A on 127.0.0.1:$port_A, reflector B on 127.0.0.1:$port_B"
 
 say "two Asterisk instances subscribe to $T"
 for a in asterisk-1 asterisk-2; do
@@ -111,8 +123,30 @@ echo "both watchers still agree; bgw-2's phones are untouched:"
 echo
 echo "the last events asterisk-2 saw:"
 tail -n 2 "$tmp/asterisk-2.events"
+
+say "reflector A dies (SIGKILL): no phone disappears from any watcher"
+before1=$(count "$tmp/asterisk-1.events"); before2=$(count "$tmp/asterisk-2.events")
+lines1=$(wc -l <"$tmp/asterisk-1.events"); lines2=$(wc -l <"$tmp/asterisk-2.events")
+{ kill -KILL "$pid_A"; wait "$pid_A"; } 2>/dev/null
+sleep 2
+echo "asterisk-1 holds $(count "$tmp/asterisk-1.events") (had $before1), asterisk-2 holds $(count "$tmp/asterisk-2.events") (had $before2)"
+w1=$(tail -n +$((lines1 + 1)) "$tmp/asterisk-1.events" | grep -c '"event":"withdraw"')
+w2=$(tail -n +$((lines2 + 1)) "$tmp/asterisk-2.events" | grep -c '"event":"withdraw"')
+echo "withdrawals seen since the kill: asterisk-1 $w1, asterisk-2 $w2"
+[ "$w1" -eq 0 ] && [ "$w2" -eq 0 ] || fail "a watcher saw phones disappear"
+echo "reflector B alone still serves the table:"
+"$ISPCTL" -s 127.0.0.1:$port_B --name demo tables | grep -v '^ispd.sessions'
+
+say "reflector A comes back on its port: the gateway replays into it"
+start_ispd A "$port_A"
+wait_for sh -c "'$ISPCTL' -s 127.0.0.1:$port_A --name demo tables | grep -q '^$T  *$PER_GATEWAY '" ||
+    fail "A did not get the registrations back"
+"$ISPCTL" -s 127.0.0.1:$port_A --name demo tables | grep -v '^ispd.sessions'
+w1=$(tail -n +$((lines1 + 1)) "$tmp/asterisk-1.events" | grep -c '"event":"withdraw"')
+echo "watchers: asterisk-1 holds $(count "$tmp/asterisk-1.events"), asterisk-2 holds $(count "$tmp/asterisk-2.events"); withdrawals since the kill: $w1"
+
 echo
-echo "what ispd logged:"
-grep -v ' debug: ' "$tmp/ispd.log" | tail -n 4
+echo "what reflector B logged last:"
+grep -v ' debug: ' "$tmp/B.log" | tail -n 3
 
 say "done: stopping everything"
