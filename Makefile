@@ -133,6 +133,7 @@ golden: all
 
 demo: deps all
 	@scripts/demo.sh $(BUILD)
+	@scripts/demo-sip.sh $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \

@@ -1,7 +1,7 @@
 # ispd-bench: ispd side by side with Redis pub/sub, NATS core and the
 # TCP loopback limit (docs/BENCHMARKS.md). Not part of `make` or `make
 # check`: it needs the peers' servers and clients, which
-# scripts/deps-bench.sh installs.
+# `scripts/deps.sh bench` installs.
 #
 #	make bench		the full run (about 15 minutes), tables on
 #				stdout, results in $(BUILD)/bench/
@@ -17,7 +17,7 @@ BENCH_ARGS	?=
 .PHONY: bench bench-quick bench-docs bench-deps
 
 bench-deps:
-	@scripts/deps-bench.sh
+	@scripts/deps.sh bench
 
 # The objects need the peers' headers: build them after bench-deps.
 $(BENCH_OBJ): | bench-deps

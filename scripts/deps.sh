@@ -1,17 +1,37 @@
 #!/bin/sh
-# Installs the Debian packages that building and testing ispd need, when
-# one is missing. Run as root (or with sudo available); does nothing when
-# everything is there.
+# Installs the Debian packages a part of ispd needs, when one is missing;
+# does nothing when everything is there. Run as root, or with sudo.
+#
+#	scripts/deps.sh			what `make`, `make check` and
+#					`make demo` need
+#	scripts/deps.sh bench		and the peers of `make bench`
+#	scripts/deps.sh bench-sip	and Kamailio, for `make bench-sip`
+#
+# docs/DEPENDENCIES.md says why each package is there.
 set -e
 
-# build-essential: gcc and make. libcmocka-dev: the test framework.
-# clang, libclang-rt-14-dev: libFuzzer for the fuzz targets.
-pkgs="build-essential libcmocka-dev clang libclang-rt-14-dev"
+# Build and tests. build-essential: gcc and make (its libgcc-12-dev
+# brings the ASan and TSan runtimes). libcmocka-dev: the test framework.
+# clang, libclang-rt-14-dev: libFuzzer. valgrind: memcheck over ispd.
+# libssl-dev, openssl: TLS and digests, test certificates.
+# libsofia-sip-ua-dev, pkg-config: the SIP stack of isp-registrar and
+# isp-locator. sip-tester (SIPp), baresip-core: the SIP peers of the tests.
+pkgs="build-essential libcmocka-dev clang libclang-rt-14-dev valgrind
+    libssl-dev openssl libsofia-sip-ua-dev pkg-config sip-tester
+    baresip-core"
+case "${1:-check}" in
+check)		;;
+bench)		pkgs="$pkgs redis-server libhiredis-dev nats-server libnats-dev
+		    gnuplot-nox" ;;
+bench-sip)	pkgs="$pkgs kamailio" ;;
+*)		echo "usage: scripts/deps.sh [check|bench|bench-sip]" >&2
+		exit 2 ;;
+esac
 
 missing=""
 for p in $pkgs; do
-	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
-	    missing="$missing $p"
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+	    grep -q '^install ok installed$' || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
 
@@ -26,4 +46,18 @@ else
 fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends $missing
+# Servers among the packages (redis, nats, kamailio) must not start as
+# system services on install: the benchmarks start their own, on
+# loopback. policy-rc.d answering 101 tells Debian's scripts so.
+prc=/usr/sbin/policy-rc.d
+made_prc=0
+if [ -z "$sudo" ] && [ ! -e $prc ]; then
+	printf '#!/bin/sh\nexit 101\n' >$prc && chmod 755 $prc && made_prc=1
+fi
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing || {
+	[ $made_prc -eq 1 ] && rm -f $prc
+	exit 1
+}
+[ $made_prc -eq 1 ] && rm -f $prc
+exit 0

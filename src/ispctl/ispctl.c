@@ -30,6 +30,7 @@
 
 #define QUERY_TIMEOUT_MS	10000
 
+int			 cmd_place(int, char **);	/* place.c */
 static const char	*servers[ISP_MAX_SERVERS];
 static size_t		 nservers;
 static const char	*client_name = "ispctl";
@@ -52,6 +53,7 @@ print_usage(FILE *out)
 	    "  tables [--json]\n"
 	    "  sessions [--json]\n"
 	    "  stats [--json]\n"
+	    "  place ROLE ACCOUNT [--json]       the live instance serving it\n"
 	    "server: -s (repeat it for redundant reflectors), else $ISPD_SERVER\n"
 	    "(a comma-separated list), else %s\n", ISP_DEFAULT_SERVER);
 }
@@ -1329,6 +1331,7 @@ main(int argc, char **argv)
 		{ "tables", cmd_tables },
 		{ "sessions", cmd_sessions },
 		{ "stats", cmd_stats },
+		{ "place", cmd_place },		/* place.c */
 	};
 	char	*env = NULL, *tok, *save = NULL;
 	size_t	 i;
@@ -1364,6 +1367,9 @@ main(int argc, char **argv)
 	}
 	if (nservers == 0)
 		servers[nservers++] = ISP_DEFAULT_SERVER;
+	/* place.c connects on its own and reads the server from here. */
+	if (setenv("ISPD_SERVER", servers[0], 1) == -1)
+		die(EXIT_SERVER, "setenv: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[0], cmds[i].name) == 0)

@@ -1,0 +1,156 @@
+/*
+ * ispctl place ROLE ACCOUNT: which live instance of ROLE serves ACCOUNT,
+ * by the rendezvous hashing of libisp (include/isp_place.h), from a
+ * mirror of the INSTANCES table. Prints "ID SIP-ADDRESS" (or, with
+ * --json, the instance's record as one JSON object).
+ *
+ * Exit codes as the rest of ispctl: 0 found, 1 no live instance of the
+ * role, 2 usage, 3 cannot connect or server error.
+ *
+ * The server is -s HOST:PORT given after the command, else
+ * $ISPD_SERVER, else the default.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "isp.h"
+#include "isp_place.h"
+
+#define PLACE_TIMEOUT_MS	10000
+
+int	 cmd_place(int argc, char **argv);
+
+static void
+place_json_str(const void *p, size_t len)
+{
+	const unsigned char	*s = p;
+	size_t			 i;
+
+	putchar('"');
+	for (i = 0; i < len; i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			printf("\\%c", s[i]);
+		else if (s[i] < 0x20 || s[i] == 0x7f)
+			printf("\\u%04x", s[i]);
+		else
+			putchar(s[i]);
+	}
+	putchar('"');
+}
+
+static const char *
+place_field(const struct isp_record *r, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < r->nfields; i++)
+		if (strcmp(r->fields[i].name, name) == 0)
+			return r->fields[i].value;
+	return "";
+}
+
+int
+cmd_place(int argc, char **argv)
+{
+	static const struct option	 opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "server", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct isp_options	 o;
+	struct isp_record	*r = NULL;
+	isp_client		*c;
+	isp_mirror		*m;
+	const char		*server;
+	size_t			 i;
+	int			 ch, json = 0, rc, waited = 0;
+
+	if ((server = getenv("ISPD_SERVER")) == NULL || *server == '\0')
+		server = ISP_DEFAULT_SERVER;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "js:", opts, NULL)) != -1) {
+		if (ch == 'j')
+			json = 1;
+		else if (ch == 's')
+			server = optarg;
+		else
+			goto usage;
+	}
+	if (argc - optind != 2)
+		goto usage;
+
+	isp_options_init(&o);
+	o.server = server;
+	o.name = "ispctl";
+	if ((c = isp_new(&o)) == NULL) {
+		fprintf(stderr, "ispctl: out of memory\n");
+		return 3;
+	}
+	if (isp_connect(c) != ISP_OK) {
+		fprintf(stderr, "ispctl: %s\n", isp_errmsg(c));
+		isp_free(c);
+		return 3;
+	}
+	if ((m = isp_mirror_new(c, ISP_INSTANCES_TABLE, NULL, 0, NULL,
+	    NULL)) == NULL) {
+		fprintf(stderr, "ispctl: cannot mirror %s: %s\n",
+		    ISP_INSTANCES_TABLE, isp_errmsg(c));
+		isp_free(c);
+		return 3;
+	}
+	while (!isp_mirror_ready(m) && waited < PLACE_TIMEOUT_MS) {
+		if ((rc = isp_run(c, 100)) != ISP_OK) {
+			fprintf(stderr, "ispctl: %s\n", isp_errmsg(c));
+			isp_free(c);
+			return 3;
+		}
+		waited += 100;
+	}
+	rc = isp_place(m, argv[optind], argv[optind + 1],
+	    strlen(argv[optind + 1]), &r);
+	if (rc == ISP_E_STATE) {
+		fprintf(stderr, "ispctl: no snapshot of %s from %s within "
+		    "%d ms\n", ISP_INSTANCES_TABLE, server, PLACE_TIMEOUT_MS);
+		isp_free(c);
+		return 3;
+	}
+	if (rc == ISP_E_NOT_FOUND) {
+		fprintf(stderr, "ispctl: no live instance with role \"%s\" "
+		    "in %s\n", argv[optind], ISP_INSTANCES_TABLE);
+		isp_free(c);
+		return 1;
+	}
+	if (rc != ISP_OK) {
+		fprintf(stderr, "ispctl: place: %s\n", isp_strerror(rc));
+		isp_free(c);
+		return 3;
+	}
+	if (json) {
+		printf("{\"instance\":");
+		place_json_str(r->key, r->key_len);
+		printf(",\"account\":");
+		place_json_str(argv[optind + 1], strlen(argv[optind + 1]));
+		printf(",\"fields\":{");
+		for (i = 0; i < r->nfields; i++) {
+			if (i > 0)
+				putchar(',');
+			place_json_str(r->fields[i].name,
+			    strlen(r->fields[i].name));
+			putchar(':');
+			place_json_str(r->fields[i].value,
+			    r->fields[i].value_len);
+		}
+		printf("}}\n");
+	} else
+		printf("%.*s %s\n", (int)r->key_len, (const char *)r->key,
+		    place_field(r, "sip"));
+	isp_record_free(r);
+	isp_free(c);
+	return 0;
+usage:
+	fprintf(stderr, "usage: ispctl place ROLE ACCOUNT [--json] "
+	    "[-s HOST:PORT]\n");
+	return 2;
+}
