@@ -8,6 +8,16 @@
 #
 # Usage: tests/run.sh BUILD_DIR...      (e.g. build build/asan)
 # ISP_TEST_FILTER=REGEX runs only the programs whose name matches.
+#
+# After the build directories, the checks that `make check` prepares
+# (mk/checks.mk), each counted like the rest:
+#   tsan:test_threaded	when build/tsan/tests/test_threaded was built;
+#   valgrind:test_*	when valgrind is installed and the plain build
+#			(ISP_VALGRIND_BUILD, default build) is among the
+#			directories given: ispd runs under memcheck while
+#			that build's integration tests drive it;
+#   fuzz		when build/fuzz exists: corpus replay and a short
+#			run of every fuzz target (ISP_FUZZ_SECONDS each).
 set -u
 cd "$(dirname "$0")/.."
 
@@ -61,6 +71,39 @@ for build in "$@"; do
 		run_one "$build" "$name" bash "$t" "$build"
 	done
 done
+
+# ThreadSanitizer: the library thread, mirror readers and writers on
+# other threads (tests/integ/test_threaded.c), built with
+# -fsanitize=thread; the daemon is the plain build's (build/tsan/ispd
+# links to it). TSan exits 66 when it reported a race. No suppressions.
+if [ -x build/tsan/tests/test_threaded ] &&
+    [[ "tsan:test_threaded" =~ ${ISP_TEST_FILTER:-.} ]]; then
+	run_one build/tsan tsan:test_threaded \
+	    env TSAN_OPTIONS="second_deadlock_stack=1 ${TSAN_OPTIONS:-}" \
+	    build/tsan/tests/test_threaded
+fi
+
+# Valgrind: every ispd those tests start runs under memcheck; a leak or a
+# memory error makes it exit 97, which fails the test that stops it.
+# Not under valgrind, with the reasons:
+#   test_200k_* (in test_contract): 200,000 announces, a 200,000-record
+#	snapshot and a mass withdrawal take minutes at memcheck's ~30x
+#	slowdown; the same code paths run, smaller, in the other tests.
+#   test_sessions10k: under memcheck ispd welcomed only 8,982 of the
+#	10,000 sessions in the test's 40 s (measured): it would test
+#	valgrind's speed; the plain and ASan runs cover it.
+vg_build=${ISP_VALGRIND_BUILD:-build}
+vg_tests="test_wire test_contract test_threaded"
+vg_cmd="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible"
+vg_cmd="$vg_cmd --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=97"
+if command -v valgrind >/dev/null 2>&1 && [[ " $* " == *" $vg_build "* ]]; then
+	for t in $vg_tests; do
+		[ -x "$vg_build/tests/$t" ] || continue
+		[[ "valgrind:$t" =~ ${ISP_TEST_FILTER:-.} ]] || continue
+		run_one "$vg_build" "valgrind:$t" env ISP_ISPD_WRAPPER="$vg_cmd" \
+		    ISP_TEST_SKIP='test_200k_*' "$vg_build/tests/$t"
+	done
+fi
 
 # The fuzz targets, once: replay the corpus, then a short bounded run.
 if [ -d build/fuzz ] && [[ "fuzz" =~ ${ISP_TEST_FILTER:-.} ]]; then

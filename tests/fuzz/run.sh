@@ -17,14 +17,14 @@ for bin in "$dir"/fuzz_*; do
 	work=$dir/work-$name
 	mkdir -p "$work"
 	n=$((n + 1))
-	if "$bin" -runs=0 "$corpus" >"$dir/$name-replay.log" 2>&1; then
+	if "$bin" -runs=0 -detect_leaks=1 "$corpus" >"$dir/$name-replay.log" 2>&1; then
 		echo "ok $n - $name: corpus replays clean ($(ls "$corpus" | wc -l) inputs)"
 	else
 		failed=$((failed + 1))
 		echo "not ok $n - $name: corpus replay failed, see $dir/$name-replay.log"
 	fi
 	n=$((n + 1))
-	if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+	if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -detect_leaks=1 \
 	    -artifact_prefix="$dir/$name-" "$work" "$corpus" >"$dir/$name-fuzz.log" 2>&1; then
 		echo "ok $n - $name: ${secs}s of fuzzing, no finding"
 	else

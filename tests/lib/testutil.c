@@ -1,6 +1,7 @@
 /*
  * testutil: real ispd processes and real clients for integration tests.
  */
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -52,13 +53,47 @@ test_bin(const char *name)
 	return path;
 }
 
+/*
+ * ISP_TEST_SKIP=PATTERN skips the tests whose name matches (cmocka's
+ * wildcards * and ?), in every program that links testutil: the
+ * valgrind run of tests/run.sh skips the 200,000-record test with it.
+ */
+static void __attribute__((constructor))
+testutil_skip_filter(void)
+{
+	const char	*skip = getenv("ISP_TEST_SKIP");
+
+	if (skip != NULL && *skip != '\0')
+		cmocka_set_skip_filter(skip);
+}
+
+/* ISP_ISPD_WRAPPER="valgrind --leak-check=full ..." runs ispd under that
+ * command (words split at blanks, no quoting). Returns the words put
+ * into argv. */
+static int
+wrapper_args(char **argv, int max)
+{
+	static char	 copy[1024];
+	const char	*w = getenv("ISP_ISPD_WRAPPER");
+	char		*word, *save = NULL;
+	int		 n = 0;
+
+	if (w == NULL || *w == '\0')
+		return 0;
+	snprintf(copy, sizeof(copy), "%s", w);
+	for (word = strtok_r(copy, " \t", &save); word != NULL && n < max;
+	    word = strtok_r(NULL, " \t", &save))
+		argv[n++] = word;
+	return n;
+}
+
 void
 ispd_start(struct ispd_proc *p, ...)
 {
 	char		*argv[64], portfile[128];
 	const char	*a;
 	va_list		 ap;
-	int		 argc = 0, fd, i;
+	int		 argc, fd, i;
 	FILE		*f;
 
 	memset(p, 0, sizeof(*p));
@@ -67,6 +102,7 @@ ispd_start(struct ispd_proc *p, ...)
 	snprintf(portfile, sizeof(portfile), "%s/port", p->dir);
 	snprintf(p->log, sizeof(p->log), "%s/log", p->dir);
 
+	argc = wrapper_args(argv, 32);
 	argv[argc++] = (char *)test_bin("ispd");
 	argv[argc++] = "--listen";
 	argv[argc++] = "127.0.0.1:0";
@@ -81,12 +117,16 @@ ispd_start(struct ispd_proc *p, ...)
 	p->pid = fork();
 	assert_true(p->pid != -1);
 	if (p->pid == 0) {
+		/* A test that fails stops no daemon: this one ends with
+		 * the test, and holds no pipe of the runner's open. */
+		(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 		fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		if (fd != -1) {
+			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
 			close(fd);
 		}
-		execv(argv[0], argv);
+		execvp(argv[0], argv);
 		_exit(127);
 	}
 	for (i = 0; i < 1000; i++) {
@@ -118,6 +158,42 @@ ispd_cleanup(struct ispd_proc *p)
 	rmdir(p->dir);
 }
 
+/* 1 while a socket listens on p's port (/proc/net/tcp), that is, until
+ * the daemon begins shutting down: it closes its listeners first. */
+static int
+ispd_listening(const struct ispd_proc *p)
+{
+	char	 line[512], want[40];
+	FILE	*f;
+	int	 found = 0;
+
+	snprintf(want, sizeof(want), ":%04X 00000000:0000 0A ", p->port);
+	if ((f = fopen("/proc/net/tcp", "r")) == NULL)
+		return 1;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, want) != NULL;
+	fclose(f);
+	return found;
+}
+
+/* 1 when the process is stopped (SIGSTOP): state T in /proc/PID/stat. */
+static int
+ispd_stopped(const struct ispd_proc *p)
+{
+	char	 path[64], line[512], *rp;
+	FILE	*f;
+	int	 stopped = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)p->pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fgets(line, sizeof(line), f) != NULL &&
+	    (rp = strrchr(line, ')')) != NULL)
+		stopped = rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't');
+	fclose(f);
+	return stopped;
+}
+
 int
 ispd_stop(struct ispd_proc *p)
 {
@@ -125,8 +201,22 @@ ispd_stop(struct ispd_proc *p)
 
 	if (p->pid <= 0)
 		return -1;
-	kill(p->pid, SIGCONT);
-	kill(p->pid, SIGTERM);
+	/*
+	 * Signals only where needed. At exit an ASan build runs
+	 * LeakSanitizer, which stops the process's threads with ptrace; a
+	 * signal arriving then can hang it for good (a SIGCONT discards
+	 * the SIGSTOP of the attach). Measured with the ASan ispd on this
+	 * 2-core machine under load: stops by SIGTERM, SIGCONT, SIGTERM
+	 * hung 3 times in 120, by one SIGTERM never in 120; test_wire's
+	 * test_shutdown_bye (the test sends SIGTERM, then stops the daemon)
+	 * failed 2 times in 24 this way, and never in 24 since. So: no
+	 * SIGCONT unless the daemon is stopped, and no SIGTERM for one
+	 * that is shutting down already (it closed its listeners).
+	 */
+	if (ispd_stopped(p))
+		kill(p->pid, SIGCONT);
+	if (ispd_listening(p))
+		kill(p->pid, SIGTERM);
 	for (i = 0; i < 1000; i++) {
 		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
 			p->pid = 0;

@@ -27,7 +27,12 @@ const char	*test_bin(const char *name);
 
 /* Starts ispd on 127.0.0.1:0 with the given extra arguments (a
  * NULL-terminated list) and waits until it listens. Fails the test when
- * it does not within 10 s. */
+ * it does not within 10 s. With ISP_ISPD_WRAPPER set (for instance to
+ * "valgrind --leak-check=full --error-exitcode=97"), ispd runs under
+ * that command, in the same process, so ispd_stop() sees its verdict.
+ * The child inherits the test's resource limits (RLIMIT_NOFILE); its
+ * stdout and stderr go to p->log; it gets SIGTERM when the thread that
+ * started it ends, so a failed test leaves no daemon behind. */
 void		 ispd_start(struct ispd_proc *, ...);
 /* SIGTERM, then waits up to 10 s. Returns the exit status (0 for a
  * clean exit), or -1 when it died by a signal or did not stop. */

@@ -1,0 +1,781 @@
+/*
+ * Fuzz target for the daemon's session state machine: the input is the
+ * byte stream a client sends, delivered over a socketpair to a real
+ * session (session_new) and handled by the real loop (loop_once(0)), with
+ * the daemon's own table, subscription, TTL and output code behind it.
+ *
+ * The first byte chooses how the stream is delivered and how the
+ * session ends (the flags below); the rest is the stream. The seeds
+ * (tests/fuzz/seeds_session.c) are whole realistic sessions, so the
+ * fuzzer mutates sequences of frames, not single frames.
+ *
+ * Beyond "no crash, no sanitizer finding, no leak", after each input:
+ *  - every frame the daemon wrote decodes, and is one a server may send;
+ *    a session that began with a valid HELLO got WELCOME first;
+ *  - the watching session (F_PEER) keeps a view of its tables from its
+ *    events, as a client mirror does, and the events keep the promises
+ *    of docs/PROTOCOL.md: no EV_ANNOUNCE of a key held, no EV_REPLACE or
+ *    EV_WITHDRAW of a key not held, a key's seq only grows, EV_END's
+ *    count is the keys held and later events have a greater seq; once
+ *    all output is read, the view equals the tables (keys, fields,
+ *    owners, seqs);
+ *  - ownership adds up: every record is owned by a READY session, by an
+ *    ended one whose records are being withdrawn (a ghost), or is a row
+ *    of ispd.sessions; each session's owned list, its nrecords and the
+ *    records naming it as owner agree; their sum plus one row per READY
+ *    session or ghost is table_record_count(); subscriptions likewise;
+ *  - once the peers hang up (after reading all output, or with output
+ *    unread, or after hold-time expiry), every session is freed through
+ *    the normal close path within a bounded number of loop turns; or, on
+ *    the shutdown path, at once, each open one sent BYE SHUTDOWN last;
+ *    either way no record, subscription or live session is left.
+ * The daemon's global state (tables, TTL heap) is then freed and made
+ * anew, as at exit and start, so one input cannot affect the next.
+ *
+ * Whether a struct session is still allocated is asked of ASan (the
+ * target is always built with it): freed memory stays poisoned in its
+ * quarantine (256 MiB) far longer than one input runs.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sanitizer/asan_interface.h>
+
+#include "isp.h"
+#include "ispd.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+/* Flags in the first input byte. */
+#define F_HELLO		0x01	/* a valid HELLO goes before the stream */
+#define F_PEER		0x02	/* a second session owns a record of T and
+				 * watches T and ispd.sessions */
+#define F_CHUNKS	0x04	/* the stream in small writes, a loop turn
+				 * after each: partial frames, input buffer */
+#define F_SLOW		0x08	/* small socket buffers, output read only at
+				 * the end: EPOLLOUT, queued output, and
+				 * readers behind (coalescing, catch-up) */
+#define F_EXPIRE	0x10	/* afterwards, TTLs of up to EXPIRE_S run out */
+#define F_BIGCHUNK	0x20	/* with F_CHUNKS: 509-byte writes, not 1
+				 * (longer when the input is over 512) */
+#define F_END_SHIFT	6	/* bits 6-7: how it ends, one of END_* */
+#define END_HANGUP	0	/* output read, then the peers hang up */
+#define END_HOLD	1	/* silence: hold-time expiry, BYE */
+#define END_ABORT	2	/* the peers hang up with output unread */
+#define END_SHUTDOWN	3	/* the daemon shuts down (SIGTERM's path) */
+
+#define T		"SIP_REGISTRATION"
+#define PEER_KEY	"alice@example.com|1"
+#define EXPIRE_S	120
+/* Loop turns allowed for a session to go once its peer hung up. */
+#define CLOSE_TURNS	16
+/* Loop turns without any progress before the writer gives up. */
+#define STALL_TURNS	8
+#define MAX_TABLES	64
+#define MAX_CHUNKS	512
+/* Loop turns for every queue to drain once the output is read. */
+#define SETTLE_TURNS	64
+
+/* One session and our end of its socketpair. */
+struct fz {
+	const char	*name;
+	struct session	*s;
+	int		 fd;		/* ours; -1 once closed */
+	struct buf	 out;		/* bytes read, not yet decoded */
+	int		 nframes;	/* frames decoded so far */
+	uint8_t		 last_type;	/* of the last frame decoded */
+	uint16_t	 last_code;	/* its code, for ERROR and BYE */
+	int		 want_welcome;	/* the first frame must be WELCOME */
+	int		 watch;		/* keep and check a view (below) */
+	struct hash	 view;		/* struct vrec by table and key */
+	struct {
+		uint8_t		 name[PROTO_MAX_TABLE_BYTES];
+		size_t		 len;
+		uint64_t	 end_seq;	/* of its EV_END */
+		int		 ended;
+	}		 subs[MAX_TABLES];
+	size_t		 nsubs;
+};
+
+static void
+die(const char *what, const struct fz *c)
+{
+	fprintf(stderr, "fuzz_session: %s (session %s)\n", what,
+	    c != NULL ? c->name : "-");
+	abort();
+}
+
+static int
+fz_alive(const struct fz *c)
+{
+	return c->s != NULL && !__asan_address_is_poisoned(c->s);
+}
+
+/*
+ * The watcher's view: what applying its events by key gives (the way a
+ * client mirror does), with what docs/PROTOCOL.md promises about them:
+ * no EV_ANNOUNCE of a key held, no EV_REPLACE or EV_WITHDRAW of a key
+ * not held; a key's seq only grows; EV_END's count is the keys held
+ * then, and every later event has a seq above EV_END's. At the end the
+ * view must equal the table (view_check).
+ */
+struct vrec {
+	struct hash_node	 node;
+	int			 present;	/* 0: withdrawn, seq kept */
+	uint64_t		 seq;
+	uint64_t		 owner;
+	uint8_t			*fields;
+	size_t			 fields_len;
+	size_t			 len;
+	uint8_t			 k[];		/* u8 table length, table, key */
+};
+
+static int
+vrec_eq(const struct hash_node *n, const void *k, size_t len)
+{
+	const struct vrec	*v = (const struct vrec *)n;
+
+	return v->len == len && memcmp(v->k, k, len) == 0;
+}
+
+static size_t
+view_key(uint8_t *k, struct proto_bytes table, struct proto_bytes key)
+{
+	k[0] = (uint8_t)table.len;
+	memcpy(k + 1, table.p, table.len);
+	memcpy(k + 1 + table.len, key.p, key.len);
+	return 1 + table.len + key.len;
+}
+
+static struct vrec *
+view_find(struct fz *c, struct proto_bytes table, struct proto_bytes key)
+{
+	uint8_t	 k[1 + PROTO_MAX_TABLE_BYTES + PROTO_MAX_KEY_BYTES];
+	size_t	 len = view_key(k, table, key);
+
+	return (struct vrec *)hash_find(&c->view, hash_bytes(k, len), k, len,
+	    vrec_eq);
+}
+
+static size_t
+view_count(struct fz *c, struct proto_bytes table)
+{
+	struct hash_node	*n = NULL;
+	struct vrec		*v;
+	size_t			 pos = 0, count = 0;
+
+	while ((n = hash_next(&c->view, &pos, n)) != NULL) {
+		v = (struct vrec *)n;
+		count += v->present && v->k[0] == table.len &&
+		    memcmp(v->k + 1, table.p, table.len) == 0;
+	}
+	return count;
+}
+
+static void
+view_free(struct fz *c)
+{
+	struct hash_node	*n, *next;
+	size_t			 pos = 0;
+
+	for (n = hash_next(&c->view, &pos, NULL); n != NULL; n = next) {
+		next = hash_next(&c->view, &pos, n);
+		free(((struct vrec *)n)->fields);
+		free(n);
+	}
+	hash_free(&c->view);
+}
+
+static void
+view_apply(struct fz *c, const struct proto_msg *m)
+{
+	uint8_t		 k[1 + PROTO_MAX_TABLE_BYTES + PROTO_MAX_KEY_BYTES];
+	struct vrec	*v;
+	size_t		 i, len;
+
+	for (i = 0; i < c->nsubs; i++)
+		if (c->subs[i].len == m->table.len &&
+		    memcmp(c->subs[i].name, m->table.p, m->table.len) == 0)
+			break;
+	if (i == c->nsubs) {
+		if (c->nsubs == MAX_TABLES)
+			die("events of too many tables", c);
+		memcpy(c->subs[i].name, m->table.p, m->table.len);
+		c->subs[i].len = m->table.len;
+		c->nsubs++;
+	}
+	if (m->type == PROTO_EV_END) {
+		if (c->subs[i].ended)
+			die("a second EV_END for one subscription", c);
+		if (m->count != view_count(c, m->table))
+			die("EV_END count is not the keys held", c);
+		c->subs[i].ended = 1;
+		c->subs[i].end_seq = m->seq;
+		return;
+	}
+	if (c->subs[i].ended && m->seq <= c->subs[i].end_seq)
+		die("event after EV_END with a seq not above it", c);
+	if ((v = view_find(c, m->table, m->key)) != NULL && m->seq <= v->seq)
+		die("a key's seq did not grow", c);
+	if (m->type == PROTO_EV_ANNOUNCE && v != NULL && v->present)
+		die("EV_ANNOUNCE of a key held", c);
+	if (m->type != PROTO_EV_ANNOUNCE && (v == NULL || !v->present))
+		die("EV_REPLACE or EV_WITHDRAW of a key not held", c);
+	if (v == NULL) {
+		len = view_key(k, m->table, m->key);
+		if ((v = calloc(1, sizeof(*v) + len)) == NULL)
+			die("out of memory", c);
+		memcpy(v->k, k, len);
+		v->len = len;
+		if (hash_insert(&c->view, &v->node, hash_bytes(k, len)) == -1)
+			die("out of memory", c);
+	}
+	free(v->fields);
+	v->fields = NULL;
+	v->fields_len = 0;
+	v->seq = m->seq;
+	v->owner = m->owner_session;
+	v->present = m->type != PROTO_EV_WITHDRAW;
+	if (v->present) {
+		if ((v->fields = malloc(m->fields.len + 1)) == NULL)
+			die("out of memory", c);
+		memcpy(v->fields, m->fields.p, m->fields.len);
+		v->fields_len = m->fields.len;
+	}
+}
+
+/* The view equals every table the watcher subscribed to. */
+static void
+view_check(struct fz *c)
+{
+	struct proto_bytes	 tname;
+	struct table		*t;
+	struct hash_node	*n;
+	struct record		*r;
+	struct vrec		*v;
+	size_t			 i, pos;
+
+	for (i = 0; i < c->nsubs; i++) {
+		tname = proto_bytes(c->subs[i].name, c->subs[i].len);
+		if (!c->subs[i].ended)
+			die("no EV_END after everything was read", c);
+		if ((t = table_find(tname)) == NULL)
+			die("a subscribed table is gone", c);
+		pos = 0;
+		n = NULL;
+		while ((n = hash_next(&t->records, &pos, n)) != NULL) {
+			r = (struct record *)((char *)n -
+			    offsetof(struct record, node));
+			v = view_find(c, tname, record_key(r));
+			if (v == NULL || !v->present)
+				die("the view lacks a record of the table", c);
+			if (v->seq != r->seq ||
+			    v->owner != record_owner_id(r) ||
+			    v->fields_len != record_fields(r).len ||
+			    memcmp(v->fields, record_fields(r).p,
+			    v->fields_len) != 0)
+				die("the view holds another version of a "
+				    "record", c);
+		}
+		if (view_count(c, tname) != t->records.count)
+			die("the view holds records the table does not", c);
+	}
+}
+
+/* Decodes every whole frame read so far. */
+static void
+fz_decode(struct fz *c)
+{
+	struct proto_msg	 m;
+	const char		*why;
+	size_t			 n, off = 0;
+	int			 rc;
+
+	while ((rc = proto_frame_check(c->out.data + off, c->out.len - off,
+	    PROTO_MAX_FRAME_BYTES, &n)) == 1) {
+		if (proto_decode(c->out.data + off, n, &m, &why) != 0) {
+			fprintf(stderr, "fuzz_session: undecodable frame from "
+			    "ispd: %s\n", why);
+			die("ispd sent a malformed frame", c);
+		}
+		switch (m.type) {
+		case PROTO_WELCOME:
+		case PROTO_ERROR:
+		case PROTO_PING:
+		case PROTO_PONG:
+		case PROTO_BYE:
+		case PROTO_ROWS:
+			break;
+		case PROTO_EV_ANNOUNCE:
+		case PROTO_EV_REPLACE:
+		case PROTO_EV_WITHDRAW:
+		case PROTO_EV_END:
+			if (c->watch)
+				view_apply(c, &m);
+			break;
+		default:
+			die("ispd sent a frame only clients send", c);
+		}
+		if (c->nframes++ == 0 && c->want_welcome &&
+		    m.type != PROTO_WELCOME)
+			die("a valid HELLO was not answered by WELCOME", c);
+		c->last_type = m.type;
+		c->last_code = m.code;
+		off += n;
+	}
+	if (rc == -1)
+		die("ispd sent a frame of a bad length", c);
+	buf_consume(&c->out, off);
+}
+
+/* Reads what the session wrote. Returns the number of bytes. */
+static size_t
+fz_drain(struct fz *c)
+{
+	uint8_t	 tmp[65536];
+	ssize_t	 n;
+	size_t	 total = 0;
+
+	if (c->fd == -1)
+		return 0;
+	while ((n = read(c->fd, tmp, sizeof(tmp))) > 0) {
+		total += (size_t)n;
+		buf_put(&c->out, tmp, (size_t)n);
+		if (buf_failed(&c->out))
+			die("out of memory reading", c);
+		fz_decode(c);
+	}
+	return total;
+}
+
+static int
+fz_open(struct fz *c, const char *name, int slow)
+{
+	int	 sv[2], sz = 4096;
+
+	memset(c, 0, sizeof(*c));
+	c->name = name;
+	c->fd = -1;
+	buf_init(&c->out);
+	hash_init(&c->view);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+	    sv) == -1)
+		return -1;
+	if (slow) {
+		(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz,
+		    sizeof(sz));
+		(void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz,
+		    sizeof(sz));
+	}
+	if ((c->s = session_new(sv[0], name)) == NULL) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	c->fd = sv[1];
+	return 0;
+}
+
+/*
+ * Writes len bytes of p to c, chunk bytes at a time with a loop turn
+ * after each, reading the output unless slow. Stops early when the
+ * session stops taking input (closed, or not reading).
+ */
+static void
+fz_send(struct fz *c, const uint8_t *p, size_t len, size_t chunk,
+    struct fz *all, int nall, int slow)
+{
+	size_t	 off = 0, want;
+	ssize_t	 n;
+	int	 stalled = 0, i;
+
+	while (off < len && c->fd != -1 && stalled < STALL_TURNS) {
+		want = len - off < chunk ? len - off : chunk;
+		n = send(c->fd, p + off, want, MSG_NOSIGNAL);
+		if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
+			break;	/* the session is gone */
+		if (n > 0) {
+			off += (size_t)n;
+			stalled = 0;
+		} else
+			stalled++;
+		loop_once(0);
+		for (i = 0; i < nall && !slow; i++)
+			fz_drain(&all[i]);
+	}
+}
+
+/* Runs the loop and reads until two turns in a row bring no byte: every
+ * queue, deferred write and catch-up is then done. Returns 0 when that
+ * does not happen within SETTLE_TURNS. */
+static int
+settle(struct fz *all, int nall)
+{
+	size_t	 got;
+	int	 turn, quiet = 0, k;
+
+	for (turn = 0; turn < SETTLE_TURNS && quiet < 2; turn++) {
+		session_before_sleep();
+		got = 0;
+		for (k = 0; k < nall; k++)
+			got += fz_drain(&all[k]);
+		loop_once(0);
+		for (k = 0; k < nall; k++)
+			got += fz_drain(&all[k]);
+		quiet = got == 0 ? quiet + 1 : 0;
+	}
+	return quiet >= 2;
+}
+
+static void
+turns(struct fz *all, int nall, int n, int drain)
+{
+	int	 i;
+
+	while (n-- > 0) {
+		loop_once(0);
+		for (i = 0; i < nall && drain; i++)
+			fz_drain(&all[i]);
+	}
+}
+
+/*
+ * Ownership and subscriptions add up; see the top comment. Runs after
+ * session_before_sleep(), so no session is ENDING.
+ */
+static void
+check_tables(struct fz *all, int nall)
+{
+	struct table		**tv, *t;
+	struct hash_node	 *n;
+	struct record		 *r;
+	struct subscr		 *sub;
+	size_t			  nt, i, pos, nrec = 0, nrows = 0, nsubs;
+	size_t			  owned[2] = { 0, 0 }, expect = 0, subs = 0;
+	size_t			  nrowed = 0;
+	int			  k;
+
+	if ((tv = table_sorted(&nt)) == NULL)
+		die("out of memory listing tables", NULL);
+	for (i = 0; i < nt; i++) {
+		t = tv[i];
+		pos = 0;
+		n = NULL;
+		while ((n = hash_next(&t->records, &pos, n)) != NULL) {
+			r = (struct record *)((char *)n -
+			    offsetof(struct record, node));
+			nrec++;
+			if (r->table != t || r->seq > t->seq || r->seq == 0)
+				die("record with a wrong table or seq", NULL);
+			if ((r->expire_ms == 0) != (r->ttl_idx == TTL_NONE))
+				die("record TTL and heap index disagree",
+				    NULL);
+			if (r->owner == NULL) {
+				if (!t->readonly)
+					die("ownerless record outside "
+					    "ispd.sessions", NULL);
+				nrows++;
+				continue;
+			}
+			for (k = 0; k < nall; k++)
+				if (all[k].s == r->owner && fz_alive(&all[k]))
+					break;
+			if (k == nall)
+				die("record owned by a freed session", NULL);
+			if (r->owner->state != SESSION_READY &&
+			    !r->owner->ghost)
+				die("record owned by a session neither READY "
+				    "nor a ghost", &all[k]);
+			owned[k]++;
+		}
+		nsubs = 0;
+		TAILQ_FOREACH(sub, &t->subs, table_entry) {
+			if (sub->table != t)
+				die("subscription on the wrong table", NULL);
+			nsubs++;
+		}
+		if (nsubs != t->nsubs)
+			die("table subscriber count is wrong", NULL);
+	}
+	free(tv);
+	if (nrec != table_record_count())
+		die("table_record_count() is not the records in tables",
+		    NULL);
+	for (k = 0; k < nall; k++) {
+		struct session	*s = all[k].s;
+		size_t		 listed = 0;
+
+		if (!fz_alive(&all[k]))
+			continue;
+		if (s->state == SESSION_ENDING)
+			die("ENDING session after session_before_sleep()",
+			    &all[k]);
+		TAILQ_FOREACH(r, &s->owned, owned) {
+			if (r->owner != s)
+				die("owned list holds another's record",
+				    &all[k]);
+			listed++;
+		}
+		if (listed != s->nrecords || owned[k] != s->nrecords)
+			die("owned list, nrecords and records disagree",
+			    &all[k]);
+		TAILQ_FOREACH(sub, &s->subs, session_entry) {
+			if (sub->session != s)
+				die("subscription of another session",
+				    &all[k]);
+			subs++;
+		}
+		if (s->state == SESSION_READY) {
+			if (s->row == NULL)
+				die("READY session without a row", &all[k]);
+		} else if (!TAILQ_EMPTY(&s->subs))
+			die("session not READY still subscribed", &all[k]);
+		else if (!s->ghost && (s->row != NULL || s->nrecords != 0))
+			die("session neither READY nor a ghost holds a row "
+			    "or records", &all[k]);
+		else if (s->ghost && (s->row == NULL || s->nrecords == 0))
+			die("ghost without a row or records", &all[k]);
+		nrowed += s->row != NULL;
+		expect += s->nrecords;
+	}
+	/* A ghost keeps its row until its last record is withdrawn. */
+	if (nrows != nrowed)
+		die("ispd.sessions rows are not the READY sessions and the "
+		    "ghosts", NULL);
+	if (expect + nrows != table_record_count())
+		die("records are not the sum of owned records and rows", NULL);
+	if (subs != subscr_count())
+		die("subscr_count() is not the sessions' subscriptions",
+		    NULL);
+}
+
+static void
+check_rows_fresh(struct fz *all, int nall)
+{
+	int	 k;
+
+	for (k = 0; k < nall; k++)
+		if (fz_alive(&all[k]) && all[k].s->row != NULL &&
+		    all[k].s->row_nrecords != all[k].s->nrecords)
+			die("ispd.sessions row stale after a tick", &all[k]);
+}
+
+/* The watching session: owns PEER_KEY, subscribes to T and to the
+ * sessions table, so that the stream's announces, replaces, withdraws
+ * and session changes fan out to it. */
+static void
+peer_script(struct buf *b)
+{
+	struct buf	 f;
+	size_t		 s;
+
+	buf_init(&f);
+	s = proto_fields_begin(&f);
+	proto_put_field(&f, "contact", 7, "sip:alice@192.0.2.9:5060", 24);
+	proto_fields_end(&f, s, 1);
+	proto_put_hello(b, PROTO_VERSION, 0, "watcher");
+	proto_put_announce(b, 1, proto_bytes(T, strlen(T)), 0,
+	    proto_bytes(PEER_KEY, strlen(PEER_KEY)),
+	    proto_bytes(f.data, f.len));
+	proto_put_subscribe(b, 2, proto_bytes(T, strlen(T)), 0,
+	    proto_bytes("", 0));
+	proto_put_subscribe(b, 3, proto_bytes(PROTO_SESSIONS_TABLE,
+	    strlen(PROTO_SESSIONS_TABLE)), 0, proto_bytes("", 0));
+	buf_free(&f);
+}
+
+static void
+init_once(void)
+{
+	static int	 done;
+
+	if (done)
+		return;
+	done = 1;
+	signal(SIGPIPE, SIG_IGN);
+	log_init(getenv("FUZZ_SESSION_LOG") != NULL ? LOG_LEVEL_DEBUG :
+	    LOG_LEVEL_ERROR);
+	ispd_conf.server_id = "fuzz";
+	/* The smallest queue allowed (16 KiB, see limit.c), so that a
+	 * reader that falls behind (F_SLOW) soon has its changes coalesced
+	 * and caught up (sync.c) rather than queued. */
+	ispd_conf.max_queue_bytes = 16 * 1024;
+	loop_init();
+	table_init();
+}
+
+/* The peers hang up; every session must then go by the normal path
+ * within a bounded number of loop turns. */
+static void
+hang_up(struct fz *all, int nall, size_t size)
+{
+	int	 k, turn;
+
+	for (k = 0; k < nall; k++) {
+		close(all[k].fd);
+		all[k].fd = -1;
+	}
+	for (turn = 0; turn < CLOSE_TURNS + (int)(size / SESSION_READ_BYTES);
+	    turn++) {
+		for (k = 0; k < nall && !fz_alive(&all[k]); k++)
+			;
+		if (k == nall)
+			break;
+		loop_once(0);
+	}
+}
+
+/* The daemon's SIGTERM path: every session gets BYE SHUTDOWN (written
+ * best-effort, so checked only where output was being read) and is
+ * freed at once. */
+static void
+shut_down(struct fz *all, int nall, int slow)
+{
+	int	 k, open[2];
+
+	for (k = 0; k < nall; k++)
+		open[k] = fz_alive(&all[k]) &&
+		    all[k].s->state <= SESSION_READY;
+	session_shutdown_all();
+	for (k = 0; k < nall; k++) {
+		if (fz_alive(&all[k]))
+			die("session not freed by session_shutdown_all()",
+			    &all[k]);
+		if (slow)
+			continue;
+		fz_drain(&all[k]);
+		if (open[k] && (all[k].last_type != PROTO_BYE ||
+		    all[k].last_code != ISP_E_SHUTDOWN))
+			die("no BYE SHUTDOWN as the last frame", &all[k]);
+	}
+	for (k = 0; k < nall; k++) {
+		close(all[k].fd);
+		all[k].fd = -1;
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fz	 all[2];
+	struct buf	 b;
+	uint8_t		 flags;
+	size_t		 chunk;
+	int		 nall = 0, slow, k, end;
+	uint64_t	 horizon;
+
+	if (size < 1)
+		return 0;
+	init_once();
+	flags = data[0];
+	data++;
+	size--;
+	slow = (flags & F_SLOW) != 0;
+	end = flags >> F_END_SHIFT;
+	chunk = SIZE_MAX;
+	if (flags & F_CHUNKS) {
+		chunk = (flags & F_BIGCHUNK) ? 509 : 1;
+		/* At most MAX_CHUNKS loop turns, or a long input would
+		 * run for seconds. */
+		if (chunk < size / MAX_CHUNKS + 1)
+			chunk = size / MAX_CHUNKS + 1;
+	}
+	buf_init(&b);
+
+	if (flags & F_PEER) {
+		if (fz_open(&all[nall], "peer", slow) == -1)
+			die("cannot make the peer session", NULL);
+		all[nall].want_welcome = 1;
+		all[nall].watch = 1;
+		peer_script(&b);
+		fz_send(&all[nall], b.data, b.len, SIZE_MAX, all, nall + 1, 0);
+		b.len = 0;
+		nall++;
+	}
+	if (fz_open(&all[nall], "fuzz", slow) == -1)
+		die("cannot make the fuzzed session", NULL);
+	nall++;
+	if (flags & F_HELLO) {
+		all[nall - 1].want_welcome = 1;
+		proto_put_hello(&b, PROTO_VERSION, 0, "bgw-1");
+		fz_send(&all[nall - 1], b.data, b.len, SIZE_MAX, all, nall,
+		    slow);
+		b.len = 0;
+	}
+	fz_send(&all[nall - 1], data, size, chunk, all, nall, slow);
+	if (nall == 2) {
+		/* A frame from the older session moves it in the hold
+		 * list. */
+		proto_put_ping(&b, PROTO_PING, 1);
+		fz_send(&all[0], b.data, b.len, SIZE_MAX, all, nall, slow);
+	}
+	buf_free(&b);
+	turns(all, nall, 2, !slow);
+
+	if (flags & F_EXPIRE) {
+		horizon = loop_now_ms() + EXPIRE_S * 1000;
+		while (ttl_expire(horizon) > 0)
+			;
+	}
+	table_tick();
+	session_before_sleep();
+	check_rows_fresh(all, nall);
+	check_tables(all, nall);
+
+	switch (end) {
+	case END_HANGUP:
+		/* Read everything: queues that waited for EPOLLOUT drain,
+		 * and the watcher's view must then be the tables. */
+		if (!settle(all, nall))
+			die("output still coming after SETTLE_TURNS turns",
+			    NULL);
+		check_tables(all, nall);
+		for (k = 0; k < nall; k++)
+			if (all[k].watch && fz_alive(&all[k]) &&
+			    all[k].s->state == SESSION_READY)
+				view_check(&all[k]);
+		hang_up(all, nall, size);
+		break;
+	case END_HOLD:
+		for (k = 0; k < nall; k++)
+			fz_drain(&all[k]);
+		session_timers(loop_now_ms() + ispd_conf.hold_ms);
+		turns(all, nall, 2, 1);
+		session_before_sleep();
+		check_tables(all, nall);
+		hang_up(all, nall, size);
+		break;
+	case END_ABORT:
+		hang_up(all, nall, size);
+		break;
+	default:
+		shut_down(all, nall, slow);
+		break;
+	}
+	for (k = 0; k < nall; k++)
+		if (fz_alive(&all[k]))
+			die("session not freed after its peer hung up",
+			    &all[k]);
+	if (session_count() != 0 || subscr_count() != 0 ||
+	    table_record_count() != 0)
+		die("sessions, subscriptions or records left after every "
+		    "session ended", NULL);
+	for (k = 0; k < nall; k++) {
+		buf_free(&all[k].out);
+		view_free(&all[k]);
+	}
+
+	/* As at exit and start: nothing of this input reaches the next. */
+	table_free_all();
+	subscr_free_all();
+	table_init();
+	return 0;
+}
