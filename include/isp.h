@@ -103,6 +103,10 @@ typedef enum isp_err {
 	ISP_E_SHUTDOWN = 15,		/* server going down */
 	ISP_E_LIMIT = 16,		/* a configured limit was hit */
 	ISP_E_BAD_REQUEST = 17,		/* other invalid request */
+	ISP_E_AUTH = 18,		/* authentication failed or is
+					 * required (ends the session) */
+	ISP_E_DENIED = 19,		/* a rule of ispd forbids the request;
+					 * the reason names the rule */
 	/* Local to the library. */
 	ISP_E_SYS = 100,		/* system call failed; see errno */
 	ISP_E_CONNECT = 101,		/* cannot connect */
@@ -111,6 +115,8 @@ typedef enum isp_err {
 	ISP_E_INVALID = 104,		/* invalid argument */
 	ISP_E_NOMEM = 105,		/* out of memory */
 	ISP_E_STATE = 106,		/* not allowed in this state */
+	ISP_E_TLS = 107,		/* TLS failed: certificate, handshake,
+					 * or files given in the options */
 } isp_err;
 
 /* A short English text for the code; never NULL. */
@@ -266,6 +272,23 @@ struct isp_options {
 						 * server confirms or withdraws
 						 * them */
 	isp_state_cb	*on_state;	/* default: none */
+	/*
+	 * Added with TLS and authentication (docs/SECURITY.md). With tls
+	 * set, every session runs over TLS 1.2 or later (1.3 preferred);
+	 * the server's certificate must chain to tls_ca_file (NULL: the
+	 * system's CAs) and name tls_server_name (NULL: the host of the
+	 * server's address, a DNS name or an IP address). There is no
+	 * option to skip that check. tls_cert_file and tls_key_file give
+	 * a client certificate, for servers that require one.
+	 */
+	int		 tls;		/* default 0: plain TCP */
+	const char	*tls_ca_file;
+	const char	*tls_cert_file;	/* PEM, with its chain */
+	const char	*tls_key_file;	/* PEM, unencrypted */
+	const char	*tls_server_name;
+	/* The shared secret of this client's name (its line in ispd's
+	 * credentials file): answers ispd's challenge; never sent. */
+	const char	*secret;	/* default NULL: none */
 };
 
 void		 isp_options_init(struct isp_options *);

@@ -54,6 +54,54 @@ start_ispd() {
 	eval "port_$1=$(head -1 "$tmp/$1.port")"
 }
 
+# DEMO_TLS=1: the same demo with TLS on every reflector, every client
+# authenticated by its own shared secret and held to rules
+# (docs/SECURITY.md). The certificates and secrets are made here, in
+# $tmp; ispd and ispctl are wrapped to use them.
+if [ "${DEMO_TLS:-0}" = 1 ]; then
+	(cd "$tmp" &&
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout ca.key -out ca.crt -days 1 -subj "/CN=ispd demo CA" &&
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout server.key -out server.csr -subj "/CN=localhost" &&
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext &&
+	openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key \
+	    -CAcreateserial -days 1 -extfile server.ext -out server.crt &&
+	chmod 600 ca.key server.key) >"$tmp/openssl.log" 2>&1 ||
+	    fail "cannot make the demo's certificates: $(cat "$tmp/openssl.log")"
+	for n in bgw-1 bgw-2 asterisk-1 asterisk-2 demo; do
+		s=$(openssl rand -hex 16)
+		(umask 077; echo "$n $s" >>"$tmp/secrets"; echo "$s" >"$tmp/$n.secret")
+	done
+	cat >"$tmp/ispd.conf" <<-EOF
+	tls-cert server.crt
+	tls-key server.key
+	credentials secrets
+	default deny
+	allow bgw-* announce,create $T
+	allow asterisk-* subscribe,create $T
+	allow demo subscribe *
+	EOF
+	ispd_bin=$(realpath "$ISPD") ispctl_bin=$(realpath "$ISPCTL")
+	cat >"$tmp/ispd" <<-EOF
+	#!/bin/sh
+	# ispd on TLS: --listen becomes --listen-tls, with the configuration.
+	[ "\$1" = --listen ] && shift && set -- --listen-tls "\$@"
+	exec "$ispd_bin" --config "$tmp/ispd.conf" "\$@"
+	EOF
+	cat >"$tmp/ispctl" <<-EOF
+	#!/bin/sh
+	# ispctl on TLS, with the secret of its --name.
+	name=ispctl prev=
+	for a in "\$@"; do [ "\$prev" = --name ] && name=\$a; prev=\$a; done
+	exec "$ispctl_bin" --tls-ca "$tmp/ca.crt" --secret-file "$tmp/\$name.secret" "\$@"
+	EOF
+	chmod 755 "$tmp/ispd" "$tmp/ispctl"
+	ISPD=$tmp/ispd ISPCTL=$tmp/ispctl
+	say "DEMO_TLS=1: TLS, a shared secret per client, and these rules:"
+	grep -E '^(default|allow|deny)' "$tmp/ispd.conf"
+fi
+
 say "starting two ispd reflectors on loopback"
 start_ispd A
 start_ispd B
@@ -139,8 +187,9 @@ echo "reflector B alone still serves the table:"
 
 say "reflector A comes back on its port: the gateway replays into it"
 start_ispd A "$port_A"
-wait_for sh -c "'$ISPCTL' -s 127.0.0.1:$port_A --name demo tables | grep -q '^$T  *$PER_GATEWAY '" ||
-    fail "A did not get the registrations back"
+# Back when both gateways replayed and both watchers resubscribed.
+wait_for sh -c "'$ISPCTL' -s 127.0.0.1:$port_A --name demo tables | grep -q '^$T  *$PER_GATEWAY  *[0-9]*  *2\$'" ||
+    fail "A did not get the registrations and the watchers back"
 "$ISPCTL" -s 127.0.0.1:$port_A --name demo tables | grep -v '^ispd.sessions'
 w1=$(tail -n +$((lines1 + 1)) "$tmp/asterisk-1.events" | grep -c '"event":"withdraw"')
 echo "watchers: asterisk-1 holds $(count "$tmp/asterisk-1.events"), asterisk-2 holds $(count "$tmp/asterisk-2.events"); withdrawals since the kill: $w1"

@@ -323,6 +323,15 @@ proto_decode(const uint8_t *frame, size_t len, struct proto_msg *m,
 		m->code = rd_u16(&r);
 		rc = rd_str(&r, &m->text, why);
 		break;
+	case PROTO_CHALLENGE:
+		m->mech = rd_u16(&r);
+		m->nonce = rd_bytes(&r, PROTO_NONCE_BYTES);
+		break;
+	case PROTO_AUTH:
+		m->mech = rd_u16(&r);
+		m->nonce = rd_bytes(&r, PROTO_NONCE_BYTES);
+		m->mac = rd_bytes(&r, PROTO_MAC_BYTES);
+		break;
 	case PROTO_ANNOUNCE:
 		m->req_id = rd_u32(&r);
 		if ((rc = rd_table(&r, m, why)) != 0)
@@ -597,6 +606,44 @@ proto_put_bye(struct buf *b, uint16_t code, const char *reason)
 }
 
 void
+proto_put_challenge(struct buf *b, uint16_t mech,
+    const uint8_t nonce[PROTO_NONCE_BYTES])
+{
+	size_t	 s = proto_begin(b, PROTO_CHALLENGE);
+
+	buf_put_u16(b, mech);
+	buf_put(b, nonce, PROTO_NONCE_BYTES);
+	proto_end(b, s);
+}
+
+void
+proto_put_auth(struct buf *b, uint16_t mech,
+    const uint8_t client_nonce[PROTO_NONCE_BYTES],
+    const uint8_t mac[PROTO_MAC_BYTES])
+{
+	size_t	 s = proto_begin(b, PROTO_AUTH);
+
+	buf_put_u16(b, mech);
+	buf_put(b, client_nonce, PROTO_NONCE_BYTES);
+	buf_put(b, mac, PROTO_MAC_BYTES);
+	proto_end(b, s);
+}
+
+void
+proto_auth_input(struct buf *b, const uint8_t server_nonce[PROTO_NONCE_BYTES],
+    const uint8_t client_nonce[PROTO_NONCE_BYTES], const void *name,
+    size_t name_len, const void *binding, size_t binding_len)
+{
+	buf_put(b, PROTO_AUTH_LABEL, sizeof(PROTO_AUTH_LABEL) - 1);
+	buf_put(b, server_nonce, PROTO_NONCE_BYTES);
+	buf_put(b, client_nonce, PROTO_NONCE_BYTES);
+	buf_put_u8(b, (uint8_t)name_len);
+	buf_put(b, name, name_len);
+	buf_put_u8(b, (uint8_t)binding_len);
+	buf_put(b, binding, binding_len);
+}
+
+void
 proto_put_announce(struct buf *b, uint32_t req_id, struct proto_bytes table,
     uint32_t ttl_s, struct proto_bytes key, struct proto_bytes fields)
 {
@@ -728,6 +775,8 @@ proto_type_name(uint8_t type)
 	case PROTO_PING:	return "PING";
 	case PROTO_PONG:	return "PONG";
 	case PROTO_BYE:		return "BYE";
+	case PROTO_CHALLENGE:	return "CHALLENGE";
+	case PROTO_AUTH:	return "AUTH";
 	case PROTO_ANNOUNCE:	return "ANNOUNCE";
 	case PROTO_WITHDRAW:	return "WITHDRAW";
 	case PROTO_SUBSCRIBE:	return "SUBSCRIBE";

@@ -52,6 +52,9 @@ enum proto_type {
 	PROTO_PING		= 0x04,	/* both  u64 token */
 	PROTO_PONG		= 0x05,	/* both  u64 token */
 	PROTO_BYE		= 0x06,	/* both  u16 code, str reason */
+	PROTO_CHALLENGE		= 0x07,	/* S->C  u16 mech, 32 bytes nonce */
+	PROTO_AUTH		= 0x08,	/* C->S  u16 mech, 32 bytes client
+					 *       nonce, 32 bytes mac */
 
 	PROTO_ANNOUNCE		= 0x10,	/* C->S  u32 req_id, name table, u32 ttl_s,
 					 *       key, fields */
@@ -87,9 +90,24 @@ enum proto_type {
 #define PROTO_WD_EXPIRED	2	/* its TTL ran out */
 #define PROTO_WD_SESSION	3	/* its owner's session ended */
 
-/* Capability bits in HELLO/WELCOME. None is defined in version 1; a
- * server answers with the bits it shares with the client. */
+/* Capability bits in HELLO/WELCOME; a server answers with the bits it
+ * shares with the client. PROTO_CAPS is what a client sends unless it
+ * opts into one; PROTO_CAPS_KNOWN every bit defined. */
 #define PROTO_CAPS		0u
+#define PROTO_CAP_AUTH		0x00000001u	/* the client can answer a
+						 * CHALLENGE with AUTH */
+#define PROTO_CAPS_KNOWN	PROTO_CAP_AUTH
+
+/* Authentication by a shared secret (CHALLENGE, AUTH; docs/PROTOCOL.md
+ * "Authentication"). mac = HMAC-SHA256(secret, proto_auth_input()). */
+#define PROTO_AUTH_HMAC_SHA256	1		/* the one mech defined */
+#define PROTO_NONCE_BYTES	32
+#define PROTO_MAC_BYTES		32
+#define PROTO_AUTH_LABEL	"ispd-auth-v1"	/* first bytes of the input */
+/* Channel binding on TLS: this many bytes of keying material exported
+ * (RFC 5705, RFC 8446 7.5) with this label and no context. */
+#define PROTO_BINDING_BYTES	32
+#define PROTO_BINDING_LABEL	"EXPORTER-ispd-auth-v1"
 
 /* The built-in table of live sessions, kept by the daemon itself. */
 #define PROTO_SESSIONS_TABLE	"ispd.sessions"
@@ -128,6 +146,10 @@ struct proto_msg {
 	uint8_t			flags;		/* SUBSCRIBE */
 	uint8_t			reason;		/* EV_WITHDRAW */
 	uint8_t			what;		/* QUERY */
+	uint16_t		mech;		/* CHALLENGE, AUTH */
+	struct proto_bytes	nonce;		/* CHALLENGE: the server's,
+						 * AUTH: the client's */
+	struct proto_bytes	mac;		/* AUTH */
 	struct proto_bytes	text;		/* HELLO name, WELCOME server,
 						 * ERROR/BYE reason */
 	struct proto_bytes	table;
@@ -217,6 +239,21 @@ void	proto_put_error(struct buf *, uint32_t req_id, uint16_t code,
 	    const char *reason);
 void	proto_put_ping(struct buf *, uint8_t type, uint64_t token);
 void	proto_put_bye(struct buf *, uint16_t code, const char *reason);
+void	proto_put_challenge(struct buf *, uint16_t mech,
+	    const uint8_t nonce[PROTO_NONCE_BYTES]);
+void	proto_put_auth(struct buf *, uint16_t mech,
+	    const uint8_t client_nonce[PROTO_NONCE_BYTES],
+	    const uint8_t mac[PROTO_MAC_BYTES]);
+/*
+ * Appends to b (not a frame) the bytes an AUTH's mac covers:
+ * PROTO_AUTH_LABEL, the server's nonce, the client's nonce, u8 length
+ * and the client name of the HELLO, u8 length and the channel binding
+ * (PROTO_BINDING_BYTES on TLS, none on plain TCP).
+ */
+void	proto_auth_input(struct buf *,
+	    const uint8_t server_nonce[PROTO_NONCE_BYTES],
+	    const uint8_t client_nonce[PROTO_NONCE_BYTES], const void *name,
+	    size_t name_len, const void *binding, size_t binding_len);
 /* fields is a whole encoded fields block (count included). */
 void	proto_put_announce(struct buf *, uint32_t req_id,
 	    struct proto_bytes table, uint32_t ttl_s, struct proto_bytes key,

@@ -10,6 +10,8 @@
  * watch) hold a session with each, reconnect, and watch prints the
  * merged view; the one-shot commands ask the first server that answers.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -31,9 +33,15 @@
 #define QUERY_TIMEOUT_MS	10000
 
 int			 cmd_place(int, char **);	/* place.c */
+void			 ispctl_options(struct isp_options *);
 static const char	*servers[ISP_MAX_SERVERS];
 static size_t		 nservers;
 static const char	*client_name = "ispctl";
+/* TLS and authentication (docs/SECURITY.md). */
+static int		 tls;
+static const char	*tls_ca, *tls_cert, *tls_key, *tls_server_name;
+static char		 secret[1025];
+static int		 have_secret;
 static int		 json;
 static volatile sig_atomic_t	 stop_requested;
 
@@ -41,7 +49,11 @@ static void
 print_usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: ispctl [-s HOST:PORT]... [--name NAME] COMMAND [ARGS]\n"
+	    "usage: ispctl [-s HOST:PORT]... [--name NAME] [--tls] "
+	    "[--tls-ca FILE]\n"
+	    "              [--tls-cert FILE --tls-key FILE] "
+	    "[--tls-server-name NAME]\n"
+	    "              [--secret-file FILE] COMMAND [ARGS]\n"
 	    "commands:\n"
 	    "  announce TABLE KEY [NAME=VALUE]... [--ttl SECONDS]\n"
 	    "  publish TABLE [--ttl SECONDS]      lines from stdin:\n"
@@ -55,7 +67,25 @@ print_usage(FILE *out)
 	    "  stats [--json]\n"
 	    "  place ROLE ACCOUNT [--json]       the live instance serving it\n"
 	    "server: -s (repeat it for redundant reflectors), else $ISPD_SERVER\n"
-	    "(a comma-separated list), else %s\n", ISP_DEFAULT_SERVER);
+	    "(a comma-separated list), else %s\n"
+	    "--tls: TLS, the server's certificate checked against --tls-ca "
+	    "(else the\nsystem's CAs) and its name (the host of -s, or "
+	    "--tls-server-name);\n--tls-cert/--tls-key: a client certificate; "
+	    "--secret-file: the shared\nsecret of --name, on the first line "
+	    "of a file only its owner can read\n", ISP_DEFAULT_SERVER);
+}
+
+/* What every client of ispctl is given: its name, TLS, its secret. */
+void
+ispctl_options(struct isp_options *o)
+{
+	o->name = client_name;
+	o->tls = tls;
+	o->tls_ca_file = tls_ca;
+	o->tls_cert_file = tls_cert;
+	o->tls_key_file = tls_key;
+	o->tls_server_name = tls_server_name;
+	o->secret = have_secret ? secret : NULL;
 }
 
 /* A usage error: says what is wrong (when fmt is set), shows the usage,
@@ -155,7 +185,7 @@ connect_all_or_die(void)
 	isp_options_init(&o);
 	o.servers = servers;
 	o.nservers = nservers;
-	o.name = client_name;
+	ispctl_options(&o);
 	o.on_error = on_error;
 	o.on_state = on_state;
 	o.arg = &errs;
@@ -178,7 +208,7 @@ connect_or_die(void)
 	for (i = 0; i < nservers; i++) {
 		isp_options_init(&o);
 		o.server = servers[i];
-		o.name = client_name;
+		ispctl_options(&o);
 		o.on_error = on_error;
 		o.arg = &errs;
 		if ((c = isp_new(&o)) == NULL)
@@ -1310,13 +1340,61 @@ cmd_sessions(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * The secret of --secret-file: its first line, blanks around it
+ * dropped. Like ssh with a private key, a file every user can read is
+ * refused. Exits 2 when it cannot be used.
+ */
+static void
+secret_read(const char *path)
+{
+	struct stat	 st;
+	FILE		*f;
+	size_t		 n;
+
+	if ((f = fopen(path, "r")) == NULL)
+		die(EXIT_USAGE, "cannot read the secret file %s: %s", path,
+		    strerror(errno));
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IRWXO))
+		die(EXIT_USAGE, "the secret file %s is readable by every user "
+		    "(mode %04o); chmod 600 %s", path,
+		    (unsigned)(st.st_mode & 07777), path);
+	if (fgets(secret, sizeof(secret), f) == NULL)
+		secret[0] = '\0';
+	fclose(f);
+	n = strcspn(secret, "\r\n");
+	secret[n] = '\0';
+	while (n > 0 && (secret[n - 1] == ' ' || secret[n - 1] == '\t'))
+		secret[--n] = '\0';
+	n = strspn(secret, " \t");
+	memmove(secret, secret + n, strlen(secret + n) + 1);
+	if (secret[0] == '\0')
+		die(EXIT_USAGE, "the secret file %s is empty", path);
+	have_secret = 1;
+}
+
 int
 main(int argc, char **argv)
 {
+	enum {
+		OPT_TLS = 256,
+		OPT_TLS_CA,
+		OPT_TLS_CERT,
+		OPT_TLS_KEY,
+		OPT_TLS_SERVER_NAME,
+		OPT_SECRET_FILE,
+	};
 	static const struct option	 opts[] = {
 		{ "server", required_argument, NULL, 's' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "tls", no_argument, NULL, OPT_TLS },
+		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "tls-server-name", required_argument, NULL,
+		    OPT_TLS_SERVER_NAME },
+		{ "secret-file", required_argument, NULL, OPT_SECRET_FILE },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const struct {
@@ -1351,10 +1429,35 @@ main(int argc, char **argv)
 		case 'h':
 			print_usage(stdout);
 			return 0;
+		/* Each TLS option implies --tls. */
+		case OPT_TLS:
+			tls = 1;
+			break;
+		case OPT_TLS_CA:
+			tls = 1;
+			tls_ca = optarg;
+			break;
+		case OPT_TLS_CERT:
+			tls = 1;
+			tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			tls = 1;
+			tls_key = optarg;
+			break;
+		case OPT_TLS_SERVER_NAME:
+			tls = 1;
+			tls_server_name = optarg;
+			break;
+		case OPT_SECRET_FILE:
+			secret_read(optarg);
+			break;
 		default:
 			usage(NULL);
 		}
 	}
+	if ((tls_cert == NULL) != (tls_key == NULL))
+		usage("--tls-cert and --tls-key go together");
 	argc -= optind;
 	argv += optind;
 	if (argc < 1)

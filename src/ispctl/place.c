@@ -18,6 +18,9 @@
 #include "isp.h"
 #include "isp_place.h"
 
+/* ispctl.c: the global options every client of ispctl takes. */
+void	ispctl_options(struct isp_options *);
+
 #define PLACE_TIMEOUT_MS	10000
 
 int	 cmd_place(int argc, char **argv);
@@ -84,6 +87,7 @@ cmd_place(int argc, char **argv)
 	isp_options_init(&o);
 	o.server = server;
 	o.name = "ispctl";
+	ispctl_options(&o);	/* name, TLS, secret (ispctl.c) */
 	if ((c = isp_new(&o)) == NULL) {
 		fprintf(stderr, "ispctl: out of memory\n");
 		return 3;

@@ -2,8 +2,9 @@
  * ispd: the reflector daemon's shared header.
  *
  * Structures first, then the interface of each file, in the order a
- * frame travels: loop -> listen -> limit -> session -> table -> subscr ->
- * sync -> outq.
+ * frame travels: loop -> listen -> tls -> limit -> session -> auth ->
+ * acl -> table -> subscr -> sync -> outq; conf (the configuration file)
+ * last.
  */
 #ifndef ISPD_H
 #define ISPD_H
@@ -40,6 +41,17 @@
  * million records go in about a hundred turns, and every other session
  * is served between two slices. */
 #define TABLE_WITHDRAW_SLICE	10000
+
+/* Wire error codes added with authentication (docs/PROTOCOL.md). */
+#define ISPD_E_AUTH		18	/* authentication failed: fatal */
+#define ISPD_E_DENIED		19	/* a rule forbids the request */
+/* The identity of a session that did not authenticate (docs/SECURITY.md). */
+#define ISPD_ANONYMOUS		"anonymous"
+
+struct ssl_st;
+struct ssl_ctx_st;
+struct acl;
+struct creds;
 
 struct session;
 struct subscr;
@@ -85,6 +97,8 @@ struct ispd_stats {
 	uint64_t	 catchup_events;	/* sent from a dirty key */
 	uint64_t	 limit_errors;		/* LIMIT errors sent */
 	uint64_t	 sessions_refused;	/* by a session limit */
+	uint64_t	 auth_failures;		/* AUTH or certificate refused */
+	uint64_t	 denied;		/* requests a rule refused */
 };
 
 extern struct ispd_conf		 ispd_conf;
@@ -136,10 +150,20 @@ void		 fatalx(const char *, ...)
 		    __attribute__((noreturn, format(printf, 1, 2)));
 const char	*log_escape(char *dst, size_t dstsz, const void *, size_t);
 
+/* At most one message a second about one kind of thing, so that a flood
+ * of refusals does not become a flood of log lines. */
+struct log_rate {
+	uint64_t	 last_ms;
+	uint64_t	 unlogged;
+};
+
+int		 log_rate_ok(struct log_rate *, uint64_t *unlogged);
+const char	*log_unlogged(uint64_t unlogged, const char *what);
+
 /* listen.c */
 int		 listen_parse(const char *spec, char *host, size_t hostsz,
 		    char *port, size_t portsz);
-int		 listen_open(const char *spec);
+int		 listen_open(const char *spec, int tls);
 int		 listen_write_ports(const char *path);
 void		 listen_close_all(void);
 uint64_t	 listen_next_ms(void);
@@ -169,6 +193,8 @@ void		 outq_free(struct outq *);
 int		 outq_push(struct outq *, struct obuf *);
 int		 outq_append(struct outq *, const void *, size_t);
 int		 outq_flush(struct outq *, int fd, size_t *written);
+size_t		 outq_peek(const struct outq *, uint8_t *dst, size_t max);
+void		 outq_consume(struct outq *, size_t n);
 size_t		 outq_total_bytes(void);
 
 /* session.c */
@@ -177,6 +203,13 @@ enum session_state {
 	SESSION_READY,		/* welcomed */
 	SESSION_ENDING,		/* close decided, teardown not run yet */
 	SESSION_LINGER,		/* torn down; flushing its last frames */
+};
+
+/* How a session proved who it is (auth.c, tls.c). */
+enum session_auth {
+	SESSION_AUTH_NONE,	/* identity ISPD_ANONYMOUS */
+	SESSION_AUTH_SECRET,	/* CHALLENGE/AUTH with a shared secret */
+	SESSION_AUTH_CERT,	/* a verified TLS client certificate */
 };
 
 struct session {
@@ -210,6 +243,27 @@ struct session {
 	uint64_t		 create_ms;	/* when they were last counted */
 	struct record		*row;		/* its ispd.sessions record */
 	size_t			 row_nrecords;	/* records field in the row */
+	/* Who the rules apply to (auth.c, tls.c, acl.c). */
+	enum session_auth	 auth;
+	int			 auth_wait;	/* CHALLENGE sent, AUTH due */
+	uint32_t		 hello_caps;	/* as the HELLO had them */
+	uint8_t			 nonce[PROTO_NONCE_BYTES];	/* of it */
+	char			 ident[SESSION_NAME_MAX + 1];
+	size_t			 ident_len;
+	const struct table	*acl_table;	/* acl.c's cache of the */
+	uint64_t		 acl_gen;	/* rights on one table */
+	uint8_t			 acl_rights;
+	/* TLS (tls.c); ssl is NULL on plain TCP. */
+	struct ssl_st		*ssl;
+	uint8_t			 tls_ready;	/* handshake done */
+	uint8_t			 tls_peeked;	/* first byte looked at */
+	uint8_t			 tls_failed;	/* fatal TLS error: no
+						 * close_notify */
+	uint8_t			 tls_want_write; /* handshake wants EPOLLOUT */
+	uint8_t			 tls_rd_wants_wr; /* SSL_read wants EPOLLOUT */
+	uint8_t			 tls_wr_wants_rd; /* SSL_write wants EPOLLIN */
+	uint8_t			 rx_more;	/* on the rx list */
+	uint32_t		 tls_wlen;	/* bytes of a write to retry */
 	TAILQ_ENTRY(session)	 entry;		/* every session */
 	TAILQ_ENTRY(session)	 timer_entry;	/* hold or linger list */
 	TAILQ_ENTRY(session)	 pending_entry;
@@ -217,6 +271,7 @@ struct session {
 	TAILQ_ENTRY(session)	 dirty_entry;
 	TAILQ_ENTRY(session)	 ghost_entry;	/* table.c withdrawal list */
 	TAILQ_ENTRY(session)	 resume_entry;
+	TAILQ_ENTRY(session)	 rx_entry;	/* TLS data left to read */
 };
 
 /* How session_close() ends a session. */
@@ -224,6 +279,7 @@ struct session {
 #define SESSION_CLOSE_FLUSH	1	/* write queued output first */
 
 struct session	*session_new(int fd, const char *peer);
+struct session	*session_open(int fd, const char *peer, int tls);
 void		 session_close(struct session *, int how, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 void		 session_reap(void);
@@ -242,6 +298,11 @@ size_t		 session_count(void);
 size_t		 session_paused_count(void);
 size_t		 session_low_water(void);
 void		 session_ghost_done(struct session *);
+void		 session_tls_ready(struct session *);
+void		 session_update_io(struct session *);
+void		 session_rules_changed(void);
+void		 session_creds_changed(const struct creds *old,
+		    const struct creds *new);
 
 /* limit.c */
 struct limit_def {
@@ -256,6 +317,9 @@ extern const struct limit_def	 limit_defs[];
 extern const size_t		 limit_ndefs;
 
 int		 limit_parse(const struct limit_def *, const char *arg);
+int		 limit_parse_value(const struct limit_def *, const char *arg,
+		    uint64_t *);
+int		 limit_find(const char *option);
 int		 limit_session_open(struct session *, char *why, size_t whysz);
 void		 limit_session_close(struct session *);
 int		 limit_table_create(struct session *, char *why, size_t whysz);
@@ -339,6 +403,7 @@ struct subscr {
 	uint8_t			 once;		/* ends after END */
 	uint8_t			 ended;		/* END queued */
 	uint8_t			 working;	/* counted in session->nsync */
+	uint32_t		 req_id;	/* of its SUBSCRIBE */
 	uint16_t		 prefix_len;
 	uint8_t			 prefix[];
 };
@@ -386,6 +451,145 @@ int		 sync_fill(struct session *);
 void		 sync_record_removed(struct table *, struct record *);
 void		 sync_stats(struct sync_stats *);
 void		 sync_free(void);
+
+/* tls.c */
+struct ssl_ctx_st *tls_ctx_new(const char *cert, const char *key,
+		    const char *ca, int require_cert, char *err, size_t errsz);
+void		 tls_ctx_free(struct ssl_ctx_st *);
+void		 tls_ctx_set(struct ssl_ctx_st *);
+int		 tls_ctx_ready(void);
+int		 tls_session_start(struct session *);
+int		 tls_handshake(struct session *);
+ssize_t		 tls_read(struct session *, void *, size_t);
+int		 tls_flush(struct session *, size_t *written);
+int		 tls_pending(struct session *);
+void		 tls_shutdown(struct session *);
+void		 tls_session_free(struct session *);
+int		 tls_binding(struct session *, uint8_t *out, size_t len);
+const char	*tls_last_error(void);
+void		 tls_free(void);
+
+/* auth.c */
+/* A name and its shared secret, from the credentials file. */
+struct cred {
+	char		*name;
+	size_t		 name_len;
+	uint8_t		*secret;
+	size_t		 secret_len;
+	int		 line;
+};
+
+struct creds {
+	char		*file;
+	struct cred	*v;		/* sorted by name */
+	size_t		 n;
+};
+
+int		 file_check_private(const char *path, const char *what,
+		    char *err, size_t errsz);
+struct creds	*creds_load(const char *path,
+		    void (*report)(void *, int, const char *), void *arg,
+		    char *err, size_t errsz);
+void		 creds_free(struct creds *);
+const struct cred *creds_find(const struct creds *, const void *name,
+		    size_t len);
+void		 auth_set_creds(struct creds *);
+const struct creds *auth_creds(void);
+void		 auth_set_mode(int required);
+int		 auth_hello(struct session *, uint32_t caps, char *why,
+		    size_t whysz);
+int		 auth_verify(struct session *, const struct proto_msg *,
+		    char *why, size_t whysz);
+void		 auth_free(void);
+
+/* acl.c */
+#define ACL_SUBSCRIBE	0x01
+#define ACL_ANNOUNCE	0x02
+#define ACL_CREATE	0x04
+#define ACL_ALL		(ACL_SUBSCRIBE | ACL_ANNOUNCE | ACL_CREATE)
+
+struct acl	*acl_new(const char *file);
+void		 acl_free(struct acl *);
+int		 acl_rule_add(struct acl *, int allow, char **words, int nwords,
+		    int line, char *err, size_t errsz);
+int		 acl_default(struct acl *, int deny, int line);
+size_t		 acl_nrules(const struct acl *);
+void		 acl_set(struct acl *);
+int		 acl_check(struct session *, uint8_t ops, const struct table *,
+		    struct proto_bytes name, uint32_t req_id, char *why,
+		    size_t whysz);
+int		 acl_may(struct session *, uint8_t op, const struct table *);
+void		 acl_free_all(void);
+
+/* conf.c */
+#define CONF_MAX_LISTEN		16
+#define CONF_MAX_LIMITS		32
+
+enum conf_key {
+	CONF_TLS_CERT,
+	CONF_TLS_KEY,
+	CONF_TLS_CA,
+	CONF_TLS_REQUIRE,	/* tls-require-client-cert: num 0 or 1 */
+	CONF_CREDENTIALS,
+	CONF_AUTH,		/* num: CONF_AUTH_* */
+	CONF_HOLD,		/* num: milliseconds */
+	CONF_SERVER_ID,
+	CONF_LOG_LEVEL,		/* num: LOG_LEVEL_* */
+	CONF_USER,
+	CONF_NKEYS
+};
+
+#define CONF_AUTH_OPTIONAL	1
+#define CONF_AUTH_REQUIRED	2
+
+/* A setting: where it was given (line 0: the command line). */
+struct conf_item {
+	int		 set;
+	int		 line;
+	char		*str;
+	uint64_t	 num;
+};
+
+struct conf_listen {
+	char		*spec;
+	int		 tls;
+	int		 line;
+};
+
+struct conf {
+	char			*file;		/* NULL: no configuration file */
+	char			*dir;		/* relative paths start here */
+	struct conf_listen	 listen[CONF_MAX_LISTEN];
+	int			 nlisten;
+	struct conf_item	 item[CONF_NKEYS];
+	struct conf_item	 limit[CONF_MAX_LIMITS];
+	struct acl		*acl;		/* rules, NULL when none */
+	int			 nerrors;
+	int			 to_log;	/* errors to the log (reload) */
+};
+
+/* What conf_load() made of a configuration, ready to be put to use. */
+struct conf_loaded {
+	struct ssl_ctx_st	*tls;
+	struct creds		*creds;
+	struct acl		*acl;
+	int			 auth_required;
+};
+
+void		 conf_init(struct conf *);
+void		 conf_free(struct conf *);
+void		 conf_error(struct conf *, int line, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+int		 conf_set(struct conf *, const char *key, const char *value,
+		    int line);
+int		 conf_add_listen(struct conf *, const char *spec, int tls,
+		    int line);
+int		 conf_parse_file(struct conf *, const char *path);
+void		 conf_merge(struct conf *, const struct conf *over);
+int		 conf_load(struct conf *, struct conf_loaded *);
+void		 conf_loaded_free(struct conf_loaded *);
+const char	*conf_where(const struct conf *, int line, char *buf,
+		    size_t bufsz);
 
 /* ttl.c */
 int		 ttl_reserve(void);

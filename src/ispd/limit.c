@@ -71,6 +71,19 @@ static struct hash	 addrs;
 int
 limit_parse(const struct limit_def *def, const char *arg)
 {
+	uint64_t	 v;
+
+	if (limit_parse_value(def, arg, &v) == -1)
+		return -1;
+	*def->value = v;
+	return 0;
+}
+
+/* limit_parse() into *out rather than the limit itself. */
+int
+limit_parse_value(const struct limit_def *def, const char *arg,
+    uint64_t *out)
+{
 	unsigned long long	 v, mul = 1;
 	char			*end;
 
@@ -103,8 +116,21 @@ limit_parse(const struct limit_def *def, const char *arg)
 	v *= mul;
 	if (v < def->min || v > def->max)
 		return -1;
-	*def->value = v;
+	*out = v;
 	return 0;
+}
+
+/* The index in limit_defs of the limit whose option (without "--") is
+ * name, or -1. */
+int
+limit_find(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < limit_ndefs; i++)
+		if (strcmp(limit_defs[i].option, name) == 0)
+			return (int)i;
+	return -1;
 }
 
 static int

@@ -29,6 +29,7 @@ struct listener {
 	struct loop_io		 io;
 	int			 fd;
 	int			 port;		/* the bound port */
+	int			 tls;		/* --listen-tls */
 	uint64_t		 paused_until;	/* 0: accepting */
 	char			 name[80];	/* the bound address */
 };
@@ -144,7 +145,7 @@ listen_accept(void *arg, uint32_t events)
 		    sizeof(one)) == -1)
 			log_warn("setsockopt TCP_NODELAY");
 		listen_format(&ss, peer, sizeof(peer));
-		if (session_new(fd, peer) == NULL)
+		if (session_open(fd, peer, l->tls) == NULL)
 			close(fd);
 	}
 }
@@ -156,13 +157,25 @@ listen_fail(const char *spec, const char *why)
 	return -1;
 }
 
+static int
+listen_loopback(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET)
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	return ss->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
+}
+
 /*
- * Binds and listens on spec (already checked by listen_parse()). On
- * failure prints "ispd: cannot listen on SPEC: reason" to stderr and
- * returns -1: that ends startup.
+ * Binds and listens on spec (already checked by listen_parse()), with
+ * TLS when tls is set. On failure prints "ispd: cannot listen on SPEC:
+ * reason" to stderr and returns -1: that ends startup.
  */
 int
-listen_open(const char *spec)
+listen_open(const char *spec, int tls)
 {
 	struct addrinfo		 hints, *res;
 	struct sockaddr_storage	 ss;
@@ -214,8 +227,15 @@ listen_open(const char *spec)
 		free(l);
 		return listen_fail(spec, strerror(rc));
 	}
+	l->tls = tls;
 	TAILQ_INSERT_TAIL(&listeners, l, entry);
-	log_info("listening on %s", l->name);
+	log_info("listening on %s%s", l->name, tls ? " (TLS)" : "");
+	/* Plain TCP beyond this host is allowed, since asked for, but not
+	 * without a word (docs/SECURITY.md). */
+	if (!tls && !listen_loopback(&ss))
+		log_warnx("plain TCP on %s is reachable from other hosts: "
+		    "records travel in clear and a session can be taken over "
+		    "on the path; prefer listen-tls", l->name);
 	return 0;
 }
 

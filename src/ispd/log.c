@@ -177,3 +177,37 @@ log_escape(char *dst, size_t dstsz, const void *p, size_t len)
 	dst[n] = '\0';
 	return dst;
 }
+
+/*
+ * 1 when a message of the kind rate counts may be logged now (the first
+ * one, or a second after the last logged), with *unlogged set to how
+ * many were not logged since; else 0, counting this one.
+ */
+int
+log_rate_ok(struct log_rate *rate, uint64_t *unlogged)
+{
+	uint64_t	 now = loop_now_ms();
+
+	if (rate->last_ms != 0 && now - rate->last_ms < 1000) {
+		rate->unlogged++;
+		return 0;
+	}
+	*unlogged = rate->unlogged;
+	rate->last_ms = now != 0 ? now : 1;
+	rate->unlogged = 0;
+	return 1;
+}
+
+/* " (N more WHAT since the last such message)", or "" for none. The
+ * text lives until the next call. */
+const char *
+log_unlogged(uint64_t unlogged, const char *what)
+{
+	static char	 text[96];
+
+	if (unlogged == 0)
+		return "";
+	snprintf(text, sizeof(text), " (%llu more %s since the last such "
+	    "message)", (unsigned long long)unlogged, what);
+	return text;
+}

@@ -1,5 +1,6 @@
 /*
- * main: options, signals, startup and shutdown of ispd.
+ * main: options, the configuration and its reload (SIGHUP), signals,
+ * startup, dropping privileges, and shutdown of ispd.
  */
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -7,8 +8,9 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
-#include <math.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,26 +19,40 @@
 
 #include "ispd.h"
 
-#define MAX_LISTEN	16
-/* A hold time above this is a typo, not a configuration. */
-#define MAX_HOLD_S	86400.0
 /* getopt_long() values of the limit options: OPT_LIMIT + their index in
  * limit_defs. */
 #define OPT_LIMIT	1000
 /* File descriptors ispd uses besides sessions: stdio, epoll, signalfd,
  * listeners. */
-#define NOFILE_RESERVED	(8 + MAX_LISTEN)
+#define NOFILE_RESERVED	(8 + CONF_MAX_LISTEN)
 
-static const char	*listen_specs[MAX_LISTEN];
-static int		 nlisten;
+enum {
+	OPT_CONFIG = 256,
+	OPT_CHECK_CONFIG,
+	OPT_LISTEN_TLS,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
+	OPT_TLS_REQUIRE,
+	OPT_CREDENTIALS,
+	OPT_AUTH,
+	OPT_USER,
+};
+
+/* The command line's settings, laid over the file's (conf.c). */
+static struct conf	 cli;
+/* The settings in use. */
+static struct conf	 running;
+static const char	*config_file;
+static int		 check_only;
 static const char	*port_file;
+static uint64_t		 limit_defaults[CONF_MAX_LIMITS];
 static int		 signal_fd = -1;
 static struct loop_io	 signal_io;
 static char		 hostname[256];
+static char		 server_id[PROTO_MAX_STR_BYTES + 1];
 
-/* The limits, with their defaults as they stand before parsing (--help
- * exits as soon as it is seen, so they are the defaults unless a limit
- * came before it). */
+/* The limits, with their defaults as they stand before parsing. */
 static void
 usage_limits(FILE *f)
 {
@@ -45,13 +61,13 @@ usage_limits(FILE *f)
 	size_t			 i;
 
 	fprintf(f, "\nlimits (docs/LIMITS.md; ERROR LIMIT names the option "
-	    "hit):\n");
+	    "hit; in the configuration\nfile: limit NAME N):\n");
 	for (i = 0; i < limit_ndefs; i++) {
 		d = &limit_defs[i];
 		snprintf(opt, sizeof(opt), "--%s N", d->option);
 		fprintf(f, "  %-32s default %" PRIu64 ", %" PRIu64 " to %"
-		    PRIu64 "\n        %s\n", opt, *d->value, d->min, d->max,
-		    d->help);
+		    PRIu64 "\n        %s\n", opt, limit_defaults[i], d->min,
+		    d->max, d->help);
 	}
 }
 
@@ -59,19 +75,49 @@ static void
 usage(FILE *f, int full)
 {
 	fprintf(f,
-	    "usage: ispd [--listen HOST:PORT]... [--hold SECONDS] "
-	    "[--port-file PATH]\n"
-	    "            [--log-level error|warn|info|debug] "
-	    "[--server-id NAME]\n"
-	    "            [--max-LIMIT N]... [-h|--help] [-V|--version]\n");
+	    "usage: ispd [--config FILE] [--listen HOST:PORT]... "
+	    "[--listen-tls HOST:PORT]...\n"
+	    "            [--tls-cert FILE --tls-key FILE] [--tls-ca FILE] "
+	    "[--tls-require-client-cert]\n"
+	    "            [--credentials FILE] [--auth required|optional] "
+	    "[--user NAME]\n"
+	    "            [--hold SECONDS] [--port-file PATH] "
+	    "[--log-level LEVEL] [--server-id NAME]\n"
+	    "            [--max-LIMIT N]... [-h|--help] [-V|--version]\n"
+	    "       ispd --check-config FILE\n");
 	if (!full)
 		return;
 	fprintf(f,
 	    "\n"
-	    "  --listen HOST:PORT   address to listen on, repeatable; "
+	    "  --config FILE        read settings, TLS, credentials and rules "
+	    "from FILE\n"
+	    "                       (docs/CONFIG.md); options given here win; "
+	    "SIGHUP reloads it\n"
+	    "  --check-config FILE  check FILE and the files it names, report "
+	    "every error\n"
+	    "                       with its line, exit 0 when there is none\n"
+	    "  --listen HOST:PORT   plain TCP listener, repeatable; "
 	    "[IPV6]:PORT for IPv6;\n"
 	    "                       port 0 picks a free port "
 	    "(default " ISPD_DEFAULT_LISTEN ")\n"
+	    "  --listen-tls HOST:PORT  TLS listener, repeatable (needs "
+	    "--tls-cert, --tls-key)\n"
+	    "  --tls-cert FILE      certificate chain (PEM) of the TLS "
+	    "listeners\n"
+	    "  --tls-key FILE       its private key (PEM, not readable by "
+	    "every user)\n"
+	    "  --tls-ca FILE        CA certificates that sign client "
+	    "certificates\n"
+	    "  --tls-require-client-cert  refuse TLS clients without a "
+	    "valid certificate\n"
+	    "  --credentials FILE   shared secrets, one 'NAME SECRET' a line "
+	    "(mode 600)\n"
+	    "  --auth MODE          required (default with credentials or "
+	    "client certificates)\n"
+	    "                       or optional (unauthenticated clients are "
+	    "'anonymous')\n"
+	    "  --user NAME          run as this user once the listeners are "
+	    "bound\n"
 	    "  --hold SECONDS       end a session silent this long "
 	    "(default 9; decimals ok)\n"
 	    "  --port-file PATH     write the bound ports there, one a line\n"
@@ -110,6 +156,24 @@ option_name(int c)
 		return "--log-level";
 	case 's':
 		return "--server-id";
+	case OPT_CONFIG:
+		return "--config";
+	case OPT_CHECK_CONFIG:
+		return "--check-config";
+	case OPT_LISTEN_TLS:
+		return "--listen-tls";
+	case OPT_TLS_CERT:
+		return "--tls-cert";
+	case OPT_TLS_KEY:
+		return "--tls-key";
+	case OPT_TLS_CA:
+		return "--tls-ca";
+	case OPT_CREDENTIALS:
+		return "--credentials";
+	case OPT_AUTH:
+		return "--auth";
+	case OPT_USER:
+		return "--user";
 	default:
 		if (c >= OPT_LIMIT && (size_t)(c - OPT_LIMIT) < limit_ndefs)
 			return limit_defs[c - OPT_LIMIT].option;
@@ -117,24 +181,18 @@ option_name(int c)
 	}
 }
 
-static uint32_t
-parse_hold(const char *arg)
+/* An option that is also a directive of the file: checked by conf.c. */
+static void
+cli_set(const char *key, const char *arg)
 {
-	char	*end;
-	double	 v;
-
-	errno = 0;
-	v = strtod(arg, &end);
-	if (errno != 0 || end == arg || *end != '\0' || !isfinite(v) ||
-	    v <= 0 || v > MAX_HOLD_S || v * 1000 < 1)
-		usage_error("invalid --hold '%s': expected seconds, more than "
-		    "0 and at most %.0f (decimals such as 0.5 are fine)", arg,
-		    MAX_HOLD_S);
-	return (uint32_t)(v * 1000 + 0.5);
+	if (conf_set(&cli, key, arg, 0) == -1) {
+		usage(stderr, 0);
+		exit(2);
+	}
 }
 
 static void
-parse_options(int argc, char **argv, int *level)
+parse_options(int argc, char **argv)
 {
 	static const struct option fixed[] = {
 		{ "listen",	required_argument,	NULL, 'l' },
@@ -144,14 +202,27 @@ parse_options(int argc, char **argv, int *level)
 		{ "server-id",	required_argument,	NULL, 's' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ "version",	no_argument,		NULL, 'V' },
+		{ "config",	required_argument,	NULL, OPT_CONFIG },
+		{ "check-config", required_argument,	NULL, OPT_CHECK_CONFIG },
+		{ "listen-tls",	required_argument,	NULL, OPT_LISTEN_TLS },
+		{ "tls-cert",	required_argument,	NULL, OPT_TLS_CERT },
+		{ "tls-key",	required_argument,	NULL, OPT_TLS_KEY },
+		{ "tls-ca",	required_argument,	NULL, OPT_TLS_CA },
+		{ "tls-require-client-cert", no_argument, NULL,
+		    OPT_TLS_REQUIRE },
+		{ "credentials", required_argument,	NULL, OPT_CREDENTIALS },
+		{ "auth",	required_argument,	NULL, OPT_AUTH },
+		{ "user",	required_argument,	NULL, OPT_USER },
 	};
 	struct option	 longopts[sizeof(fixed) / sizeof(fixed[0]) + 32];
 	const struct limit_def *d;
 	char		 host[256], port[8];
 	size_t		 i, n = sizeof(fixed) / sizeof(fixed[0]);
+	uint64_t	 v;
 	int		 c;
 
-	if (limit_ndefs + n + 1 > sizeof(longopts) / sizeof(longopts[0]))
+	if (limit_ndefs + n + 1 > sizeof(longopts) / sizeof(longopts[0]) ||
+	    limit_ndefs > CONF_MAX_LIMITS)
 		fatalx("parse_options: too many limits");
 	memcpy(longopts, fixed, sizeof(fixed));
 	for (i = 0; i < limit_ndefs; i++) {
@@ -167,18 +238,20 @@ parse_options(int argc, char **argv, int *level)
 	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
+		case OPT_LISTEN_TLS:
 			if (listen_parse(optarg, host, sizeof(host), port,
 			    sizeof(port)) == -1)
-				usage_error("invalid --listen '%s': expected "
+				usage_error("invalid %s '%s': expected "
 				    "HOST:PORT or [IPV6]:PORT with a port of "
-				    "0 to 65535", optarg);
-			if (nlisten == MAX_LISTEN)
-				usage_error("too many --listen: at most %d",
-				    MAX_LISTEN);
-			listen_specs[nlisten++] = optarg;
+				    "0 to 65535", option_name(c), optarg);
+			if (conf_add_listen(&cli, optarg, c == OPT_LISTEN_TLS,
+			    0) == -1) {
+				usage(stderr, 0);
+				exit(2);
+			}
 			break;
 		case 'H':
-			ispd_conf.hold_ms = parse_hold(optarg);
+			cli_set("hold", optarg);
 			break;
 		case 'p':
 			if (*optarg == '\0')
@@ -186,17 +259,47 @@ parse_options(int argc, char **argv, int *level)
 			port_file = optarg;
 			break;
 		case 'L':
-			if ((*level = log_level_parse(optarg)) == -1)
+			if (log_level_parse(optarg) == -1)
 				usage_error("invalid --log-level '%s': "
 				    "expected error, warn, info or debug",
 				    optarg);
+			cli_set("log-level", optarg);
 			break;
 		case 's':
 			if (*optarg == '\0' ||
 			    strlen(optarg) > PROTO_MAX_STR_BYTES)
 				usage_error("invalid --server-id: expected 1 "
 				    "to %d bytes", PROTO_MAX_STR_BYTES);
-			ispd_conf.server_id = optarg;
+			cli_set("server-id", optarg);
+			break;
+		case OPT_CONFIG:
+		case OPT_CHECK_CONFIG:
+			if (*optarg == '\0')
+				usage_error("invalid %s: empty path",
+				    option_name(c));
+			config_file = optarg;
+			check_only |= c == OPT_CHECK_CONFIG;
+			break;
+		case OPT_TLS_CERT:
+			cli_set("tls-cert", optarg);
+			break;
+		case OPT_TLS_KEY:
+			cli_set("tls-key", optarg);
+			break;
+		case OPT_TLS_CA:
+			cli_set("tls-ca", optarg);
+			break;
+		case OPT_TLS_REQUIRE:
+			cli_set("tls-require-client-cert", "yes");
+			break;
+		case OPT_CREDENTIALS:
+			cli_set("credentials", optarg);
+			break;
+		case OPT_AUTH:
+			cli_set("auth", optarg);
+			break;
+		case OPT_USER:
+			cli_set("user", optarg);
 			break;
 		case 'h':
 			usage(stdout, 1);
@@ -214,7 +317,7 @@ parse_options(int argc, char **argv, int *level)
 			if (c >= OPT_LIMIT && (size_t)(c - OPT_LIMIT) <
 			    limit_ndefs) {
 				d = &limit_defs[c - OPT_LIMIT];
-				if (limit_parse(d, optarg) == -1)
+				if (limit_parse_value(d, optarg, &v) == -1)
 					usage_error("invalid --%s '%s': "
 					    "expected a whole number from %"
 					    PRIu64 " to %" PRIu64 "%s",
@@ -222,6 +325,8 @@ parse_options(int argc, char **argv, int *level)
 					    strstr(d->option, "-bytes") ?
 					    " (K, M or G suffix allowed)" :
 					    "");
+				cli.limit[c - OPT_LIMIT].set = 1;
+				cli.limit[c - OPT_LIMIT].num = v;
 				break;
 			}
 			if (optopt != 0 && optopt != '?')
@@ -231,8 +336,111 @@ parse_options(int argc, char **argv, int *level)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
-	if (nlisten == 0)
-		listen_specs[nlisten++] = ISPD_DEFAULT_LISTEN;
+}
+
+/*
+ * The configuration file (if any) with the command line over it, checked
+ * and with its files loaded, into *c and *ld. Returns the number of
+ * errors, each reported: on stderr, or to the log for a reload.
+ */
+static int
+config_read(struct conf *c, struct conf_loaded *ld, int to_log)
+{
+	conf_init(c);
+	c->to_log = to_log;
+	if (config_file != NULL)
+		conf_parse_file(c, config_file);
+	conf_merge(c, &cli);
+	if (c->nlisten == 0 && conf_add_listen(c, ISPD_DEFAULT_LISTEN, 0, 0)
+	    == -1)
+		fatalx("config_read: default listener");
+	return conf_load(c, ld);
+}
+
+static void
+limits_apply(const struct conf *c)
+{
+	size_t	 i;
+
+	for (i = 0; i < limit_ndefs; i++)
+		*limit_defs[i].value = c->limit[i].set ? c->limit[i].num :
+		    limit_defaults[i];
+}
+
+/* Puts what conf_load() made to use: TLS, credentials, rules. Takes
+ * them. */
+static void
+config_apply(struct conf_loaded *ld)
+{
+	if (ld->tls != NULL)
+		tls_ctx_set(ld->tls);
+	auth_set_mode(ld->auth_required);
+	auth_set_creds(ld->creds);
+	acl_set(ld->acl);
+	memset(ld, 0, sizeof(*ld));
+}
+
+static int
+item_same(const struct conf_item *a, const struct conf_item *b)
+{
+	if (a->set != b->set)
+		return 0;
+	if (!a->set)
+		return 1;
+	if ((a->str == NULL) != (b->str == NULL))
+		return 0;
+	return a->num == b->num && (a->str == NULL ||
+	    strcmp(a->str, b->str) == 0);
+}
+
+/* SIGHUP: read the configuration again and apply the rules, the
+ * credentials, TLS and the limits; with any error, change nothing. */
+static void
+config_reload(void)
+{
+	static const struct {
+		enum conf_key	 key;
+		const char	*name;
+	} restart[] = {
+		{ CONF_HOLD, "hold" },
+		{ CONF_SERVER_ID, "server-id" },
+		{ CONF_LOG_LEVEL, "log-level" },
+		{ CONF_USER, "user" },
+	};
+	struct conf		 c;
+	struct conf_loaded	 ld;
+	size_t			 i, nrules, ncreds;
+	int			 same;
+
+	log_info("received SIGHUP, reloading the configuration%s%s",
+	    config_file != NULL ? " from " : "", config_file != NULL ?
+	    config_file : "");
+	if (config_read(&c, &ld, 1) != 0) {
+		log_warnx("reload failed with %d errors; the running "
+		    "configuration is kept", c.nerrors);
+		conf_loaded_free(&ld);
+		conf_free(&c);
+		return;
+	}
+	same = c.nlisten == running.nlisten;
+	for (i = 0; same && i < (size_t)c.nlisten; i++)
+		same = c.listen[i].tls == running.listen[i].tls &&
+		    strcmp(c.listen[i].spec, running.listen[i].spec) == 0;
+	if (!same)
+		log_warnx("reload: the listeners changed; that takes a "
+		    "restart");
+	for (i = 0; i < sizeof(restart) / sizeof(restart[0]); i++)
+		if (!item_same(&c.item[restart[i].key],
+		    &running.item[restart[i].key]))
+			log_warnx("reload: %s changed; that takes a restart",
+			    restart[i].name);
+	nrules = acl_nrules(ld.acl);
+	ncreds = ld.creds != NULL ? ld.creds->n : 0;
+	limits_apply(&c);
+	config_apply(&ld);
+	conf_free(&running);
+	running = c;
+	log_info("reload done: %zu rules, %zu credentials", nrules, ncreds);
 }
 
 /*
@@ -287,13 +495,19 @@ signal_read(void *arg, uint32_t events)
 			return;
 		fatal("read signalfd");
 	}
+	if (si.ssi_signo == SIGHUP) {
+		config_reload();
+		return;
+	}
 	log_info("received %s, shutting down", strsignal((int)si.ssi_signo));
 	loop_stop();
 }
 
-/* SIGTERM and SIGINT arrive through a signalfd, as input like any other,
- * so that no handler runs in the middle of the loop. SIGPIPE is ignored:
- * writes use MSG_NOSIGNAL, and a dead peer must not kill the daemon. */
+/* SIGTERM and SIGINT (stop) and SIGHUP (reload) arrive through a
+ * signalfd, as input like any other, so that no handler runs in the
+ * middle of the loop: a reload happens between two events, never inside
+ * a fan-out. SIGPIPE is ignored: writes use MSG_NOSIGNAL, and a dead
+ * peer must not kill the daemon. */
 static void
 signal_setup(void)
 {
@@ -303,6 +517,7 @@ signal_setup(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
 		fatal("sigprocmask");
 	if ((signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
@@ -311,26 +526,101 @@ signal_setup(void)
 		fatal("epoll_ctl signalfd");
 }
 
+/*
+ * --user: once the listeners are bound (ports below 1024 need root),
+ * ispd needs no privilege. A reload then reads the files as that user.
+ */
+static void
+privileges_drop(const char *user)
+{
+	struct passwd	*pw;
+
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("user %s: no such user", user);
+	if (geteuid() != 0) {
+		if (pw->pw_uid == geteuid())
+			return;
+		fatalx("cannot become user %s: ispd must be started as root "
+		    "for --user", user);
+	}
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+		fatal("cannot become user %s", user);
+	if (pw->pw_uid != 0 && (setuid(0) != -1 || seteuid(0) != -1))
+		fatalx("could become root again after becoming %s", user);
+	log_info("running as user %s (uid %u, gid %u)", user,
+	    (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+}
+
+/* The listeners, and whether the settings ask for no authentication on
+ * a TLS port (worth a word). */
+static int
+listeners_open(void)
+{
+	int	 i;
+
+	for (i = 0; i < running.nlisten; i++)
+		if (listen_open(running.listen[i].spec,
+		    running.listen[i].tls) == -1)
+			return -1;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-	int	 level = LOG_LEVEL_INFO, i;
+	struct conf_loaded	 ld;
+	size_t			 i;
+	int			 level = LOG_LEVEL_INFO, nerr;
 
 	if (gethostname(hostname, sizeof(hostname) - 1) == 0 &&
 	    hostname[0] != '\0')
 		ispd_conf.server_id = hostname;
-	parse_options(argc, argv, &level);
+	for (i = 0; i < limit_ndefs && i < CONF_MAX_LIMITS; i++)
+		limit_defaults[i] = *limit_defs[i].value;
+	conf_init(&cli);
+	parse_options(argc, argv);
+	if ((nerr = config_read(&running, &ld, 0)) != 0) {
+		fprintf(stderr, "ispd: %d error%s in the configuration%s%s\n",
+		    nerr, nerr > 1 ? "s" : "", check_only ? "" : "; not "
+		    "started", "");
+		exit(1);
+	}
+	if (check_only) {
+		printf("%s: OK (%d listener%s, %zu rule%s, %zu credential%s)\n",
+		    config_file, running.nlisten, running.nlisten != 1 ? "s" :
+		    "", acl_nrules(ld.acl), acl_nrules(ld.acl) != 1 ? "s" : "",
+		    ld.creds != NULL ? ld.creds->n : 0,
+		    ld.creds != NULL && ld.creds->n == 1 ? "" : "s");
+		conf_loaded_free(&ld);
+		conf_free(&running);
+		conf_free(&cli);
+		exit(0);
+	}
+	if (running.item[CONF_HOLD].set)
+		ispd_conf.hold_ms = (uint32_t)running.item[CONF_HOLD].num;
+	if (running.item[CONF_SERVER_ID].set) {
+		snprintf(server_id, sizeof(server_id), "%s",
+		    running.item[CONF_SERVER_ID].str);
+		ispd_conf.server_id = server_id;
+	}
+	if (running.item[CONF_LOG_LEVEL].set)
+		level = (int)running.item[CONF_LOG_LEVEL].num;
+	limits_apply(&running);
 	log_init(level);
 	nofile_raise();
 
 	loop_init();
 	signal_setup();
 	table_init();
-	for (i = 0; i < nlisten; i++)
-		if (listen_open(listen_specs[i]) == -1)
-			exit(1);
+	config_apply(&ld);
+	if (listeners_open() == -1)
+		exit(1);
 	if (port_file != NULL && listen_write_ports(port_file) == -1)
 		exit(1);
+	if (running.item[CONF_USER].set)
+		privileges_drop(running.item[CONF_USER].str);
 	log_info("ispd %s started, hold %u ms, server id %s", ISPD_VERSION,
 	    ispd_conf.hold_ms, ispd_conf.server_id);
 
@@ -341,9 +631,14 @@ main(int argc, char **argv)
 	table_free_all();
 	subscr_free_all();
 	limit_free();
+	acl_free_all();
+	auth_free();
+	tls_free();
 	loop_del(&signal_io);
 	close(signal_fd);
 	loop_free();
+	conf_free(&running);
+	conf_free(&cli);
 	log_info("exiting");
 	return 0;
 }

@@ -180,6 +180,46 @@ outq_append(struct outq *q, const void *p, size_t len)
 	return 0;
 }
 
+/* Copies up to max bytes from the head of the queue, without taking
+ * them off it (tls.c writes them through OpenSSL). Returns the bytes
+ * copied. */
+size_t
+outq_peek(const struct outq *q, uint8_t *dst, size_t max)
+{
+	const struct obuf	*ob;
+	size_t			 n = 0, len, off = q->off;
+	uint32_t		 i;
+
+	for (i = 0; i < q->count && n < max; i++, off = 0) {
+		ob = outq_at(q, i);
+		len = ob->len - off;
+		if (len > max - n)
+			len = max - n;
+		memcpy(dst + n, ob->data + off, len);
+		n += len;
+	}
+	return n;
+}
+
+/* Takes n written bytes (at most q->bytes) off the head of the queue. */
+void
+outq_consume(struct outq *q, size_t n)
+{
+	struct obuf	*ob;
+
+	q->bytes -= n;
+	outq_total -= n;
+	while (n > 0) {
+		ob = outq_at(q, 0);
+		if (n < ob->len - q->off) {
+			q->off += (uint32_t)n;
+			break;
+		}
+		n -= ob->len - q->off;
+		outq_pop(q);
+	}
+}
+
 /*
  * Writes as much as the socket takes. Returns 1 when the queue is empty,
  * 0 when the socket is full (arm EPOLLOUT), -1 on a write error with
@@ -193,7 +233,7 @@ outq_flush(struct outq *q, int fd, size_t *written)
 	struct iovec	 iov[IOV_MAX];
 	struct msghdr	 msg;
 	struct obuf	*ob;
-	size_t		 want, left;
+	size_t		 want;
 	ssize_t		 r;
 	uint32_t	 i, n;
 
@@ -217,17 +257,7 @@ outq_flush(struct outq *q, int fd, size_t *written)
 			return -1;
 		}
 		*written += (size_t)r;
-		q->bytes -= (size_t)r;
-		outq_total -= (size_t)r;
-		for (left = (size_t)r; left > 0; ) {
-			ob = outq_at(q, 0);
-			if (left < ob->len - q->off) {
-				q->off += (uint32_t)left;
-				break;
-			}
-			left -= ob->len - q->off;
-			outq_pop(q);
-		}
+		outq_consume(q, (size_t)r);
 		/* A short write means the socket buffer is full; asking
 		 * again would only return EAGAIN. */
 		if ((size_t)r < want)

@@ -22,7 +22,19 @@
  * the low-water mark. TCP then pushes back on the client.
  *
  * Session limits (limit.c) are checked at accept: a connection over one
- * gets ERROR LIMIT and is closed.
+ * gets ERROR LIMIT and is closed (on a TLS port it is closed without a
+ * word: a connection flood must not cost a TLS handshake each).
+ *
+ * TLS (tls.c): a session accepted on a TLS listener does its handshake
+ * first, driven by readiness like everything else; then it reads
+ * through tls_read() and writes through tls_flush(). The plain path is
+ * untouched: one test of s->ssl. OpenSSL can hold decrypted bytes that
+ * epoll does not announce, so a TLS session that filled its read buffer
+ * is read again in the next loop turn (rx_list).
+ *
+ * Identity: after HELLO, auth.c decides whether the session proves who
+ * it is (CHALLENGE and AUTH with a shared secret), unless its TLS client
+ * certificate did; acl.c applies the rules to that identity.
  *
  * Closing is in two steps, so that nothing is freed under a caller that
  * is walking a list (a fan-out, a flush):
@@ -98,6 +110,8 @@ static struct session_list	 ending_list =
 /* Sessions whose input was resumed with whole frames buffered. */
 static struct session_list	 resume_list =
     TAILQ_HEAD_INITIALIZER(resume_list);
+/* TLS sessions with bytes left inside OpenSSL, to read next turn. */
+static struct session_list	 rx_list = TAILQ_HEAD_INITIALIZER(rx_list);
 
 static size_t		 nlive;		/* NEW and READY sessions */
 static size_t		 npaused;	/* sessions with input paused */
@@ -108,7 +122,8 @@ static uint8_t		 rbuf[SESSION_READ_BYTES];
 static void	session_io(void *, uint32_t);
 static void	session_want_flush(struct session *);
 static void	session_touch(struct session *, uint64_t);
-static void	session_refuse(struct session *, const char *);
+static void	session_refuse(struct session *, const char *, int);
+static void	session_rx_later(struct session *);
 static void	session_end(struct session *, int, const char *, int);
 
 /* Every reply is built in reply from scratch, whatever became of the
@@ -120,13 +135,20 @@ reply_begin(void)
 	buf_clear_failed(&reply);
 }
 
-/*
- * A session for an accepted, non-blocking socket. peer is its address
- * as text. Returns NULL when out of memory or when epoll refuses the fd;
- * the caller closes the fd then.
- */
+/* A plain-TCP session: session_open() without TLS. */
 struct session *
 session_new(int fd, const char *peer)
+{
+	return session_open(fd, peer, 0);
+}
+
+/*
+ * A session for an accepted, non-blocking socket, with TLS when tls is
+ * set. peer is its address as text. Returns NULL when out of memory or
+ * when epoll refuses the fd; the caller closes the fd then.
+ */
+struct session *
+session_open(int fd, const char *peer, int tls)
 {
 	struct session	*s;
 	char		 why[PROTO_MAX_STR_BYTES + 1];
@@ -159,12 +181,15 @@ session_new(int fd, const char *peer)
 	log_debug("session %" PRIu64 " (%s): connected", s->id, s->peer);
 	switch (limit_session_open(s, why, sizeof(why))) {
 	case 0:
+		if (tls && tls_session_start(s) == -1)
+			session_close(s, SESSION_CLOSE_NOW, "out of memory "
+			    "starting TLS");
 		break;
 	case -1:
 		session_close(s, SESSION_CLOSE_NOW, "out of memory");
 		break;
 	default:
-		session_refuse(s, why);
+		session_refuse(s, why, tls);
 		break;
 	}
 	return s;
@@ -174,22 +199,19 @@ session_new(int fd, const char *peer)
  * is written. Logged at most once a second with the number left
  * unlogged, so that a connection flood does not become a log flood. */
 static void
-session_refuse(struct session *s, const char *why)
+session_refuse(struct session *s, const char *why, int tls)
 {
-	static uint64_t	 last_ms, unlogged;
-	uint64_t	 now = loop_now_ms();
+	static struct log_rate	 rate;
+	uint64_t		 unlogged;
 
 	ispd_stats.sessions_refused++;
-	session_error(s, 0, ISP_E_LIMIT, "%s", why);
-	if (last_ms == 0 || now - last_ms >= 1000) {
+	if (!tls)
+		session_error(s, 0, ISP_E_LIMIT, "%s", why);
+	if (log_rate_ok(&rate, &unlogged))
 		log_warnx("refusing a connection from %s: %s (%" PRIu64
 		    " more refused since the last such message)", s->peer,
 		    why, unlogged);
-		last_ms = now;
-		unlogged = 0;
-	} else
-		unlogged++;
-	session_end(s, SESSION_CLOSE_FLUSH, why, 0);
+	session_end(s, tls ? SESSION_CLOSE_NOW : SESSION_CLOSE_FLUSH, why, 0);
 }
 
 /* The bytes of queue above which snapshots and catch-ups are not
@@ -201,17 +223,36 @@ session_low_water(void)
 	return ispd_conf.max_queue_bytes / 4;
 }
 
-static void
+/* Watches what s waits for now. */
+void
 session_update_io(struct session *s)
 {
 	uint32_t	 events = s->in_paused ? 0 : EPOLLIN;
 
+	if (s->ssl != NULL && !s->tls_ready) {
+		loop_set(&s->io, s->tls_want_write ? EPOLLOUT : EPOLLIN);
+		return;
+	}
 	/* Sync work with an empty queue: EPOLLOUT fires at once, and the
 	 * flush it runs produces the next slice. One slice per session
 	 * per turn, so the loop stays fair. */
 	if (s->out.count > 0 || (s->state == SESSION_READY && s->nsync > 0))
 		events |= EPOLLOUT;
+	if (s->ssl != NULL) {
+		/* OpenSSL, mid-write, waits for input (and not for room). */
+		if (s->tls_wr_wants_rd)
+			events = (events & ~(uint32_t)EPOLLOUT) | EPOLLIN;
+		if (s->tls_rd_wants_wr)
+			events |= EPOLLOUT;
+	}
 	loop_set(&s->io, events);
+}
+
+/* tls.c finished the handshake of s. */
+void
+session_tls_ready(struct session *s)
+{
+	session_update_io(s);
 }
 
 static void
@@ -239,6 +280,19 @@ session_resume(struct session *s)
 		s->resuming = 1;
 		TAILQ_INSERT_TAIL(&resume_list, s, resume_entry);
 	}
+	/* So may bytes inside OpenSSL. */
+	if (s->ssl != NULL)
+		session_rx_later(s);
+}
+
+/* s is read again in the next loop turn. */
+static void
+session_rx_later(struct session *s)
+{
+	if (s->rx_more)
+		return;
+	s->rx_more = 1;
+	TAILQ_INSERT_TAIL(&rx_list, s, rx_entry);
 }
 
 /* s has output to write or sync work to do: flush it before sleeping. */
@@ -373,6 +427,10 @@ session_end(struct session *s, int how, const char *reason, int loud)
 		TAILQ_REMOVE(&resume_list, s, resume_entry);
 		s->resuming = 0;
 	}
+	if (s->rx_more) {
+		TAILQ_REMOVE(&rx_list, s, rx_entry);
+		s->rx_more = 0;
+	}
 	/* A lingering session reads until the peer's EOF. */
 	if (s->in_paused) {
 		s->in_paused = 0;
@@ -401,6 +459,7 @@ session_free(struct session *s)
 	s->pending = 0;
 	TAILQ_REMOVE(&sessions, s, entry);
 	loop_del(&s->io);
+	tls_session_free(s);
 	close(s->fd);
 	s->fd = -1;
 	outq_free(&s->out);
@@ -447,6 +506,24 @@ session_reap(void)
 	}
 }
 
+/* outq_flush(), through TLS when s has it. */
+static int
+session_write(struct session *s, size_t *written)
+{
+	if (s->ssl != NULL)
+		return tls_flush(s, written);
+	return outq_flush(&s->out, s->fd, written);
+}
+
+/* The text of a failed read or write's errno. */
+static const char *
+session_strerror(const struct session *s, int err)
+{
+	if (s->ssl != NULL && err == EPROTO)
+		return tls_last_error();
+	return strerror(err);
+}
+
 /*
  * Writes what s has queued; when the queue fell below the low-water mark
  * and sync.c owes s something, produces the next slice and writes again.
@@ -458,11 +535,11 @@ session_flush(struct session *s)
 	size_t	 written = 0;
 	int	 rc;
 
-	rc = outq_flush(&s->out, s->fd, &written);
+	rc = session_write(s, &written);
 	if (rc != -1 && s->state == SESSION_READY && s->nsync > 0 &&
 	    s->out.bytes < session_low_water() && sync_fill(s) == 0 &&
 	    rc == 1)
-		rc = outq_flush(&s->out, s->fd, &written);
+		rc = session_write(s, &written);
 	ispd_stats.bytes_out += written;
 	if (rc == -1) {
 		if (s->state == SESSION_LINGER) {
@@ -470,7 +547,7 @@ session_flush(struct session *s)
 			return -1;
 		}
 		session_close(s, SESSION_CLOSE_NOW, "write failed: %s",
-		    strerror(errno));
+		    session_strerror(s, errno));
 		loop_set(&s->io, EPOLLIN);
 		return 0;
 	}
@@ -487,6 +564,7 @@ session_flush(struct session *s)
 		/* Our FIN after the last frame; the peer's EOF (or the
 		 * linger deadline) ends it. Closing right away with unread
 		 * input would send a RST that can destroy the frame. */
+		tls_shutdown(s);
 		(void)shutdown(s->fd, SHUT_WR);
 		s->write_shut = 1;
 	}
@@ -541,10 +619,42 @@ session_name_valid(struct proto_bytes name)
 	return 1;
 }
 
+/* The handshake is over: WELCOME, and s is in the sessions table. */
+static void
+session_welcome(struct session *s)
+{
+	uint32_t	 caps;
+
+	/* Shared caps; AUTH says the session is authenticated. */
+	caps = s->hello_caps & PROTO_CAPS_KNOWN & ~PROTO_CAP_AUTH;
+	if (s->auth != SESSION_AUTH_NONE)
+		caps |= PROTO_CAP_AUTH;
+	reply_begin();
+	proto_put_welcome(&reply, PROTO_VERSION, caps, ispd_conf.hold_ms,
+	    s->id, ispd_conf.server_id);
+	if (session_send(s, &reply, 1) == -1)
+		return;
+	s->state = SESSION_READY;
+	if (table_session_welcome(s) == -1) {
+		session_close(s, SESSION_CLOSE_NOW, "out of memory");
+		return;
+	}
+	if (s->auth == SESSION_AUTH_NONE)
+		log_info("session %" PRIu64 " (%s): welcome, client %s", s->id,
+		    s->peer, s->name);
+	else
+		log_info("session %" PRIu64 " (%s): welcome, client %s, "
+		    "identity %s (%s)", s->id, s->peer, s->name, s->ident,
+		    s->auth == SESSION_AUTH_CERT ? "certificate" :
+		    "shared secret");
+}
+
 static void
 session_hello(struct session *s, const struct proto_msg *m)
 {
-	if (s->state != SESSION_NEW) {
+	char	 why[PROTO_MAX_STR_BYTES + 1];
+
+	if (s->state != SESSION_NEW || s->name_len > 0) {
 		session_fail(s, 0, ISP_E_PROTOCOL, "HELLO sent twice");
 		return;
 	}
@@ -563,18 +673,37 @@ session_hello(struct session *s, const struct proto_msg *m)
 	s->name[m->text.len] = '\0';
 	s->name_len = m->text.len;
 	s->since = time(NULL);
-	reply_begin();
-	proto_put_welcome(&reply, PROTO_VERSION, m->caps & PROTO_CAPS,
-	    ispd_conf.hold_ms, s->id, ispd_conf.server_id);
-	if (session_send(s, &reply, 1) == -1)
+	s->hello_caps = m->caps;
+	switch (auth_hello(s, m->caps, why, sizeof(why))) {
+	case 0:
+		session_welcome(s);
 		return;
-	s->state = SESSION_READY;
-	if (table_session_welcome(s) == -1) {
+	case 1:
+		return;		/* CHALLENGE sent */
+	case -1:
 		session_close(s, SESSION_CLOSE_NOW, "out of memory");
 		return;
+	default:
+		session_fail(s, 0, ISPD_E_AUTH, "%s", why);
+		return;
 	}
-	log_info("session %" PRIu64 " (%s): welcome, client %s", s->id,
-	    s->peer, s->name);
+}
+
+/* AUTH, the answer to our CHALLENGE. */
+static void
+session_auth(struct session *s, const struct proto_msg *m)
+{
+	char	 why[PROTO_MAX_STR_BYTES + 1];
+
+	if (!s->auth_wait) {
+		session_fail(s, 0, ISP_E_PROTOCOL, "AUTH without a CHALLENGE");
+		return;
+	}
+	if (auth_verify(s, m, why, sizeof(why)) != 0) {
+		session_fail(s, 0, ISPD_E_AUTH, "%s", why);
+		return;
+	}
+	session_welcome(s);
 }
 
 static void
@@ -597,7 +726,14 @@ session_frame(struct session *s, const uint8_t *f, size_t len)
 
 	ispd_stats.frames_in++;
 	session_touch(s, loop_now_ms());
-	if (s->state == SESSION_NEW && type != PROTO_HELLO) {
+	if (s->state == SESSION_NEW && s->auth_wait && type != PROTO_AUTH) {
+		session_fail(s, 0, ISP_E_NOT_READY, "the frame after "
+		    "CHALLENGE must be AUTH, not %s (type 0x%02x)",
+		    proto_type_name(type), type);
+		return;
+	}
+	if (s->state == SESSION_NEW && type != PROTO_HELLO &&
+	    type != PROTO_AUTH) {
 		session_fail(s, 0, ISP_E_NOT_READY, "the first frame must be "
 		    "HELLO, not %s (type 0x%02x)", proto_type_name(type), type);
 		return;
@@ -625,6 +761,9 @@ session_frame(struct session *s, const uint8_t *f, size_t len)
 	switch (type) {
 	case PROTO_HELLO:
 		session_hello(s, &m);
+		return;
+	case PROTO_AUTH:
+		session_auth(s, &m);
 		return;
 	case PROTO_PING:
 		session_ping(s, m.token);
@@ -733,16 +872,29 @@ session_in_reserve(struct session *s, size_t total)
 	return 0;
 }
 
+/* read(2), through TLS when s has it. */
+static ssize_t
+session_recv(struct session *s, void *p, size_t n)
+{
+	if (s->ssl != NULL)
+		return tls_read(s, p, n);
+	return read(s->fd, p, n);
+}
+
 /* A read returned n <= 0: nothing to read now, or the end. Returns 1
  * when s is closing. */
 static int
 session_read_end(struct session *s, ssize_t n)
 {
 	if (n == -1) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+			/* OpenSSL wants to write first: EPOLLOUT. */
+			if (s->tls_rd_wants_wr)
+				session_update_io(s);
 			return 0;
+		}
 		session_close(s, SESSION_CLOSE_NOW, "read failed: %s",
-		    strerror(errno));
+		    session_strerror(s, errno));
 		return 1;
 	}
 	session_close(s, SESSION_CLOSE_NOW, s->in.len > 0 ?
@@ -774,7 +926,7 @@ session_read(struct session *s)
 			    "input");
 			return;
 		}
-		if ((n = read(s->fd, s->in.data + s->in.len, want)) <= 0) {
+		if ((n = session_recv(s, s->in.data + s->in.len, want)) <= 0) {
 			(void)session_read_end(s, n);
 			return;
 		}
@@ -791,11 +943,14 @@ session_read(struct session *s)
 	 * unparsed is no more than a frame either. */
 	if (ispd_conf.max_frame_bytes + 4 < max)
 		max = ispd_conf.max_frame_bytes + 4;
-	if ((n = read(s->fd, rbuf, max)) <= 0) {
+	if ((n = session_recv(s, rbuf, max)) <= 0) {
 		(void)session_read_end(s, n);
 		return;
 	}
 	ispd_stats.bytes_in += (size_t)n;
+	/* A full buffer: OpenSSL may hold more that epoll will not tell. */
+	if (s->ssl != NULL && (size_t)n == max && tls_pending(s))
+		session_rx_later(s);
 	used = session_parse(s, rbuf, (size_t)n);
 	if (s->state > SESSION_READY || used == (size_t)n)
 		return;
@@ -827,6 +982,19 @@ session_io(void *arg, uint32_t events)
 {
 	struct session	*s = arg;
 
+	if (s->ssl != NULL) {
+		if (!s->tls_ready && s->state <= SESSION_READY) {
+			if (tls_handshake(s) != 1)
+				return;
+			/* Frames may have come with the handshake. */
+			events |= EPOLLIN;
+		}
+		/* OpenSSL waited for the other direction. */
+		if (s->tls_rd_wants_wr && (events & EPOLLOUT))
+			events |= EPOLLIN;
+		if (s->tls_wr_wants_rd && (events & EPOLLIN))
+			events |= EPOLLOUT;
+	}
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
 		if (s->state == SESSION_LINGER) {
 			if (session_linger_read(s) == -1)
@@ -849,7 +1017,7 @@ session_next_ms(void)
 	struct session	*s;
 	uint64_t	 next = UINT64_MAX;
 
-	if (!TAILQ_EMPTY(&resume_list))
+	if (!TAILQ_EMPTY(&resume_list) || !TAILQ_EMPTY(&rx_list))
 		return 0;
 	if ((s = TAILQ_FIRST(&hold_list)) != NULL)
 		next = s->last_rx_ms + ispd_conf.hold_ms;
@@ -864,12 +1032,24 @@ session_timers(uint64_t now_ms)
 {
 	struct session	*s;
 	char		 reason[64];
+	size_t		 n;
 	int		 unread;
 
 	while ((s = TAILQ_FIRST(&resume_list)) != NULL) {
 		TAILQ_REMOVE(&resume_list, s, resume_entry);
 		s->resuming = 0;
 		session_input(s);
+	}
+	/* Those there now; a read that fills its buffer again puts its
+	 * session back for the next turn. */
+	for (n = 0, s = TAILQ_FIRST(&rx_list); s != NULL;
+	    s = TAILQ_NEXT(s, rx_entry))
+		n++;
+	while (n-- > 0 && (s = TAILQ_FIRST(&rx_list)) != NULL) {
+		TAILQ_REMOVE(&rx_list, s, rx_entry);
+		s->rx_more = 0;
+		if (s->state <= SESSION_READY && !s->in_paused)
+			session_read(s);
 	}
 	while ((s = TAILQ_FIRST(&hold_list)) != NULL &&
 	    s->last_rx_ms + ispd_conf.hold_ms <= now_ms) {
@@ -887,6 +1067,12 @@ session_timers(uint64_t now_ms)
 			continue;
 		}
 		ispd_stats.hold_expired++;
+		if (s->ssl != NULL && !s->tls_ready) {
+			session_close(s, SESSION_CLOSE_NOW, "no TLS handshake "
+			    "within the hold time, %" PRIu32 " ms",
+			    ispd_conf.hold_ms);
+			continue;
+		}
 		snprintf(reason, sizeof(reason), "no frame for %" PRIu32
 		    " ms, hold time exceeded", ispd_conf.hold_ms);
 		reply_begin();
@@ -933,7 +1119,8 @@ session_shutdown_all(void)
 	}
 	while ((s = TAILQ_FIRST(&sessions)) != NULL) {
 		if (s->state == SESSION_ENDING || s->state == SESSION_LINGER) {
-			(void)outq_flush(&s->out, s->fd, &written);
+			(void)session_write(s, &written);
+			tls_shutdown(s);
 			(void)shutdown(s->fd, SHUT_WR);
 			/* Unread input would turn our close into a RST,
 			 * which can destroy the BYE at the peer. */
@@ -957,4 +1144,68 @@ size_t
 session_paused_count(void)
 {
 	return npaused;
+}
+
+/*
+ * The rules changed (a reload): a subscription its session may no longer
+ * have ends, with an ERROR DENIED carrying the SUBSCRIBE's request id
+ * and the rule that decided. The sessions themselves go on.
+ */
+void
+session_rules_changed(void)
+{
+	struct session	*s;
+	struct subscr	*sub, *next;
+	char		 why[PROTO_MAX_STR_BYTES + 1];
+	size_t		 ended = 0;
+
+	TAILQ_FOREACH(s, &sessions, entry) {
+		if (s->state != SESSION_READY)
+			continue;
+		for (sub = TAILQ_FIRST(&s->subs); sub != NULL &&
+		    s->state == SESSION_READY; sub = next) {
+			next = TAILQ_NEXT(sub, session_entry);
+			if (acl_may(s, ACL_SUBSCRIBE, sub->table))
+				continue;
+			(void)acl_check(s, ACL_SUBSCRIBE, sub->table,
+			    proto_bytes(sub->table->name, sub->table->name_len),
+			    sub->req_id, why, sizeof(why));
+			session_error(s, sub->req_id, ISPD_E_DENIED,
+			    "subscription ended by new rules: %s", why);
+			subscr_remove(sub);
+			ended++;
+		}
+	}
+	if (ended > 0)
+		log_info("the new rules ended %zu subscriptions", ended);
+}
+
+static int
+session_cred_same(const struct cred *a, const struct cred *b)
+{
+	return a != NULL && b != NULL && a->secret_len == b->secret_len &&
+	    memcmp(a->secret, b->secret, a->secret_len) == 0;
+}
+
+/*
+ * The credentials changed (a reload): a session that authenticated with
+ * a secret that is gone or different is ended with ERROR AUTH, so
+ * revoking a client's secret cuts it off at once (and withdraws its
+ * records).
+ */
+void
+session_creds_changed(const struct creds *old, const struct creds *new)
+{
+	struct session	*s;
+
+	TAILQ_FOREACH(s, &sessions, entry) {
+		if (s->state > SESSION_READY || s->auth != SESSION_AUTH_SECRET)
+			continue;
+		if (session_cred_same(creds_find(old, s->ident, s->ident_len),
+		    creds_find(new, s->ident, s->ident_len)))
+			continue;
+		ispd_stats.auth_failures++;
+		session_fail(s, 0, ISPD_E_AUTH, "the credentials of client %s "
+		    "were revoked or changed", s->ident);
+	}
 }

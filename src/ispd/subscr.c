@@ -138,6 +138,10 @@ subscr_subscribe(struct session *s, const struct proto_msg *m, char *why,
 		return ISP_E_BAD_REQUEST;
 	}
 	t = table_find(m->table);
+	if ((rc = acl_check(s, t == NULL && !once ? ACL_SUBSCRIBE |
+	    ACL_CREATE : ACL_SUBSCRIBE, t, m->table, m->req_id, why,
+	    whysz)) != 0)
+		return rc;
 	if (t == NULL && once) {
 		/* ONCE only reads: it does not create a table. */
 		enc_begin();
@@ -164,6 +168,7 @@ subscr_subscribe(struct session *s, const struct proto_msg *m, char *why,
 	sub->table = t;
 	sub->session = s;
 	sub->once = once;
+	sub->req_id = m->req_id;
 	sub->prefix_len = (uint16_t)m->key.len;
 	memcpy(sub->prefix, m->key.p, m->key.len);
 	TAILQ_INSERT_TAIL(&t->subs, sub, table_entry);
@@ -236,16 +241,23 @@ subscr_put_u64(struct buf *b, const char *name, uint64_t v)
 	proto_put_field(b, name, strlen(name), s, (size_t)n);
 }
 
+/* A row per table s may subscribe to or announce into (docs/SECURITY.md:
+ * the rules also hide the names of the others). */
 static int
-subscr_rows_tables(uint32_t req_id, char *why, size_t whysz)
+subscr_rows_tables(struct session *s, uint32_t req_id, char *why,
+    size_t whysz)
 {
 	struct table	**v;
-	size_t		  i, n, start, fstart;
+	size_t		  i, n, nrows = 0, start, fstart;
 
 	if ((v = table_sorted(&n)) == NULL)
 		return -1;
 	start = proto_rows_begin(&enc, req_id);
 	for (i = 0; i < n; i++) {
+		if (!acl_may(s, ACL_SUBSCRIBE, v[i]) &&
+		    !acl_may(s, ACL_ANNOUNCE, v[i]))
+			continue;
+		nrows++;
 		fstart = proto_fields_begin(&enc);
 		proto_put_field(&enc, "name", 4, v[i]->name, v[i]->name_len);
 		subscr_put_u64(&enc, "records", v[i]->records.count);
@@ -253,7 +265,7 @@ subscr_rows_tables(uint32_t req_id, char *why, size_t whysz)
 		subscr_put_u64(&enc, "subscribers", v[i]->nsubs);
 		proto_fields_end(&enc, fstart, 4);
 	}
-	proto_rows_end(&enc, start, (uint32_t)n);
+	proto_rows_end(&enc, start, (uint32_t)nrows);
 	free(v);
 	/* One ROWS frame is the protocol's answer; tens of thousands of
 	 * tables would not fit it. */
@@ -303,7 +315,9 @@ subscr_rows_stats(uint32_t req_id)
 	subscr_put_u64(&enc, "input_paused", session_paused_count());
 	subscr_put_u64(&enc, "limit_errors", ispd_stats.limit_errors);
 	subscr_put_u64(&enc, "sessions_refused", ispd_stats.sessions_refused);
-	proto_fields_end(&enc, fstart, 26);
+	subscr_put_u64(&enc, "auth_failures", ispd_stats.auth_failures);
+	subscr_put_u64(&enc, "denied", ispd_stats.denied);
+	proto_fields_end(&enc, fstart, 28);
 	proto_rows_end(&enc, start, 1);
 }
 
@@ -317,7 +331,7 @@ subscr_query(struct session *s, const struct proto_msg *m, char *why,
 	enc_begin();
 	switch (m->what) {
 	case PROTO_QUERY_TABLES:
-		if ((rc = subscr_rows_tables(m->req_id, why, whysz)) != 0)
+		if ((rc = subscr_rows_tables(s, m->req_id, why, whysz)) != 0)
 			return rc;
 		break;
 	case PROTO_QUERY_STATS:

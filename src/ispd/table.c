@@ -351,6 +351,9 @@ table_announce(struct session *s, const struct proto_msg *m, char *why,
 		    "read-only", t->name);
 		return ISP_E_READONLY;
 	}
+	if ((rc = acl_check(s, t == NULL ? ACL_ANNOUNCE | ACL_CREATE :
+	    ACL_ANNOUNCE, t, m->table, m->req_id, why, whysz)) != 0)
+		return rc;
 	/* The event frame carries the owner's name and more integers than
 	 * the ANNOUNCE did: a record whose event would not fit the frame
 	 * limit would make every subscriber drop the session. */

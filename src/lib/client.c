@@ -1,9 +1,10 @@
 /*
  * client: creating a client, connecting it to every server at once,
- * freeing it, and what it tells about itself. Also the libisp 1.0 ABI of
+ * freeing it, and what it tells about itself. Also the older ABIs of
  * struct isp_options: binaries built against 1.0 call
- * isp_options_init@LIBISP_1 and isp_new@LIBISP_1 (libisp.map), which
- * read and write only the 1.0 layout.
+ * isp_options_init@LIBISP_1 and isp_new@LIBISP_1, those built against
+ * 1.1 the @LIBISP_1.1 pair (libisp.map), which read and write only the
+ * layout they were built with.
  */
 #include <sys/epoll.h>
 #include <sys/random.h>
@@ -120,6 +121,24 @@ struct isp_options_v1 {
 	void		*arg;
 };
 
+/* The 1.1 layout: 1.0's, then reconnect and several servers, up to
+ * on_state. */
+struct isp_options_v11 {
+	const char	*server;
+	const char	*name;
+	int		 connect_timeout_ms;
+	isp_error_cb	*on_error;
+	isp_closed_cb	*on_closed;
+	void		*arg;
+	const char *const *servers;
+	size_t		 nservers;
+	int		 reconnect;
+	int		 backoff_min_ms;
+	int		 backoff_max_ms;
+	int		 stale_grace_ms;
+	isp_state_cb	*on_state;
+};
+
 static void
 options_defaults(struct isp_options *o)
 {
@@ -129,7 +148,7 @@ options_defaults(struct isp_options *o)
 	o->connect_timeout_ms = CLIENT_CONNECT_TIMEOUT_MS;
 }
 
-/* The default version (LIBISP_1.1 in libisp.map). */
+/* The default version (LIBISP_1.2 in libisp.map). */
 void
 isp_options_init(struct isp_options *o)
 {
@@ -149,6 +168,45 @@ options_init_v1(struct isp_options_v1 *o)
 	o->server = d.server;
 	o->name = d.name;
 	o->connect_timeout_ms = d.connect_timeout_ms;
+}
+
+__attribute__((symver("isp_options_init@LIBISP_1.1")))
+void
+options_init_v11(struct isp_options_v11 *o);
+void
+options_init_v11(struct isp_options_v11 *o)
+{
+	struct isp_options	 d;
+
+	options_defaults(&d);
+	memset(o, 0, sizeof(*o));
+	o->server = d.server;
+	o->name = d.name;
+	o->connect_timeout_ms = d.connect_timeout_ms;
+}
+
+/* A copy of an optional string option: 0, or -1 when out of memory. */
+static int
+option_dup(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (src == NULL)
+		return 0;
+	return (*dst = strdup(src)) == NULL ? -1 : 0;
+}
+
+static void
+options_free(struct isp_client *c)
+{
+	free(c->tls_ca_file);
+	free(c->tls_cert_file);
+	free(c->tls_key_file);
+	free(c->tls_server_name);
+	if (c->secret != NULL) {
+		explicit_bzero(c->secret, c->secret_len);
+		free(c->secret);
+	}
+	ctls_free(c);
 }
 
 /* A seed for the backoff jitter that differs per client and process,
@@ -235,6 +293,14 @@ isp_new(const struct isp_options *opt)
 	c->stale_grace_ms = opt->stale_grace_ms == 0 ? ISP_STALE_GRACE_MS :
 	    opt->stale_grace_ms < 0 ? -1 : opt->stale_grace_ms;
 	c->legacy = c->nconns == 1 && !c->reconnect;
+	c->tls = opt->tls != 0;
+	if (option_dup(&c->tls_ca_file, opt->tls_ca_file) == -1 ||
+	    option_dup(&c->tls_cert_file, opt->tls_cert_file) == -1 ||
+	    option_dup(&c->tls_key_file, opt->tls_key_file) == -1 ||
+	    option_dup(&c->tls_server_name, opt->tls_server_name) == -1 ||
+	    option_dup(&c->secret, opt->secret) == -1)
+		goto fail;
+	c->secret_len = c->secret != NULL ? strlen(c->secret) : 0;
 	c->rng = client_seed(c);
 	if ((c->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		goto fail;
@@ -273,6 +339,7 @@ fail_mutex:
 fail:
 	if (c->epfd != -1)
 		close(c->epfd);
+	options_free(c);
 	for (i = 0; c->conns != NULL && i < c->nconns; i++)
 		free(c->conns[i].server);
 	free(c->conns);
@@ -298,6 +365,21 @@ new_v1(const struct isp_options_v1 *o)
 	full.on_error = o->on_error;
 	full.on_closed = o->on_closed;
 	full.arg = o->arg;
+	return isp_new(&full);
+}
+
+__attribute__((symver("isp_new@LIBISP_1.1")))
+isp_client *
+new_v11(const struct isp_options_v11 *o);
+isp_client *
+new_v11(const struct isp_options_v11 *o)
+{
+	struct isp_options	 full;
+
+	if (o == NULL)
+		return isp_new(NULL);
+	options_defaults(&full);
+	memcpy(&full, o, sizeof(*o));
 	return isp_new(&full);
 }
 
@@ -412,6 +494,10 @@ client_connect_wait(struct isp_client *c)
 			pfd[i].fd = cn->fd;
 			pfd[i].events = cn->state == CONN_DIALING ? POLLOUT :
 			    POLLIN | (wire_pending(cn) > 0 ? POLLOUT : 0);
+			/* A TLS handshake waits for one direction only. */
+			if (cn->ssl != NULL && !cn->tls_done)
+				pfd[i].events = cn->tls_want_write ? POLLOUT :
+				    POLLIN;
 			n++;
 		}
 		wait = due <= now ? 0 : (int)(due - now);
@@ -499,6 +585,12 @@ isp_connect(isp_client *c)
 		    "most %d", ISP_MAX_SERVERS);
 		goto fail;
 	}
+	if (c->secret != NULL && c->secret_len == 0) {
+		err = client_seterr(c, ISP_E_INVALID, "empty secret");
+		goto fail;
+	}
+	if ((err = ctls_init(c)) != ISP_OK)
+		goto fail;
 	for (i = 0; i < c->nconns; i++) {
 		cn = &c->conns[i];
 		if (client_parse_addr(cn->server, cn->host, sizeof(cn->host),
@@ -579,6 +671,7 @@ isp_free(isp_client *c)
 	buf_free(&c->frame);
 	if (c->epfd != -1)
 		close(c->epfd);
+	options_free(c);
 	client_unlock(c);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);

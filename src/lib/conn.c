@@ -67,6 +67,9 @@ conn_update_events(struct conn *cn)
 		return;
 	want = cn->state == CONN_DIALING ? EPOLLOUT :
 	    EPOLLIN | (wire_pending(cn) > 0 ? EPOLLOUT : 0);
+	/* A TLS handshake waits for one direction only. */
+	if (cn->ssl != NULL && !cn->tls_done && cn->state != CONN_DIALING)
+		want = cn->tls_want_write ? EPOLLOUT : EPOLLIN;
 	if (want == cn->ep_events)
 		return;
 	memset(&ev, 0, sizeof(ev));
@@ -83,6 +86,7 @@ conn_update_events(struct conn *cn)
 static void
 conn_close(struct conn *cn)
 {
+	ctls_close(cn);
 	if (cn->fd != -1) {
 		if (cn->ep_events != 0)
 			(void)epoll_ctl(cn->c->epfd, EPOLL_CTL_DEL, cn->fd,
@@ -128,8 +132,15 @@ conn_attach(struct conn *cn, int fd)
 	}
 	cn->last_recv_ms = cn->last_send_ms = client_now_ms();
 	cn->last_ping_ms = cn->last_recv_ms;
+	/* The HELLO waits behind the TLS handshake. */
+	if (cn->c->tls && ctls_start(cn) != ISP_OK) {
+		conn_end(cn, ISP_E_NOMEM, "out of memory starting TLS with %s",
+		    cn->addr);
+		return;
+	}
 	mark = cn->out.len;
-	proto_put_hello(&cn->out, PROTO_VERSION, PROTO_CAPS, cn->c->name);
+	proto_put_hello(&cn->out, PROTO_VERSION, cn->c->secret != NULL ?
+	    PROTO_CAP_AUTH : PROTO_CAPS, cn->c->name);
 	if (wire_queued(cn, mark) != ISP_OK) {
 		conn_end(cn, ISP_E_NOMEM, "out of memory");
 		return;

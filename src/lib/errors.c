@@ -29,6 +29,8 @@ isp_strerror(int err)
 	case ISP_E_SHUTDOWN:		return "server shutting down";
 	case ISP_E_LIMIT:		return "a configured limit was hit";
 	case ISP_E_BAD_REQUEST:		return "invalid request";
+	case ISP_E_AUTH:		return "authentication failed";
+	case ISP_E_DENIED:		return "denied by a rule of the server";
 	case ISP_E_SYS:			return "system call failed";
 	case ISP_E_CONNECT:		return "cannot connect";
 	case ISP_E_CLOSED:		return "session ended";
@@ -36,6 +38,7 @@ isp_strerror(int err)
 	case ISP_E_INVALID:		return "invalid argument";
 	case ISP_E_NOMEM:		return "out of memory";
 	case ISP_E_STATE:		return "not allowed in this state";
+	case ISP_E_TLS:			return "TLS failed";
 	default:			return "unknown error";
 	}
 }

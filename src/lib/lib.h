@@ -16,6 +16,8 @@
  *	mirror.c	in-memory copies of tables: the merge of several
  *			servers, stale records and their sweep
  *	errors.c	isp_strerror
+ *	tls.c		TLS with the servers, and the answer to their
+ *			authentication challenge
  *
  * A client owns one struct conn per server (one, unless the options list
  * several). Requests are queued on every conn that is up; events from
@@ -29,6 +31,8 @@
  */
 #ifndef ISP_LIB_H
 #define ISP_LIB_H
+
+#include <sys/types.h>
 
 #include <pthread.h>
 #include <stddef.h>
@@ -75,6 +79,8 @@ enum conn_state {
 };
 
 struct isp_client;
+struct ssl_st;
+struct ssl_ctx_st;
 
 /* One server and the session with it. */
 struct conn {
@@ -117,6 +123,13 @@ struct conn {
 	/* Why the last session or attempt ended. */
 	int			 end_err;
 	char			 end_why[CLIENT_ERRMSG_BYTES];
+
+	/* TLS (tls.c); ssl is NULL on plain TCP. */
+	struct ssl_st		*ssl;
+	int			 tls_done;	/* handshake over */
+	int			 tls_want_write; /* handshake waits to write */
+	int			 tls_failed;	/* no close_notify then */
+	char			 tls_why[CLIENT_ERRMSG_BYTES];
 };
 
 /* A subscription's state on one server's current session. */
@@ -194,6 +207,15 @@ struct isp_client {
 	/* One server, no reconnect: every behaviour of libisp 1.0,
 	 * isp_fd() the socket itself included. */
 	int			 legacy;
+	/* TLS and authentication (tls.c). */
+	int			 tls;
+	char			*tls_ca_file;
+	char			*tls_cert_file;
+	char			*tls_key_file;
+	char			*tls_server_name;
+	struct ssl_ctx_st	*tls_ctx;	/* made by isp_connect() */
+	char			*secret;
+	size_t			 secret_len;
 
 	enum client_state	 state;
 	struct conn		*conns;
@@ -399,6 +421,24 @@ int		 intent_replay(struct conn *);
 /* Drops records whose TTL ran out, when there are many. */
 void		 intent_prune(struct isp_client *, uint64_t now);
 void		 intent_free_all(struct isp_client *);
+
+/* tls.c */
+/* The TLS context from the options (isp_connect()). ISP_OK, or
+ * ISP_E_TLS/ISP_E_INVALID with the sentence set. */
+int		 ctls_init(struct isp_client *);
+void		 ctls_free(struct isp_client *);
+/* A TLS session on a conn's connected socket. ISP_OK or ISP_E_NOMEM. */
+int		 ctls_start(struct conn *);
+void		 ctls_close(struct conn *);
+/* Drives the handshake: 1 done, 0 going on, -1 failed (tls_why). */
+int		 ctls_handshake(struct conn *);
+/* recv(2) and send(2) through TLS: -1 with errno EAGAIN, or EPROTO
+ * with cn->tls_why set. */
+ssize_t		 ctls_read(struct conn *, void *, size_t);
+ssize_t		 ctls_write(struct conn *, const void *, size_t);
+int		 ctls_pending(const struct conn *);
+/* Queues the AUTH answering the CHALLENGE. */
+int		 ctls_answer(struct conn *, const struct proto_msg *);
 
 /* run.c */
 /* ISP_OK when the calling thread may run the loop now (modes 1, 2),

@@ -29,15 +29,38 @@ wire_pending(const struct conn *cn)
 	return cn->out.len - cn->out_off;
 }
 
+/* send(2), through TLS when the session has it. */
+static ssize_t
+wire_send(struct conn *cn, const void *p, size_t n)
+{
+	if (cn->ssl != NULL)
+		return ctls_write(cn, p, n);
+	return send(cn->fd, p, n, MSG_NOSIGNAL);
+}
+
 void
 wire_flush(struct conn *cn)
 {
 	ssize_t	 n;
 
+	/* Nothing goes out before the TLS handshake: it goes first.
+	 * Its failure ends the session in the next pass (wire_read()). */
+	if (cn->ssl != NULL && !cn->tls_done && cn->dead_err == 0 &&
+	    cn->state == CONN_HANDSHAKE) {
+		switch (ctls_handshake(cn)) {
+		case -1:
+			cn->dead_err = ISP_E_TLS;
+			snprintf(cn->dead_why, sizeof(cn->dead_why), "%s",
+			    cn->tls_why);
+			return;
+		case 0:
+			return;
+		}
+	}
 	while (cn->fd != -1 && cn->state != CONN_DIALING &&
 	    cn->dead_err == 0 && wire_pending(cn) > 0) {
-		n = send(cn->fd, cn->out.data + cn->out_off, wire_pending(cn),
-		    MSG_NOSIGNAL);
+		n = wire_send(cn, cn->out.data + cn->out_off,
+		    wire_pending(cn));
 		if (n > 0) {
 			cn->out_off += (size_t)n;
 			cn->last_send_ms = client_now_ms();
@@ -49,6 +72,12 @@ wire_flush(struct conn *cn)
 			break;
 		/* Ended by the next pass through the loop, which may first
 		 * read a better reason (BYE, ERROR) from the socket. */
+		if (cn->ssl != NULL && n == -1 && errno == EPROTO) {
+			cn->dead_err = ISP_E_TLS;
+			snprintf(cn->dead_why, sizeof(cn->dead_why), "%s",
+			    cn->tls_why);
+			break;
+		}
 		cn->dead_err = ISP_E_CLOSED;
 		snprintf(cn->dead_why, sizeof(cn->dead_why),
 		    "connection to ispd at %s lost: %s", cn->addr,
@@ -264,6 +293,7 @@ error_fatal(int code)
 	case ISP_E_FRAME_TOO_LARGE:
 	case ISP_E_NOT_READY:
 	case ISP_E_BAD_REQUEST:
+	case ISP_E_AUTH:
 		return 1;
 	default:
 		return 0;
@@ -330,6 +360,23 @@ on_error(struct conn *cn, const struct proto_msg *m)
 		c->on_error(c, m->req_id, code, reason, c->arg);
 		c->cb_depth--;
 	}
+}
+
+/* ispd asks who we are: answer with the secret, when we have one. */
+static void
+on_challenge(struct conn *cn, const struct proto_msg *m)
+{
+	struct isp_client	*c = cn->c;
+	int			 err;
+
+	if (c->secret == NULL) {
+		conn_end(cn, ISP_E_AUTH, "ispd at %s asks client %s to "
+		    "authenticate, and no secret is set (isp_options.secret, "
+		    "ispctl --secret-file)", cn->addr, c->name);
+		return;
+	}
+	if ((err = ctls_answer(cn, m)) != ISP_OK)
+		conn_end(cn, err, "%s", c->errmsg);
 }
 
 static void
@@ -495,6 +542,9 @@ wire_dispatch(struct conn *cn, const uint8_t *frame, size_t len)
 		case PROTO_PING:
 			send_pong(cn, m.token);
 			break;
+		case PROTO_CHALLENGE:
+			on_challenge(cn, &m);
+			break;
 		default:
 			conn_end(cn, ISP_E_PROTOCOL, "%s sent %s before "
 			    "WELCOME (is it ispd?)", cn->addr,
@@ -580,6 +630,8 @@ wire_eof(struct conn *cn, int err)
 {
 	if (cn->fatal_err != 0)
 		conn_end(cn, cn->fatal_err, "%s", cn->fatal_why);
+	else if (cn->ssl != NULL && err == EPROTO)
+		conn_end(cn, ISP_E_TLS, "%s", cn->tls_why);
 	else if (cn->state == CONN_HANDSHAKE)
 		conn_end(cn, ISP_E_CLOSED, "%s closed the connection during "
 		    "the handshake%s%s (is it ispd?)", cn->addr,
@@ -599,6 +651,21 @@ wire_read(struct conn *cn)
 	ssize_t	 n;
 	int	 i;
 
+	/* The TLS handshake first; then the HELLO queued behind it. */
+	if (cn->ssl != NULL && !cn->tls_done && wire_reading(cn)) {
+		if (cn->dead_err != 0) {
+			conn_end(cn, cn->dead_err, "%s", cn->dead_why);
+			return;
+		}
+		switch (ctls_handshake(cn)) {
+		case -1:
+			conn_end(cn, ISP_E_TLS, "%s", cn->tls_why);
+			return;
+		case 0:
+			return;
+		}
+		wire_flush(cn);
+	}
 	for (i = 0; i < CLIENT_READS_PER_PASS && wire_reading(cn); i++) {
 		/* What is left is part of a frame whose header
 		 * wire_input() checked against the limit already. */
@@ -612,12 +679,15 @@ wire_read(struct conn *cn)
 			return;
 		}
 		room = cn->in.cap - cn->in.len;
-		n = recv(cn->fd, cn->in.data + cn->in.len, room, 0);
+		n = cn->ssl != NULL ? ctls_read(cn, cn->in.data + cn->in.len,
+		    room) : recv(cn->fd, cn->in.data + cn->in.len, room, 0);
 		if (n > 0) {
 			cn->in.len += (size_t)n;
 			cn->last_recv_ms = client_now_ms();
 			wire_input(cn);
-			if ((size_t)n < room)
+			/* A TLS read returns a record at a time: only
+			 * EAGAIN says that everything was read. */
+			if ((size_t)n < room && cn->ssl == NULL)
 				return;		/* the socket is drained */
 			continue;
 		}
@@ -695,6 +765,9 @@ wire_timeout_ms(const struct conn *cn, uint64_t now)
 	const struct isp_client	*c = cn->c;
 	uint64_t		 due;
 
+	/* Bytes inside OpenSSL wake no poll(2): process them now. */
+	if (ctls_pending(cn))
+		return 0;
 	switch (cn->state) {
 	case CONN_DIALING:
 	case CONN_HANDSHAKE:

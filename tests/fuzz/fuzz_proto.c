@@ -38,6 +38,12 @@ reencode(const uint8_t *frame, size_t len, const struct proto_msg *m)
 	case PROTO_PONG:
 		proto_put_ping(&b, m->type, m->token);
 		break;
+	case PROTO_CHALLENGE:
+		proto_put_challenge(&b, m->mech, m->nonce.p);
+		break;
+	case PROTO_AUTH:
+		proto_put_auth(&b, m->mech, m->nonce.p, m->mac.p);
+		break;
 	case PROTO_ANNOUNCE:
 		proto_put_announce(&b, m->req_id, m->table, m->ttl_s, m->key,
 		    m->fields);

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "proto.h"
 
@@ -33,6 +34,7 @@ main(int argc, char **argv)
 	struct proto_bytes	 k = proto_bytes("alice@example.com|1", 19);
 	struct proto_bytes	 o = proto_bytes("bgw-1", 5);
 	struct buf		 b, f;
+	uint8_t			 nonce[PROTO_NONCE_BYTES];
 	size_t			 s;
 
 	if (argc != 2) {
@@ -88,6 +90,13 @@ main(int argc, char **argv)
 	proto_put_hello(&b, PROTO_VERSION, 0, "bgw-1");
 	proto_put_announce(&b, 1, t, 0, k, proto_bytes(f.data, f.len));
 	proto_put_ping(&b, PROTO_PING, 2);
+	save(&b);
+	/* Authentication (added after the others, so their files keep
+	 * their names). */
+	memset(nonce, 0x42, sizeof(nonce));
+	proto_put_challenge(&b, PROTO_AUTH_HMAC_SHA256, nonce);
+	save(&b);
+	proto_put_auth(&b, PROTO_AUTH_HMAC_SHA256, nonce, nonce);
 	save(&b);
 	buf_free(&b);
 	buf_free(&f);

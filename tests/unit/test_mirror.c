@@ -711,11 +711,11 @@ test_strerror(void **state)
 		ISP_E_BAD_KEY, ISP_E_BAD_FIELDS, ISP_E_NOT_OWNER,
 		ISP_E_NOT_FOUND, ISP_E_READONLY, ISP_E_ALREADY_SUBSCRIBED,
 		ISP_E_NOT_SUBSCRIBED, ISP_E_HOLD_EXPIRED, ISP_E_SHUTDOWN,
-		ISP_E_LIMIT, ISP_E_BAD_REQUEST, ISP_E_SYS, ISP_E_CONNECT,
-		ISP_E_CLOSED, ISP_E_TIMEOUT, ISP_E_INVALID, ISP_E_NOMEM,
-		ISP_E_STATE,
+		ISP_E_LIMIT, ISP_E_BAD_REQUEST, ISP_E_AUTH, ISP_E_DENIED,
+		ISP_E_SYS, ISP_E_CONNECT, ISP_E_CLOSED, ISP_E_TIMEOUT,
+		ISP_E_INVALID, ISP_E_NOMEM, ISP_E_STATE, ISP_E_TLS,
 	};
-	static const int	 unknown[] = { -1, 18, 99, 107, 1000, 65535 };
+	static const int	 unknown[] = { -1, 20, 99, 108, 1000, 65535 };
 	const size_t		 n = sizeof(codes) / sizeof(codes[0]);
 	const char		*s, *t;
 	size_t			 i, j;

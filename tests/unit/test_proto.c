@@ -121,6 +121,72 @@ test_error_ping_bye(void **state)
 	assert_bytes(m.text, "going down");
 }
 
+/* CHALLENGE and AUTH (docs/PROTOCOL.md "Authentication"), and the bytes
+ * the MAC covers, laid out as the specification says. */
+static void
+test_auth_frames(void **state)
+{
+	struct proto_msg	 m;
+	const char		*why;
+	uint8_t			 sn[PROTO_NONCE_BYTES], cn[PROTO_NONCE_BYTES];
+	uint8_t			 mac[PROTO_MAC_BYTES], bind[PROTO_BINDING_BYTES];
+	size_t			 off;
+
+	memset(sn, 0xa5, sizeof(sn));
+	memset(cn, 0x5a, sizeof(cn));
+	memset(mac, 0x3c, sizeof(mac));
+	memset(bind, 0xc3, sizeof(bind));
+	proto_put_challenge(&b, PROTO_AUTH_HMAC_SHA256, sn);
+	assert_int_equal(b.len, 4 + 1 + 2 + 32);
+	assert_int_equal(decode(&m, &why), 0);
+	assert_int_equal(m.type, PROTO_CHALLENGE);
+	assert_int_equal(m.mech, PROTO_AUTH_HMAC_SHA256);
+	assert_int_equal(m.nonce.len, PROTO_NONCE_BYTES);
+	assert_memory_equal(m.nonce.p, sn, sizeof(sn));
+	assert_string_equal(proto_type_name(PROTO_CHALLENGE), "CHALLENGE");
+
+	b.len = 0;
+	proto_put_auth(&b, PROTO_AUTH_HMAC_SHA256, cn, mac);
+	assert_int_equal(b.len, 4 + 1 + 2 + 32 + 32);
+	assert_int_equal(decode(&m, &why), 0);
+	assert_int_equal(m.type, PROTO_AUTH);
+	assert_int_equal(m.mech, PROTO_AUTH_HMAC_SHA256);
+	assert_memory_equal(m.nonce.p, cn, sizeof(cn));
+	assert_memory_equal(m.mac.p, mac, sizeof(mac));
+	assert_string_equal(proto_type_name(PROTO_AUTH), "AUTH");
+
+	/* Short or long by a byte: malformed. */
+	b.len--;
+	put_be32(b.data, (uint32_t)b.len - 4);
+	assert_int_equal(decode(&m, &why), ISP_E_PROTOCOL);
+	b.len = 0;
+	proto_put_challenge(&b, 1, sn);
+	buf_put_u8(&b, 0);
+	put_be32(b.data, (uint32_t)b.len - 4);
+	assert_int_equal(decode(&m, &why), ISP_E_PROTOCOL);
+
+	/* "ispd-auth-v1" | server nonce | client nonce | u8 len, name |
+	 * u8 len, binding. */
+	b.len = 0;
+	proto_auth_input(&b, sn, cn, "bgw-1", 5, bind, sizeof(bind));
+	assert_int_equal(b.len, 12 + 32 + 32 + 1 + 5 + 1 + 32);
+	assert_memory_equal(b.data, "ispd-auth-v1", 12);
+	off = 12;
+	assert_memory_equal(b.data + off, sn, 32);
+	off += 32;
+	assert_memory_equal(b.data + off, cn, 32);
+	off += 32;
+	assert_int_equal(b.data[off], 5);
+	assert_memory_equal(b.data + off + 1, "bgw-1", 5);
+	off += 6;
+	assert_int_equal(b.data[off], 32);
+	assert_memory_equal(b.data + off + 1, bind, 32);
+	b.len = 0;
+	proto_auth_input(&b, sn, cn, "bgw-1", 5, NULL, 0);
+	assert_int_equal(b.len, 12 + 32 + 32 + 1 + 5 + 1);
+	assert_int_equal(b.data[b.len - 1], 0);
+}
+
 static void
 test_requests(void **state)
 {
@@ -443,6 +509,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hello_welcome, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth_frames, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_error_ping_bye, setup,
 		    teardown),
