@@ -518,6 +518,8 @@ split_words(char *line, char **words, int max)
 }
 
 #define MAX_LINE_WORDS	(2 + 256)
+/* A publish line: a whole frame's worth of text, and some. */
+#define PUBLISH_MAX_LINE_BYTES	(2 * 1024 * 1024)
 
 /* publish: the session, and which request came from which input line so
  * a server error can name the line. */
@@ -617,7 +619,7 @@ cmd_publish(int argc, char **argv)
 	char			*in = NULL, *nl, *line;
 	size_t			 inlen = 0, incap = 0;
 	ssize_t			 r;
-	int			 ch, n, eof = 0, gone = 0;
+	int			 ch, n, eof = 0, gone = 0, skipping = 0;
 
 	memset(&p, 0, sizeof(p));
 	optind = 0;	/* glibc: start over, argv[0] is the command */
@@ -663,11 +665,25 @@ cmd_publish(int argc, char **argv)
 			while (!gone && (nl = memchr(line, '\n',
 			    inlen - (size_t)(line - in))) != NULL) {
 				*nl = '\0';
-				gone = publish_line(&p, line) == -1;
+				if (skipping) {		/* the rest of a long line */
+					skipping = 0;
+					p.lineno++;
+				} else
+					gone = publish_line(&p, line) == -1;
 				line = nl + 1;
 			}
 			inlen -= (size_t)(line - in);
 			memmove(in, line, inlen);
+			/* A line longer than any frame can carry is an
+			 * error, not a reason to grow without end. */
+			if (inlen > PUBLISH_MAX_LINE_BYTES) {
+				fprintf(stderr, "ispctl: line %lu: longer than %d "
+				    "bytes; skipped\n", p.lineno + 1,
+				    PUBLISH_MAX_LINE_BYTES);
+				p.bad++;
+				skipping = 1;
+				inlen = 0;
+			}
 		}
 		if (isp_process(p.c) != ISP_OK)
 			die(EXIT_SERVER, "session ended: %s", isp_errmsg(p.c));

@@ -178,5 +178,10 @@ pids+=($!)
 wait_for C get $T 'dave@example.com|1' && ok ttl-present || not_ok ttl-present
 wait_for sh -c "! '$ISPCTL' get $T 'dave@example.com|1'" && ok ttl-expired || not_ok ttl-expired
 
+# A line longer than any frame is refused and skipped; the next works.
+expect long-line 3 "line 1: longer than" sh -c "(head -c 3000000 /dev/zero | tr '\\0' a; echo;
+    echo 'announce longline|1 a=1') | '$ISPCTL' publish $T"
+grep -q "line 2" "$tmp/long-line.err" && not_ok long-line-next "$(cat "$tmp/long-line.err")" || ok long-line-next
+
 echo "1..$n"
 [ "$failed" -eq 0 ]
