@@ -323,6 +323,10 @@ proto_decode(const uint8_t *frame, size_t len, struct proto_msg *m,
 		m->code = rd_u16(&r);
 		rc = rd_str(&r, &m->text, why);
 		break;
+	case PROTO_GOING_DOWN:
+		m->delay_ms = rd_u32(&r);
+		rc = rd_str(&r, &m->text, why);
+		break;
 	case PROTO_CHALLENGE:
 		m->mech = rd_u16(&r);
 		m->nonce = rd_bytes(&r, PROTO_NONCE_BYTES);
@@ -606,6 +610,16 @@ proto_put_bye(struct buf *b, uint16_t code, const char *reason)
 }
 
 void
+proto_put_going_down(struct buf *b, uint32_t delay_ms, const char *reason)
+{
+	size_t	 s = proto_begin(b, PROTO_GOING_DOWN);
+
+	buf_put_u32(b, delay_ms);
+	put_text(b, reason);
+	proto_end(b, s);
+}
+
+void
 proto_put_challenge(struct buf *b, uint16_t mech,
     const uint8_t nonce[PROTO_NONCE_BYTES])
 {
@@ -777,6 +791,7 @@ proto_type_name(uint8_t type)
 	case PROTO_BYE:		return "BYE";
 	case PROTO_CHALLENGE:	return "CHALLENGE";
 	case PROTO_AUTH:	return "AUTH";
+	case PROTO_GOING_DOWN:	return "GOING_DOWN";
 	case PROTO_ANNOUNCE:	return "ANNOUNCE";
 	case PROTO_WITHDRAW:	return "WITHDRAW";
 	case PROTO_SUBSCRIBE:	return "SUBSCRIBE";

@@ -55,6 +55,7 @@ enum proto_type {
 	PROTO_CHALLENGE		= 0x07,	/* S->C  u16 mech, 32 bytes nonce */
 	PROTO_AUTH		= 0x08,	/* C->S  u16 mech, 32 bytes client
 					 *       nonce, 32 bytes mac */
+	PROTO_GOING_DOWN	= 0x09,	/* S->C  u32 delay_ms, str reason */
 
 	PROTO_ANNOUNCE		= 0x10,	/* C->S  u32 req_id, name table, u32 ttl_s,
 					 *       key, fields */
@@ -137,6 +138,7 @@ struct proto_msg {
 	uint16_t		code;		/* ERROR, BYE */
 	uint32_t		caps;
 	uint32_t		hold_ms;
+	uint32_t		delay_ms;	/* GOING_DOWN */
 	uint32_t		ttl_s;
 	uint64_t		session_id;	/* WELCOME */
 	uint64_t		token;		/* PING, PONG */
@@ -151,7 +153,8 @@ struct proto_msg {
 						 * AUTH: the client's */
 	struct proto_bytes	mac;		/* AUTH */
 	struct proto_bytes	text;		/* HELLO name, WELCOME server,
-						 * ERROR/BYE reason */
+						 * ERROR/BYE/GOING_DOWN
+						 * reason */
 	struct proto_bytes	table;
 	struct proto_bytes	key;		/* key, or SUBSCRIBE prefix */
 	struct proto_bytes	owner;
@@ -244,6 +247,8 @@ void	proto_put_challenge(struct buf *, uint16_t mech,
 void	proto_put_auth(struct buf *, uint16_t mech,
 	    const uint8_t client_nonce[PROTO_NONCE_BYTES],
 	    const uint8_t mac[PROTO_MAC_BYTES]);
+void	proto_put_going_down(struct buf *, uint32_t delay_ms,
+	    const char *reason);
 /*
  * Appends to b (not a frame) the bytes an AUTH's mac covers:
  * PROTO_AUTH_LABEL, the server's nonce, the client's nonce, u8 length

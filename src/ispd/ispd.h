@@ -288,6 +288,7 @@ void		 session_before_sleep(void);
 uint64_t	 session_next_ms(void);
 void		 session_timers(uint64_t now_ms);
 void		 session_shutdown_all(void);
+void		 session_going_down(uint64_t deadline_ms, const char *reason);
 int		 session_send(struct session *, const struct buf *,
 		    uint32_t nframes);
 void		 session_push(struct session *, struct obuf *);

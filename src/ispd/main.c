@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -37,6 +38,7 @@ enum {
 	OPT_CREDENTIALS,
 	OPT_AUTH,
 	OPT_USER,
+	OPT_DRAIN_SECONDS,
 };
 
 /* The command line's settings, laid over the file's (conf.c). */
@@ -51,6 +53,13 @@ static int		 signal_fd = -1;
 static struct loop_io	 signal_io;
 static char		 hostname[256];
 static char		 server_id[PROTO_MAX_STR_BYTES + 1];
+/* Drain (SIGUSR1): the notice given before the sessions are closed, and
+ * the timer that ends the loop then. */
+#define DRAIN_SECONDS_DEFAULT	5
+#define DRAIN_SECONDS_MAX	3600
+static unsigned		 drain_seconds = DRAIN_SECONDS_DEFAULT;
+static int		 drain_fd = -1;
+static struct loop_io	 drain_io;
 
 /* The limits, with their defaults as they stand before parsing. */
 static void
@@ -83,7 +92,8 @@ usage(FILE *f, int full)
 	    "[--user NAME]\n"
 	    "            [--hold SECONDS] [--port-file PATH] "
 	    "[--log-level LEVEL] [--server-id NAME]\n"
-	    "            [--max-LIMIT N]... [-h|--help] [-V|--version]\n"
+	    "            [--drain-seconds N] [--max-LIMIT N]... [-h|--help] "
+	    "[-V|--version]\n"
 	    "       ispd --check-config FILE\n");
 	if (!full)
 		return;
@@ -124,7 +134,11 @@ usage(FILE *f, int full)
 	    "  --log-level LEVEL    error, warn, info or debug "
 	    "(default info)\n"
 	    "  --server-id NAME     name sent to clients (default: the "
-	    "hostname)\n");
+	    "hostname)\n"
+	    "  --drain-seconds N    on SIGUSR1, tell clients ispd goes down, "
+	    "close the\n"
+	    "                       sessions N seconds later and exit "
+	    "(default 5, 0 to 3600)\n");
 	usage_limits(f);
 }
 
@@ -174,6 +188,8 @@ option_name(int c)
 		return "--auth";
 	case OPT_USER:
 		return "--user";
+	case OPT_DRAIN_SECONDS:
+		return "--drain-seconds";
 	default:
 		if (c >= OPT_LIMIT && (size_t)(c - OPT_LIMIT) < limit_ndefs)
 			return limit_defs[c - OPT_LIMIT].option;
@@ -213,12 +229,16 @@ parse_options(int argc, char **argv)
 		{ "credentials", required_argument,	NULL, OPT_CREDENTIALS },
 		{ "auth",	required_argument,	NULL, OPT_AUTH },
 		{ "user",	required_argument,	NULL, OPT_USER },
+		{ "drain-seconds", required_argument,	NULL,
+		    OPT_DRAIN_SECONDS },
 	};
 	struct option	 longopts[sizeof(fixed) / sizeof(fixed[0]) + 32];
 	const struct limit_def *d;
 	char		 host[256], port[8];
 	size_t		 i, n = sizeof(fixed) / sizeof(fixed[0]);
 	uint64_t	 v;
+	char		*end;
+	unsigned long	 ul;
 	int		 c;
 
 	if (limit_ndefs + n + 1 > sizeof(longopts) / sizeof(longopts[0]) ||
@@ -300,6 +320,16 @@ parse_options(int argc, char **argv)
 			break;
 		case OPT_USER:
 			cli_set("user", optarg);
+			break;
+		case OPT_DRAIN_SECONDS:
+			errno = 0;
+			ul = strtoul(optarg, &end, 10);
+			if (*optarg < '0' || *optarg > '9' || *end != '\0' ||
+			    errno != 0 || ul > DRAIN_SECONDS_MAX)
+				usage_error("invalid --drain-seconds '%s': "
+				    "expected a whole number from 0 to %d",
+				    optarg, DRAIN_SECONDS_MAX);
+			drain_seconds = (unsigned)ul;
 			break;
 		case 'h':
 			usage(stdout, 1);
@@ -484,6 +514,49 @@ nofile_raise(void)
 }
 
 static void
+drain_done(void *arg, uint32_t events)
+{
+	uint64_t	 n;
+
+	if (read(drain_fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
+		return;
+	log_info("drain time over, closing the sessions");
+	loop_stop();
+}
+
+/*
+ * SIGUSR1: every client is told (GOING_DOWN) that the sessions close in
+ * drain_seconds, so that it relies on its other reflectors before; then
+ * the loop stops and the usual shutdown sends BYE SHUTDOWN. Clients that
+ * connect meanwhile are told too. A second SIGUSR1 changes nothing.
+ */
+static void
+drain_start(void)
+{
+	struct itimerspec	 its;
+
+	if (drain_fd != -1)
+		return;
+	log_info("received SIGUSR1, draining: closing the sessions in %u s",
+	    drain_seconds);
+	session_going_down(loop_now_ms() + (uint64_t)drain_seconds * 1000,
+	    "ispd going down for maintenance");
+	if (drain_seconds == 0) {
+		loop_stop();
+		return;
+	}
+	if ((drain_fd = timerfd_create(CLOCK_MONOTONIC,
+	    TFD_NONBLOCK | TFD_CLOEXEC)) == -1)
+		fatal("timerfd_create");
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = (time_t)drain_seconds;
+	if (timerfd_settime(drain_fd, 0, &its, NULL) == -1)
+		fatal("timerfd_settime");
+	if (loop_add(&drain_io, drain_fd, EPOLLIN, drain_done, NULL) == -1)
+		fatal("epoll_ctl timerfd");
+}
+
+static void
 signal_read(void *arg, uint32_t events)
 {
 	struct signalfd_siginfo	 si;
@@ -499,11 +572,15 @@ signal_read(void *arg, uint32_t events)
 		config_reload();
 		return;
 	}
+	if (si.ssi_signo == SIGUSR1) {
+		drain_start();
+		return;
+	}
 	log_info("received %s, shutting down", strsignal((int)si.ssi_signo));
 	loop_stop();
 }
 
-/* SIGTERM and SIGINT (stop) and SIGHUP (reload) arrive through a
+/* SIGTERM and SIGINT (stop), SIGHUP (reload) and SIGUSR1 (drain) arrive through a
  * signalfd, as input like any other, so that no handler runs in the
  * middle of the loop: a reload happens between two events, never inside
  * a fan-out. SIGPIPE is ignored: writes use MSG_NOSIGNAL, and a dead
@@ -518,6 +595,7 @@ signal_setup(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
 		fatal("sigprocmask");
 	if ((signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
@@ -636,6 +714,10 @@ main(int argc, char **argv)
 	tls_free();
 	loop_del(&signal_io);
 	close(signal_fd);
+	if (drain_fd != -1) {
+		loop_del(&drain_io);
+		close(drain_fd);
+	}
 	loop_free();
 	conf_free(&running);
 	conf_free(&cli);

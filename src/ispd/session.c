@@ -619,6 +619,42 @@ session_name_valid(struct proto_bytes name)
 	return 1;
 }
 
+/* Drain (SIGUSR1): when the daemon closes every session, and why; 0
+ * while it is not draining. */
+static uint64_t		 going_down_at;
+static char		 going_down_why[PROTO_MAX_STR_BYTES + 1];
+
+/* GOING_DOWN to one welcomed session, with the time left. */
+static void
+session_tell_going_down(struct session *s)
+{
+	uint64_t	 now = loop_now_ms(), left;
+
+	left = going_down_at > now ? going_down_at - now : 0;
+	if (left > UINT32_MAX)
+		left = UINT32_MAX;
+	reply_begin();
+	proto_put_going_down(&reply, (uint32_t)left, going_down_why);
+	(void)session_send(s, &reply, 1);
+}
+
+/*
+ * Drain: every welcomed session, and every one welcomed from now on, is
+ * told that the daemon closes its sessions at deadline_ms (main.c stops
+ * the loop then, and the usual shutdown sends BYE SHUTDOWN).
+ */
+void
+session_going_down(uint64_t deadline_ms, const char *reason)
+{
+	struct session	*s;
+
+	going_down_at = deadline_ms != 0 ? deadline_ms : 1;
+	snprintf(going_down_why, sizeof(going_down_why), "%s", reason);
+	TAILQ_FOREACH(s, &sessions, entry)
+		if (s->state == SESSION_READY)
+			session_tell_going_down(s);
+}
+
 /* The handshake is over: WELCOME, and s is in the sessions table. */
 static void
 session_welcome(struct session *s)
@@ -647,6 +683,8 @@ session_welcome(struct session *s)
 		    "identity %s (%s)", s->id, s->peer, s->name, s->ident,
 		    s->auth == SESSION_AUTH_CERT ? "certificate" :
 		    "shared secret");
+	if (going_down_at != 0 && s->state == SESSION_READY)
+		session_tell_going_down(s);
 }
 
 static void

@@ -292,6 +292,7 @@ conn_up(struct conn *cn)
 
 	cn->state = CONN_READY;
 	cn->attempt = 0;
+	cn->draining = 0;
 	/* What this client holds and watches, again: a restarted
 	 * reflector has forgotten it, and a reflector that kept running
 	 * ended the old session and withdrew its records. */
@@ -327,7 +328,7 @@ conn_lost(struct conn *cn, uint64_t now)
 	struct sub		*s;
 	struct sub_conn		*sc;
 	uint32_t		 bit = 1u << cn->idx;
-	int			 active, i, any;
+	int			 active, i, any, quiet;
 
 	for (w = c->waiters; w != NULL; w = w->next) {
 		if (w->done || !(w->pending & bit))
@@ -339,6 +340,11 @@ conn_lost(struct conn *cn, uint64_t now)
 		else if (w->pending == 0)
 			client_waiter_done(c, w, ISP_OK, NULL);
 	}
+	/* A server that said GOING_DOWN while another is up: the others
+	 * hold what it held, so its close is no news to the application. */
+	for (i = 0, quiet = 0; cn->draining && i < (int)c->nconns; i++)
+		quiet |= &c->conns[i] != cn &&
+		    client_conn_usable(&c->conns[i]) && !c->conns[i].draining;
 	for (s = c->subs; s != NULL; s = s->next) {
 		sc = &s->sc[cn->idx];
 		active = sc->active && !s->removed;
@@ -347,8 +353,9 @@ conn_lost(struct conn *cn, uint64_t now)
 		if (!active)
 			continue;
 		if (s->mirror != NULL) {
-			mirror_server_lost(s->mirror, cn->idx, now);
-		} else if (!c->legacy && !(s->flags & ISP_SUB_ONCE)) {
+			mirror_server_lost(s->mirror, cn->idx, now, quiet);
+		} else if (!c->legacy && !(s->flags & ISP_SUB_ONCE) &&
+		    !quiet) {
 			memset(&ev, 0, sizeof(ev));
 			ev.type = ISP_EV_STALE;
 			ev.table = s->table;
@@ -401,6 +408,7 @@ conn_end(struct conn *cn, int err, const char *fmt, ...)
 	pthread_cond_broadcast(&c->cond);
 	if (was_up)
 		conn_lost(cn, now);
+	cn->draining = 0;
 	conn_tell_state(cn, 0, retry_ms);
 	if (c->connecting || c->reconnect || c->state != CLIENT_READY)
 		return;

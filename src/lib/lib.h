@@ -104,6 +104,10 @@ struct conn {
 
 	uint64_t		 session_id;
 	uint32_t		 hold_ms;
+	/* The server said GOING_DOWN (drain): no new work goes there while
+	 * another server is up, and its close makes nothing stale that
+	 * another server holds. Cleared when a session is up again. */
+	int			 draining;
 	uint32_t		 caps;
 
 	struct buf		 in;
@@ -473,9 +477,11 @@ int		 mirror_apply_from(struct isp_mirror *, unsigned server,
 /* mirror_apply_from() for server 0, now. */
 int		 mirror_apply(struct isp_mirror *, const struct isp_event *);
 /* Server's session was lost at now: what it holds turns unconfirmed,
- * keys with no confirmed holder left turn stale. ISP_EV_STALE. */
+ * keys with no confirmed holder left turn stale. ISP_EV_STALE; with
+ * quiet (a drained server, another one up), only when a key turned
+ * stale, and then no ISP_EV_FRESH either when it is back. */
 void		 mirror_server_lost(struct isp_mirror *, unsigned server,
-		    uint64_t now);
+		    uint64_t now, int quiet);
 /* Withdraws (ISP_WD_STALE) the keys stale for grace_ms at now. */
 void		 mirror_sweep(struct isp_mirror *, uint64_t now);
 /* Milliseconds from now until the next sweep is due, or -1. Only from

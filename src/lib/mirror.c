@@ -615,13 +615,14 @@ mirror_apply(struct isp_mirror *m, const struct isp_event *ev)
 }
 
 void
-mirror_server_lost(struct isp_mirror *m, unsigned server, uint64_t now)
+mirror_server_lost(struct isp_mirror *m, unsigned server, uint64_t now,
+    int quiet)
 {
 	struct hash_node	*n = NULL;
 	struct isp_event	 ev;
 	struct mkey		*k;
 	uint32_t		 bit = 1u << server;
-	size_t			 pos = 0;
+	size_t			 pos = 0, nstale;
 
 	if (server >= ISP_MAX_SERVERS)
 		return;
@@ -629,7 +630,7 @@ mirror_server_lost(struct isp_mirror *m, unsigned server, uint64_t now)
 	 * mark per key and server on every event. */
 	pthread_rwlock_wrlock(&m->lock);
 	m->synced &= ~bit;
-	m->resyncing |= bit;
+	nstale = m->nstale;
 	while ((n = hash_next(&m->keys, &pos, n)) != NULL) {
 		k = node_key(n);
 		if (!(key_holders(k) & bit))
@@ -641,8 +642,13 @@ mirror_server_lost(struct isp_mirror *m, unsigned server, uint64_t now)
 	ev.type = ISP_EV_STALE;
 	ev.table = m->table;
 	ev.count = m->nstale;
+	/* A drained server whose keys all have a confirmed holder left:
+	 * nothing the application sees changed. */
+	quiet = quiet && m->nstale == nstale;
+	if (!quiet)
+		m->resyncing |= bit;
 	pthread_rwlock_unlock(&m->lock);
-	if (m->ext_events && m->on_change != NULL) {
+	if (!quiet && m->ext_events && m->on_change != NULL) {
 		if (m->client != NULL && server < m->client->nconns) {
 			ev.server = m->client->conns[server].server;
 			ev.server_index = server;

@@ -442,12 +442,17 @@ check_may_wait(struct isp_client *c, const char *fn)
 	return client_check_ready(c, fn);
 }
 
-/* The first server in the list that can answer now. */
+/* The first server in the list that can answer now, one that is not
+ * going down first. */
 static struct conn *
 first_usable(struct isp_client *c)
 {
 	unsigned	 i;
 
+	for (i = 0; i < c->nconns; i++)
+		if (client_conn_usable(&c->conns[i]) &&
+		    !c->conns[i].draining)
+			return &c->conns[i];
 	for (i = 0; i < c->nconns; i++)
 		if (client_conn_usable(&c->conns[i]))
 			return &c->conns[i];

@@ -391,6 +391,15 @@ on_bye(struct conn *cn, const struct proto_msg *m)
 	    isp_strerror(code));
 }
 
+/* GOING_DOWN: the server closes the session in delay_ms (drain). With
+ * another server up, nothing new goes there and its close is silent;
+ * alone, the session is used until the close, then retried as usual. */
+static void
+on_going_down(struct conn *cn, const struct proto_msg *m)
+{
+	cn->draining = 1;
+}
+
 static void
 on_event(struct conn *cn, const struct proto_msg *m)
 {
@@ -565,6 +574,9 @@ wire_dispatch(struct conn *cn, const uint8_t *frame, size_t len)
 		break;
 	case PROTO_BYE:
 		on_bye(cn, &m);
+		break;
+	case PROTO_GOING_DOWN:
+		on_going_down(cn, &m);
 		break;
 	case PROTO_EV_ANNOUNCE:
 	case PROTO_EV_REPLACE:

@@ -31,9 +31,18 @@ static void
 reencode(const uint8_t *frame, size_t len, const struct proto_msg *m)
 {
 	struct buf	 b;
+	size_t		 s;
 
 	buf_init(&b);
 	switch (m->type) {
+	case PROTO_GOING_DOWN:
+		/* The reason may hold any UTF-8, NUL included: built from
+		 * its parts rather than by proto_put_going_down(). */
+		s = proto_begin(&b, PROTO_GOING_DOWN);
+		buf_put_u32(&b, m->delay_ms);
+		proto_put_str(&b, m->text.p, m->text.len);
+		proto_end(&b, s);
+		break;
 	case PROTO_PING:
 	case PROTO_PONG:
 		proto_put_ping(&b, m->type, m->token);

@@ -312,6 +312,7 @@ fz_decode(struct fz *c)
 		case PROTO_PING:
 		case PROTO_PONG:
 		case PROTO_BYE:
+		case PROTO_GOING_DOWN:
 		case PROTO_ROWS:
 			break;
 		case PROTO_EV_ANNOUNCE:

@@ -231,7 +231,8 @@ pub_del(struct world *w, isp_client *c, const char *key)
  * process) each holding NREC records "pN-i". Publishers retry after
  * pub_backoff_ms, mirrors after 50 ms. */
 static void
-world_start(struct world *w, size_t nd, size_t npub, int pub_backoff_ms)
+world_start_opt(struct world *w, size_t nd, size_t npub, int pub_backoff_ms,
+    const char *opt, const char *val)
 {
 	char	 key[48], value[48], name[32];
 	size_t	 i, j;
@@ -239,7 +240,7 @@ world_start(struct world *w, size_t nd, size_t npub, int pub_backoff_ms)
 	world_init(w);
 	w->nd = nd;
 	for (i = 0; i < nd; i++)
-		ispd_start(&w->d[i], "--hold", HOLD, NULL);
+		ispd_start(&w->d[i], "--hold", HOLD, opt, val, NULL);
 	for (i = 0; i < NVIEWS; i++) {
 		snprintf(name, sizeof(name), "asterisk-%zu", i + 1);
 		w->v[i].c = ha_client(w, name, 50);
@@ -257,6 +258,12 @@ world_start(struct world *w, size_t nd, size_t npub, int pub_backoff_ms)
 			pub_set(w, w->pub[i], key, value);
 		}
 	}
+}
+
+static void
+world_start(struct world *w, size_t nd, size_t npub, int pub_backoff_ms)
+{
+	world_start_opt(w, nd, npub, pub_backoff_ms, NULL, NULL);
 }
 
 static void
@@ -490,6 +497,73 @@ test_one_of_two_killed(void **state)
 			if (w.v[i].ev[k].type == ISP_EV_STALE)
 				assert_int_equal(w.v[i].ev[k].count, 0);
 		}
+	world_stop(&w);
+}
+
+/* A reflector that exited by itself: its exit status, once. */
+struct exited {
+	struct ispd_proc	*d;
+	int			 status;
+};
+
+static int
+reflector_exited(void *arg)
+{
+	struct exited	*e = arg;
+
+	if (waitpid(e->d->pid, &e->status, WNOHANG) != e->d->pid)
+		return 0;
+	e->d->pid = 0;
+	return 1;
+}
+
+/* Drain (SIGUSR1) of one of two reflectors: every client is told
+ * GOING_DOWN, then the sessions close after --drain-seconds and ispd
+ * exits 0. The other reflector holds everything, so the application
+ * sees nothing at all: no record event, not even ISP_EV_STALE with a
+ * count of 0. */
+static void
+test_drain_one_of_two(void **state)
+{
+	struct world	 w;
+	struct exited	 e;
+	size_t		 from[NVIEWS], i;
+	int64_t		 t0;
+
+	world_start_opt(&w, 2, 2, 50, "--drain-seconds", "1");
+	settle(&w, "at start");
+	mark(&w, from);
+
+	t0 = now_ms();
+	ispd_signal(&w.d[0], SIGUSR1);
+	pump_for(w.all, w.nall, 300);
+	/* Told, not closed yet: every session is still up. */
+	for (i = 0; i < w.nall; i++)
+		assert_int_equal(isp_servers_up(w.all[i]), 2);
+	e.d = &w.d[0];
+	e.status = -1;
+	if (!pump(w.all, w.nall, reflector_exited, &e, WAIT_MS))
+		fail_msg("the drained reflector did not exit");
+	assert_true(now_ms() - t0 >= 900);
+	assert_true(WIFEXITED(e.status));
+	assert_int_equal(WEXITSTATUS(e.status), 0);
+	pump_for(w.all, w.nall, 300);
+
+	for (i = 0; i < w.nall; i++)
+		assert_int_equal(isp_servers_up(w.all[i]), 1);
+	for (i = 0; i < NVIEWS; i++) {
+		if (w.v[i].n != from[i]) {
+			dump_told(&w.v[i], from[i]);
+			fail_msg("view %zu was told something", i + 1);
+		}
+		assert_int_equal(isp_mirror_count(w.v[i].m), w.md.n);
+		assert_int_equal(isp_mirror_stale_count(w.v[i].m), 0);
+	}
+	/* Changes still arrive, through the other reflector. */
+	pub_set(&w, w.pub[0], "p1-1", "sip:moved@10.9.9.9");
+	if (!pump(w.all, w.nall, views_match, &w, WAIT_MS))
+		fail_msg("a change did not arrive after the drain");
+	assert_told(&w, from, ISP_EV_REPLACE, NULL, 1);
 	world_stop(&w);
 }
 
@@ -910,6 +984,7 @@ main(void)
 		cmocka_unit_test_teardown(test_restart_single_reflector,
 		    teardown),
 		cmocka_unit_test_teardown(test_one_of_two_killed, teardown),
+		cmocka_unit_test_teardown(test_drain_one_of_two, teardown),
 		cmocka_unit_test_teardown(
 		    test_publisher_killed_one_reflector_down, teardown),
 		cmocka_unit_test_teardown(

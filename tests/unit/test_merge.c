@@ -227,6 +227,40 @@ test_owner_session_silent(void **state)
 	mirror_destroy(m);
 }
 
+/* A drained server (GOING_DOWN, another server up) is lost quietly:
+ * nothing said while every key it held has another confirmed holder,
+ * and no FRESH when it is back; a key only it held still turns stale,
+ * and then STALE is said. */
+static void
+test_drained_server_quiet(void **state)
+{
+	struct told		 t;
+	struct isp_mirror	*m = merged(&t);
+
+	put(m, A, "both", "1", "bgw", 1, 0);
+	put(m, B, "both", "1", "bgw", 1, 0);
+	end(m, A, 0);
+	end(m, B, 0);
+	assert_int_equal(t.n, 2);		/* ANNOUNCE, END */
+
+	mirror_server_lost(m, A, 100, 1);
+	assert_int_equal(t.n, 2);
+	assert_int_equal(isp_mirror_stale_count(m), 0);
+	end(m, A, 200);
+	assert_int_equal(t.n, 2);
+
+	put(m, A, "only-a", "2", "bgw", 1, 300);
+	assert_int_equal(t.n, 3);
+	mirror_server_lost(m, A, 400, 1);
+	assert_int_equal(t.n, 4);
+	assert_int_equal(t.type[3], ISP_EV_STALE);
+	assert_int_equal(t.count[3], 1);
+	end(m, A, 500);
+	assert_int_equal(t.n, 5);
+	assert_int_equal(t.type[4], ISP_EV_FRESH);
+	mirror_destroy(m);
+}
+
 /* The only server is lost: records stay, stale, readable; after the
  * reconnect they are confirmed silently (or with one REPLACE when they
  * changed), and what nobody announced again is swept after the grace
@@ -243,7 +277,7 @@ test_graceful_restart(void **state)
 	end(m, A, 0);
 	assert_int_equal(t.n, 4);
 
-	mirror_server_lost(m, A, 100);
+	mirror_server_lost(m, A, 100, 0);
 	assert_int_equal(t.n, 5);
 	assert_int_equal(t.type[4], ISP_EV_STALE);
 	assert_int_equal(t.count[4], 3);
@@ -305,7 +339,7 @@ test_one_server_lost(void **state)
 	end(m, B, 0);
 	t.n = 0;
 
-	mirror_server_lost(m, A, 50);
+	mirror_server_lost(m, A, 50, 0);
 	assert_int_equal(t.n, 1);
 	assert_int_equal(t.type[0], ISP_EV_STALE);
 	assert_int_equal(t.count[0], 1);		/* onlyA */
@@ -336,7 +370,7 @@ test_one_server_lost(void **state)
 	assert_int_equal(isp_mirror_count(m), 2);
 
 	/* foreach sees the stale flag too. */
-	mirror_server_lost(m, A, 100);
+	mirror_server_lost(m, A, 100, 0);
 	r = isp_mirror_get(m, "onlyA", 5);
 	assert_true(isp_record_stale(r));
 	isp_record_free(r);
@@ -369,8 +403,8 @@ test_both_lost(void **state)
 	put(m, B, "k2", "1", "bgw", 1, 0);
 	end(m, A, 0);
 	end(m, B, 0);
-	mirror_server_lost(m, A, 10);
-	mirror_server_lost(m, B, 20);
+	mirror_server_lost(m, A, 10, 0);
+	mirror_server_lost(m, B, 20, 0);
 	assert_int_equal(isp_mirror_stale_count(m), 2);
 	assert_int_equal(isp_mirror_foreach(m, NULL, 0, count_stale, &n), 0);
 	assert_int_equal(n, 2);
@@ -401,7 +435,7 @@ test_options(void **state)
 	m->ext_events = 0;
 	put(m, A, "k", "1", "bgw", 1, 0);
 	end(m, A, 0);
-	mirror_server_lost(m, A, 0);
+	mirror_server_lost(m, A, 0, 0);
 	mirror_sweep(m, 1000000000);
 	assert_int_equal(isp_mirror_count(m), 1);
 	assert_int_equal(mirror_sweep_due_ms(m, 0), -1);
@@ -432,10 +466,10 @@ test_stale_order(void **state)
 	put(m, A, "a", "1", "bgw", 1, 0);
 	put(m, B, "b", "1", "bgw", 1, 0);
 	end(m, A, 0);
-	mirror_server_lost(m, A, 100);		/* a stale since 100 */
+	mirror_server_lost(m, A, 100, 0);		/* a stale since 100 */
 	put(m, A, "a", "1", "bgw", 2, 200);	/* confirmed */
-	mirror_server_lost(m, B, 300);		/* b stale since 300 */
-	mirror_server_lost(m, A, 400);		/* a stale since 400 */
+	mirror_server_lost(m, B, 300, 0);		/* b stale since 300 */
+	mirror_server_lost(m, A, 400, 0);		/* a stale since 400 */
 	t.n = 0;
 	mirror_sweep(m, 300 + GRACE);
 	assert_int_equal(t.n, 1);
@@ -452,6 +486,7 @@ main(void)
 {
 	const struct CMUnitTest	 tests[] = {
 		cmocka_unit_test(test_agreeing_servers),
+		cmocka_unit_test(test_drained_server_quiet),
 		cmocka_unit_test(test_latest_value_wins),
 		cmocka_unit_test(test_owner_session_silent),
 		cmocka_unit_test(test_graceful_restart),

@@ -119,6 +119,22 @@ test_error_ping_bye(void **state)
 	assert_int_equal(m.type, PROTO_BYE);
 	assert_int_equal(m.code, ISP_E_SHUTDOWN);
 	assert_bytes(m.text, "going down");
+
+	b.len = 0;
+	proto_put_going_down(&b, 5000, "maintenance");
+	assert_int_equal(b.len, 4 + 1 + 4 + 2 + 11);
+	assert_int_equal(decode(&m, &why), 0);
+	assert_int_equal(m.type, PROTO_GOING_DOWN);
+	assert_int_equal(m.delay_ms, 5000);
+	assert_bytes(m.text, "maintenance");
+	assert_string_equal(proto_type_name(PROTO_GOING_DOWN), "GOING_DOWN");
+
+	/* Truncated: the delay alone, no reason length. */
+	b.len = 0;
+	proto_put_going_down(&b, 1, "");
+	b.len -= 2;
+	b.data[3] -= 2;
+	assert_int_equal(decode(&m, &why), ISP_E_PROTOCOL);
 }
 
 /* CHALLENGE and AUTH (docs/PROTOCOL.md "Authentication"), and the bytes
