@@ -287,60 +287,14 @@ table_records(isp_client *c, const char *table)
 static void
 ispd_start_nofile(struct ispd_proc *p, rlim_t soft, rlim_t hard, ...)
 {
-	struct rlimit	 rl = { soft, hard };
-	char		*argv[32], portfile[128];
-	const char	*a;
-	va_list		 ap;
-	int		 argc = 0, fd, i;
-	FILE		*f;
+	va_list	 ap;
 
 	memset(p, 0, sizeof(*p));
-	snprintf(p->dir, sizeof(p->dir), "/tmp/ispd-test.XXXXXX");
-	assert_non_null(mkdtemp(p->dir));
-	snprintf(portfile, sizeof(portfile), "%s/port", p->dir);
-	snprintf(p->log, sizeof(p->log), "%s/log", p->dir);
-	argv[argc++] = (char *)test_bin("ispd");
-	argv[argc++] = "--listen";
-	argv[argc++] = "127.0.0.1:0";
-	argv[argc++] = "--port-file";
-	argv[argc++] = portfile;
+	p->nofile_soft = soft;
+	p->nofile_hard = hard;
 	va_start(ap, hard);
-	while ((a = va_arg(ap, const char *)) != NULL && argc < 30)
-		argv[argc++] = (char *)a;
+	ispd_vstart(p, ap);
 	va_end(ap);
-	argv[argc] = NULL;
-
-	p->pid = fork();
-	assert_true(p->pid != -1);
-	if (p->pid == 0) {
-		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-			_exit(126);
-		fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd != -1) {
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
-		/* Nothing else of the test's may take a descriptor. */
-		for (fd = 3; fd < 1024; fd++)
-			close(fd);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	for (i = 0; i < 1000; i++) {
-		if ((f = fopen(portfile, "r")) != NULL) {
-			if (fscanf(f, "%d", &p->port) != 1)
-				p->port = 0;
-			fclose(f);
-			if (p->port > 0)
-				break;
-		}
-		if (waitpid(p->pid, NULL, WNOHANG) == p->pid)
-			fail_msg("ispd exited at start; see %s", p->log);
-		usleep(10000);
-	}
-	if (p->port <= 0)
-		fail_msg("ispd did not write %s within 10 s", portfile);
-	snprintf(p->addr, sizeof(p->addr), "127.0.0.1:%d", p->port);
 }
 
 /* ------------------------------------------------------------------ */

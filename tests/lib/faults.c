@@ -18,33 +18,11 @@
 
 #include "faults.h"
 
-/* ISP_ISPD_WRAPPER (see testutil.h) applies to a restart as to the
- * start. */
-static int
-wrapper_words(char **argv, int max)
-{
-	static char	 copy[1024];
-	const char	*w = getenv("ISP_ISPD_WRAPPER");
-	char		*word, *save = NULL;
-	int		 n = 0;
-
-	if (w == NULL || *w == '\0')
-		return 0;
-	snprintf(copy, sizeof(copy), "%s", w);
-	for (word = strtok_r(copy, " \t", &save); word != NULL && n < max;
-	    word = strtok_r(NULL, " \t", &save))
-		argv[n++] = word;
-	return n;
-}
-
 void
 ispd_restart(struct ispd_proc *p, ...)
 {
-	char		*argv[64], portfile[128], listen[64];
-	const char	*a;
+	char		 listen[64];
 	va_list		 ap;
-	int		 argc, fd, i, port;
-	FILE		*f;
 
 	assert_true(p->port > 0);
 	if (p->pid > 0) {
@@ -52,51 +30,12 @@ ispd_restart(struct ispd_proc *p, ...)
 		waitpid(p->pid, NULL, 0);
 		p->pid = 0;
 	}
-	snprintf(portfile, sizeof(portfile), "%s/port", p->dir);
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", p->port);
-	unlink(portfile);
-
-	argc = wrapper_words(argv, 32);
-	argv[argc++] = (char *)test_bin("ispd");
-	argv[argc++] = "--listen";
-	argv[argc++] = listen;
-	argv[argc++] = "--port-file";
-	argv[argc++] = portfile;
-	va_start(ap, p);
-	while ((a = va_arg(ap, const char *)) != NULL && argc < 62)
-		argv[argc++] = (char *)a;
-	va_end(ap);
-	argv[argc] = NULL;
-
-	p->pid = fork();
-	assert_true(p->pid != -1);
-	if (p->pid == 0) {
-		fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd != -1) {
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
-		execvp(argv[0], argv);
-		_exit(127);
-	}
 	/* ispd sets SO_REUSEADDR, so the port is free again at once even
 	 * with the old sessions' sockets in TIME_WAIT. */
-	for (i = 0; i < 1000; i++) {
-		if ((f = fopen(portfile, "r")) != NULL) {
-			if (fscanf(f, "%d", &port) != 1)
-				port = 0;
-			fclose(f);
-			if (port > 0) {
-				assert_int_equal(port, p->port);
-				return;
-			}
-		}
-		if (waitpid(p->pid, NULL, WNOHANG) == p->pid)
-			fail_msg("ispd did not start again on %s; see %s",
-			    listen, p->log);
-		usleep(10000);
-	}
-	fail_msg("ispd did not listen on %s again within 10 s", listen);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", p->port);
+	va_start(ap, p);
+	assert_int_equal(ispd_vspawn(p, listen, 1, ap), p->port);
+	va_end(ap);
 }
 
 void

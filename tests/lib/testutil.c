@@ -2,6 +2,7 @@
  * testutil: real ispd processes and real clients for integration tests.
  */
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -87,31 +88,24 @@ wrapper_args(char **argv, int max)
 	return n;
 }
 
-void
-ispd_start(struct ispd_proc *p, ...)
+int
+ispd_vspawn(struct ispd_proc *p, const char *listen, int append, va_list ap)
 {
 	char		*argv[64], portfile[128];
 	const char	*a;
-	va_list		 ap;
-	int		 argc, fd, i;
+	int		 argc, fd, i, port = 0;
 	FILE		*f;
 
-	memset(p, 0, sizeof(*p));
-	snprintf(p->dir, sizeof(p->dir), "/tmp/ispd-test.XXXXXX");
-	assert_non_null(mkdtemp(p->dir));
 	snprintf(portfile, sizeof(portfile), "%s/port", p->dir);
-	snprintf(p->log, sizeof(p->log), "%s/log", p->dir);
-
+	unlink(portfile);
 	argc = wrapper_args(argv, 32);
 	argv[argc++] = (char *)test_bin("ispd");
 	argv[argc++] = "--listen";
-	argv[argc++] = "127.0.0.1:0";
+	argv[argc++] = (char *)listen;
 	argv[argc++] = "--port-file";
 	argv[argc++] = portfile;
-	va_start(ap, p);
 	while ((a = va_arg(ap, const char *)) != NULL && argc < 62)
 		argv[argc++] = (char *)a;
-	va_end(ap);
 	argv[argc] = NULL;
 
 	p->pid = fork();
@@ -120,30 +114,61 @@ ispd_start(struct ispd_proc *p, ...)
 		/* A test that fails stops no daemon: this one ends with
 		 * the test, and holds no pipe of the runner's open. */
 		(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
-		fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (p->nofile_hard != 0) {
+			struct rlimit	 rl = { p->nofile_soft, p->nofile_hard };
+
+			if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+				_exit(126);
+		}
+		fd = open(p->log, O_WRONLY | O_CREAT |
+		    (append ? O_APPEND : O_TRUNC), 0644);
 		if (fd != -1) {
 			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
 			close(fd);
 		}
+		/* Nothing of the test's may take ispd's descriptors. */
+		for (fd = 3; fd < 1024; fd++)
+			close(fd);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
 	for (i = 0; i < 1000; i++) {
 		if ((f = fopen(portfile, "r")) != NULL) {
-			if (fscanf(f, "%d", &p->port) != 1)
-				p->port = 0;
+			if (fscanf(f, "%d", &port) != 1)
+				port = 0;
 			fclose(f);
-			if (p->port > 0)
-				break;
+			if (port > 0)
+				return port;
 		}
 		if (waitpid(p->pid, NULL, WNOHANG) == p->pid)
-			fail_msg("ispd exited at start; see %s", p->log);
+			fail_msg("ispd on %s exited at start; see %s", listen,
+			    p->log);
 		usleep(10000);
 	}
-	if (p->port <= 0)
-		fail_msg("ispd did not write %s within 10 s", portfile);
+	fail_msg("ispd on %s did not write %s within 10 s", listen, portfile);
+	return -1;
+}
+
+void
+ispd_vstart(struct ispd_proc *p, va_list ap)
+{
+	snprintf(p->dir, sizeof(p->dir), "/tmp/ispd-test.XXXXXX");
+	assert_non_null(mkdtemp(p->dir));
+	snprintf(p->log, sizeof(p->log), "%s/log", p->dir);
+	p->port = ispd_vspawn(p, "127.0.0.1:0", 0, ap);
 	snprintf(p->addr, sizeof(p->addr), "127.0.0.1:%d", p->port);
+}
+
+void
+ispd_start(struct ispd_proc *p, ...)
+{
+	va_list	 ap;
+
+	memset(p, 0, sizeof(*p));
+	va_start(ap, p);
+	ispd_vstart(p, ap);
+	va_end(ap);
 }
 
 static void

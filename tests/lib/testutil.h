@@ -6,8 +6,10 @@
 #ifndef ISP_TESTUTIL_H
 #define ISP_TESTUTIL_H
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +21,9 @@ struct ispd_proc {
 	char	 addr[64];	/* "127.0.0.1:PORT" */
 	char	 dir[64];	/* scratch directory: port file, log */
 	char	 log[128];	/* its stderr */
+	/* RLIMIT_NOFILE for the daemon; 0: the test's own. */
+	rlim_t	 nofile_soft;
+	rlim_t	 nofile_hard;
 };
 
 /* Path of a program the build made, e.g. test_bin("ispd"). The build
@@ -34,6 +39,16 @@ const char	*test_bin(const char *name);
  * stdout and stderr go to p->log; it gets SIGTERM when the thread that
  * started it ends, so a failed test leaves no daemon behind. */
 void		 ispd_start(struct ispd_proc *, ...);
+/* ispd_start() on a struct the caller has filled beyond zeroes (e.g.
+ * nofile_soft and nofile_hard). */
+void		 ispd_vstart(struct ispd_proc *, va_list);
+/* Starts ispd listening on listen, with the extra arguments in ap (a
+ * NULL-terminated list), its log in p->log (appended to when append),
+ * and waits until it listens. Returns the port it wrote; fails the test
+ * when it does not listen within 10 s. p->dir must exist. Used by
+ * ispd_start() and by faults.c's restart. */
+int		 ispd_vspawn(struct ispd_proc *, const char *listen,
+		    int append, va_list);
 /* SIGTERM, then waits up to 10 s. Returns the exit status (0 for a
  * clean exit), or -1 when it died by a signal or did not stop. */
 int		 ispd_stop(struct ispd_proc *);
