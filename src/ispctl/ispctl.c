@@ -1129,12 +1129,22 @@ cmd_watch(int argc, char **argv)
 struct rows {
 	struct row {
 		size_t		 n;
-		char		*name[16];
-		char		*value[16];
+		char		**name;		/* n of each, every field */
+		char		**value;
 	}	*r;
 	size_t	 n;
 	size_t	 cap;
 };
+
+/* Room in r for n fields; r->n counts those filled. */
+static void
+row_alloc(struct row *r, size_t n)
+{
+	r->n = 0;
+	if ((r->name = calloc(n + 1, sizeof(*r->name))) == NULL ||
+	    (r->value = calloc(n + 1, sizeof(*r->value))) == NULL)
+		die(EXIT_SERVER, "out of memory");
+}
 
 static void
 rows_cb(const struct isp_field *f, size_t n, void *arg)
@@ -1149,8 +1159,8 @@ rows_cb(const struct isp_field *f, size_t n, void *arg)
 			die(EXIT_SERVER, "out of memory");
 	}
 	r = &rs->r[rs->n++];
-	r->n = n < 16 ? n : 16;
-	for (i = 0; i < r->n; i++) {
+	row_alloc(r, n);
+	for (i = 0; i < n; i++, r->n++) {
 		r->name[i] = xmemdup(f[i].name, strlen(f[i].name));
 		r->value[i] = xmemdup(f[i].value, f[i].value_len);
 	}
@@ -1161,11 +1171,14 @@ rows_free(struct rows *rs)
 {
 	size_t	 i, j;
 
-	for (i = 0; i < rs->n; i++)
+	for (i = 0; i < rs->n; i++) {
 		for (j = 0; j < rs->r[i].n; j++) {
 			free(rs->r[i].name[j]);
 			free(rs->r[i].value[j]);
 		}
+		free(rs->r[i].name);
+		free(rs->r[i].value);
+	}
 	free(rs->r);
 }
 
@@ -1331,10 +1344,11 @@ cmd_sessions(int argc, char **argv)
 		die(EXIT_SERVER, "out of memory");
 	for (i = 0; i < s.n; i++) {
 		r = &rs.r[rs.n++];
+		row_alloc(r, 1 + s.r[i].nfields);
 		r->name[0] = xmemdup("session", 7);
 		r->value[0] = xmemdup(s.r[i].key, s.r[i].key_len);
 		r->n = 1;
-		for (j = 0; j < s.r[i].nfields && r->n < 16; j++, r->n++) {
+		for (j = 0; j < s.r[i].nfields; j++, r->n++) {
 			r->name[r->n] = xmemdup(s.r[i].fields[j].name,
 			    strlen(s.r[i].fields[j].name));
 			r->value[r->n] = xmemdup(s.r[i].fields[j].value,
