@@ -2,14 +2,17 @@
 # make demo: two real ispd reflectors on loopback, two border gateways
 # publishing SIP registrations to both, two Asterisk-like watchers
 # mirroring them from both. Shows both watchers hold the same table, kills
-# one gateway and shows its records withdrawn everywhere, then kills a
-# reflector and shows no phone disappears. Stops everything it started.
+# one gateway and shows its records withdrawn everywhere once the grace
+# time of graceful restart is over, freezes the other past the hold time
+# and shows no phone flaps when it comes back, then kills a reflector and
+# shows no phone disappears. Stops everything it started.
 set -u
 BUILD=${1:-build}
 ISPD=$BUILD/ispd
 ISPCTL=$BUILD/ispctl
 T=SIP_REGISTRATION
 PER_GATEWAY=${DEMO_PHONES:-150}
+GRACE=4		# --graceful-seconds
 
 tmp=$(mktemp -d /tmp/ispd-demo.XXXXXX)
 pids=()
@@ -42,11 +45,15 @@ view() {
 	    END { for (k in have) print k }' "$1" | sort
 }
 count() { view "$1" | wc -l; }
+# holds FILE N: the watcher of FILE holds N records (for wait_for, which
+# must run the count each time, not once).
+holds() { test "$(count "$1")" -eq "$2"; }
 
 # start_ispd NAME [PORT]: a reflector on loopback (PORT 0: any free one).
 start_ispd() {
 	rm -f "$tmp/$1.port"
 	"$ISPD" --listen 127.0.0.1:${2:-0} --port-file "$tmp/$1.port" --hold 3 \
+	    --graceful-table $T --graceful-seconds $GRACE \
 	    --server-id "$1" 2>>"$tmp/$1.log" &
 	eval "pid_$1=$!"
 	pids+=($!)
@@ -135,7 +142,7 @@ for g in 1 2; do
 done
 total=$((2 * PER_GATEWAY))
 for a in asterisk-1 asterisk-2; do
-	wait_for test "$(count "$tmp/$a.events")" -eq $total || fail "$a holds $(count "$tmp/$a.events") of $total"
+	wait_for holds "$tmp/$a.events" $total || fail "$a holds $(count "$tmp/$a.events") of $total"
 done
 # The sessions table refreshes its record counts once a second.
 wait_for sh -c "'$ISPCTL' --name demo sessions | grep -q ' bgw-2 .* $PER_GATEWAY\$'"
@@ -153,10 +160,13 @@ echo "asterisk-1 holds $(wc -l <"$tmp/a1.view") registrations, asterisk-2 holds 
 cmp -s "$tmp/a1.view" "$tmp/a2.view" || fail "the watchers differ"
 echo "their tables are identical (sha256 $(sha256sum <"$tmp/a1.view" | cut -c1-16))"
 
-say "bgw-1 dies (SIGKILL): ispd withdraws everything it owned"
+say "bgw-1 dies (SIGKILL): its registrations are held ${GRACE} s for it (graceful restart), then withdrawn everywhere"
 { kill -KILL "$pid_bgw_1"; wait "$pid_bgw_1"; } 2>/dev/null
+sleep 1
+"$ISPCTL" --name demo stats | grep -E '^held_(records|clients) '
+echo "asterisk-1 still holds $(count "$tmp/asterisk-1.events"): bgw-1 could be back any moment"
 for a in asterisk-1 asterisk-2; do
-	wait_for test "$(count "$tmp/$a.events")" -eq "$PER_GATEWAY" || fail "$a still holds $(count "$tmp/$a.events")"
+	wait_for holds "$tmp/$a.events" "$PER_GATEWAY" || fail "$a still holds $(count "$tmp/$a.events")"
 done
 for a in asterisk-1 asterisk-2; do
 	echo "$a: $(count "$tmp/$a.events") registrations left," \
@@ -171,6 +181,31 @@ echo "both watchers still agree; bgw-2's phones are untouched:"
 echo
 echo "the last events asterisk-2 saw:"
 tail -n 2 "$tmp/asterisk-2.events"
+
+say "bgw-2 freezes (SIGSTOP) past the hold time, then thaws: no phone flaps"
+lines1=$(wc -l <"$tmp/asterisk-1.events"); lines2=$(wc -l <"$tmp/asterisk-2.events")
+kill -STOP "$pid_bgw_2"
+# Both reflectors end its sessions after the hold time (3 s) and hold
+# its registrations.
+wait_for sh -c "'$ISPCTL' -s 127.0.0.1:$port_A --name demo stats | grep -q '^held_records  *$PER_GATEWAY\$'" ||
+    fail "A did not hold bgw-2's registrations"
+wait_for sh -c "'$ISPCTL' -s 127.0.0.1:$port_B --name demo stats | grep -q '^held_records  *$PER_GATEWAY\$'" ||
+    fail "B did not hold bgw-2's registrations"
+echo "both reflectors lost bgw-2's sessions; each holds its $PER_GATEWAY registrations"
+kill -CONT "$pid_bgw_2"
+# It reconnects, announces again and says END_OF_REPLAY: nothing held.
+for r in A B; do
+	eval "p=\$port_$r"
+	wait_for sh -c "'$ISPCTL' -s 127.0.0.1:$p --name demo stats | grep -q '^held_records  *0\$'" ||
+	    fail "$r still holds bgw-2's registrations"
+done
+"$ISPCTL" --name demo sessions | grep bgw-2
+e1=$(tail -n +$((lines1 + 1)) "$tmp/asterisk-1.events" | grep -c '"event":"\(withdraw\|announce\|replace\)"')
+e2=$(tail -n +$((lines2 + 1)) "$tmp/asterisk-2.events" | grep -c '"event":"\(withdraw\|announce\|replace\)"')
+echo "bgw-2 is back; record events the watchers saw meanwhile: asterisk-1 $e1, asterisk-2 $e2"
+[ "$e1" -eq 0 ] && [ "$e2" -eq 0 ] || fail "a watcher saw phones flap"
+echo "what reflector A logged:"
+grep -E 'held for|end of replay' "$tmp/A.log" | tail -n 2
 
 say "reflector A dies (SIGKILL): no phone disappears from any watcher"
 before1=$(count "$tmp/asterisk-1.events"); before2=$(count "$tmp/asterisk-2.events")

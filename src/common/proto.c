@@ -371,6 +371,9 @@ proto_decode(const uint8_t *frame, size_t len, struct proto_msg *m,
 		m->req_id = rd_u32(&r);
 		m->what = rd_u8(&r);
 		break;
+	case PROTO_END_OF_REPLAY:
+		m->req_id = rd_u32(&r);
+		break;
 	case PROTO_EV_ANNOUNCE:
 	case PROTO_EV_REPLACE:
 	case PROTO_EV_WITHDRAW:
@@ -717,6 +720,15 @@ proto_put_query(struct buf *b, uint32_t req_id, uint8_t what)
 }
 
 void
+proto_put_end_of_replay(struct buf *b, uint32_t req_id)
+{
+	size_t	 s = proto_begin(b, PROTO_END_OF_REPLAY);
+
+	buf_put_u32(b, req_id);
+	proto_end(b, s);
+}
+
+void
 proto_put_ev_record(struct buf *b, uint8_t type, struct proto_bytes table,
     uint64_t seq, struct proto_bytes key, uint64_t owner_session,
     struct proto_bytes owner, struct proto_bytes fields)
@@ -797,6 +809,7 @@ proto_type_name(uint8_t type)
 	case PROTO_SUBSCRIBE:	return "SUBSCRIBE";
 	case PROTO_UNSUBSCRIBE:	return "UNSUBSCRIBE";
 	case PROTO_QUERY:	return "QUERY";
+	case PROTO_END_OF_REPLAY: return "END_OF_REPLAY";
 	case PROTO_EV_ANNOUNCE:	return "EV_ANNOUNCE";
 	case PROTO_EV_REPLACE:	return "EV_REPLACE";
 	case PROTO_EV_WITHDRAW:	return "EV_WITHDRAW";

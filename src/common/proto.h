@@ -64,6 +64,7 @@ enum proto_type {
 					 *       prefix */
 	PROTO_UNSUBSCRIBE	= 0x13,	/* C->S  u32 req_id, name table */
 	PROTO_QUERY		= 0x14,	/* C->S  u32 req_id, u8 what */
+	PROTO_END_OF_REPLAY	= 0x15,	/* C->S  u32 req_id */
 
 	PROTO_EV_ANNOUNCE	= 0x20,	/* S->C  name table, u64 seq, key,
 					 *       u64 owner_session, str owner, fields */
@@ -97,7 +98,11 @@ enum proto_type {
 #define PROTO_CAPS		0u
 #define PROTO_CAP_AUTH		0x00000001u	/* the client can answer a
 						 * CHALLENGE with AUTH */
-#define PROTO_CAPS_KNOWN	PROTO_CAP_AUTH
+#define PROTO_CAP_REPLAY	0x00000002u	/* the client sends
+						 * END_OF_REPLAY after it
+						 * announced again what it
+						 * holds (graceful restart) */
+#define PROTO_CAPS_KNOWN	(PROTO_CAP_AUTH | PROTO_CAP_REPLAY)
 
 /* Authentication by a shared secret (CHALLENGE, AUTH; docs/PROTOCOL.md
  * "Authentication"). mac = HMAC-SHA256(secret, proto_auth_input()). */
@@ -270,6 +275,7 @@ void	proto_put_subscribe(struct buf *, uint32_t req_id,
 void	proto_put_unsubscribe(struct buf *, uint32_t req_id,
 	    struct proto_bytes table);
 void	proto_put_query(struct buf *, uint32_t req_id, uint8_t what);
+void	proto_put_end_of_replay(struct buf *, uint32_t req_id);
 /* type is PROTO_EV_ANNOUNCE or PROTO_EV_REPLACE. */
 void	proto_put_ev_record(struct buf *, uint8_t type,
 	    struct proto_bytes table, uint64_t seq, struct proto_bytes key,

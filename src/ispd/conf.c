@@ -13,12 +13,13 @@
  *	limit max-sessions 1000
  *	default deny
  *	allow bgw-* announce,create SIP_REGISTRATION
+ *	graceful-table SIP_REGISTRATION
  *
  * Every error names its file and line, and parsing goes on after one, so
  * a single run reports them all. The command line is parsed into a
  * struct conf of its own (line 0) and laid over the file's by
- * conf_merge(): a setting given there wins, and listeners given there
- * replace the file's. conf_load() then checks what the settings mean
+ * conf_merge(): a setting given there wins, and listeners and
+ * graceful-table patterns given there replace the file's. conf_load() then checks what the settings mean
  * together and loads the files they name (TLS, credentials), so that
  * `ispd --check-config` finds everything starting would.
  */
@@ -47,6 +48,7 @@ enum conf_kind {
 	KIND_AUTH,	/* required or optional */
 	KIND_HOLD,	/* seconds, decimals allowed */
 	KIND_LEVEL,	/* a log level */
+	KIND_SECONDS,	/* whole seconds, 1 to CONF_MAX_GRACEFUL_S */
 };
 
 static const struct conf_def {
@@ -65,6 +67,7 @@ static const struct conf_def {
 	{ "server-id", CONF_SERVER_ID, KIND_TEXT, "reflector-1" },
 	{ "log-level", CONF_LOG_LEVEL, KIND_LEVEL, "info" },
 	{ "user", CONF_USER, KIND_TEXT, "ispd" },
+	{ "graceful-seconds", CONF_GRACEFUL_SECONDS, KIND_SECONDS, "30" },
 };
 #define CONF_NDEFS	(sizeof(conf_defs) / sizeof(conf_defs[0]))
 
@@ -81,6 +84,8 @@ conf_free(struct conf *c)
 
 	for (i = 0; i < c->nlisten; i++)
 		free(c->listen[i].spec);
+	for (i = 0; i < c->ngraceful; i++)
+		free(c->graceful[i]);
 	for (i = 0; i < CONF_NKEYS; i++)
 		free(c->item[i].str);
 	acl_free(c->acl);
@@ -183,6 +188,7 @@ conf_set(struct conf *c, const char *key, const char *v, int line)
 	uint64_t		 num = 0;
 	char			*str = NULL;
 	int			 level;
+	char			*end;
 
 	if ((d = conf_def_find(key)) == NULL)
 		fatalx("conf_set: no setting %s", key);
@@ -251,6 +257,17 @@ conf_set(struct conf *c, const char *key, const char *v, int line)
 		}
 		num = (uint64_t)level;
 		break;
+	case KIND_SECONDS:
+		errno = 0;
+		num = strtoull(v, &end, 10);
+		if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 ||
+		    num < 1 || num > CONF_MAX_GRACEFUL_S) {
+			conf_error(c, line, "%s '%s': expected a whole number "
+			    "of seconds from 1 to %d", key, v,
+			    CONF_MAX_GRACEFUL_S);
+			return -1;
+		}
+		break;
 	}
 	free(it->str);
 	it->str = str;
@@ -287,6 +304,41 @@ conf_add_listen(struct conf *c, const char *spec, int tls, int line)
 	c->listen[c->nlisten].tls = tls;
 	c->listen[c->nlisten].line = line;
 	c->nlisten++;
+	return 0;
+}
+
+/*
+ * Adds a graceful-table pattern: a table name, or a prefix of one
+ * followed by '*' ("*" alone: every table). Returns 0 or -1 after
+ * reporting why.
+ */
+int
+conf_add_graceful(struct conf *c, const char *pattern, int line)
+{
+	size_t	 len = strlen(pattern);
+	char	*copy;
+
+	if (len > 0 && pattern[len - 1] == '*')
+		len--;
+	if ((len == 0 && pattern[0] != '*') || len > PROTO_MAX_TABLE_BYTES ||
+	    (len > 0 && !proto_table_valid(pattern, len))) {
+		conf_error(c, line, "graceful-table '%s': expected a table name "
+		    "(1 to %d of A-Z a-z 0-9 _ . : -), or a prefix of one "
+		    "followed by '*'", pattern, PROTO_MAX_TABLE_BYTES);
+		return -1;
+	}
+	if (c->ngraceful == CONF_MAX_GRACEFUL) {
+		conf_error(c, line, "too many graceful-table patterns: at most "
+		    "%d", CONF_MAX_GRACEFUL);
+		return -1;
+	}
+	if ((copy = strdup(pattern)) == NULL) {
+		conf_error(c, line, "out of memory");
+		return -1;
+	}
+	c->graceful[c->ngraceful] = copy;
+	c->graceful_line[c->ngraceful] = line;
+	c->ngraceful++;
 	return 0;
 }
 
@@ -376,7 +428,7 @@ conf_line(struct conf *c, char *text, int line)
 {
 	const struct conf_def	*d;
 	char			*w[CONF_WORDS_MAX];
-	int			 nw;
+	int			 nw, i;
 
 	if ((nw = conf_words(text, w)) == 0)
 		return;
@@ -397,6 +449,15 @@ conf_line(struct conf *c, char *text, int line)
 		conf_limit(c, w, nw, line);
 		return;
 	}
+	if (strcmp(w[0], "graceful-table") == 0) {
+		if (nw < 2)
+			conf_error(c, line, "graceful-table takes table names "
+			    "or prefixes, e.g. 'graceful-table "
+			    "SIP_REGISTRATION sip.*'");
+		for (i = 1; i < nw; i++)
+			(void)conf_add_graceful(c, w[i], line);
+		return;
+	}
 	if (strcmp(w[0], "allow") == 0 || strcmp(w[0], "deny") == 0 ||
 	    strcmp(w[0], "default") == 0) {
 		conf_rule(c, w, nw, line);
@@ -406,8 +467,9 @@ conf_line(struct conf *c, char *text, int line)
 		conf_error(c, line, "unknown directive '%s' (expected listen, "
 		    "listen-tls, tls-cert, tls-key, tls-ca, "
 		    "tls-require-client-cert, credentials, auth, hold, "
-		    "server-id, log-level, user, limit, default, allow or "
-		    "deny; docs/CONFIG.md)", w[0]);
+		    "server-id, log-level, user, graceful-table, "
+		    "graceful-seconds, limit, default, allow or deny; "
+		    "docs/CONFIG.md)", w[0]);
 		return;
 	}
 	if (nw != 2) {
@@ -495,6 +557,17 @@ conf_merge(struct conf *c, const struct conf *over)
 				fatal("conf_merge");
 		}
 		c->nlisten = over->nlisten;
+	}
+	if (over->ngraceful > 0) {
+		for (i = 0; i < c->ngraceful; i++)
+			free(c->graceful[i]);
+		for (i = 0; i < over->ngraceful; i++) {
+			if ((c->graceful[i] = strdup(over->graceful[i])) ==
+			    NULL)
+				fatal("conf_merge");
+			c->graceful_line[i] = over->graceful_line[i];
+		}
+		c->ngraceful = over->ngraceful;
 	}
 	for (i = 0; i < CONF_NKEYS; i++)
 		if (over->item[i].set) {

@@ -24,6 +24,7 @@
 #define ISPD_VERSION		"0.1.0"
 #define ISPD_DEFAULT_LISTEN	"127.0.0.1:7460"
 #define ISPD_DEFAULT_HOLD_MS	9000
+#define ISPD_DEFAULT_GRACEFUL_S	30	/* --graceful-seconds */
 /* Owner name of the records ispd keeps itself (ispd.sessions). */
 #define ISPD_OWNER_NAME		"ispd"
 
@@ -80,6 +81,7 @@ struct ispd_conf {
 	uint64_t	 max_sessions_per_ip;
 	uint64_t	 max_sessions;
 	uint64_t	 max_table_creates_per_sec;	/* per session */
+	uint64_t	 graceful_ms;	/* --graceful-seconds, in ms */
 };
 
 /* Counters for QUERY STATS; each is bumped where the thing happens. */
@@ -223,6 +225,14 @@ struct session {
 	int			 in_paused;	/* input not read: see session.c */
 	int			 resuming;	/* on the resume list */
 	int			 ghost;		/* ended; records being withdrawn */
+	int			 lost;		/* ended without BYE: the peer
+						 * went away (table.c holds
+						 * its graceful records) */
+	int			 held;		/* not a session: the records
+						 * a lost client left behind
+						 * for graceful restart */
+	uint64_t		 held_until_ms;
+	struct hash_node	 held_node;	/* table.c, by client */
 	int			 released;	/* fd closed, only records left */
 	int			 ip_counted;	/* counted in limit.c per address */
 	struct loop_io		 io;
@@ -269,7 +279,8 @@ struct session {
 	TAILQ_ENTRY(session)	 pending_entry;
 	TAILQ_ENTRY(session)	 end_entry;
 	TAILQ_ENTRY(session)	 dirty_entry;
-	TAILQ_ENTRY(session)	 ghost_entry;	/* table.c withdrawal list */
+	TAILQ_ENTRY(session)	 ghost_entry;	/* table.c withdrawal list,
+						 * or held list */
 	TAILQ_ENTRY(session)	 resume_entry;
 	TAILQ_ENTRY(session)	 rx_entry;	/* TLS data left to read */
 };
@@ -339,6 +350,7 @@ struct table {
 	uint32_t		 nsubs;
 	uint64_t		 seq;		/* of the last event applied */
 	int			 readonly;	/* kept by ispd itself */
+	int			 graceful;	/* matches --graceful-table */
 	uint8_t			 name_len;
 	char			 name[PROTO_MAX_TABLE_BYTES + 1];
 };
@@ -378,6 +390,11 @@ void		 table_tick(void);
 void		 table_withdraw_run(void);
 int		 table_withdraw_pending(void);
 size_t		 table_withdraw_backlog(void);
+int		 table_graceful_add(const char *pattern);
+void		 table_end_of_replay(struct session *);
+uint64_t	 table_held_next_ms(void);
+void		 table_held_expire(uint64_t now_ms);
+size_t		 table_held_records(size_t *nclients);
 struct table	**table_sorted(size_t *n);
 size_t		 table_count(void);
 size_t		 table_record_count(void);
@@ -525,6 +542,8 @@ void		 acl_free_all(void);
 /* conf.c */
 #define CONF_MAX_LISTEN		16
 #define CONF_MAX_LIMITS		32
+#define CONF_MAX_GRACEFUL	64	/* graceful-table patterns */
+#define CONF_MAX_GRACEFUL_S	3600
 
 enum conf_key {
 	CONF_TLS_CERT,
@@ -537,6 +556,7 @@ enum conf_key {
 	CONF_SERVER_ID,
 	CONF_LOG_LEVEL,		/* num: LOG_LEVEL_* */
 	CONF_USER,
+	CONF_GRACEFUL_SECONDS,	/* num: seconds */
 	CONF_NKEYS
 };
 
@@ -564,6 +584,9 @@ struct conf {
 	int			 nlisten;
 	struct conf_item	 item[CONF_NKEYS];
 	struct conf_item	 limit[CONF_MAX_LIMITS];
+	char			*graceful[CONF_MAX_GRACEFUL];	/* patterns */
+	int			 graceful_line[CONF_MAX_GRACEFUL];
+	int			 ngraceful;
 	struct acl		*acl;		/* rules, NULL when none */
 	int			 nerrors;
 	int			 to_log;	/* errors to the log (reload) */
@@ -584,6 +607,8 @@ void		 conf_error(struct conf *, int line, const char *, ...)
 int		 conf_set(struct conf *, const char *key, const char *value,
 		    int line);
 int		 conf_add_listen(struct conf *, const char *spec, int tls,
+		    int line);
+int		 conf_add_graceful(struct conf *, const char *pattern,
 		    int line);
 int		 conf_parse_file(struct conf *, const char *path);
 void		 conf_merge(struct conf *, const struct conf *over);

@@ -39,6 +39,8 @@ enum {
 	OPT_AUTH,
 	OPT_USER,
 	OPT_DRAIN_SECONDS,
+	OPT_GRACEFUL_TABLE,
+	OPT_GRACEFUL_SECONDS,
 };
 
 /* The command line's settings, laid over the file's (conf.c). */
@@ -92,8 +94,9 @@ usage(FILE *f, int full)
 	    "[--user NAME]\n"
 	    "            [--hold SECONDS] [--port-file PATH] "
 	    "[--log-level LEVEL] [--server-id NAME]\n"
-	    "            [--drain-seconds N] [--max-LIMIT N]... [-h|--help] "
-	    "[-V|--version]\n"
+	    "            [--drain-seconds N] [--graceful-table PATTERN]... "
+	    "[--graceful-seconds N]\n"
+	    "            [--max-LIMIT N]... [-h|--help] [-V|--version]\n"
 	    "       ispd --check-config FILE\n");
 	if (!full)
 		return;
@@ -138,7 +141,15 @@ usage(FILE *f, int full)
 	    "  --drain-seconds N    on SIGUSR1, tell clients ispd goes down, "
 	    "close the\n"
 	    "                       sessions N seconds later and exit "
-	    "(default 5, 0 to 3600)\n");
+	    "(default 5, 0 to 3600)\n"
+	    "  --graceful-table PATTERN  a table (or a prefix, with '*') "
+	    "whose records a lost\n"
+	    "                       session leaves held for its client's "
+	    "next session to take\n"
+	    "                       back (docs/HA.md); repeatable; "
+	    "default: none\n"
+	    "  --graceful-seconds N how long they are held (default %d, 1 "
+	    "to %d)\n", ISPD_DEFAULT_GRACEFUL_S, CONF_MAX_GRACEFUL_S);
 	usage_limits(f);
 }
 
@@ -190,6 +201,10 @@ option_name(int c)
 		return "--user";
 	case OPT_DRAIN_SECONDS:
 		return "--drain-seconds";
+	case OPT_GRACEFUL_TABLE:
+		return "--graceful-table";
+	case OPT_GRACEFUL_SECONDS:
+		return "--graceful-seconds";
 	default:
 		if (c >= OPT_LIMIT && (size_t)(c - OPT_LIMIT) < limit_ndefs)
 			return limit_defs[c - OPT_LIMIT].option;
@@ -231,6 +246,10 @@ parse_options(int argc, char **argv)
 		{ "user",	required_argument,	NULL, OPT_USER },
 		{ "drain-seconds", required_argument,	NULL,
 		    OPT_DRAIN_SECONDS },
+		{ "graceful-table", required_argument,	NULL,
+		    OPT_GRACEFUL_TABLE },
+		{ "graceful-seconds", required_argument, NULL,
+		    OPT_GRACEFUL_SECONDS },
 	};
 	struct option	 longopts[sizeof(fixed) / sizeof(fixed[0]) + 32];
 	const struct limit_def *d;
@@ -330,6 +349,15 @@ parse_options(int argc, char **argv)
 				    "expected a whole number from 0 to %d",
 				    optarg, DRAIN_SECONDS_MAX);
 			drain_seconds = (unsigned)ul;
+			break;
+		case OPT_GRACEFUL_TABLE:
+			if (conf_add_graceful(&cli, optarg, 0) == -1) {
+				usage(stderr, 0);
+				exit(2);
+			}
+			break;
+		case OPT_GRACEFUL_SECONDS:
+			cli_set("graceful-seconds", optarg);
 			break;
 		case 'h':
 			usage(stdout, 1);
@@ -436,6 +464,7 @@ config_reload(void)
 		{ CONF_SERVER_ID, "server-id" },
 		{ CONF_LOG_LEVEL, "log-level" },
 		{ CONF_USER, "user" },
+		{ CONF_GRACEFUL_SECONDS, "graceful-seconds" },
 	};
 	struct conf		 c;
 	struct conf_loaded	 ld;
@@ -458,6 +487,12 @@ config_reload(void)
 		    strcmp(c.listen[i].spec, running.listen[i].spec) == 0;
 	if (!same)
 		log_warnx("reload: the listeners changed; that takes a "
+		    "restart");
+	same = c.ngraceful == running.ngraceful;
+	for (i = 0; same && i < (size_t)c.ngraceful; i++)
+		same = strcmp(c.graceful[i], running.graceful[i]) == 0;
+	if (!same)
+		log_warnx("reload: graceful-table changed; that takes a "
 		    "restart");
 	for (i = 0; i < sizeof(restart) / sizeof(restart[0]); i++)
 		if (!item_same(&c.item[restart[i].key],
@@ -685,6 +720,9 @@ main(int argc, char **argv)
 	}
 	if (running.item[CONF_LOG_LEVEL].set)
 		level = (int)running.item[CONF_LOG_LEVEL].num;
+	if (running.item[CONF_GRACEFUL_SECONDS].set)
+		ispd_conf.graceful_ms =
+		    running.item[CONF_GRACEFUL_SECONDS].num * 1000;
 	limits_apply(&running);
 	log_init(level);
 	nofile_raise();
@@ -692,6 +730,13 @@ main(int argc, char **argv)
 	loop_init();
 	signal_setup();
 	table_init();
+	for (i = 0; i < (size_t)running.ngraceful; i++)
+		if (table_graceful_add(running.graceful[i]) == -1)
+			fatalx("table_graceful_add %s", running.graceful[i]);
+	if (running.ngraceful > 0)
+		log_info("graceful restart for %d table pattern%s, %" PRIu64
+		    " s", running.ngraceful, running.ngraceful != 1 ? "s" :
+		    "", ispd_conf.graceful_ms / 1000);
 	config_apply(&ld);
 	if (listeners_open() == -1)
 		exit(1);

@@ -38,7 +38,9 @@
  *
  * Closing is in two steps, so that nothing is freed under a caller that
  * is walking a list (a fan-out, a flush):
- *	session_close()	marks the session ENDING and logs why; input stops;
+ *	session_close()	marks the session ENDING and logs why; input stops
+ *			(session_lost() when the peer went away without
+ *			BYE: graceful tables then keep its records, table.c);
  *	session_reap()	(before the loop sleeps) drops its subscriptions,
  *			has its records withdrawn (table.c: at once, or in
  *			slices while the struct stays as a "ghost" owning
@@ -91,6 +93,8 @@ struct ispd_conf	 ispd_conf = {
 	.max_sessions_per_ip = 16384,
 	.max_sessions = 65536,
 	.max_table_creates_per_sec = 100,
+	/* docs/HA.md: a restart plus a reconnect and a replay, with room. */
+	.graceful_ms = ISPD_DEFAULT_GRACEFUL_S * 1000,
 };
 struct ispd_stats	 ispd_stats;
 
@@ -125,6 +129,8 @@ static void	session_touch(struct session *, uint64_t);
 static void	session_refuse(struct session *, const char *, int);
 static void	session_rx_later(struct session *);
 static void	session_end(struct session *, int, const char *, int);
+static void	session_lost(struct session *, int, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
 
 /* Every reply is built in reply from scratch, whatever became of the
  * last one (an encoder that ran out of memory marks the buffer). */
@@ -409,6 +415,28 @@ session_close(struct session *s, int how, const char *fmt, ...)
 	session_end(s, how, reason, 1);
 }
 
+/*
+ * session_close() for a peer that went away without BYE: the connection
+ * closed or broke, or fell silent for the hold time. The session is
+ * lost, not ended: table.c holds its records in graceful tables for the
+ * client's next session (docs/HA.md). Idempotent, like session_close():
+ * a session whose end was decided already (a BYE) is not lost.
+ */
+static void
+session_lost(struct session *s, int how, const char *fmt, ...)
+{
+	char	 reason[PROTO_MAX_STR_BYTES + 1];
+	va_list	 ap;
+
+	if (s->state >= SESSION_ENDING)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	s->lost = 1;
+	session_end(s, how, reason, 1);
+}
+
 /* session_close() without the formatting; loud logs at info, else at
  * debug (refusals and shutdown have their own messages). */
 static void
@@ -546,7 +574,7 @@ session_flush(struct session *s)
 			session_free(s);
 			return -1;
 		}
-		session_close(s, SESSION_CLOSE_NOW, "write failed: %s",
+		session_lost(s, SESSION_CLOSE_NOW, "write failed: %s",
 		    session_strerror(s, errno));
 		loop_set(&s->io, EPOLLIN);
 		return 0;
@@ -784,7 +812,7 @@ session_frame(struct session *s, const uint8_t *f, size_t len)
 		return;
 	}
 	if (rc != 0) {
-		if (type >= PROTO_ANNOUNCE && type <= PROTO_QUERY &&
+		if (type >= PROTO_ANNOUNCE && type <= PROTO_END_OF_REPLAY &&
 		    len >= PROTO_HEADER_BYTES + 4) {
 			session_error(s, get_be32(f + PROTO_HEADER_BYTES), rc,
 			    "bad %s: %s", proto_type_name(type), why);
@@ -826,6 +854,9 @@ session_frame(struct session *s, const uint8_t *f, size_t len)
 	case PROTO_QUERY:
 		rc = subscr_query(s, &m, reason, sizeof(reason));
 		break;
+	case PROTO_END_OF_REPLAY:
+		table_end_of_replay(s);
+		return;
 	default:
 		session_fail(s, 0, ISP_E_PROTOCOL, "%s is sent by servers, "
 		    "never by clients", proto_type_name(type));
@@ -931,11 +962,11 @@ session_read_end(struct session *s, ssize_t n)
 				session_update_io(s);
 			return 0;
 		}
-		session_close(s, SESSION_CLOSE_NOW, "read failed: %s",
+		session_lost(s, SESSION_CLOSE_NOW, "read failed: %s",
 		    session_strerror(s, errno));
 		return 1;
 	}
-	session_close(s, SESSION_CLOSE_NOW, s->in.len > 0 ?
+	session_lost(s, SESSION_CLOSE_NOW, "%s", s->in.len > 0 ?
 	    "connection closed by peer in the middle of a frame" :
 	    "connection closed by peer");
 	return 1;
@@ -1041,7 +1072,7 @@ session_io(void *arg, uint32_t events)
 			session_read(s);
 		else if (s->state <= SESSION_READY &&
 		    (events & (EPOLLERR | EPOLLHUP)))
-			session_close(s, SESSION_CLOSE_NOW, "connection lost "
+			session_lost(s, SESSION_CLOSE_NOW, "connection lost "
 			    "while its input was paused");
 	}
 	if ((events & EPOLLOUT) && s->state != SESSION_ENDING)
@@ -1116,7 +1147,7 @@ session_timers(uint64_t now_ms)
 		reply_begin();
 		proto_put_bye(&reply, ISP_E_HOLD_EXPIRED, reason);
 		(void)session_send(s, &reply, 1);
-		session_close(s, SESSION_CLOSE_FLUSH, "%s", reason);
+		session_lost(s, SESSION_CLOSE_FLUSH, "%s", reason);
 	}
 	while ((s = TAILQ_FIRST(&linger_list)) != NULL &&
 	    s->linger_until_ms <= now_ms) {

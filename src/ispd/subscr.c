@@ -282,7 +282,7 @@ static void
 subscr_rows_stats(uint32_t req_id)
 {
 	struct sync_stats	 st;
-	size_t			 start, fstart;
+	size_t			 start, fstart, nheld;
 
 	start = proto_rows_begin(&enc, req_id);
 	fstart = proto_fields_begin(&enc);
@@ -312,12 +312,14 @@ subscr_rows_stats(uint32_t req_id)
 	subscr_put_u64(&enc, "catchup_events", ispd_stats.catchup_events);
 	subscr_put_u64(&enc, "snapshots_active", st.snapshots);
 	subscr_put_u64(&enc, "withdraw_backlog", table_withdraw_backlog());
+	subscr_put_u64(&enc, "held_records", table_held_records(&nheld));
+	subscr_put_u64(&enc, "held_clients", nheld);
 	subscr_put_u64(&enc, "input_paused", session_paused_count());
 	subscr_put_u64(&enc, "limit_errors", ispd_stats.limit_errors);
 	subscr_put_u64(&enc, "sessions_refused", ispd_stats.sessions_refused);
 	subscr_put_u64(&enc, "auth_failures", ispd_stats.auth_failures);
 	subscr_put_u64(&enc, "denied", ispd_stats.denied);
-	proto_fields_end(&enc, fstart, 28);
+	proto_fields_end(&enc, fstart, 30);
 	proto_rows_end(&enc, start, 1);
 }
 

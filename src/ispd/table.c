@@ -20,6 +20,16 @@
  * Fields are stored as the encoded block the announcer sent: comparing
  * for a no-op refresh is one memcmp, and an event copies the block as is.
  *
+ * Graceful restart (--graceful-table, docs/HA.md): when a session is
+ * lost (no BYE: a reset, a silence, a killed process), its records in
+ * graceful tables are not withdrawn but move to a "held" struct session
+ * of the same client (name and identity), one per client, for
+ * --graceful-seconds. A session of that client announcing one again
+ * with the same fields takes it back without an event; END_OF_REPLAY
+ * from it, or the end of the grace time, withdraws what is left, as a
+ * ghost does. Held sets sit on a list in deadline order (the grace time
+ * is fixed, so appending keeps it sorted) and in a hash by client.
+ *
  * The built-in table ispd.sessions has a row per welcomed session, owned
  * by ispd itself (owner NULL here, "ispd" and session 0 on the wire).
  */
@@ -36,6 +46,10 @@
 			    offsetof(struct table, node)))
 #define RECORD_OF(n)	((struct record *)((char *)(n) - \
 			    offsetof(struct record, node)))
+#define HELD_OF(n)	((struct session *)((char *)(n) - \
+			    offsetof(struct session, held_node)))
+/* A client's name, a NUL, its identity: the key of a held set. */
+#define CLIENT_KEY_MAX	(2 * SESSION_NAME_MAX + 1)
 
 /* Records a ghost gives up per pass before the next ghost's turn, so
  * that a small session ending behind a large one is not kept waiting. */
@@ -51,6 +65,16 @@ static size_t			 withdraw_budget = TABLE_WITHDRAW_SLICE;
 /* Sessions whose row's records field may be stale; see table_tick(). */
 static struct session_list	 rows_dirty =
     TAILQ_HEAD_INITIALIZER(rows_dirty);
+/* Held sets, earliest deadline first, and by client. */
+static struct session_list	 held = TAILQ_HEAD_INITIALIZER(held);
+static struct hash		 held_by_client;
+/* The --graceful-table patterns: a name, or a prefix written with '*'. */
+static struct {
+	char	 s[PROTO_MAX_TABLE_BYTES + 1];
+	size_t	 len;
+	int	 prefix;
+}				 graceful[CONF_MAX_GRACEFUL];
+static size_t			 ngraceful;
 /* Where a row's fields are built. Not shared with other files: building
  * a row calls into subscr.c, which encodes into its own buffer. */
 static struct buf		 row_buf;
@@ -69,6 +93,86 @@ record_eq(const struct hash_node *n, const void *key, size_t len)
 	const struct record	*r = RECORD_OF(n);
 
 	return r->key_len == len && memcmp(r->key, key, len) == 0;
+}
+
+/* The key of s's client in held_by_client, in k; returns its length. */
+static size_t
+client_key(const struct session *s, char k[CLIENT_KEY_MAX])
+{
+	memcpy(k, s->name, s->name_len);
+	k[s->name_len] = '\0';
+	memcpy(k + s->name_len + 1, s->ident, s->ident_len);
+	return s->name_len + 1 + s->ident_len;
+}
+
+static int
+held_eq(const struct hash_node *n, const void *key, size_t len)
+{
+	char	 k[CLIENT_KEY_MAX];
+
+	return client_key(HELD_OF(n), k) == len && memcmp(k, key, len) == 0;
+}
+
+/* 1 when a and b are sessions of one client: same name, same identity. */
+static int
+same_client(const struct session *a, const struct session *b)
+{
+	return a->name_len == b->name_len && a->ident_len == b->ident_len &&
+	    memcmp(a->name, b->name, a->name_len) == 0 &&
+	    memcmp(a->ident, b->ident, a->ident_len) == 0;
+}
+
+/* The held set of s's client, or NULL. */
+static struct session *
+held_find(const struct session *s)
+{
+	struct hash_node	*n;
+	char			 k[CLIENT_KEY_MAX];
+	size_t			 len = client_key(s, k);
+
+	if (held_by_client.count == 0)
+		return NULL;
+	n = hash_find(&held_by_client, hash_bytes(k, len), k, len, held_eq);
+	return n == NULL ? NULL : HELD_OF(n);
+}
+
+/*
+ * Adds a --graceful-table pattern, checked by conf.c: a table name, or a
+ * prefix followed by '*' ("*" alone: every table). Tables created from
+ * then on that match are graceful. Returns 0, or -1 when there are too
+ * many.
+ */
+int
+table_graceful_add(const char *pattern)
+{
+	size_t	 len = strlen(pattern);
+
+	if (ngraceful == CONF_MAX_GRACEFUL || len == 0 ||
+	    len > PROTO_MAX_TABLE_BYTES + 1)
+		return -1;
+	graceful[ngraceful].prefix = pattern[len - 1] == '*';
+	if (graceful[ngraceful].prefix)
+		len--;
+	memcpy(graceful[ngraceful].s, pattern, len);
+	graceful[ngraceful].s[len] = '\0';
+	graceful[ngraceful].len = len;
+	ngraceful++;
+	return 0;
+}
+
+static int
+table_graceful_match(const char *name, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < ngraceful; i++) {
+		if (graceful[i].prefix ? len >= graceful[i].len :
+		    len == graceful[i].len) {
+			if (memcmp(name, graceful[i].s, graceful[i].len) == 0)
+				return 1;
+		}
+	}
+	return 0;
 }
 
 struct proto_bytes
@@ -112,6 +216,7 @@ table_new(struct proto_bytes name)
 	TAILQ_INIT(&t->cursors);
 	memcpy(t->name, name.p, name.len);
 	t->name_len = (uint8_t)name.len;
+	t->graceful = table_graceful_match(t->name, t->name_len);
 	if (hash_insert(&tables, &t->node, hash_bytes(name.p, name.len)) ==
 	    -1) {
 		free(t);
@@ -125,12 +230,15 @@ void
 table_init(void)
 {
 	hash_init(&tables);
+	hash_init(&held_by_client);
 	buf_init(&row_buf);
 	sessions_table = table_new(proto_bytes(PROTO_SESSIONS_TABLE,
 	    strlen(PROTO_SESSIONS_TABLE)));
 	if (sessions_table == NULL)
 		fatal("table_init");
+	/* Discovery: a row goes with its session, whatever the patterns. */
 	sessions_table->readonly = 1;
+	sessions_table->graceful = 0;
 }
 
 struct table *
@@ -248,16 +356,24 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
 	uint8_t		 type;
 
 	r = record_find(t, hv, key);
-	if (r != NULL && r->owner == owner && r->fields_len == fields.len &&
-	    memcmp(r->fields, fields.p, fields.len) == 0) {
-		/* A refresh (SIP re-REGISTER): no event, no fan-out. */
-		if (expire_ms == 0) {
-			ttl_clear(r);
-			return 0;
-		}
-		if (r->ttl_idx == TTL_NONE && ttl_reserve() == -1)
+	if (r != NULL && r->fields_len == fields.len &&
+	    memcmp(r->fields, fields.p, fields.len) == 0 &&
+	    (r->owner == owner || (t->graceful && r->owner != NULL &&
+	    owner != NULL && same_client(r->owner, owner)))) {
+		/* A refresh (SIP re-REGISTER), or in a graceful table a
+		 * client's new session announcing again what its lost one
+		 * held: no event, no fan-out, only the owner may move. */
+		if (expire_ms != 0 && r->ttl_idx == TTL_NONE &&
+		    ttl_reserve() == -1)
 			return -1;
-		ttl_set(r, expire_ms);
+		if (r->owner != owner) {
+			record_unown(r);
+			record_own(r, owner);
+		}
+		if (expire_ms == 0)
+			ttl_clear(r);
+		else
+			ttl_set(r, expire_ms);
 		return 0;
 	}
 
@@ -407,7 +523,10 @@ table_withdraw(struct session *s, const struct proto_msg *m, char *why,
 		snprintf(why, whysz, "no record %s in table %s", key, t->name);
 		return ISP_E_NOT_FOUND;
 	}
-	if (r->owner != s) {
+	/* What a lost session of this client left held is this client's
+	 * to withdraw too. */
+	if (r->owner != s && !(r->owner != NULL && r->owner->held &&
+	    same_client(r->owner, s))) {
 		snprintf(why, whysz, "record %s in %s is owned by session %"
 		    PRIu64 " (%s)", key, t->name, record_owner_id(r),
 		    r->owner != NULL ? r->owner->name : ISPD_OWNER_NAME);
@@ -517,6 +636,154 @@ table_ghost_step(void)
 	}
 }
 
+/* A held set for s's client, empty, on the list and in the hash; or
+ * NULL when out of memory. */
+static struct session *
+held_new(const struct session *s)
+{
+	struct session	*h;
+	char		 k[CLIENT_KEY_MAX];
+	size_t		 len;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return NULL;
+	h->id = s->id;
+	h->fd = -1;
+	h->state = SESSION_LINGER;
+	h->held = 1;
+	h->released = 1;
+	memcpy(h->peer, s->peer, sizeof(h->peer));
+	memcpy(h->name, s->name, s->name_len + 1);
+	h->name_len = s->name_len;
+	memcpy(h->ident, s->ident, s->ident_len + 1);
+	h->ident_len = s->ident_len;
+	h->auth = s->auth;
+	h->since = s->since;
+	TAILQ_INIT(&h->owned);
+	TAILQ_INIT(&h->subs);
+	len = client_key(h, k);
+	if (hash_insert(&held_by_client, &h->held_node, hash_bytes(k, len))
+	    == -1) {
+		free(h);
+		return NULL;
+	}
+	h->held_until_ms = loop_now_ms() + ispd_conf.graceful_ms;
+	TAILQ_INSERT_TAIL(&held, h, ghost_entry);
+	return h;
+}
+
+/*
+ * The lost session s gives its records in graceful tables to the held
+ * set of its client, made now, or the one a lost session of the same
+ * client left earlier: that one keeps its deadline, so a client that
+ * keeps losing its sessions does not keep its records forever (unless
+ * it is empty: then it starts again). The rest is withdrawn as usual.
+ */
+static void
+table_hold(struct session *s)
+{
+	struct session	*h;
+	struct record	*r, *next;
+	size_t		 n = 0;
+
+	if ((h = held_find(s)) != NULL && TAILQ_EMPTY(&h->owned)) {
+		TAILQ_REMOVE(&held, h, ghost_entry);
+		h->held_until_ms = loop_now_ms() + ispd_conf.graceful_ms;
+		h->id = s->id;
+		TAILQ_INSERT_TAIL(&held, h, ghost_entry);
+	}
+	for (r = TAILQ_FIRST(&s->owned); r != NULL; r = next) {
+		next = TAILQ_NEXT(r, owned);
+		if (!r->table->graceful)
+			continue;
+		if (h == NULL && (h = held_new(s)) == NULL) {
+			log_warnx("session %" PRIu64 " (%s): out of memory "
+			    "holding its records; withdrawing them", s->id,
+			    s->peer);
+			return;
+		}
+		record_unown(r);
+		record_own(r, h);
+		n++;
+	}
+	if (n > 0)
+		log_info("session %" PRIu64 " (%s): lost; client %s's %zu "
+		    "records in graceful tables are held for %" PRIu64
+		    " ms", s->id, s->peer, s->name, n,
+		    (h->held_until_ms - loop_now_ms()));
+}
+
+/* The held set h goes: what it still holds is withdrawn like a ghost's
+ * records, in slices. */
+static void
+held_release(struct session *h, const char *why)
+{
+	TAILQ_REMOVE(&held, h, ghost_entry);
+	hash_remove(&held_by_client, &h->held_node);
+	h->held = 0;
+	if (TAILQ_EMPTY(&h->owned)) {
+		log_info("client %s: %s, every held record taken back",
+		    h->name, why);
+		free(h);
+		return;
+	}
+	log_info("client %s: %s; withdrawing the %zu records session %"
+	    PRIu64 " left and no session announced again", h->name, why,
+	    h->nrecords, h->id);
+	h->ghost = 1;
+	TAILQ_INSERT_TAIL(&ghosts, h, ghost_entry);
+	table_ghost_step();
+}
+
+/* END_OF_REPLAY from s: its client announced again all it holds, so
+ * what a lost session of it left and it did not take back goes now. */
+void
+table_end_of_replay(struct session *s)
+{
+	struct session	*h;
+
+	if ((h = held_find(s)) == NULL) {
+		log_debug("session %" PRIu64 " (%s): end of replay, nothing "
+		    "held for client %s", s->id, s->peer, s->name);
+		return;
+	}
+	held_release(h, "end of replay");
+}
+
+/* When the first held set's grace time ends; UINT64_MAX without one. */
+uint64_t
+table_held_next_ms(void)
+{
+	struct session	*h = TAILQ_FIRST(&held);
+
+	return h == NULL ? UINT64_MAX : h->held_until_ms;
+}
+
+void
+table_held_expire(uint64_t now_ms)
+{
+	struct session	*h;
+
+	while ((h = TAILQ_FIRST(&held)) != NULL && h->held_until_ms <= now_ms)
+		held_release(h, "grace time over");
+}
+
+/* Records held for graceful restart, and (in *nclients) by how many
+ * clients. */
+size_t
+table_held_records(size_t *nclients)
+{
+	struct session	*h;
+	size_t		 n = 0;
+
+	*nclients = 0;
+	TAILQ_FOREACH(h, &held, ghost_entry) {
+		n += h->nrecords;
+		(*nclients)++;
+	}
+	return n;
+}
+
 /*
  * A session ended: the records it still owns are withdrawn, now if this
  * turn's budget allows, else over the next turns while s stays as a
@@ -528,6 +795,8 @@ table_ghost_step(void)
 void
 table_session_end(struct session *s)
 {
+	if (s->lost && ngraceful > 0 && !TAILQ_EMPTY(&s->owned))
+		table_hold(s);
 	if (TAILQ_EMPTY(&s->owned)) {
 		table_row_remove(s);
 		return;
@@ -640,11 +909,14 @@ void
 table_free_all(void)
 {
 	struct hash_node	*tn, *tnext, *rn, *rnext;
+	struct session		*s;
 	struct table		*t;
 	struct record		*r;
 	size_t			 tpos = 0, rpos;
 
-	/* Ghosts first, whole: nobody subscribes any more. */
+	/* Held sets and ghosts first, whole: nobody subscribes any more. */
+	while ((s = TAILQ_FIRST(&held)) != NULL)
+		held_release(s, "ispd shutting down");
 	while (!TAILQ_EMPTY(&ghosts)) {
 		withdraw_budget = SIZE_MAX;
 		table_ghost_step();
@@ -669,6 +941,7 @@ table_free_all(void)
 		free(t);
 	}
 	hash_free(&tables);
+	hash_free(&held_by_client);
 	ttl_free();
 	buf_free(&row_buf);
 	sessions_table = NULL;

@@ -139,8 +139,11 @@ conn_attach(struct conn *cn, int fd)
 		return;
 	}
 	mark = cn->out.len;
-	proto_put_hello(&cn->out, PROTO_VERSION, cn->c->secret != NULL ?
-	    PROTO_CAP_AUTH : PROTO_CAPS, cn->c->name);
+	/* Every client may say END_OF_REPLAY (isp_replay_done()); the
+	 * server's WELCOME tells whether it understands it. */
+	proto_put_hello(&cn->out, PROTO_VERSION, PROTO_CAP_REPLAY |
+	    (cn->c->secret != NULL ? PROTO_CAP_AUTH : PROTO_CAPS),
+	    cn->c->name);
 	if (wire_queued(cn, mark) != ISP_OK) {
 		conn_end(cn, ISP_E_NOMEM, "out of memory");
 		return;
@@ -301,6 +304,16 @@ conn_up(struct conn *cn)
 		    "records again to %s", cn->addr);
 		return;
 	}
+	/* After a reconnect, the replay is all this client holds: what the
+	 * lost session left held and was not announced again can go
+	 * (graceful restart, docs/HA.md). Not after the first connect: a
+	 * restarted program announces its records after it. */
+	if (c->reconnect && cn->was_up && (cn->caps & PROTO_CAP_REPLAY) &&
+	    conn_end_of_replay(cn, 0) != ISP_OK) {
+		conn_end(cn, ISP_E_NOMEM, "out of memory");
+		return;
+	}
+	cn->was_up = 1;
 	for (s = c->subs; s != NULL && cn->state == CONN_READY; s = s->next) {
 		if (s->removed || ((s->flags & ISP_SUB_ONCE) && s->sent))
 			continue;
@@ -315,6 +328,16 @@ conn_up(struct conn *cn)
 		return;
 	conn_update_events(cn);
 	conn_tell_state(cn, 1, 0);
+}
+
+/* Queues END_OF_REPLAY on cn. ISP_OK or ISP_E_NOMEM. */
+int
+conn_end_of_replay(struct conn *cn, uint32_t req_id)
+{
+	size_t	 mark = cn->out.len;
+
+	proto_put_end_of_replay(&cn->out, req_id);
+	return wire_queued(cn, mark);
 }
 
 /* What depended on a session that is gone: waiters, subscriptions and

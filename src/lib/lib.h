@@ -108,7 +108,8 @@ struct conn {
 	 * another server is up, and its close makes nothing stale that
 	 * another server holds. Cleared when a session is up again. */
 	int			 draining;
-	uint32_t		 caps;
+	uint32_t		 caps;		/* the WELCOME's */
+	int			 was_up;	/* a session was up before */
 
 	struct buf		 in;
 	struct buf		 out;
@@ -344,6 +345,7 @@ void		 conn_attach(struct conn *, int fd);
 /* WELCOME arrived: the session is up; sends the kept records and the
  * subscriptions again, tells on_state. */
 void		 conn_up(struct conn *);
+int		 conn_end_of_replay(struct conn *, uint32_t req_id);
 /* Ends the session or attempt once: closes the socket, wakes waiters,
  * tells subscriptions and mirrors, schedules the next attempt or gives
  * the server up, tells on_state, and calls on_closed when the client

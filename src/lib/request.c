@@ -214,10 +214,40 @@ isp_withdraw(isp_client *c, const char *table, const void *key,
 	proto_put_withdraw(&c->frame, id, proto_bytes(table, tlen),
 	    proto_bytes(key, key_len));
 	/* A server without a session now has ended the old one and with it
-	 * the record; forgetting the intent keeps it from coming back. */
+	 * the record, or holds it for a graceful restart and withdraws it
+	 * at the END_OF_REPLAY that follows the replay: either way,
+	 * forgetting the intent keeps it from coming back. */
 	if (c->reconnect)
 		intent_del(c, table, tlen, key, key_len);
 	if ((rc = queue_everywhere(c)) == ISP_OK)
+		last_req_id = id;
+out:
+	client_unlock(c);
+	return rc;
+}
+
+int
+isp_replay_done(isp_client *c)
+{
+	unsigned	 i;
+	uint32_t	 id;
+	int		 rc, r;
+
+	if (c == NULL)
+		return ISP_E_INVALID;
+	client_lock(c);
+	if ((rc = client_check_ready(c, "isp_replay_done")) != ISP_OK)
+		goto out;
+	id = req_id_next(c);
+	for (i = 0; i < c->nconns; i++) {
+		if (!client_conn_usable(&c->conns[i]) ||
+		    !(c->conns[i].caps & PROTO_CAP_REPLAY))
+			continue;
+		if ((r = conn_end_of_replay(&c->conns[i], id)) != ISP_OK &&
+		    rc == ISP_OK)
+			rc = r;
+	}
+	if (rc == ISP_OK)
 		last_req_id = id;
 out:
 	client_unlock(c);

@@ -69,6 +69,9 @@ reencode(const uint8_t *frame, size_t len, const struct proto_msg *m)
 	case PROTO_QUERY:
 		proto_put_query(&b, m->req_id, m->what);
 		break;
+	case PROTO_END_OF_REPLAY:
+		proto_put_end_of_replay(&b, m->req_id);
+		break;
 	case PROTO_EV_ANNOUNCE:
 	case PROTO_EV_REPLACE:
 		proto_put_ev_record(&b, m->type, m->table, m->seq, m->key,

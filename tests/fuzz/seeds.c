@@ -71,6 +71,8 @@ main(int argc, char **argv)
 	save(&b);
 	proto_put_query(&b, 5, PROTO_QUERY_TABLES);
 	save(&b);
+	proto_put_end_of_replay(&b, 6);
+	save(&b);
 	proto_put_ev_record(&b, PROTO_EV_ANNOUNCE, t, 7, k, 1, o,
 	    proto_bytes(f.data, f.len));
 	save(&b);

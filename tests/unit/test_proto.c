@@ -267,6 +267,14 @@ test_requests(void **state)
 	assert_int_equal(decode(&m, &why), 0);
 	assert_int_equal(m.type, PROTO_QUERY);
 	assert_int_equal(m.what, PROTO_QUERY_STATS);
+
+	b.len = 0;
+	proto_put_end_of_replay(&b, 11);
+	assert_int_equal(b.len, PROTO_HEADER_BYTES + 4);
+	assert_int_equal(decode(&m, &why), 0);
+	assert_int_equal(m.type, PROTO_END_OF_REPLAY);
+	assert_int_equal(m.req_id, 11);
+	assert_string_equal(proto_type_name(m.type), "END_OF_REPLAY");
 }
 
 static void

@@ -917,12 +917,13 @@ test_handshake_errors(void **state)
 	tc_expect_error(c, 0, ISP_E_BAD_REQUEST);
 	tc_expect_eof(c);
 
-	/* Caps are the shared ones: none in version 1. */
+	/* Caps are the shared ones: REPLAY, not AUTH (which in WELCOME
+	 * says the session is authenticated), nor bits not defined. */
 	c = tc_connect();
 	proto_put_hello(&b, PROTO_VERSION, 0xff, "caps");
 	tc_write(c, &b);
 	m = tc_expect(c, PROTO_WELCOME);
-	assert_int_equal(m->caps, 0);
+	assert_int_equal(m->caps, PROTO_CAP_REPLAY);
 	buf_free(&b);
 	/* Only the welcomed session has a row. */
 	assert_int_equal(table_find(PB(PROTO_SESSIONS_TABLE))->records.count,
@@ -1115,6 +1116,132 @@ test_query(void **state)
 	buf_free(&b);
 }
 
+/* The graceful table of these tests; patterns are kept for the process. */
+static void
+graceful_table(void)
+{
+	static int	 added;
+
+	if (!added)
+		assert_int_equal(table_graceful_add("G*"), 0);
+	added = 1;
+	ispd_conf.graceful_ms = 30000;
+}
+
+static void
+expect_withdraw(struct tc *c, const char *key, uint64_t seq, uint64_t owner,
+    uint8_t reason)
+{
+	const struct proto_msg	*m = tc_expect(c, PROTO_EV_WITHDRAW);
+
+	assert_pb(m->key, key);
+	assert_int_equal(m->seq, seq);
+	assert_int_equal(m->owner_session, owner);
+	assert_int_equal(m->reason, reason);
+}
+
+/*
+ * Graceful restart: a lost session's records in a graceful table are
+ * held for its client, the others withdrawn; the client's next session
+ * takes back what it announces again, silently when unchanged; its
+ * END_OF_REPLAY withdraws the rest; what a client that does not come
+ * back left goes when the grace time ends. A BYE, or a session ispd
+ * ends for a protocol violation, is no loss.
+ */
+static void
+test_graceful_restart(void **state)
+{
+	struct tc		*w = tc_new("watcher"), *a = tc_new("alice");
+	struct tc		*a2, *b, *c;
+	struct buf		 bb;
+	size_t			 nheld;
+	uint64_t		 a_id = a->id;
+
+	graceful_table();
+	tc_subscribe(w, "GR", "", 0);
+	expect_end(w, 0, 0);
+	tc_subscribe(w, "T", "", 0);
+	expect_end(w, 0, 0);
+	tc_announce(a, "GR", "k1", "x", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "k1", 1, a, "alice", "x");
+	tc_announce(a, "GR", "k2", "x", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "k2", 2, a, "alice", "x");
+	tc_announce(a, "GR", "k3", "x", 60);
+	expect_event(w, PROTO_EV_ANNOUNCE, "k3", 3, a, "alice", "x");
+	tc_announce(a, "T", "t1", "x", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "t1", 1, a, "alice", "x");
+	assert_true(table_find(PB("GR"))->graceful);
+	assert_false(table_find(PB("T"))->graceful);
+
+	/* Lost: T's record goes, GR's are held. */
+	tc_hangup(a);
+	expect_withdraw(w, "t1", 2, a_id, PROTO_WD_SESSION);
+	tc_expect_nothing(w);
+	assert_int_equal(table_held_records(&nheld), 3);
+	assert_int_equal(nheld, 1);
+	assert_true(lookup("GR", "k1")->owner->held);
+
+	/* Back: unchanged, nothing; changed, one REPLACE; held ones are
+	 * its own to withdraw. A client of another name counts for nothing. */
+	b = tc_new("bob");
+	tc_withdraw(b, "GR", "k1");
+	tc_expect_error(b, b->next_req, ISP_E_NOT_OWNER);
+	a2 = tc_new("alice");
+	tc_announce(a2, "GR", "k1", "x", 0);
+	tc_announce(a2, "GR", "k2", "y", 0);
+	expect_event(w, PROTO_EV_REPLACE, "k2", 4, a2, "alice", "y");
+	tc_expect_nothing(w);
+	assert_ptr_equal(lookup("GR", "k1")->owner, a2->s);
+	assert_int_equal(table_held_records(&nheld), 1);
+
+	/* END_OF_REPLAY: what was not announced again goes, once; no
+	 * answer. */
+	buf_init(&bb);
+	proto_put_end_of_replay(&bb, 9);
+	tc_write(a2, &bb);
+	expect_withdraw(w, "k3", 5, a_id, PROTO_WD_SESSION);
+	tc_expect_nothing(w);
+	tc_expect_nothing(a2);
+	assert_int_equal(table_held_records(&nheld), 0);
+	assert_int_equal(nheld, 0);
+	/* A second one changes nothing. */
+	tc_write(a2, &bb);
+	tc_expect_nothing(a2);
+	tc_expect_nothing(w);
+
+	/* Lost again and not back: held for the grace time, then gone. */
+	tc_hangup(a2);
+	tc_expect_nothing(w);
+	assert_int_equal(table_held_records(&nheld), 2);
+	assert_true(table_held_next_ms() > loop_now_ms());
+	table_held_expire(table_held_next_ms() - 1);
+	tc_expect_nothing(w);
+	table_held_expire(table_held_next_ms());
+	expect_withdraw(w, "k1", 6, a2->id, PROTO_WD_SESSION);
+	expect_withdraw(w, "k2", 7, a2->id, PROTO_WD_SESSION);
+	tc_expect_nothing(w);
+	assert_int_equal(table_held_records(&nheld), 0);
+	assert_int_equal(table_held_next_ms(), UINT64_MAX);
+
+	/* BYE: withdrawn at once. */
+	tc_announce(b, "GR", "b1", "x", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "b1", 8, b, "bob", "x");
+	proto_put_bye(&bb, 0, "done");
+	tc_write(b, &bb);
+	expect_withdraw(w, "b1", 9, b->id, PROTO_WD_SESSION);
+	/* A protocol violation: withdrawn at once too. */
+	c = tc_new("carol");
+	tc_announce(c, "GR", "c1", "x", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "c1", 10, c, "carol", "x");
+	bb.len = 0;
+	proto_put_ev_end(&bb, PB("GR"), 1, 1);
+	tc_write(c, &bb);
+	expect_withdraw(w, "c1", 11, c->id, PROTO_WD_SESSION);
+	tc_expect_nothing(w);
+	assert_int_equal(table_held_records(&nheld), 0);
+	buf_free(&bb);
+}
+
 int
 main(void)
 {
@@ -1153,6 +1280,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hold_expiry, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_graceful_restart, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
