@@ -131,6 +131,8 @@ static void	session_rx_later(struct session *);
 static void	session_end(struct session *, int, const char *, int);
 static void	session_lost(struct session *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
+static void	session_vend(struct session *, int, int, const char *, va_list)
+		    __attribute__((format(printf, 4, 0)));
 
 /* Every reply is built in reply from scratch, whatever became of the
  * last one (an encoder that ran out of memory marks the buffer). */
@@ -404,15 +406,11 @@ session_fail(struct session *s, uint32_t req_id, int code, const char *fmt,
 void
 session_close(struct session *s, int how, const char *fmt, ...)
 {
-	char	 reason[PROTO_MAX_STR_BYTES + 1];
 	va_list	 ap;
 
-	if (s->state >= SESSION_ENDING)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
+	session_vend(s, how, 0, fmt, ap);
 	va_end(ap);
-	session_end(s, how, reason, 1);
 }
 
 /*
@@ -425,15 +423,23 @@ session_close(struct session *s, int how, const char *fmt, ...)
 static void
 session_lost(struct session *s, int how, const char *fmt, ...)
 {
-	char	 reason[PROTO_MAX_STR_BYTES + 1];
 	va_list	 ap;
+
+	va_start(ap, fmt);
+	session_vend(s, how, 1, fmt, ap);
+	va_end(ap);
+}
+
+static void
+session_vend(struct session *s, int how, int lost, const char *fmt,
+    va_list ap)
+{
+	char	 reason[PROTO_MAX_STR_BYTES + 1];
 
 	if (s->state >= SESSION_ENDING)
 		return;
-	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	s->lost = 1;
+	s->lost = lost;
 	session_end(s, how, reason, 1);
 }
 

@@ -359,7 +359,8 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
 	if (r != NULL && r->fields_len == fields.len &&
 	    memcmp(r->fields, fields.p, fields.len) == 0 &&
 	    (r->owner == owner || (t->graceful && r->owner != NULL &&
-	    owner != NULL && same_client(r->owner, owner)))) {
+	    !r->owner->ghost && owner != NULL &&
+	    same_client(r->owner, owner)))) {
 		/* A refresh (SIP re-REGISTER), or in a graceful table a
 		 * client's new session announcing again what its lost one
 		 * held: no event, no fan-out, only the owner may move. */
@@ -768,8 +769,9 @@ table_held_expire(uint64_t now_ms)
 		held_release(h, "grace time over");
 }
 
-/* Records held for graceful restart, and (in *nclients) by how many
- * clients. */
+/* Records held for graceful restart, and (in *nclients) for how many
+ * clients. A held set whose records were all taken back stays until its
+ * deadline (so that a new loss restarts it) but counts for nothing. */
 size_t
 table_held_records(size_t *nclients)
 {
@@ -779,7 +781,8 @@ table_held_records(size_t *nclients)
 	*nclients = 0;
 	TAILQ_FOREACH(h, &held, ghost_entry) {
 		n += h->nrecords;
-		(*nclients)++;
+		if (h->nrecords > 0)
+			(*nclients)++;
 	}
 	return n;
 }
