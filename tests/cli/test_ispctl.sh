@@ -183,5 +183,46 @@ expect long-line 3 "line 1: longer than" sh -c "(head -c 3000000 /dev/zero | tr 
     echo 'announce longline|1 a=1') | '$ISPCTL' publish $T"
 grep -q "line 2" "$tmp/long-line.err" && not_ok long-line-next "$(cat "$tmp/long-line.err")" || ok long-line-next
 
+# Graceful restart (--graceful-table): a killed publisher's record stays,
+# held for its client, and stats counts it; the client's next run takes
+# it back and ends with BYE, which withdraws it at once.
+"$ISPD" --listen 127.0.0.1:0 --port-file "$tmp/gport" --graceful-table $T \
+    --graceful-seconds 60 2>"$tmp/gispd.log" 3>&- &
+pids+=($!)
+if wait_for test -s "$tmp/gport"; then
+	G=127.0.0.1:$(head -1 "$tmp/gport")
+	mkfifo "$tmp/gpub"
+	"$ISPCTL" -s $G --name gpub publish $T <"$tmp/gpub" 2>/dev/null 3>&- &
+	gpub_pid=$!
+	pids+=($gpub_pid)
+	exec 4>"$tmp/gpub"
+	echo 'announce held|1 contact=sip:held@192.0.2.30' >&4
+	wait_for sh -c "'$ISPCTL' -s $G get $T 'held|1'" 4>&- || not_ok graceful-published
+	{ kill -KILL $gpub_pid; wait $gpub_pid; } 2>/dev/null
+	exec 4>&-
+	if wait_for sh -c "'$ISPCTL' -s $G stats --json | grep -q '\"held_records\":1,\"held_clients\":1,'"; then
+		ok graceful-held-stats
+	else
+		not_ok graceful-held-stats "$("$ISPCTL" -s $G stats --json 2>&1)"
+	fi
+	"$ISPCTL" -s $G stats 2>&1 | grep -q '^held_records  *1$' && ok graceful-held-stats-text ||
+	    not_ok graceful-held-stats-text "$("$ISPCTL" -s $G stats 2>&1)"
+	"$ISPCTL" -s $G get $T 'held|1' >/dev/null 2>&1 && ok graceful-kept || not_ok graceful-kept
+	echo 'announce held|1 contact=sip:held@192.0.2.30' |
+	    "$ISPCTL" -s $G --name gpub publish $T 2>"$tmp/gpub2.err"
+	rc=$?
+	if [ "$rc" -ne 0 ]; then
+		not_ok graceful-bye "publish exit $rc" "$(cat "$tmp/gpub2.err")"
+	elif ! wait_for sh -c "! '$ISPCTL' -s $G get $T 'held|1'"; then
+		not_ok graceful-bye "held|1 stayed after the BYE" "$("$ISPCTL" -s $G dump $T 2>&1)"
+	elif ! "$ISPCTL" -s $G stats --json | grep -q '"held_records":0,'; then
+		not_ok graceful-bye "$("$ISPCTL" -s $G stats --json 2>&1)"
+	else
+		ok graceful-bye
+	fi
+else
+	not_ok graceful-ispd "$(cat "$tmp/gispd.log")"
+fi
+
 echo "1..$n"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,1821 @@
+/*
+ * Graceful restart for publishers (ispd --graceful-table, docs/HA.md),
+ * against real ispd processes. A publisher whose session is lost (its
+ * process killed, or silent past the hold time) leaves its records in
+ * graceful tables held for its client's next session; that session
+ * takes back what it announces again without an event, and its
+ * END_OF_REPLAY (or the end of the grace time) withdraws the rest, once.
+ * A BYE is no loss, other tables are not graceful, and ispd.sessions
+ * never is.
+ *
+ * The observer is a plain subscription (isp_subscribe), not a mirror:
+ * a mirror would hide a withdraw-and-announce flap, a subscription shows
+ * every event ispd sends, and the tests count them exactly. Publishers
+ * that get killed run in processes of their own: a fork of this test
+ * running a libisp client (pub_fork), or `ispctl publish`. Every wait is
+ * bounded; a waited-for absence of events is the only plain wait.
+ */
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "faults.h"
+#include "proto.h"
+#include "testutil.h"
+
+#define T		"SIP_REGISTRATION"	/* graceful in most tests */
+#define D		"DIALOGS"		/* not graceful, unless a test says */
+#define S		ISP_SESSIONS_TABLE
+#define PROMPT_MS	2000	/* "at once": a withdraw that waits for
+				 * nothing comes well within this */
+#define QUIET_MS	500	/* how long "nothing more" is watched */
+#define WAIT_MS		5000	/* bound of every other wait */
+
+/* What the observer was told, and when. */
+struct obs {
+	struct evlog	 l;
+	int64_t		*at;	/* arrival of l.ev[i] */
+	size_t		 atcap;
+};
+
+/* The running test's daemon, clients and processes. Each test keeps its
+ * own in static storage: after a failed assertion the teardown cleans
+ * up, and the test's stack frame is gone by then. */
+struct gw {
+	struct ispd_proc d;
+	isp_client	*c[8];		/* c[0]: the observer */
+	size_t		 nc;
+	struct obs	 o;
+	pid_t		 pub[4];	/* forked publishers, 0: none */
+	struct child	 ch;		/* an ispctl publisher */
+};
+
+static struct gw	*cur;
+/* A configuration file a test wrote, removed by the teardown. */
+static char		 conf_path[64];
+
+/* Frees what w holds; returns ispd's exit status (0: clean). */
+static int
+gw_release(struct gw *w)
+{
+	size_t	 i;
+	int	 rc = 0;
+
+	for (i = 0; i < sizeof(w->pub) / sizeof(w->pub[0]); i++)
+		if (w->pub[i] > 0) {
+			kill(w->pub[i], SIGKILL);
+			waitpid(w->pub[i], NULL, 0);
+			w->pub[i] = 0;
+		}
+	if (w->ch.pid > 0) {
+		kill(w->ch.pid, SIGCONT);
+		child_kill(&w->ch);
+	}
+	for (i = 0; i < w->nc; i++)
+		isp_free(w->c[i]);
+	w->nc = 0;
+	evlog_free(&w->o.l);
+	free(w->o.at);
+	w->o.at = NULL;
+	if (w->d.pid > 0)
+		rc = ispd_stop(&w->d);
+	cur = NULL;
+	return rc;
+}
+
+static int
+teardown(void **state)
+{
+	if (cur != NULL)
+		(void)gw_release(cur);
+	if (conf_path[0] != '\0')
+		unlink(conf_path);
+	conf_path[0] = '\0';
+	return 0;
+}
+
+/* Starts ispd with the arguments (NULL-terminated). */
+static void
+gw_start(struct gw *w, ...)
+{
+	va_list	 ap;
+
+	memset(w, 0, sizeof(*w));
+	w->ch.in = -1;
+	cur = w;
+	va_start(ap, w);
+	ispd_vstart(&w->d, ap);
+	va_end(ap);
+}
+
+static void
+gw_stop(struct gw *w)
+{
+	assert_int_equal(gw_release(w), 0);
+}
+
+static void
+obs_cb(isp_client *c, const struct isp_event *ev, void *arg)
+{
+	struct obs	*o = arg;
+
+	evlog_cb(c, ev, &o->l);
+	if (o->atcap < o->l.cap) {
+		o->atcap = o->l.cap;
+		o->at = realloc(o->at, o->atcap * sizeof(*o->at));
+		assert_non_null(o->at);
+	}
+	o->at[o->l.n - 1] = now_ms();
+}
+
+/* Record events (0: any of ANNOUNCE, REPLACE, WITHDRAW) of table (NULL:
+ * any) on key (NULL: any) since from. */
+static size_t
+ev_count(struct evlog *l, size_t from, int type, const char *table,
+    const char *key)
+{
+	size_t	 i, n = 0;
+
+	for (i = from; i < l->n; i++) {
+		if (type == 0 ? (l->ev[i].type < ISP_EV_ANNOUNCE ||
+		    l->ev[i].type > ISP_EV_WITHDRAW) : l->ev[i].type != type)
+			continue;
+		if (table != NULL && strcmp(l->ev[i].table, table) != 0)
+			continue;
+		if (key != NULL && strcmp(l->ev[i].key, key) != 0)
+			continue;
+		n++;
+	}
+	return n;
+}
+
+/* The first such event since from, or NULL; its index in *idx. */
+static struct rec_event *
+ev_find(struct evlog *l, size_t from, int type, const char *table,
+    const char *key, size_t *idx)
+{
+	size_t	 i;
+
+	for (i = from; i < l->n; i++)
+		if (l->ev[i].type == type &&
+		    strcmp(l->ev[i].table, table) == 0 &&
+		    (key == NULL || strcmp(l->ev[i].key, key) == 0)) {
+			if (idx != NULL)
+				*idx = i;
+			return &l->ev[i];
+		}
+	return NULL;
+}
+
+static void
+ev_dump(struct evlog *l, size_t from, const char *what)
+{
+	size_t	 i;
+
+	fprintf(stderr, "events %s:\n", what);
+	for (i = from; i < l->n; i++)
+		fprintf(stderr, "  type %d table %s key %s fields %s owner %s/"
+		    "%llu reason %d\n", l->ev[i].type, l->ev[i].table,
+		    l->ev[i].key, l->ev[i].fields, l->ev[i].owner,
+		    (unsigned long long)l->ev[i].owner_session,
+		    l->ev[i].reason);
+}
+
+/* Exactly n events of type on table/key since from. */
+static void
+expect_n(struct evlog *l, size_t from, int type, const char *table,
+    const char *key, size_t n)
+{
+	size_t	 got = ev_count(l, from, type, table, key);
+
+	if (got != n) {
+		ev_dump(l, from, "seen");
+		fail_msg("%zu events of type %d on %s %s, want %zu", got, type,
+		    table ? table : "any table", key ? key : "any key", n);
+	}
+}
+
+struct want {
+	struct evlog	*l;
+	size_t		 from;
+	int		 type;
+	const char	*table;
+	const char	*key;
+	size_t		 n;
+	pid_t		 pid;	/* a publisher that must stay alive, or 0 */
+	int		 died;
+};
+
+static int
+want_met(void *arg)
+{
+	struct want	*wt = arg;
+	int		 status;
+
+	if (wt->pid > 0 && waitpid(wt->pid, &status, WNOHANG) == wt->pid) {
+		wt->died = WIFEXITED(status) ? WEXITSTATUS(status) : 128 +
+		    WTERMSIG(status);
+		wt->pid = 0;
+		return 1;
+	}
+	return ev_count(wt->l, wt->from, wt->type, wt->table, wt->key) >=
+	    wt->n;
+}
+
+/* Pumps the test's clients until n such events arrived since from, at
+ * most ms; fails the test otherwise. */
+static void
+wait_ev(struct gw *w, size_t from, int type, const char *table,
+    const char *key, size_t n, int ms)
+{
+	struct want	 wt = { &w->o.l, from, type, table, key, n, 0, 0 };
+
+	if (!pump(w->c, w->nc, want_met, &wt, ms)) {
+		ev_dump(&w->o.l, from, "seen");
+		fail_msg("no %zu events of type %d on %s %s within %d ms", n,
+		    type, table ? table : "any table", key ? key : "any key",
+		    ms);
+	}
+}
+
+/* The observer: a plain subscription to each table (NULL-terminated),
+ * snapshots done. */
+static void
+observe(struct gw *w, ...)
+{
+	const char	*t;
+	va_list		 ap;
+	isp_client	*c;
+	size_t		 n = 0;
+
+	c = client_new(&w->d, "observer");
+	w->c[w->nc++] = c;
+	va_start(ap, w);
+	while ((t = va_arg(ap, const char *)) != NULL) {
+		assert_int_equal(isp_subscribe(c, t, NULL, 0, 0, obs_cb,
+		    &w->o), ISP_OK);
+		n++;
+	}
+	va_end(ap);
+	wait_ev(w, 0, ISP_EV_END, NULL, NULL, n, WAIT_MS);
+}
+
+static int
+snap_ended(void *arg)
+{
+	return ((struct evlog *)arg)->ended;
+}
+
+/* One record a forked publisher announces: contact=value. */
+struct prec {
+	const char	*table;
+	const char	*key;
+	const char	*value;
+};
+
+/*
+ * A publisher in a process of its own: a fork of this test running a
+ * libisp client named name (reconnect off) that announces the records,
+ * then runs until it is killed. The fork is made while this process runs
+ * no thread; the child closes every descriptor it inherited (the
+ * parent's sessions are not its to end) and dies with the test.
+ */
+static pid_t
+pub_spawn(struct gw *w, const char *name, const struct prec *r, size_t n)
+{
+	size_t	 i, slot;
+	pid_t	 pid;
+
+	for (slot = 0; slot < sizeof(w->pub) / sizeof(w->pub[0]); slot++)
+		if (w->pub[slot] == 0)
+			break;
+	assert_true(slot < sizeof(w->pub) / sizeof(w->pub[0]));
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		struct isp_options	 o;
+		struct isp_field	 f;
+		isp_client		*c;
+		int			 fd;
+
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (fd = 3; fd < 1024; fd++)
+			close(fd);
+		isp_options_init(&o);
+		o.server = w->d.addr;
+		o.name = name;
+		if ((c = isp_new(&o)) == NULL || isp_connect(c) != ISP_OK)
+			_exit(10);
+		for (i = 0; i < n; i++) {
+			f.name = "contact";
+			f.value = r[i].value;
+			f.value_len = strlen(r[i].value);
+			if (isp_announce(c, r[i].table, r[i].key,
+			    strlen(r[i].key), &f, 1, 0) != ISP_OK)
+				_exit(11);
+		}
+		if (isp_sync(c, 5000) != ISP_OK)
+			_exit(12);
+		for (;;)
+			if (isp_run(c, 1000) != ISP_OK)
+				_exit(13);
+	}
+	w->pub[slot] = pid;
+	return pid;
+}
+
+/* pub_spawn(), then waits until the observer saw every record
+ * announced. */
+static void
+pub_fork(struct gw *w, const char *name, const struct prec *r, size_t n)
+{
+	struct want	 wt;
+	size_t		 from = w->o.l.n, i;
+	pid_t		 pid;
+
+	pid = pub_spawn(w, name, r, n);
+	for (i = 0; i < n; i++) {
+		memset(&wt, 0, sizeof(wt));
+		wt.l = &w->o.l;
+		wt.from = from;
+		wt.type = ISP_EV_ANNOUNCE;
+		wt.table = r[i].table;
+		wt.key = r[i].key;
+		wt.n = 1;
+		wt.pid = pid;
+		if (!pump(w->c, w->nc, want_met, &wt, WAIT_MS))
+			fail_msg("the publisher's %s %s did not show",
+			    r[i].table, r[i].key);
+		if (wt.died) {
+			for (i = 0; i < sizeof(w->pub) / sizeof(w->pub[0]);
+			    i++)
+				if (w->pub[i] == pid)
+					w->pub[i] = 0;	/* reaped */
+			fail_msg("the publisher process exited (%d)",
+			    wt.died);
+		}
+	}
+}
+
+/* SIGKILL for every forked publisher, at once. Returns when. */
+static int64_t
+pub_kill(struct gw *w)
+{
+	int64_t	 t = now_ms();
+	size_t	 i, n = 0;
+
+	for (i = 0; i < sizeof(w->pub) / sizeof(w->pub[0]); i++)
+		if (w->pub[i] > 0) {
+			assert_int_equal(kill(w->pub[i], SIGKILL), 0);
+			n++;
+		}
+	assert_true(n > 0);
+	for (i = 0; i < sizeof(w->pub) / sizeof(w->pub[0]); i++)
+		if (w->pub[i] > 0) {
+			waitpid(w->pub[i], NULL, 0);
+			w->pub[i] = 0;
+		}
+	return t;
+}
+
+/* The key (session id) of the last row of ispd.sessions named name
+ * announced since from, in key; 0 when none. */
+static int
+row_of(struct evlog *l, size_t from, const char *name, char *key,
+    size_t len)
+{
+	char	 want[96];
+	size_t	 i;
+
+	snprintf(want, sizeof(want), "name=%s,", name);
+	for (i = l->n; i > from; i--)
+		if (l->ev[i - 1].type == ISP_EV_ANNOUNCE &&
+		    strcmp(l->ev[i - 1].table, S) == 0 &&
+		    strncmp(l->ev[i - 1].fields, want, strlen(want)) == 0) {
+			snprintf(key, len, "%.*s", (int)len - 1,
+			    l->ev[i - 1].key);
+			return 1;
+		}
+	return 0;
+}
+
+struct rowwant {
+	struct evlog	*l;
+	size_t		 from;
+	const char	*name;
+	char		 key[32];
+};
+
+static int
+row_seen(void *arg)
+{
+	struct rowwant	*rw = arg;
+
+	return row_of(rw->l, rw->from, rw->name, rw->key, sizeof(rw->key));
+}
+
+/* Waits for a row named name announced since from; its key in key. */
+static void
+wait_row(struct gw *w, size_t from, const char *name, char *key,
+    size_t len)
+{
+	struct rowwant	 rw;
+
+	memset(&rw, 0, sizeof(rw));
+	rw.l = &w->o.l;
+	rw.from = from;
+	rw.name = name;
+	if (!pump(w->c, w->nc, row_seen, &rw, WAIT_MS)) {
+		ev_dump(&w->o.l, from, "seen");
+		fail_msg("no row of %s in %s", name, S);
+	}
+	snprintf(key, len, "%s", rw.key);
+}
+
+struct stat_want {
+	const char	*name;
+	long long	 value;
+};
+
+static void
+stat_row(const struct isp_field *f, size_t n, void *arg)
+{
+	struct stat_want	*sw = arg;
+	size_t			 i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(f[i].name, sw->name) == 0)
+			sw->value = atoll(f[i].value);
+}
+
+/* A counter of QUERY STATS (asked by the observer), or -1 when absent. */
+static long long
+stat_get(struct gw *w, const char *name)
+{
+	struct stat_want	 sw = { name, -1 };
+
+	assert_int_equal(isp_query_stats(w->c[0], stat_row, &sw, 10000),
+	    ISP_OK);
+	return sw.value;
+}
+
+/* Waits until held_records and held_clients are these, at most ms. */
+static void
+wait_held(struct gw *w, long long records, long long clients, int ms)
+{
+	int64_t		 end = now_ms() + ms;
+	long long	 r, c;
+
+	for (;;) {
+		r = stat_get(w, "held_records");
+		c = stat_get(w, "held_clients");
+		if (r == records && c == clients)
+			return;
+		if (now_ms() >= end)
+			fail_msg("held_records %lld, held_clients %lld after "
+			    "%d ms; want %lld and %lld", r, c, ms, records,
+			    clients);
+		pump_for(w->c, w->nc, 50);
+	}
+}
+
+static void
+expect_held(struct gw *w, long long records, long long clients)
+{
+	assert_int_equal(stat_get(w, "held_records"), records);
+	assert_int_equal(stat_get(w, "held_clients"), clients);
+}
+
+/* Every event of type since from on table has reason. */
+static void
+expect_reasons(struct evlog *l, size_t from, int type, const char *table,
+    int reason)
+{
+	size_t	 i;
+
+	for (i = from; i < l->n; i++)
+		if (l->ev[i].type == type &&
+		    strcmp(l->ev[i].table, table) == 0 &&
+		    l->ev[i].reason != reason) {
+			ev_dump(l, from, "seen");
+			fail_msg("%s %s withdrawn with reason %d, want %d",
+			    table, l->ev[i].key, l->ev[i].reason, reason);
+		}
+}
+
+/* A connected client of the test, pumped with the others. */
+static isp_client *
+gw_client(struct gw *w, const char *name, int reconnect, struct evlog *errs)
+{
+	struct isp_options	 o;
+	isp_client		*c;
+
+	assert_true(w->nc < sizeof(w->c) / sizeof(w->c[0]));
+	isp_options_init(&o);
+	o.server = w->d.addr;
+	o.name = name;
+	o.reconnect = reconnect;
+	o.backoff_min_ms = 50;
+	o.backoff_max_ms = 200;
+	if (errs != NULL) {
+		o.on_error = evlog_error_cb;
+		o.arg = errs;
+	}
+	assert_non_null(c = isp_new(&o));
+	if (isp_connect(c) != ISP_OK)
+		fail_msg("connect %s: %s", name, isp_errmsg(c));
+	w->c[w->nc++] = c;
+	return c;
+}
+
+/* Frees a client of the test (isp_free: BYE). */
+static void
+gw_client_free(struct gw *w, isp_client *c)
+{
+	size_t	 i;
+
+	for (i = 0; i < w->nc; i++)
+		if (w->c[i] == c) {
+			isp_free(c);
+			w->c[i] = w->c[--w->nc];
+			return;
+		}
+	fail_msg("not a client of the test");
+}
+
+static void
+announce(isp_client *c, const char *table, const char *key,
+    const char *value)
+{
+	struct isp_field	 f = { "contact", value, strlen(value) };
+
+	assert_int_equal(isp_announce(c, table, key, strlen(key), &f, 1, 0),
+	    ISP_OK);
+}
+
+/* What a new subscription's snapshot of table holds, in l. */
+static void
+dump_table(struct gw *w, const char *table, struct evlog *l)
+{
+	isp_client	*c = client_new(&w->d, "dumper");
+
+	memset(l, 0, sizeof(*l));
+	assert_int_equal(isp_subscribe(c, table, NULL, 0, ISP_SUB_ONCE,
+	    evlog_cb, l), ISP_OK);
+	if (!pump(&c, 1, snap_ended, l, WAIT_MS))
+		fail_msg("no end of the snapshot of %s", table);
+	isp_free(c);
+}
+
+/* The snapshot l holds exactly n records, the keys given with value
+ * and owner (name and session). */
+static void
+expect_dump(struct evlog *l, size_t n, const char *const *keys,
+    const char *const *values, const char *owner, uint64_t session)
+{
+	struct rec_event	*e;
+	char			 want[128];
+	size_t			 i;
+
+	if (ev_count(l, 0, 0, NULL, NULL) != n ||
+	    ev_count(l, 0, ISP_EV_ANNOUNCE, NULL, NULL) != n) {
+		ev_dump(l, 0, "in the snapshot");
+		fail_msg("the snapshot has %zu events, want %zu records",
+		    ev_count(l, 0, 0, NULL, NULL), n);
+	}
+	for (i = 0; i < n; i++) {
+		if ((e = evlog_last(l, keys[i])) == NULL) {
+			ev_dump(l, 0, "in the snapshot");
+			fail_msg("%s is not in the snapshot", keys[i]);
+		}
+		snprintf(want, sizeof(want), "contact=%s", values[i]);
+		assert_string_equal(e->fields, want);
+		assert_string_equal(e->owner, owner);
+		assert_int_equal(e->owner_session, session);
+	}
+}
+
+/*
+ * The publisher's process is killed: its record in the non-graceful
+ * table and its row in ispd.sessions go at once, its four records in the
+ * graceful table stay, without an event. Its next run (a client of the
+ * same name) announces one of them again unchanged (nothing), one
+ * changed (one REPLACE), and ends its replay: the two it did not
+ * announce are withdrawn, once each, and nothing else happens.
+ */
+static void
+test_killed_publisher_same_client_replays(void **state)
+{
+	static const struct prec	 recs[] = {
+		{ T, "k1", "sip:1@10.0.0.1" },
+		{ T, "k2", "sip:2@10.0.0.1" },
+		{ T, "k3", "sip:3@10.0.0.1" },
+		{ T, "k4", "sip:4@10.0.0.1" },
+		{ D, "d1", "call-1" },
+	};
+	static const char *const	 keys[] = { "k1", "k2" };
+	static const char *const	 values[] = { "sip:1@10.0.0.1",
+					    "sip:2@10.9.9.9" };
+	static struct gw	 w;
+	struct evlog		 snap;
+	struct rec_event	*e;
+	isp_client		*c;
+	char			 row[32], row2[32];
+	size_t			 from, mark;
+	int64_t			 t_kill;
+
+	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "10",
+	    NULL);
+	observe(&w, T, D, S, NULL);
+	from = w.o.l.n;
+	pub_fork(&w, "pub", recs, 5);
+	wait_row(&w, from, "pub", row, sizeof(row));
+	expect_held(&w, 0, 0);
+
+	mark = w.o.l.n;
+	t_kill = pub_kill(&w);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, D, "d1", 1, PROMPT_MS);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, S, row, 1, PROMPT_MS);
+	assert_true(now_ms() - t_kill < PROMPT_MS);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, D, ISP_WD_SESSION);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, S, ISP_WD_SESSION);
+	wait_held(&w, 4, 1, PROMPT_MS);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, NULL, 0);
+	expect_n(&w.o.l, mark, 0, D, NULL, 1);
+
+	/* Its next run. */
+	mark = w.o.l.n;
+	c = gw_client(&w, "pub", 0, NULL);
+	announce(c, T, "k1", "sip:1@10.0.0.1");
+	announce(c, T, "k2", "sip:2@10.9.9.9");
+	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	wait_ev(&w, mark, ISP_EV_REPLACE, T, "k2", 1, PROMPT_MS);
+	/* k3 and k4 are still held, until the end of the replay. */
+	expect_held(&w, 2, 1);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, NULL, 1);
+
+	assert_int_equal(isp_replay_done(c), ISP_OK);
+	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k3", 1, PROMPT_MS);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k4", 1, PROMPT_MS);
+	pump_for(w.c, w.nc, QUIET_MS);
+
+	expect_n(&w.o.l, mark, 0, T, "k1", 0);
+	expect_n(&w.o.l, mark, 0, T, "k2", 1);
+	expect_n(&w.o.l, mark, ISP_EV_REPLACE, T, "k2", 1);
+	expect_n(&w.o.l, mark, 0, T, "k3", 1);
+	expect_n(&w.o.l, mark, 0, T, "k4", 1);
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, NULL, 2);
+	expect_n(&w.o.l, mark, 0, T, NULL, 3);
+	expect_n(&w.o.l, mark, 0, D, NULL, 0);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	e = ev_find(&w.o.l, mark, ISP_EV_REPLACE, T, "k2", NULL);
+	assert_string_equal(e->fields, "contact=sip:2@10.9.9.9");
+	assert_string_equal(e->owner, "pub");
+	assert_int_equal(e->owner_session, isp_session_id(c));
+	/* The new session has its row; the old one's went once. */
+	wait_row(&w, mark, "pub", row2, sizeof(row2));
+	assert_int_equal(strtoull(row2, NULL, 10), isp_session_id(c));
+	expect_n(&w.o.l, 0, ISP_EV_WITHDRAW, S, row, 1);
+	expect_held(&w, 0, 0);
+
+	dump_table(&w, T, &snap);
+	expect_dump(&snap, 2, keys, values, "pub", isp_session_id(c));
+	evlog_free(&snap);
+	gw_stop(&w);
+}
+
+/* The publisher never comes back: what it held goes at the end of the
+ * grace time, not before, once each. */
+static void
+test_no_return(void **state)
+{
+	static const struct prec	 recs[] = {
+		{ T, "k1", "sip:1@10.0.0.1" },
+		{ T, "k2", "sip:2@10.0.0.1" },
+		{ T, "k3", "sip:3@10.0.0.1" },
+		{ T, "k4", "sip:4@10.0.0.1" },
+		{ D, "d1", "call-1" },
+	};
+	static struct gw	 w;
+	struct want	 wt;
+	size_t		 mark, first = 0, i;
+	int64_t		 t_kill, left;
+
+	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "2",
+	    NULL);
+	observe(&w, T, D, NULL);
+	pub_fork(&w, "pub", recs, 5);
+
+	mark = w.o.l.n;
+	t_kill = pub_kill(&w);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, D, "d1", 1, PROMPT_MS);
+	wait_held(&w, 4, 1, PROMPT_MS);
+	/* Nothing of T for the first second (and more, see below). */
+	memset(&wt, 0, sizeof(wt));
+	wt.l = &w.o.l;
+	wt.from = mark;
+	wt.table = T;
+	wt.n = 1;
+	left = t_kill + 1000 - now_ms();
+	if (left > 0 && pump(w.c, w.nc, want_met, &wt, (int)left)) {
+		ev_dump(&w.o.l, mark, "seen");
+		fail_msg("an event of %s within 1 s of the kill", T);
+	}
+	expect_held(&w, 4, 1);
+
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, NULL, 4,
+	    (int)(t_kill + WAIT_MS - now_ms()));
+	pump_for(w.c, w.nc, QUIET_MS);
+	for (i = 1; i <= 4; i++) {
+		char	 key[8];
+
+		snprintf(key, sizeof(key), "k%zu", i);
+		expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, key, 1);
+	}
+	expect_n(&w.o.l, mark, 0, T, NULL, 4);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	/* Not before the grace time (2 s from when ispd saw the loss,
+	 * which is after the kill), not long after it. */
+	assert_non_null(ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, NULL,
+	    &first));
+	for (i = first; i < w.o.l.n; i++) {
+		if (strcmp(w.o.l.ev[i].table, T) != 0)
+			continue;
+		if (w.o.at[i] - t_kill < 1900 || w.o.at[i] - t_kill > 4000)
+			fail_msg("%s withdrawn %lld ms after the kill, grace "
+			    "is 2000 ms", w.o.l.ev[i].key,
+			    (long long)(w.o.at[i] - t_kill));
+	}
+	expect_held(&w, 0, 0);
+	gw_stop(&w);
+}
+
+struct exited {
+	pid_t	 pid;
+	int	 status;
+};
+
+static int
+child_gone(void *arg)
+{
+	struct exited	*e = arg;
+
+	return waitpid(e->pid, &e->status, WNOHANG) == e->pid;
+}
+
+/* A session that ends with BYE is no loss: its records in a graceful
+ * table go at once, from libisp (isp_free) and from `ispctl publish`
+ * reaching the end of its input. */
+static void
+test_bye_is_not_a_loss(void **state)
+{
+	static struct gw	 w;
+	struct exited	 e;
+	isp_client	*c;
+	size_t		 mark;
+	int64_t		 t0;
+
+	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "10",
+	    NULL);
+	observe(&w, T, NULL);
+	c = gw_client(&w, "pub", 0, NULL);
+	announce(c, T, "k1", "sip:1@10.0.0.1");
+	announce(c, T, "k2", "sip:2@10.0.0.1");
+	announce(c, T, "k3", "sip:3@10.0.0.1");
+	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	wait_ev(&w, 0, ISP_EV_ANNOUNCE, T, NULL, 3, WAIT_MS);
+
+	mark = w.o.l.n;
+	t0 = now_ms();
+	gw_client_free(&w, c);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, NULL, 3, PROMPT_MS);
+	assert_true(now_ms() - t0 < PROMPT_MS);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, NULL, 3);
+	expect_held(&w, 0, 0);
+
+	/* ispctl publish, to the end of its input. */
+	mark = w.o.l.n;
+	child_start(&w.ch, "-s", w.d.addr, "--name", "pub", "publish", T,
+	    NULL);
+	child_line(&w.ch, "announce k9 contact=sip:9@10.0.0.1");
+	wait_ev(&w, mark, ISP_EV_ANNOUNCE, T, "k9", 1, WAIT_MS);
+	close(w.ch.in);
+	w.ch.in = -1;
+	t0 = now_ms();
+	e.pid = w.ch.pid;
+	e.status = -1;
+	if (!pump(w.c, w.nc, child_gone, &e, WAIT_MS))
+		fail_msg("ispctl publish did not exit at the end of its input");
+	w.ch.pid = 0;
+	if (!WIFEXITED(e.status) || WEXITSTATUS(e.status) != 0)
+		fail_msg("ispctl publish exited with status %#x; see %s",
+		    e.status, w.ch.err);
+	unlink(w.ch.err);
+	unlink(w.ch.out);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k9", 1, PROMPT_MS);
+	assert_true(now_ms() - t0 < PROMPT_MS);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, NULL, 2);
+	expect_held(&w, 0, 0);
+	gw_stop(&w);
+}
+
+static int
+err_has_back(void *arg)
+{
+	char		 line[512];
+	struct child	*ch = arg;
+	FILE		*f;
+	int		 found = 0;
+
+	if ((f = fopen(ch->err, "r")) == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, "is back") != NULL;
+	fclose(f);
+	return found;
+}
+
+/*
+ * `ispctl publish` (libisp with reconnect) is frozen past the hold
+ * time: ispd ends its session as lost and holds its records. Thawed,
+ * the library reconnects, announces them again and ends its replay by
+ * itself: no subscriber sees anything of them, and the held set is
+ * gone at once, not at the end of the (long) grace time.
+ */
+static void
+test_reconnect_replays_without_flap(void **state)
+{
+	static const char *const	 keys[] = { "k1", "k2", "k3", "k4" };
+	static const char *const	 values[] = { "sip:1@10.0.0.1",
+					    "sip:2@10.0.0.1", "sip:3@10.0.0.1",
+					    "sip:4@10.0.0.1" };
+	static struct gw	 w;
+	struct evlog	 snap;
+	size_t		 from, mark, i;
+	char		 row[32], row2[32];
+	int64_t		 t_cont;
+
+	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "20",
+	    "--hold", "1", "--log-level", "debug", NULL);
+	observe(&w, T, S, NULL);
+	from = w.o.l.n;
+	child_start(&w.ch, "-s", w.d.addr, "--name", "pub", "publish", T,
+	    NULL);
+	for (i = 0; i < 4; i++)
+		child_line(&w.ch, "announce %s contact=%s", keys[i], values[i]);
+	wait_ev(&w, from, ISP_EV_ANNOUNCE, T, NULL, 4, WAIT_MS);
+	wait_row(&w, from, "pub", row, sizeof(row));
+
+	mark = w.o.l.n;
+	assert_int_equal(kill(w.ch.pid, SIGSTOP), 0);
+	/* ispd ends the silent session after the hold time (1 s). */
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, S, row, 1, WAIT_MS);
+	wait_held(&w, 4, 1, PROMPT_MS);
+	pump_for(w.c, w.nc, 300);
+	expect_n(&w.o.l, mark, 0, T, NULL, 0);
+
+	t_cont = now_ms();
+	assert_int_equal(kill(w.ch.pid, SIGCONT), 0);
+	wait_row(&w, mark, "pub", row2, sizeof(row2));
+	assert_string_not_equal(row, row2);
+	wait_held(&w, 0, 0, WAIT_MS);
+	/* By END_OF_REPLAY, not by the end of the 20 s grace time. */
+	assert_true(now_ms() - t_cont < WAIT_MS);
+	if (!pump(w.c, w.nc, err_has_back, &w.ch, WAIT_MS))
+		fail_msg("ispctl did not say its session is back");
+	pump_for(w.c, w.nc, QUIET_MS);
+
+	expect_n(&w.o.l, mark, 0, T, NULL, 0);
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, S, row, 1);
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, S, row2, 0);
+	assert_true(ispd_log_has(&w.d, "end of replay"));
+	dump_table(&w, T, &snap);
+	expect_dump(&snap, 4, keys, values, "pub", strtoull(row2, NULL, 10));
+	evlog_free(&snap);
+	gw_stop(&w);
+}
+
+/*
+ * A client of another name announces a held key: one REPLACE, and the
+ * record is its own from then on; neither the publisher's END_OF_REPLAY
+ * (by_expiry 0) nor the end of the grace time (1) withdraws it, while
+ * the other held key goes.
+ */
+static void
+takeover(int by_expiry)
+{
+	static const struct prec	 recs[] = {
+		{ T, "k1", "sip:1@10.0.0.1" },
+		{ T, "k2", "sip:2@10.0.0.1" },
+	};
+	static const char *const	 keys[] = { "k1" };
+	const char		*value = by_expiry ? "sip:1@10.0.0.1" :
+				    "sip:1@10.7.7.7";
+	static struct gw	 w;
+	struct evlog		 snap;
+	static struct evlog	 errs;
+	struct rec_event	*e;
+	isp_client		*other, *pub;
+	size_t			 mark;
+	int64_t			 t_kill;
+
+	memset(&errs, 0, sizeof(errs));
+	gw_start(&w, "--graceful-table", T, "--graceful-seconds",
+	    by_expiry ? "2" : "10", NULL);
+	observe(&w, T, NULL);
+	pub_fork(&w, "pub", recs, 2);
+	mark = w.o.l.n;
+	t_kill = pub_kill(&w);
+	wait_held(&w, 2, 1, PROMPT_MS);
+
+	other = gw_client(&w, "other", 0, NULL);
+	announce(other, T, "k1", value);
+	assert_int_equal(isp_sync(other, WAIT_MS), ISP_OK);
+	wait_ev(&w, mark, ISP_EV_REPLACE, T, "k1", 1, PROMPT_MS);
+	e = ev_find(&w.o.l, mark, ISP_EV_REPLACE, T, "k1", NULL);
+	assert_string_equal(e->owner, "other");
+	assert_int_equal(e->owner_session, isp_session_id(other));
+	expect_held(&w, 1, 1);
+
+	if (by_expiry) {
+		wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k2", 1,
+		    (int)(t_kill + WAIT_MS - now_ms()));
+	} else {
+		pub = gw_client(&w, "pub", 0, &errs);
+		/* k1 is not pub's any more. */
+		assert_int_equal(isp_withdraw(pub, T, "k1", 2), ISP_OK);
+		assert_int_equal(isp_replay_done(pub), ISP_OK);
+		assert_int_equal(isp_sync(pub, WAIT_MS), ISP_OK);
+		assert_int_equal(errs.nerrors, 1);
+		assert_int_equal(errs.err_code, ISP_E_NOT_OWNER);
+		wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k2", 1, PROMPT_MS);
+	}
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, "k1", 1);
+	expect_n(&w.o.l, mark, ISP_EV_REPLACE, T, "k1", 1);
+	expect_n(&w.o.l, mark, 0, T, "k2", 1);
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k2", 1);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_held(&w, 0, 0);
+	dump_table(&w, T, &snap);
+	expect_dump(&snap, 1, keys, &value, "other", isp_session_id(other));
+	evlog_free(&snap);
+	gw_stop(&w);
+}
+
+static void
+test_other_client_takes_over_end_of_replay(void **state)
+{
+	takeover(0);
+}
+
+static void
+test_other_client_takes_over_expiry(void **state)
+{
+	takeover(1);
+}
+
+/*
+ * The client is back before ispd noticed its old session was lost (a
+ * half-open connection): the new session takes over, silently, what it
+ * announces again from the live old one, and its END_OF_REPLAY finds
+ * nothing held yet. When the old session ends as lost, what the client
+ * no longer announced is held and goes at the end of the grace time,
+ * once; what it took over never sees an event (docs/HA.md, caveats).
+ */
+static void
+test_back_before_loss_noticed(void **state)
+{
+	static const struct prec	 recs[] = {
+		{ T, "k1", "sip:1@10.0.0.1" },
+		{ T, "k2", "sip:2@10.0.0.1" },
+	};
+	static const char *const	 keys[] = { "k1" };
+	static const char *const	 values[] = { "sip:1@10.0.0.1" };
+	static struct gw	 w;
+	struct evlog		 snap;
+	isp_client		*c;
+	size_t			 mark;
+	int64_t			 t_kill;
+
+	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "2",
+	    NULL);
+	observe(&w, T, NULL);
+	pub_fork(&w, "pub", recs, 2);
+	mark = w.o.l.n;
+	c = gw_client(&w, "pub", 0, NULL);
+	announce(c, T, "k1", "sip:1@10.0.0.1");
+	assert_int_equal(isp_replay_done(c), ISP_OK);
+	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, NULL, 0);
+	expect_held(&w, 0, 0);
+
+	t_kill = pub_kill(&w);
+	wait_held(&w, 1, 1, PROMPT_MS);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k2", 1,
+	    (int)(t_kill + WAIT_MS - now_ms()));
+	assert_true(now_ms() - t_kill >= 1900);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, NULL, 1);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	dump_table(&w, T, &snap);
+	expect_dump(&snap, 1, keys, values, "pub", isp_session_id(c));
+	evlog_free(&snap);
+	gw_stop(&w);
+}
+
+struct held_and_key {
+	struct gw	*w;
+	long long	 held;
+	const char	*key;		/* announced since from */
+	size_t		 from;
+};
+
+static int
+held_and_key(void *arg)
+{
+	struct held_and_key	*h = arg;
+
+	return ev_count(&h->w->o.l, h->from, ISP_EV_ANNOUNCE, T, h->key) >=
+	    1 && stat_get(h->w, "held_records") == h->held;
+}
+
+/*
+ * A client's next session is lost too, while records of its client are
+ * held: they join the held set under its first deadline (client x),
+ * unless that session had taken everything back (client y): then the
+ * grace time starts again from the second loss (docs/HA.md, caveats).
+ */
+static void
+test_lost_again(void **state)
+{
+	static const struct prec	 first_x[] = {
+		{ T, "x1", "sip:x1@10.0.0.1" },
+		{ T, "x2", "sip:x2@10.0.0.1" },
+	};
+	static const struct prec	 first_y[] = {
+		{ T, "y1", "sip:y1@10.0.0.1" },
+	};
+	static const struct prec	 second_x[] = {
+		{ T, "x1", "sip:x1@10.0.0.1" },
+		{ T, "x3", "sip:x3@10.0.0.1" },
+	};
+	static struct gw		 w;
+	struct held_and_key		 hk;
+	size_t				 mark, i;
+	int64_t				 t_first, t_second, t;
+
+	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "4",
+	    NULL);
+	observe(&w, T, NULL);
+	pub_fork(&w, "x", first_x, 2);
+	pub_fork(&w, "y", first_y, 1);
+	mark = w.o.l.n;
+	t_first = pub_kill(&w);
+	wait_held(&w, 3, 2, PROMPT_MS);
+	pump_for(w.c, w.nc, 1500);
+
+	/* Their next runs: x takes x1 back and adds x3; y takes y1 back. */
+	(void)pub_spawn(&w, "x", second_x, 2);
+	(void)pub_spawn(&w, "y", first_y, 1);
+	hk.w = &w;
+	hk.held = 1;		/* x2 */
+	hk.key = "x3";
+	hk.from = mark;
+	if (!pump(w.c, w.nc, held_and_key, &hk, WAIT_MS))
+		fail_msg("the second runs did not take their records back");
+	t_second = pub_kill(&w);
+	wait_held(&w, 4, 2, PROMPT_MS);
+
+	/* x: x1, x2, x3 at the first deadline. */
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, NULL, 3,
+	    (int)(t_first + 4000 + 2000 - now_ms()));
+	for (i = mark; i < w.o.l.n; i++)
+		if (w.o.l.ev[i].type == ISP_EV_WITHDRAW &&
+		    (w.o.at[i] - t_first < 3900 ||
+		    w.o.at[i] - t_first > 5500 ||
+		    w.o.l.ev[i].key[0] != 'x'))
+			fail_msg("%s withdrawn %lld ms after the first loss; "
+			    "x's deadline is at 4000", w.o.l.ev[i].key,
+			    (long long)(w.o.at[i] - t_first));
+	/* y: y1 at the second loss's deadline. */
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "y1", 1,
+	    (int)(t_second + 4000 + 2000 - now_ms()));
+	t = now_ms();
+	if (t - t_second < 3900)
+		fail_msg("y1 withdrawn %lld ms after the second loss, before "
+		    "its grace time", (long long)(t - t_second));
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, ISP_EV_ANNOUNCE, T, NULL, 1);	/* x3 */
+	expect_n(&w.o.l, mark, ISP_EV_REPLACE, T, NULL, 0);
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, NULL, 4);
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x1", 1);
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x2", 1);
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x3", 1);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_held(&w, 0, 0);
+	gw_stop(&w);
+}
+
+/* Without --graceful-table, nothing changed: a killed publisher's
+ * records go at once, every table. */
+static void
+test_not_graceful_unchanged(void **state)
+{
+	static const struct prec	 recs[] = {
+		{ T, "k1", "sip:1@10.0.0.1" },
+		{ T, "k2", "sip:2@10.0.0.1" },
+		{ T, "k3", "sip:3@10.0.0.1" },
+		{ D, "d1", "call-1" },
+	};
+	static struct gw	 w;
+	char		 row[32];
+	size_t		 from, mark;
+	int64_t		 t_kill;
+
+	gw_start(&w, NULL);
+	observe(&w, T, D, S, NULL);
+	from = w.o.l.n;
+	pub_fork(&w, "pub", recs, 4);
+	wait_row(&w, from, "pub", row, sizeof(row));
+	mark = w.o.l.n;
+	t_kill = pub_kill(&w);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, NULL, 3, PROMPT_MS);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, D, "d1", 1, PROMPT_MS);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, S, row, 1, PROMPT_MS);
+	assert_true(now_ms() - t_kill < PROMPT_MS);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, NULL, 3);
+	expect_n(&w.o.l, mark, 0, D, NULL, 1);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, D, ISP_WD_SESSION);
+	/* The counters exist, at 0. */
+	expect_held(&w, 0, 0);
+	gw_stop(&w);
+}
+
+/*
+ * The publisher's next run connects with reconnect set: its first
+ * connect ends no replay (a restarted program announces after it), so
+ * what it did not announce yet stays held. It withdraws one held key
+ * (reason owner) and takes one back; its own isp_replay_done() then
+ * withdraws the last.
+ */
+static void
+test_first_connect_keeps_held(void **state)
+{
+	static const struct prec	 recs[] = {
+		{ T, "k1", "sip:1@10.0.0.1" },
+		{ T, "k2", "sip:2@10.0.0.1" },
+		{ T, "k3", "sip:3@10.0.0.1" },
+	};
+	static const char *const	 keys[] = { "k2" };
+	static const char *const	 values[] = { "sip:2@10.0.0.1" };
+	static struct gw	 w;
+	struct evlog	 snap;
+	static struct evlog	 errs;
+	isp_client	*c;
+	size_t		 mark;
+
+	memset(&errs, 0, sizeof(errs));
+	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "10",
+	    NULL);
+	observe(&w, T, NULL);
+	pub_fork(&w, "pub", recs, 3);
+	mark = w.o.l.n;
+	(void)pub_kill(&w);
+	wait_held(&w, 3, 1, PROMPT_MS);
+
+	c = gw_client(&w, "pub", 1, &errs);
+	assert_int_equal(isp_withdraw(c, T, "k1", 2), ISP_OK);
+	announce(c, T, "k2", "sip:2@10.0.0.1");
+	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	assert_int_equal(errs.nerrors, 0);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k1", 1, PROMPT_MS);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, NULL, 1);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_OWNER);
+	expect_held(&w, 1, 1);
+
+	mark = w.o.l.n;
+	assert_int_equal(isp_replay_done(c), ISP_OK);
+	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k3", 1, PROMPT_MS);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, NULL, 1);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_held(&w, 0, 0);
+	/* A second END_OF_REPLAY finds nothing and changes nothing. */
+	assert_int_equal(isp_replay_done(c), ISP_OK);
+	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	pump_for(w.c, w.nc, 200);
+	expect_n(&w.o.l, mark, 0, T, NULL, 1);
+	assert_int_equal(errs.nerrors, 0);
+	dump_table(&w, T, &snap);
+	expect_dump(&snap, 1, keys, values, "pub", isp_session_id(c));
+	evlog_free(&snap);
+	gw_stop(&w);
+}
+
+/*
+ * Patterns: a prefix ("sip.*") matches the tables that start with it,
+ * a name only that table. What no pattern matches goes at once.
+ */
+static void
+test_patterns(void **state)
+{
+	static const struct prec	 recs[] = {
+		{ "sip.reg", "a", "1" },
+		{ "sip.x", "b", "1" },
+		{ "sipx", "c", "1" },
+		{ "OTHER", "d", "1" },
+		{ "OTHERX", "e", "1" },
+	};
+	static struct gw	 w;
+	isp_client	*c;
+	size_t		 mark;
+
+	gw_start(&w, "--graceful-table", "sip.*", "--graceful-table",
+	    "OTHER", "--graceful-seconds", "10", NULL);
+	observe(&w, "sip.reg", "sip.x", "sipx", "OTHER", "OTHERX", NULL);
+	pub_fork(&w, "pub", recs, 5);
+	mark = w.o.l.n;
+	(void)pub_kill(&w);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, "sipx", "c", 1, PROMPT_MS);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, "OTHERX", "e", 1, PROMPT_MS);
+	wait_held(&w, 3, 1, PROMPT_MS);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, NULL, NULL, 2);
+
+	mark = w.o.l.n;
+	c = gw_client(&w, "pub", 0, NULL);
+	assert_int_equal(isp_replay_done(c), ISP_OK);
+	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, NULL, NULL, 3, PROMPT_MS);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, NULL, NULL, 3);
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, "sip.reg", "a", 1);
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, "sip.x", "b", 1);
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, "OTHER", "d", 1);
+	expect_held(&w, 0, 0);
+	gw_stop(&w);
+}
+
+/* "*": every table is graceful, but ispd.sessions: the row of a lost
+ * session goes at once. ispd stops with records held (what a leak
+ * checker of ispd's would see). */
+static void
+test_star_but_sessions(void **state)
+{
+	static const struct prec	 recs[] = {
+		{ T, "k1", "sip:1@10.0.0.1" },
+		{ D, "d1", "call-1" },
+	};
+	static struct gw	 w;
+	char		 row[32];
+	size_t		 from, mark;
+
+	gw_start(&w, "--graceful-table", "*", NULL);
+	observe(&w, T, D, S, NULL);
+	from = w.o.l.n;
+	pub_fork(&w, "pub", recs, 2);
+	wait_row(&w, from, "pub", row, sizeof(row));
+	mark = w.o.l.n;
+	(void)pub_kill(&w);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, S, row, 1, PROMPT_MS);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, S, ISP_WD_SESSION);
+	wait_held(&w, 2, 1, PROMPT_MS);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, NULL, 0);
+	expect_n(&w.o.l, mark, 0, D, NULL, 0);
+	gw_stop(&w);
+}
+
+/* The configuration file's directives work as the options do; the
+ * command line's --graceful-table replaces the file's patterns. */
+static void
+test_config_file(void **state)
+{
+	static const struct prec	 recs[] = {
+		{ T, "k1", "sip:1@10.0.0.1" },
+		{ D, "d1", "call-1" },
+	};
+	static struct gw	 w;
+	char		*path = conf_path;
+	size_t		 mark;
+	int		 fd;
+	int64_t		 t_kill;
+	static const char text[] = "graceful-table " D "\n"
+	    "graceful-seconds 2\n";
+
+	snprintf(conf_path, sizeof(conf_path), "/tmp/ispd-graceful.XXXXXX");
+	assert_true((fd = mkstemp(path)) != -1);
+	assert_int_equal(write(fd, text, sizeof(text) - 1),
+	    (ssize_t)sizeof(text) - 1);
+	close(fd);
+
+	/* The file's pattern and grace time. */
+	gw_start(&w, "--config", path, NULL);
+	observe(&w, T, D, NULL);
+	pub_fork(&w, "pub", recs, 2);
+	mark = w.o.l.n;
+	t_kill = pub_kill(&w);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k1", 1, PROMPT_MS);
+	wait_held(&w, 1, 1, PROMPT_MS);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, D, "d1", 1,
+	    (int)(t_kill + WAIT_MS - now_ms()));
+	assert_true(now_ms() - t_kill >= 1900);
+	gw_stop(&w);
+
+	/* The command line's pattern instead. */
+	gw_start(&w, "--config", path, "--graceful-table", T, NULL);
+	observe(&w, T, D, NULL);
+	pub_fork(&w, "pub", recs, 2);
+	mark = w.o.l.n;
+	(void)pub_kill(&w);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, D, "d1", 1, PROMPT_MS);
+	wait_held(&w, 1, 1, PROMPT_MS);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, NULL, 0);
+	gw_stop(&w);
+}
+
+/*
+ * An in-test client with reconnect, not run for longer than the hold
+ * time: ispd ends its session as lost. Meanwhile the application
+ * withdraws one record and changes another (the library keeps them for
+ * the reconnect). Run again, it reconnects, replays and ends its replay:
+ * the subscriber sees the change (one REPLACE) and the withdraw (one
+ * WITHDRAW), nothing of the two records that stayed the same.
+ */
+static void
+test_reconnect_changes_while_lost(void **state)
+{
+	static const char *const	 keys[] = { "k1", "k3", "k4" };
+	static const char *const	 values[] = { "sip:1@10.0.0.1",
+					    "sip:3@10.9.9.9",
+					    "sip:4@10.0.0.1" };
+	static struct gw	 w;
+	struct evlog		 snap;
+	struct rec_event	*e;
+	isp_client		*c;
+	size_t			 from, mark;
+	char			 row[32], row2[32];
+
+	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "20",
+	    "--hold", "1", NULL);
+	observe(&w, T, S, NULL);
+	from = w.o.l.n;
+	c = gw_client(&w, "pub", 1, NULL);
+	announce(c, T, "k1", "sip:1@10.0.0.1");
+	announce(c, T, "k2", "sip:2@10.0.0.1");
+	announce(c, T, "k3", "sip:3@10.0.0.1");
+	announce(c, T, "k4", "sip:4@10.0.0.1");
+	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	wait_ev(&w, from, ISP_EV_ANNOUNCE, T, NULL, 4, WAIT_MS);
+	wait_row(&w, from, "pub", row, sizeof(row));
+
+	/* Only the observer runs: the publisher falls silent. */
+	mark = w.o.l.n;
+	{
+		struct want	 wt = { &w.o.l, mark, ISP_EV_WITHDRAW, S, row,
+				    1, 0, 0 };
+
+		if (!pump(w.c, 1, want_met, &wt, WAIT_MS))
+			fail_msg("ispd did not end the silent session");
+	}
+	expect_held(&w, 4, 1);
+	/* Made while the library does not know yet. */
+	assert_int_equal(isp_withdraw(c, T, "k2", 2), ISP_OK);
+	announce(c, T, "k3", "sip:3@10.9.9.9");
+
+	wait_row(&w, mark, "pub", row2, sizeof(row2));
+	wait_held(&w, 0, 0, WAIT_MS);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k2", 1, PROMPT_MS);
+	wait_ev(&w, mark, ISP_EV_REPLACE, T, "k3", 1, PROMPT_MS);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, "k1", 0);
+	expect_n(&w.o.l, mark, 0, T, "k2", 1);
+	expect_n(&w.o.l, mark, 0, T, "k3", 1);
+	expect_n(&w.o.l, mark, 0, T, "k4", 0);
+	e = ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k2", NULL);
+	/* The withdraw went to the dead session: END_OF_REPLAY did it. */
+	assert_int_equal(e->reason, ISP_WD_SESSION);
+	e = ev_find(&w.o.l, mark, ISP_EV_REPLACE, T, "k3", NULL);
+	assert_int_equal(e->owner_session, strtoull(row2, NULL, 10));
+	assert_int_equal(isp_session_id(c), strtoull(row2, NULL, 10));
+	dump_table(&w, T, &snap);
+	expect_dump(&snap, 3, keys, values, "pub", isp_session_id(c));
+	evlog_free(&snap);
+	gw_stop(&w);
+}
+
+/* A raw session (this test speaking the protocol itself). */
+static int
+raw_open(struct gw *w, const char *name, struct buf *b, struct buf *rb)
+{
+	struct sockaddr_in	 sin;
+	struct proto_msg	 m;
+	struct pollfd		 pfd;
+	const char		*why;
+	int64_t			 end = now_ms() + WAIT_MS;
+	size_t			 n;
+	ssize_t			 r;
+	int			 fd;
+
+	assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) != -1);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)w->d.port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	proto_put_hello(b, PROTO_VERSION, PROTO_CAP_REPLAY, name);
+	assert_int_equal(send(fd, b->data, b->len, MSG_NOSIGNAL),
+	    (ssize_t)b->len);
+	b->len = 0;
+	/* The WELCOME. */
+	for (;;) {
+		if (rb->len > 0 && proto_frame_check(rb->data, rb->len,
+		    PROTO_MAX_FRAME_BYTES, &n) == 1) {
+			assert_int_equal(proto_decode(rb->data, n, &m, &why), 0);
+			assert_int_equal(m.type, PROTO_WELCOME);
+			buf_consume(rb, n);
+			return fd;
+		}
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (now_ms() >= end ||
+		    poll(&pfd, 1, (int)(end - now_ms())) != 1)
+			fail_msg("no WELCOME for the raw session");
+		assert_int_equal(buf_reserve(rb, 4096), 0);
+		r = recv(fd, rb->data + rb->len, 4096, 0);
+		assert_true(r > 0);
+		rb->len += (size_t)r;
+	}
+}
+
+static void
+raw_announce(int fd, struct buf *b, const char *table, const char *key)
+{
+	struct buf	 fb;
+	size_t		 start;
+
+	buf_init(&fb);
+	start = proto_fields_begin(&fb);
+	proto_put_field(&fb, "contact", 7, "raw", 3);
+	proto_fields_end(&fb, start, 1);
+	proto_put_announce(b, 1, proto_bytes(table, strlen(table)), 0,
+	    proto_bytes(key, strlen(key)), proto_bytes(fb.data, fb.len));
+	assert_false(buf_failed(b));
+	assert_int_equal(send(fd, b->data, b->len, MSG_NOSIGNAL),
+	    (ssize_t)b->len);
+	b->len = 0;
+	buf_free(&fb);
+}
+
+/*
+ * ispd ends a session for a protocol error: no loss, its graceful
+ * records go at once. A raw session that only closes its socket is lost:
+ * its record is held.
+ */
+static void
+test_protocol_error_is_not_a_loss(void **state)
+{
+	static struct gw	 w;
+	struct buf		 b, rb;
+	size_t			 mark;
+	int			 fd;
+
+	buf_init(&b);
+	buf_init(&rb);
+	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "10",
+	    NULL);
+	observe(&w, T, NULL);
+
+	fd = raw_open(&w, "pub", &b, &rb);
+	raw_announce(fd, &b, T, "k1");
+	wait_ev(&w, 0, ISP_EV_ANNOUNCE, T, "k1", 1, WAIT_MS);
+	mark = w.o.l.n;
+	/* WELCOME is the server's to send. */
+	proto_put_welcome(&b, PROTO_VERSION, 0, 1000, 1, "x");
+	assert_int_equal(send(fd, b.data, b.len, MSG_NOSIGNAL),
+	    (ssize_t)b.len);
+	b.len = 0;
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k1", 1, PROMPT_MS);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	close(fd);
+	expect_held(&w, 0, 0);
+
+	rb.len = 0;
+	fd = raw_open(&w, "pub", &b, &rb);
+	raw_announce(fd, &b, T, "k2");
+	wait_ev(&w, mark, ISP_EV_ANNOUNCE, T, "k2", 1, WAIT_MS);
+	mark = w.o.l.n;
+	close(fd);
+	wait_held(&w, 1, 1, PROMPT_MS);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, T, NULL, 0);
+	buf_free(&b);
+	buf_free(&rb);
+	gw_stop(&w);
+}
+
+/* Many records: more than ispd withdraws in one loop turn (10,000). */
+#define NBULK		12000
+
+/* What a bulk observer was told, per key "bNNNNN". */
+struct bulk {
+	unsigned char	 announced[NBULK];
+	unsigned char	 replaced[NBULK];
+	unsigned char	 withdrawn[NBULK];
+	size_t		 nannounced, nreplaced, nwithdrawn;
+	size_t		 bad_reason, other;
+	int		 ended;
+};
+
+static void
+bulk_cb(isp_client *c, const struct isp_event *ev, void *arg)
+{
+	struct bulk	*b = arg;
+	char		 key[16];
+	unsigned	 i;
+
+	if (ev->type == ISP_EV_END) {
+		b->ended = 1;
+		return;
+	}
+	snprintf(key, sizeof(key), "%.*s", (int)ev->rec.key_len,
+	    (const char *)ev->rec.key);
+	if (sscanf(key, "b%u", &i) != 1 || i >= NBULK) {
+		b->other++;
+		return;
+	}
+	switch (ev->type) {
+	case ISP_EV_ANNOUNCE:
+		b->announced[i]++;
+		b->nannounced++;
+		break;
+	case ISP_EV_REPLACE:
+		b->replaced[i]++;
+		b->nreplaced++;
+		break;
+	case ISP_EV_WITHDRAW:
+		b->withdrawn[i]++;
+		b->nwithdrawn++;
+		if (ev->reason != ISP_WD_SESSION)
+			b->bad_reason++;
+		break;
+	default:
+		b->other++;
+	}
+}
+
+static int
+snap_ended_bulk(void *arg)
+{
+	return ((struct bulk *)arg)->ended;
+}
+
+static int
+bulk_announced(void *arg)
+{
+	return ((struct bulk *)arg)->nannounced >= NBULK;
+}
+
+static int
+bulk_half_withdrawn(void *arg)
+{
+	return ((struct bulk *)arg)->nwithdrawn >= NBULK / 2;
+}
+
+/*
+ * A publisher holding NBULK records is killed; its next run takes back
+ * the first half and ends its replay: the second half is withdrawn, each
+ * key exactly once, across several loop turns of ispd; the first half
+ * sees nothing.
+ */
+static void
+test_many_held_records(void **state)
+{
+	static struct gw	 w;
+	static struct bulk	 b;
+	static char		 keys[NBULK][8];
+	static struct prec	 recs[NBULK];
+	isp_client		*obs, *c;
+	size_t			 i;
+
+	memset(&b, 0, sizeof(b));
+	for (i = 0; i < NBULK; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "b%05zu", i);
+		recs[i].table = T;
+		recs[i].key = keys[i];
+		recs[i].value = "sip:bulk@10.0.0.1";
+	}
+	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "20",
+	    NULL);
+	obs = client_new(&w.d, "observer");
+	w.c[w.nc++] = obs;
+	assert_int_equal(isp_subscribe(obs, T, NULL, 0, 0, bulk_cb, &b),
+	    ISP_OK);
+	if (!pump(w.c, w.nc, snap_ended_bulk, &b, WAIT_MS))
+		fail_msg("no end of snapshot");
+	pub_spawn(&w, "pub", recs, NBULK);
+	if (!pump(w.c, w.nc, bulk_announced, &b, 4 * WAIT_MS))
+		fail_msg("%zu of %d records announced", b.nannounced, NBULK);
+	(void)pub_kill(&w);
+	wait_held(&w, NBULK, 1, WAIT_MS);
+
+	c = gw_client(&w, "pub", 0, NULL);
+	for (i = 0; i < NBULK / 2; i++)
+		announce(c, T, keys[i], "sip:bulk@10.0.0.1");
+	assert_int_equal(isp_sync(c, 4 * WAIT_MS), ISP_OK);
+	assert_int_equal(stat_get(&w, "held_records"), NBULK - NBULK / 2);
+	assert_int_equal(isp_replay_done(c), ISP_OK);
+	assert_int_equal(isp_sync(c, 4 * WAIT_MS), ISP_OK);
+	if (!pump(w.c, w.nc, bulk_half_withdrawn, &b, 4 * WAIT_MS))
+		fail_msg("%zu of %d records withdrawn", b.nwithdrawn,
+		    NBULK / 2);
+	pump_for(w.c, w.nc, QUIET_MS);
+	for (i = 0; i < NBULK; i++) {
+		if (b.announced[i] != 1 || b.replaced[i] != 0 ||
+		    b.withdrawn[i] != (i < NBULK / 2 ? 0 : 1))
+			fail_msg("%s: %u announces, %u replaces, %u withdraws",
+			    keys[i], b.announced[i], b.replaced[i],
+			    b.withdrawn[i]);
+	}
+	assert_int_equal(b.nwithdrawn, NBULK / 2);
+	assert_int_equal(b.bad_reason, 0);
+	assert_int_equal(b.other, 0);
+	expect_held(&w, 0, 0);
+	assert_int_equal(stat_get(&w, "withdraw_backlog"), 0);
+	/* What c took back, and the rows of ispd.sessions of the two
+	 * sessions left. */
+	assert_int_equal(stat_get(&w, "records"), NBULK / 2 + 2);
+	gw_stop(&w);
+}
+
+/* Runs ispd with the arguments (NULL-terminated), at most 10 s; its
+ * stdout and stderr in out. Returns its exit status, -1 for a signal or
+ * a daemon that did not exit. */
+static int
+ispd_run(char *out, size_t len, ...)
+{
+	char		*argv[32], path[] = "/tmp/ispd-graceful-out.XXXXXX";
+	const char	*a;
+	va_list		 ap;
+	pid_t		 pid;
+	ssize_t		 n;
+	int		 argc = 0, fd, status = 0, i, rc = -1;
+
+	argv[argc++] = (char *)test_bin("ispd");
+	va_start(ap, len);
+	while ((a = va_arg(ap, const char *)) != NULL && argc < 31)
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	assert_true((fd = mkstemp(path)) != -1);
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	for (i = 0; i < 1000; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+			break;
+		}
+		usleep(10000);
+	}
+	if (i == 1000) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	n = pread(fd, out, len - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+	return rc;
+}
+
+static void
+expect_run(int want, const char *text, const char *out, int rc)
+{
+	if (rc != want || strstr(out, text) == NULL)
+		fail_msg("ispd exited %d (want %d), output lacks \"%s\":\n%s",
+		    rc, want, text, out);
+}
+
+/* The options and directives are checked: exit 2 naming the option on
+ * the command line; --check-config reports a good file OK (0) and each
+ * bad line of a bad one (1). */
+static void
+test_options_checked(void **state)
+{
+	char		 out[8192], good[] = "/tmp/ispd-graceful.XXXXXX",
+			 bad[] = "/tmp/ispd-graceful.XXXXXX";
+	int		 fd, rc;
+	static const char good_text[] =
+	    "graceful-table SIP_REGISTRATION sip.*\ngraceful-seconds 20\n";
+	static const char bad_text[] =
+	    "graceful-table bad!\ngraceful-seconds 0\ngraceful-table\n";
+
+	rc = ispd_run(out, sizeof(out), "--listen", "127.0.0.1:0",
+	    "--graceful-seconds", "0", NULL);
+	expect_run(2, "graceful-seconds '0'", out, rc);
+	rc = ispd_run(out, sizeof(out), "--listen", "127.0.0.1:0",
+	    "--graceful-seconds", "3601", NULL);
+	expect_run(2, "graceful-seconds '3601'", out, rc);
+	rc = ispd_run(out, sizeof(out), "--listen", "127.0.0.1:0",
+	    "--graceful-seconds", "5s", NULL);
+	expect_run(2, "graceful-seconds '5s'", out, rc);
+	rc = ispd_run(out, sizeof(out), "--listen", "127.0.0.1:0",
+	    "--graceful-table", "bad name!", NULL);
+	expect_run(2, "graceful-table 'bad name!'", out, rc);
+	rc = ispd_run(out, sizeof(out), "--listen", "127.0.0.1:0",
+	    "--graceful-table", "a*b", NULL);
+	expect_run(2, "graceful-table 'a*b'", out, rc);
+	rc = ispd_run(out, sizeof(out), "--listen", "127.0.0.1:0",
+	    "--graceful-table", "", NULL);
+	expect_run(2, "graceful-table ''", out, rc);
+
+	assert_true((fd = mkstemp(good)) != -1);
+	assert_int_equal(write(fd, good_text, sizeof(good_text) - 1),
+	    (ssize_t)sizeof(good_text) - 1);
+	close(fd);
+	rc = ispd_run(out, sizeof(out), "--check-config", good, NULL);
+	expect_run(0, ": OK", out, rc);
+
+	assert_true((fd = mkstemp(bad)) != -1);
+	assert_int_equal(write(fd, bad_text, sizeof(bad_text) - 1),
+	    (ssize_t)sizeof(bad_text) - 1);
+	close(fd);
+	rc = ispd_run(out, sizeof(out), "--check-config", bad, NULL);
+	expect_run(1, ":1: graceful-table 'bad!'", out, rc);
+	expect_run(1, ":2: graceful-seconds '0'", out, rc);
+	expect_run(1, ":3: graceful-table takes", out, rc);
+	unlink(good);
+	unlink(bad);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest	 tests[] = {
+		cmocka_unit_test_teardown(
+		    test_killed_publisher_same_client_replays, teardown),
+		cmocka_unit_test_teardown(test_no_return, teardown),
+		cmocka_unit_test_teardown(test_bye_is_not_a_loss, teardown),
+		cmocka_unit_test_teardown(test_reconnect_replays_without_flap,
+		    teardown),
+		cmocka_unit_test_teardown(test_reconnect_changes_while_lost,
+		    teardown),
+		cmocka_unit_test_teardown(test_protocol_error_is_not_a_loss,
+		    teardown),
+		cmocka_unit_test_teardown(
+		    test_other_client_takes_over_end_of_replay, teardown),
+		cmocka_unit_test_teardown(test_other_client_takes_over_expiry,
+		    teardown),
+		cmocka_unit_test_teardown(test_back_before_loss_noticed,
+		    teardown),
+		cmocka_unit_test_teardown(test_lost_again, teardown),
+		cmocka_unit_test_teardown(test_not_graceful_unchanged,
+		    teardown),
+		cmocka_unit_test_teardown(test_first_connect_keeps_held,
+		    teardown),
+		cmocka_unit_test_teardown(test_patterns, teardown),
+		cmocka_unit_test_teardown(test_star_but_sessions, teardown),
+		cmocka_unit_test_teardown(test_config_file, teardown),
+		cmocka_unit_test_teardown(test_many_held_records, teardown),
+		cmocka_unit_test(test_options_checked),
+	};
+
+	/* A killed publisher must not take the test with it. */
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
