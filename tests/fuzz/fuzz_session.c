@@ -9,6 +9,14 @@
  * (tests/fuzz/seeds_session.c) are whole realistic sessions, so the
  * fuzzer mutates sequences of frames, not single frames.
  *
+ * RECONNECT in the stream splits it (up to MAX_PARTS times): the
+ * session sending the part before it is lost (its peer closes the
+ * connection) and a new session sends the part after it, as a
+ * publisher that restarts and replays does. The table T and the
+ * tables named GRACE_PREFIX... are graceful (docs/HA.md): a lost
+ * session's records there are held for its client, taken back by its
+ * next session, withdrawn at END_OF_REPLAY or after the grace time.
+ *
  * Beyond "no crash, no sanitizer finding, no leak", after each input:
  *  - every frame the daemon wrote decodes, and is one a server may send;
  *    a session that began with a valid HELLO got WELCOME first;
@@ -18,17 +26,29 @@
  *    EV_WITHDRAW of a key not held, a key's seq only grows, EV_END's
  *    count is the keys held and later events have a greater seq; once
  *    all output is read, the view equals the tables (keys, fields,
- *    owners, seqs);
+ *    owners, seqs; in a graceful table a record a session of the same
+ *    client took over without an event may name another session of
+ *    that client);
  *  - ownership adds up: every record is owned by a READY session, by an
- *    ended one whose records are being withdrawn (a ghost), or is a row
- *    of ispd.sessions; each session's owned list, its nrecords and the
- *    records naming it as owner agree; their sum plus one row per READY
- *    session or ghost is table_record_count(); subscriptions likewise;
+ *    ended one whose records are being withdrawn (a ghost), by a held
+ *    set (found through the records: it is on no session list) and
+ *    then in a graceful table, or is a row of ispd.sessions; each
+ *    owner's owned list, its nrecords and the records naming it as
+ *    owner agree; their sum plus one row per READY session or session
+ *    ghost is table_record_count(); the held sets' records are
+ *    table_held_records(), the ghosts' table_withdraw_backlog();
+ *    subscriptions likewise;
+ *  - a session lost after it read all its input leaves each record it
+ *    had in a graceful table (without TTL) as it was, held for its
+ *    client;
  *  - once the peers hang up (after reading all output, or with output
  *    unread, or after hold-time expiry), every session is freed through
  *    the normal close path within a bounded number of loop turns; or, on
- *    the shutdown path, at once, each open one sent BYE SHUTDOWN last;
- *    either way no record, subscription or live session is left.
+ *    the shutdown path, at once, each open one sent BYE SHUTDOWN last.
+ *    With the watcher, on the first path, the other sessions go first
+ *    and the grace time ends while it still reads: its view must follow.
+ *    Then the grace time ends: what is held is withdrawn in slices, and
+ *    no record, held set, subscription or live session is left.
  * The daemon's global state (tables, TTL heap) is then freed and made
  * anew, as at exit and start, so one input cannot affect the next.
  *
@@ -36,6 +56,7 @@
  * target is always built with it): freed memory stays poisoned in its
  * quarantine (256 MiB) far longer than one input runs.
  */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -75,6 +96,18 @@ int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 #define T		"SIP_REGISTRATION"
 #define PEER_KEY	"alice@example.com|1"
 #define EXPIRE_S	120
+/* Graceful tables: T and those named with this prefix. The grace time
+ * is well beyond what one input runs for, so that only the harness ends
+ * it (grace_over), never the clock. */
+#define GRACE_PREFIX	"graceful."
+#define GRACE_MS	10000
+/* Splits the stream between sessions; see the top comment. */
+#define RECONNECT	"~RECONNECT~"
+#define MAX_PARTS	4
+/* The peer, then one session per part. */
+#define MAX_FZ		(1 + MAX_PARTS)
+/* Held sets and ghosts of them, as found through the records. */
+#define MAX_HELD	(2 * MAX_FZ)
 /* Loop turns allowed for a session to go once its peer hung up. */
 #define CLOSE_TURNS	16
 /* Loop turns without any progress before the writer gives up. */
@@ -132,6 +165,7 @@ struct vrec {
 	int			 present;	/* 0: withdrawn, seq kept */
 	uint64_t		 seq;
 	uint64_t		 owner;
+	char			 owner_name[PROTO_MAX_STR_BYTES + 1];
 	uint8_t			*fields;
 	size_t			 fields_len;
 	size_t			 len;
@@ -243,6 +277,10 @@ view_apply(struct fz *c, const struct proto_msg *m)
 	v->fields_len = 0;
 	v->seq = m->seq;
 	v->owner = m->owner_session;
+	if (m->owner.len >= sizeof(v->owner_name))
+		die("an owner name too long", c);
+	memcpy(v->owner_name, m->owner.p, m->owner.len);
+	v->owner_name[m->owner.len] = '\0';
 	v->present = m->type != PROTO_EV_WITHDRAW;
 	if (v->present) {
 		if ((v->fields = malloc(m->fields.len + 1)) == NULL)
@@ -278,11 +316,21 @@ view_check(struct fz *c)
 			if (v == NULL || !v->present)
 				die("the view lacks a record of the table", c);
 			if (v->seq != r->seq ||
-			    v->owner != record_owner_id(r) ||
 			    v->fields_len != record_fields(r).len ||
 			    memcmp(v->fields, record_fields(r).p,
 			    v->fields_len) != 0)
 				die("the view holds another version of a "
+				    "record", c);
+			/* Taken over without an event (an identical
+			 * announce in a graceful table by a session of
+			 * the same client, or a lost session's records
+			 * joining its client's held set): the owner
+			 * the view has is another session of that
+			 * client. */
+			if (v->owner != record_owner_id(r) &&
+			    (!t->graceful || r->owner == NULL ||
+			    strcmp(v->owner_name, r->owner->name) != 0))
+				die("the view has another owner for a "
 				    "record", c);
 		}
 		if (view_count(c, tname) != t->records.count)
@@ -449,6 +497,32 @@ turns(struct fz *all, int nall, int n, int drain)
 }
 
 /*
+ * An owner that is no session of ours: a held set, or a held set whose
+ * grace time ended, now a ghost. It is on no session list, so it is
+ * found through the records that name it.
+ */
+struct extra {
+	struct session	*s;
+	size_t		 owned;		/* records naming it */
+};
+
+static void
+check_held(const struct session *h)
+{
+	if (__asan_address_is_poisoned(h))
+		die("record owned by a freed session", NULL);
+	if (!h->released || h->fd != -1 || h->row != NULL ||
+	    h->state != SESSION_LINGER || !TAILQ_EMPTY(&h->subs))
+		die("held set or its ghost with a socket, a row, "
+		    "subscriptions or a state", NULL);
+	if (h->held == h->ghost)
+		die("record owned by something neither a session, a held "
+		    "set nor a ghost", NULL);
+	if (h->held && h->held_until_ms > loop_now_ms() + GRACE_MS)
+		die("held set with a deadline past the grace time", NULL);
+}
+
+/*
  * Ownership and subscriptions add up; see the top comment. Runs after
  * session_before_sleep(), so no session is ENDING.
  */
@@ -459,11 +533,14 @@ check_tables(struct fz *all, int nall)
 	struct hash_node	 *n;
 	struct record		 *r;
 	struct subscr		 *sub;
-	size_t			  nt, i, pos, nrec = 0, nrows = 0, nsubs;
-	size_t			  owned[2] = { 0, 0 }, expect = 0, subs = 0;
-	size_t			  nrowed = 0;
+	struct extra		  ex[MAX_HELD];
+	size_t			  nt, i, j, pos, nrec = 0, nrows = 0, nsubs;
+	size_t			  owned[MAX_FZ], expect = 0, subs = 0;
+	size_t			  nrowed = 0, nex = 0, held_n = 0, ghost_n = 0;
+	size_t			  nheld = 0, hclients;
 	int			  k;
 
+	memset(owned, 0, sizeof(owned));
 	if ((tv = table_sorted(&nt)) == NULL)
 		die("out of memory listing tables", NULL);
 	for (i = 0; i < nt; i++) {
@@ -489,13 +566,30 @@ check_tables(struct fz *all, int nall)
 			for (k = 0; k < nall; k++)
 				if (all[k].s == r->owner && fz_alive(&all[k]))
 					break;
-			if (k == nall)
-				die("record owned by a freed session", NULL);
-			if (r->owner->state != SESSION_READY &&
-			    !r->owner->ghost)
-				die("record owned by a session neither READY "
-				    "nor a ghost", &all[k]);
-			owned[k]++;
+			if (k < nall) {
+				if (r->owner->state != SESSION_READY &&
+				    !r->owner->ghost)
+					die("record owned by a session "
+					    "neither READY nor a ghost",
+					    &all[k]);
+				owned[k]++;
+				continue;
+			}
+			for (j = 0; j < nex && ex[j].s != r->owner; j++)
+				;
+			if (j == nex) {
+				if (nex == MAX_HELD)
+					die("more held sets than sessions",
+					    NULL);
+				check_held(r->owner);
+				ex[nex].s = r->owner;
+				ex[nex].owned = 0;
+				nex++;
+			}
+			ex[j].owned++;
+			if (r->owner->held && !t->graceful)
+				die("held record in a table not graceful",
+				    NULL);
 		}
 		nsubs = 0;
 		TAILQ_FOREACH(sub, &t->subs, table_entry) {
@@ -516,9 +610,17 @@ check_tables(struct fz *all, int nall)
 
 		if (!fz_alive(&all[k]))
 			continue;
-		if (s->state == SESSION_ENDING)
+		if (s->held)
+			die("a session is marked as a held set", &all[k]);
+		if (s->released && !s->ghost)
+			die("released session not freed", &all[k]);
+		/* A ghost whose socket was closed at once keeps the state
+		 * it had then. */
+		if (s->state == SESSION_ENDING && !s->released)
 			die("ENDING session after session_before_sleep()",
 			    &all[k]);
+		if (s->lost && s->state <= SESSION_READY)
+			die("lost session still open", &all[k]);
 		TAILQ_FOREACH(r, &s->owned, owned) {
 			if (r->owner != s)
 				die("owned list holds another's record",
@@ -546,13 +648,53 @@ check_tables(struct fz *all, int nall)
 			die("ghost without a row or records", &all[k]);
 		nrowed += s->row != NULL;
 		expect += s->nrecords;
+		if (s->ghost)
+			ghost_n += s->nrecords;
 	}
-	/* A ghost keeps its row until its last record is withdrawn. */
+	for (j = 0; j < nex; j++) {
+		struct session	*h = ex[j].s;
+		size_t		 listed = 0;
+
+		TAILQ_FOREACH(r, &h->owned, owned) {
+			if (r->owner != h)
+				die("a held set's owned list holds another's "
+				    "record", NULL);
+			listed++;
+		}
+		if (listed != h->nrecords || ex[j].owned != h->nrecords)
+			die("a held set's owned list, nrecords and records "
+			    "disagree", NULL);
+		expect += h->nrecords;
+		if (h->held) {
+			held_n += h->nrecords;
+			nheld++;
+			/* One held set per client. */
+			for (i = 0; i < j; i++)
+				if (ex[i].s->held &&
+				    ex[i].s->name_len == h->name_len &&
+				    ex[i].s->ident_len == h->ident_len &&
+				    memcmp(ex[i].s->name, h->name,
+				    h->name_len) == 0 &&
+				    memcmp(ex[i].s->ident, h->ident,
+				    h->ident_len) == 0)
+					die("two held sets of one client",
+					    NULL);
+		} else
+			ghost_n += h->nrecords;
+	}
+	/* A ghost keeps its row until its last record is withdrawn; a
+	 * held set has none. */
 	if (nrows != nrowed)
 		die("ispd.sessions rows are not the READY sessions and the "
 		    "ghosts", NULL);
 	if (expect + nrows != table_record_count())
 		die("records are not the sum of owned records and rows", NULL);
+	if (table_held_records(&hclients) != held_n || hclients < nheld)
+		die("table_held_records() is not the held sets' records",
+		    NULL);
+	if (table_withdraw_backlog() != ghost_n)
+		die("table_withdraw_backlog() is not the ghosts' records",
+		    NULL);
 	if (subs != subscr_count())
 		die("subscr_count() is not the sessions' subscriptions",
 		    NULL);
@@ -609,29 +751,155 @@ init_once(void)
 	 * reader that falls behind (F_SLOW) soon has its changes coalesced
 	 * and caught up (sync.c) rather than queued. */
 	ispd_conf.max_queue_bytes = 16 * 1024;
+	/* Graceful restart. The patterns outlive table_free_all() and
+	 * table_init() (as over a reload), so they are added once, here;
+	 * a table is graceful or not from its creation. */
+	ispd_conf.graceful_ms = GRACE_MS;
+	if (table_graceful_add(T) == -1 ||
+	    table_graceful_add(GRACE_PREFIX "*") == -1)
+		die("cannot add the graceful table patterns", NULL);
 	loop_init();
 	table_init();
 }
 
-/* The peers hang up; every session must then go by the normal path
- * within a bounded number of loop turns. */
+/*
+ * What a session had in graceful tables, to check once it is lost that
+ * each record is still there, unchanged, held for its client. Taken
+ * only when the outcome is sure: the session is READY and has read and
+ * handled all its input (none in the socket, none buffered behind a
+ * pause), so the peer's close makes it lost (EOF, or a failed write,
+ * or the hold time), whatever its last frames were. Records with a TTL
+ * are left out: the clock runs during the close.
+ */
+struct lost {
+	int		 on;
+	char		 name[SESSION_NAME_MAX + 1];
+	struct record	**r;
+	uint64_t	*seq;
+	size_t		 n;
+};
+
 static void
-hang_up(struct fz *all, int nall, size_t size)
+lost_begin(struct fz *c, struct lost *l)
+{
+	struct session	*s = c->s;
+	struct record	*r;
+	int		 unread = -1;
+
+	memset(l, 0, sizeof(*l));
+	if (!fz_alive(c) || s->state != SESSION_READY || s->nrecords == 0 ||
+	    s->in_paused || s->resuming ||
+	    ioctl(s->fd, FIONREAD, &unread) == -1 || unread != 0)
+		return;
+	l->r = calloc(s->nrecords, sizeof(*l->r));
+	l->seq = calloc(s->nrecords, sizeof(*l->seq));
+	if (l->r == NULL || l->seq == NULL)
+		die("out of memory", c);
+	TAILQ_FOREACH(r, &s->owned, owned) {
+		if (!r->table->graceful || r->expire_ms != 0)
+			continue;
+		l->r[l->n] = r;
+		l->seq[l->n++] = r->seq;
+	}
+	memcpy(l->name, s->name, sizeof(l->name));
+	l->on = 1;
+}
+
+static void
+lost_end(struct lost *l)
+{
+	struct record	*r;
+	size_t		 i;
+
+	for (i = 0; l->on && i < l->n; i++) {
+		r = l->r[i];
+		if (__asan_address_is_poisoned(r) ||
+		    table_lookup(r->table, record_key(r)) != r)
+			die("a lost session's record in a graceful table was "
+			    "withdrawn", NULL);
+		if (r->seq != l->seq[i])
+			die("a lost session's record in a graceful table "
+			    "changed", NULL);
+		if (r->owner == NULL || !r->owner->held ||
+		    strcmp(r->owner->name, l->name) != 0)
+			die("a lost session's record in a graceful table is "
+			    "not held for its client", NULL);
+	}
+	free(l->r);
+	free(l->seq);
+	memset(l, 0, sizeof(*l));
+}
+
+static void
+lost_begin_all(struct fz *all, int from, int nall, struct lost *l)
+{
+	int	 k;
+
+	for (k = from; k < nall; k++)
+		lost_begin(&all[k], &l[k]);
+}
+
+static void
+lost_end_all(int from, int nall, struct lost *l)
+{
+	int	 k;
+
+	for (k = from; k < nall; k++)
+		lost_end(&l[k]);
+}
+
+/* The peers of all[from] and after hang up; every one of those sessions
+ * must then go by the normal path within a bounded number of loop
+ * turns. The output of the others is read meanwhile, when drain. */
+static void
+hang_up(struct fz *all, int nall, int from, size_t size, int drain)
 {
 	int	 k, turn;
 
-	for (k = 0; k < nall; k++) {
-		close(all[k].fd);
+	for (k = from; k < nall; k++) {
+		if (all[k].fd != -1)
+			close(all[k].fd);
 		all[k].fd = -1;
 	}
 	for (turn = 0; turn < CLOSE_TURNS + (int)(size / SESSION_READ_BYTES);
 	    turn++) {
-		for (k = 0; k < nall && !fz_alive(&all[k]); k++)
+		for (k = from; k < nall && !fz_alive(&all[k]); k++)
 			;
 		if (k == nall)
 			break;
 		loop_once(0);
+		for (k = 0; k < from && drain; k++)
+			fz_drain(&all[k]);
 	}
+	for (k = from; k < nall; k++)
+		if (fz_alive(&all[k]))
+			die("session not freed after its peer hung up",
+			    &all[k]);
+}
+
+/* The grace time ends (the clock is moved past it): every held set goes,
+ * and what it still held is withdrawn, a slice per loop turn, the output
+ * read meanwhile when drain. */
+static void
+grace_over(struct fz *all, int nall, int drain)
+{
+	size_t	 nclients;
+	int	 k, turn, bound;
+
+	bound = CLOSE_TURNS + (int)(table_record_count() /
+	    TABLE_WITHDRAW_SLICE);
+	table_held_expire(loop_now_ms() + ispd_conf.graceful_ms);
+	if (table_held_records(&nclients) != 0 || nclients != 0)
+		die("held sets left after the grace time", NULL);
+	for (turn = 0; turn < bound && table_withdraw_pending(); turn++) {
+		loop_once(0);
+		for (k = 0; k < nall && drain; k++)
+			fz_drain(&all[k]);
+	}
+	if (table_withdraw_pending())
+		die("held records still being withdrawn long after the grace "
+		    "time", NULL);
+	session_before_sleep();
 }
 
 /* The daemon's SIGTERM path: every session gets BYE SHUTDOWN (written
@@ -640,7 +908,7 @@ hang_up(struct fz *all, int nall, size_t size)
 static void
 shut_down(struct fz *all, int nall, int slow)
 {
-	int	 k, open[2];
+	int	 k, open[MAX_FZ];
 
 	for (k = 0; k < nall; k++)
 		open[k] = fz_alive(&all[k]) &&
@@ -658,19 +926,45 @@ shut_down(struct fz *all, int nall, int slow)
 			die("no BYE SHUTDOWN as the last frame", &all[k]);
 	}
 	for (k = 0; k < nall; k++) {
-		close(all[k].fd);
+		if (all[k].fd != -1)
+			close(all[k].fd);
 		all[k].fd = -1;
 	}
+}
+
+/* The stream, cut at each RECONNECT (at most MAX_PARTS parts). */
+static int
+split(const uint8_t *data, size_t size, const uint8_t **part, size_t *plen)
+{
+	const uint8_t	*sep;
+	size_t		 seplen = strlen(RECONNECT);
+	int		 n = 0;
+
+	while (n < MAX_PARTS - 1 &&
+	    (sep = memmem(data, size, RECONNECT, seplen)) != NULL) {
+		part[n] = data;
+		plen[n++] = (size_t)(sep - data);
+		size -= (size_t)(sep - data) + seplen;
+		data = sep + seplen;
+	}
+	part[n] = data;
+	plen[n++] = size;
+	return n;
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fz	 all[2];
+	static const char *const names[MAX_PARTS] = {
+		"fuzz", "fuzz-2", "fuzz-3", "fuzz-4"
+	};
+	struct fz	 all[MAX_FZ];
+	struct lost	 lost[MAX_FZ];
 	struct buf	 b;
+	const uint8_t	*part[MAX_PARTS];
+	size_t		 plen[MAX_PARTS], chunk, nclients;
 	uint8_t		 flags;
-	size_t		 chunk;
-	int		 nall = 0, slow, k, end;
+	int		 nall = 0, nparts, i, slow, k, end, peer;
 	uint64_t	 horizon;
 
 	if (size < 1)
@@ -680,6 +974,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 	slow = (flags & F_SLOW) != 0;
+	peer = (flags & F_PEER) != 0;
 	end = flags >> F_END_SHIFT;
 	chunk = SIZE_MAX;
 	if (flags & F_CHUNKS) {
@@ -689,9 +984,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (chunk < size / MAX_CHUNKS + 1)
 			chunk = size / MAX_CHUNKS + 1;
 	}
+	nparts = split(data, size, part, plen);
+	memset(lost, 0, sizeof(lost));
 	buf_init(&b);
 
-	if (flags & F_PEER) {
+	if (peer) {
 		if (fz_open(&all[nall], "peer", slow) == -1)
 			die("cannot make the peer session", NULL);
 		all[nall].want_welcome = 1;
@@ -701,18 +998,31 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		b.len = 0;
 		nall++;
 	}
-	if (fz_open(&all[nall], "fuzz", slow) == -1)
-		die("cannot make the fuzzed session", NULL);
-	nall++;
-	if (flags & F_HELLO) {
-		all[nall - 1].want_welcome = 1;
-		proto_put_hello(&b, PROTO_VERSION, 0, "bgw-1");
-		fz_send(&all[nall - 1], b.data, b.len, SIZE_MAX, all, nall,
+	for (i = 0; i < nparts; i++) {
+		if (i > 0) {
+			/* The last session is lost (its peer went away
+			 * without BYE); the next one is the client back. */
+			fz_drain(&all[nall - 1]);
+			lost_begin(&all[nall - 1], &lost[nall - 1]);
+			hang_up(all, nall, nall - 1, size, !slow);
+			session_before_sleep();
+			lost_end(&lost[nall - 1]);
+			check_tables(all, nall);
+		}
+		if (fz_open(&all[nall], names[i], slow) == -1)
+			die("cannot make the fuzzed session", NULL);
+		nall++;
+		if (flags & F_HELLO) {
+			all[nall - 1].want_welcome = 1;
+			proto_put_hello(&b, PROTO_VERSION, 0, "bgw-1");
+			fz_send(&all[nall - 1], b.data, b.len, SIZE_MAX, all,
+			    nall, slow);
+			b.len = 0;
+		}
+		fz_send(&all[nall - 1], part[i], plen[i], chunk, all, nall,
 		    slow);
-		b.len = 0;
 	}
-	fz_send(&all[nall - 1], data, size, chunk, all, nall, slow);
-	if (nall == 2) {
+	if (peer) {
 		/* A frame from the older session moves it in the hold
 		 * list. */
 		proto_put_ping(&b, PROTO_PING, 1);
@@ -725,6 +1035,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		horizon = loop_now_ms() + EXPIRE_S * 1000;
 		while (ttl_expire(horizon) > 0)
 			;
+		/* What the sessions of the earlier parts left held too:
+		 * withdrawn over the next turns. */
+		table_held_expire(horizon);
 	}
 	table_tick();
 	session_before_sleep();
@@ -743,32 +1056,60 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (all[k].watch && fz_alive(&all[k]) &&
 			    all[k].s->state == SESSION_READY)
 				view_check(&all[k]);
-		hang_up(all, nall, size);
+		if (peer && fz_alive(&all[0]) &&
+		    all[0].s->state == SESSION_READY) {
+			/* The others first: the watcher sees their
+			 * records go, or stay held, then the grace time
+			 * end. */
+			lost_begin_all(all, 1, nall, lost);
+			hang_up(all, nall, 1, size, 1);
+			session_before_sleep();
+			lost_end_all(1, nall, lost);
+			check_tables(all, nall);
+			grace_over(all, nall, 1);
+			if (!settle(all, nall))
+				die("output still coming after SETTLE_TURNS "
+				    "turns", NULL);
+			check_tables(all, nall);
+			if (fz_alive(&all[0]) &&
+			    all[0].s->state == SESSION_READY)
+				view_check(&all[0]);
+		}
+		lost_begin_all(all, 0, nall, lost);
+		hang_up(all, nall, 0, size, 0);
 		break;
 	case END_HOLD:
 		for (k = 0; k < nall; k++)
 			fz_drain(&all[k]);
+		lost_begin_all(all, 0, nall, lost);
 		session_timers(loop_now_ms() + ispd_conf.hold_ms);
 		turns(all, nall, 2, 1);
 		session_before_sleep();
 		check_tables(all, nall);
-		hang_up(all, nall, size);
+		hang_up(all, nall, 0, size, 0);
 		break;
 	case END_ABORT:
-		hang_up(all, nall, size);
+		lost_begin_all(all, 0, nall, lost);
+		hang_up(all, nall, 0, size, 0);
 		break;
 	default:
 		shut_down(all, nall, slow);
 		break;
 	}
+	session_before_sleep();
+	lost_end_all(0, nall, lost);
+	/* No session left: what remains is held, or being withdrawn. */
+	check_tables(all, nall);
+	grace_over(all, nall, 0);
 	for (k = 0; k < nall; k++)
 		if (fz_alive(&all[k]))
 			die("session not freed after its peer hung up",
 			    &all[k]);
 	if (session_count() != 0 || subscr_count() != 0 ||
-	    table_record_count() != 0)
-		die("sessions, subscriptions or records left after every "
-		    "session ended", NULL);
+	    table_record_count() != 0 || table_held_records(&nclients) != 0 ||
+	    nclients != 0)
+		die("sessions, subscriptions, records or held sets left "
+		    "after every session ended and the grace time", NULL);
 	for (k = 0; k < nall; k++) {
 		buf_free(&all[k].out);
 		view_free(&all[k]);

@@ -1,10 +1,12 @@
 /*
  * Writes the seed corpus of fuzz_session into the directory given: whole
  * client sessions, realistic ones (a gateway registering, refreshing and
- * withdrawing; a watcher subscribing; an operator querying) and broken
- * ones (requests before HELLO, wrong versions, garbage, malformed and
+ * withdrawing; a watcher subscribing; an operator querying; a gateway
+ * lost and back, replaying for graceful restart) and broken ones
+ * (requests before HELLO, wrong versions, garbage, malformed and
  * truncated frames). Each file is one flag byte (see fuzz_session.c)
- * followed by the bytes the client sends. Run by `make fuzz-seeds`; the
+ * followed by the bytes the client sends, RECONNECT between the
+ * sessions of a client that comes back. Run by `make fuzz-seeds`; the
  * output is committed in tests/fuzz/corpus/session.
  */
 #include <stdio.h>
@@ -27,8 +29,17 @@
 #define PB(s)		proto_bytes((s), strlen(s))
 #define T		PB("SIP_REGISTRATION")
 #define SESSIONS	PB("ispd.sessions")
-/* The key fuzz_session's watching peer owns. */
+/* The key fuzz_session's watching peer owns, its fields' one field, and
+ * its name. */
 #define PEER_KEY	PB("alice@example.com|1")
+#define PEER_CONTACT	"sip:alice@192.0.2.9:5060"
+#define PEER_NAME	"watcher"
+/* Graceful tables besides T (fuzz_session's GRACE_PREFIX), and one that
+ * is not. */
+#define GT		PB("graceful.presence")
+#define OTHER		PB("OTHER")
+/* Between the sessions of a client that is lost and comes back. */
+#define RECONNECT	"~RECONNECT~"
 
 static const char	*dir;
 static struct buf	 b;
@@ -226,6 +237,193 @@ good(void)
 }
 
 static void
+reconnect(void)
+{
+	buf_put(&b, RECONNECT, strlen(RECONNECT));
+}
+
+/* A gateway's records in graceful tables (T, GT) and one not (OTHER). */
+static void
+gateway(const char *name)
+{
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, name);
+	announce(1, T, "a|1", 0, &contact1);
+	announce(2, T, "b|1", 0, &contact1);
+	announce(3, T, "c|1", 0, &contact1);
+	announce(4, T, "d|1", 600, &contact1);
+	announce(5, GT, "p|1", 0, &contact2);
+	announce(6, OTHER, "o|1", 0, &contact1);
+	proto_put_ping(&b, PROTO_PING, 1);
+}
+
+/*
+ * Graceful restart: a session that ends without BYE is lost, and its
+ * records in graceful tables are held for its client; the client's next
+ * session (after RECONNECT) takes them back by announcing them again,
+ * withdraws them, or has the rest withdrawn by END_OF_REPLAY, else the
+ * grace time ends them.
+ */
+static void
+graceful(void)
+{
+	struct buf	 peer;
+	size_t		 s;
+	char		 key[64];
+	int		 i;
+
+	/* Lost at the end: the watcher sees OTHER's record go and the
+	 * held ones stay, then go when the grace time ends. */
+	gateway("bgw-1");
+	save("lost", F_PEER);
+	gateway("bgw-1");
+	save("lost-abort", F_PEER | END_ABORT);
+	gateway("bgw-1");
+	save("lost-hold", F_PEER | END_HOLD);
+	gateway("bgw-1");
+	proto_put_bye(&b, 0, "bye");
+	save("bye-not-lost", F_PEER);
+
+	/* Back: identical (no event), changed (EV_REPLACE), withdrawn
+	 * while held, the rest withdrawn by END_OF_REPLAY; a second
+	 * END_OF_REPLAY finds nothing held. */
+	gateway("bgw-1");
+	reconnect();
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-1");
+	proto_put_subscribe(&b, 1, T, 0, PB(""));
+	announce(2, T, "a|1", 0, &contact1);
+	announce(3, T, "b|1", 0, &contact2);
+	proto_put_withdraw(&b, 4, T, PB("c|1"));
+	announce(5, T, "d|1", 600, &contact1);
+	announce(6, OTHER, "o|1", 0, &contact1);
+	proto_put_end_of_replay(&b, 7);
+	announce(8, T, "e|1", 0, &contact1);
+	proto_put_end_of_replay(&b, 9);
+	proto_put_query(&b, 10, PROTO_QUERY_STATS);
+	proto_put_ping(&b, PROTO_PING, 2);
+	save("replay", F_PEER);
+
+	/* Back, without END_OF_REPLAY: the grace time ends with the new
+	 * session and the watcher there. */
+	gateway("bgw-1");
+	reconnect();
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-1");
+	announce(1, T, "a|1", 0, &contact1);
+	announce(2, GT, "p|1", 60, &contact2);
+	proto_put_query(&b, 3, PROTO_QUERY_STATS);
+	save("replay-expire", F_PEER | F_EXPIRE);
+
+	/* Held records with TTLs that run out while held. */
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-1");
+	announce(1, T, "t|1", 1, &contact1);
+	announce(2, T, "t|2", 30, &contact1);
+	announce(3, T, "t|3", 0, &contact1);
+	reconnect();
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-1");
+	announce(1, T, "t|3", 5, &contact1);
+	proto_put_withdraw(&b, 2, T, PB("t|2"));
+	save("replay-ttl", F_PEER | F_EXPIRE);
+
+	/* Another client: no takeover (EV_REPLACE), not the owner of
+	 * what is held, nothing held for it at END_OF_REPLAY. */
+	gateway("bgw-1");
+	reconnect();
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-9");
+	announce(1, T, "a|1", 0, &contact1);
+	proto_put_withdraw(&b, 2, T, PB("b|1"));
+	proto_put_end_of_replay(&b, 3);
+	proto_put_ping(&b, PROTO_PING, 3);
+	save("replay-other-client", F_PEER);
+
+	/* Lost twice: the second lost session's records join the held
+	 * set the first left (it keeps its deadline); the third session
+	 * ends it. */
+	gateway("bgw-1");
+	reconnect();
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-1");
+	announce(1, T, "a|1", 0, &contact1);
+	announce(2, T, "x|1", 0, &contact1);
+	reconnect();
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-1");
+	announce(1, T, "x|1", 0, &contact1);
+	proto_put_end_of_replay(&b, 2);
+	proto_put_ping(&b, PROTO_PING, 4);
+	save("replay-lost-twice", F_PEER);
+
+	/* All taken back, then lost again: the empty held set starts
+	 * again; the last session ends by the hold time. */
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-1");
+	announce(1, T, "a|1", 0, &contact1);
+	reconnect();
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-1");
+	announce(1, T, "a|1", 0, &contact1);
+	reconnect();
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-1");
+	announce(1, T, "a|1", 0, &contact2);
+	save("replay-refill", F_PEER | END_HOLD);
+
+	/* With fuzz_session's HELLO (bgw-1) before each part, in pieces;
+	 * the first session said BYE, so nothing was held. */
+	announce(1, T, "g|1", 0, &contact1);
+	announce(2, T, "h|1", 0, &contact1);
+	reconnect();
+	announce(1, T, "g|1", 0, &contact1);
+	proto_put_end_of_replay(&b, 2);
+	reconnect();
+	announce(1, T, "h|1", 0, &contact1);
+	proto_put_bye(&b, 0, "bye");
+	reconnect();
+	announce(1, T, "h|1", 0, &contact1);
+	proto_put_end_of_replay(&b, 2);
+	save("replay-pieces", F_HELLO | F_PEER | F_CHUNKS | F_BIGCHUNK);
+
+	/* Many held, a slow watcher, half taken back; then shutdown. */
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-1");
+	for (i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "r%03d|1", i);
+		announce((uint32_t)i, T, key, 0, &contact1);
+	}
+	reconnect();
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-1");
+	for (i = 0; i < 100; i += 2) {
+		snprintf(key, sizeof(key), "r%03d|1", i);
+		announce((uint32_t)i, T, key, 0, i % 4 ? &contact2 :
+		    &contact1);
+	}
+	proto_put_end_of_replay(&b, 999);
+	save("replay-slow", F_PEER | F_SLOW);
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-1");
+	announce(1, T, "s|1", 0, &contact1);
+	announce(2, GT, "s|1", 0, &contact1);
+	reconnect();
+	proto_put_hello(&b, PROTO_VERSION, PROTO_CAP_REPLAY, "bgw-1");
+	announce(1, T, "s|1", 0, &contact1);
+	save("replay-shutdown", F_PEER | END_SHUTDOWN);
+
+	/* A session of the watcher's client: in a graceful table it takes
+	 * the watcher's record over without an event. */
+	buf_init(&peer);
+	s = proto_fields_begin(&peer);
+	proto_put_field(&peer, "contact", 7, PEER_CONTACT,
+	    strlen(PEER_CONTACT));
+	proto_fields_end(&peer, s, 1);
+	proto_put_hello(&b, PROTO_VERSION, 0, PEER_NAME);
+	proto_put_announce(&b, 1, T, 0, PEER_KEY,
+	    proto_bytes(peer.data, peer.len));
+	proto_put_ping(&b, PROTO_PING, 5);
+	save("same-client", F_PEER);
+	buf_free(&peer);
+
+	/* END_OF_REPLAY with nothing held, malformed, before HELLO. */
+	proto_put_end_of_replay(&b, 1);
+	raw(PROTO_END_OF_REPLAY, "\0\0\0\2\0", 5);
+	proto_put_ping(&b, PROTO_PING, 6);
+	raw(PROTO_END_OF_REPLAY, "\0\0", 2);
+	save("end-of-replay", F_HELLO);
+	proto_put_end_of_replay(&b, 1);
+	save("end-of-replay-first", 0);
+}
+
+static void
 bad(void)
 {
 	static const uint8_t	 tls[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01,
@@ -313,6 +511,7 @@ main(int argc, char **argv)
 	buf_init(&empty);
 	proto_fields_end(&empty, proto_fields_begin(&empty), 0);
 	good();
+	graceful();
 	bad();
 	buf_free(&b);
 	buf_free(&contact1);
