@@ -359,12 +359,15 @@ int		 isp_withdraw(isp_client *, const char *table, const void *key,
  * Says to every server that this client has announced everything it
  * holds. In tables ispd keeps for graceful restart (ispd
  * --graceful-table, docs/HA.md), what a lost session of a client of the
- * same name left held, and this client did not announce again, is then
- * withdrawn at once rather than at the end of the grace time. With
- * reconnect the library says it by itself after its replay on every
- * reconnect; a program that restarts and announces again what its
- * previous run held calls it once done. A server too old to know it is
- * not told. ISP_OK, or as the requests above. Since libisp 1.3.
+ * same name and identity left held, and this client did not announce
+ * again, is then withdrawn at once rather than at the end of the grace
+ * time. With reconnect the library says it by itself after its replay
+ * on every reconnect (if it announced anything); a program that died,
+ * restarted and announced again what its previous run held calls it
+ * once done (a run that ended with isp_free() said BYE: nothing of it
+ * is held). Servers that come up later are told after their replay. A
+ * server too old to know it is not told. ISP_OK, or as the requests
+ * above. Since libisp 1.3.
  */
 int		 isp_replay_done(isp_client *);
 /* The request id of the last request this thread queued. */

@@ -232,7 +232,9 @@ struct session {
 						 * a lost client left behind
 						 * for graceful restart */
 	uint64_t		 held_until_ms;
-	struct hash_node	 held_node;	/* table.c, by client */
+	struct hash_node	 held_node;	/* table.c, by client: the
+						 * first held set of one */
+	struct session		*held_next;	/* the client's next one */
 	int			 released;	/* fd closed, only records left */
 	int			 ip_counted;	/* counted in limit.c per address */
 	struct loop_io		 io;

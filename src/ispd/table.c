@@ -23,12 +23,15 @@
  * Graceful restart (--graceful-table, docs/HA.md): when a session is
  * lost (no BYE: a reset, a silence, a killed process), its records in
  * graceful tables are not withdrawn but move to a "held" struct session
- * of the same client (name and identity), one per client, for
- * --graceful-seconds. A session of that client announcing one again
- * with the same fields takes it back without an event; END_OF_REPLAY
- * from it, or the end of the grace time, withdraws what is left, as a
- * ghost does. Held sets sit on a list in deadline order (the grace time
- * is fixed, so appending keeps it sorted) and in a hash by client.
+ * (a held set: same id, name and identity, no connection) for
+ * --graceful-seconds. A session of that client (name and identity)
+ * announcing one again with the same fields takes it back without an
+ * event; END_OF_REPLAY from it, or the end of the grace time, withdraws
+ * what is left, as a ghost does. Held sets sit on a list in deadline
+ * order (the grace time is fixed, so appending keeps it sorted); the
+ * first of each client's is in a hash by client, and the others (lost
+ * sessions of the client while records are held) hang from it with its
+ * deadline.
  *
  * The built-in table ispd.sessions has a row per welcomed session, owned
  * by ispd itself (owner NULL here, "ispd" and session 0 on the wire).
@@ -147,12 +150,13 @@ table_graceful_add(const char *pattern)
 {
 	size_t	 len = strlen(pattern);
 
-	if (ngraceful == CONF_MAX_GRACEFUL || len == 0 ||
-	    len > PROTO_MAX_TABLE_BYTES + 1)
+	if (ngraceful == CONF_MAX_GRACEFUL || len == 0)
 		return -1;
 	graceful[ngraceful].prefix = pattern[len - 1] == '*';
 	if (graceful[ngraceful].prefix)
 		len--;
+	if (len > PROTO_MAX_TABLE_BYTES)
+		return -1;
 	memcpy(graceful[ngraceful].s, pattern, len);
 	graceful[ngraceful].s[len] = '\0';
 	graceful[ngraceful].len = len;
@@ -358,12 +362,11 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
 	r = record_find(t, hv, key);
 	if (r != NULL && r->fields_len == fields.len &&
 	    memcmp(r->fields, fields.p, fields.len) == 0 &&
-	    (r->owner == owner || (t->graceful && r->owner != NULL &&
-	    !r->owner->ghost && owner != NULL &&
-	    same_client(r->owner, owner)))) {
-		/* A refresh (SIP re-REGISTER), or in a graceful table a
-		 * client's new session announcing again what its lost one
-		 * held: no event, no fan-out, only the owner may move. */
+	    (r->owner == owner || (r->owner != NULL && r->owner->held &&
+	    owner != NULL && same_client(r->owner, owner)))) {
+		/* A refresh (SIP re-REGISTER), or a client's new session
+		 * announcing again what a lost one of it left held: no
+		 * event, no fan-out, only the owner may move. */
 		if (expire_ms != 0 && r->ttl_idx == TTL_NONE &&
 		    ttl_reserve() == -1)
 			return -1;
@@ -637,10 +640,14 @@ table_ghost_step(void)
 	}
 }
 
-/* A held set for s's client, empty, on the list and in the hash; or
- * NULL when out of memory. */
+/*
+ * A held set for the lost session s, empty: the first of its client's
+ * (in the hash, deadline now + the grace time, at the list's tail), or
+ * one more after head, with head's deadline, right after it in the list
+ * so that the list stays in deadline order. NULL when out of memory.
+ */
 static struct session *
-held_new(const struct session *s)
+held_new(const struct session *s, struct session *head)
 {
 	struct session	*h;
 	char		 k[CLIENT_KEY_MAX];
@@ -662,6 +669,13 @@ held_new(const struct session *s)
 	h->since = s->since;
 	TAILQ_INIT(&h->owned);
 	TAILQ_INIT(&h->subs);
+	if (head != NULL) {
+		h->held_until_ms = head->held_until_ms;
+		h->held_next = head->held_next;
+		head->held_next = h;
+		TAILQ_INSERT_AFTER(&held, head, h, ghost_entry);
+		return h;
+	}
 	len = client_key(h, k);
 	if (hash_insert(&held_by_client, &h->held_node, hash_bytes(k, len))
 	    == -1) {
@@ -673,35 +687,51 @@ held_new(const struct session *s)
 	return h;
 }
 
+/* Records held for the client of the held sets from head on. */
+static size_t
+held_chain_records(const struct session *head)
+{
+	size_t	 n = 0;
+
+	for (; head != NULL; head = head->held_next)
+		n += head->nrecords;
+	return n;
+}
+
+static void held_release(struct session *, const char *);
+
 /*
- * The lost session s gives its records in graceful tables to the held
- * set of its client, made now, or the one a lost session of the same
- * client left earlier: that one keeps its deadline, so a client that
- * keeps losing its sessions does not keep its records forever (unless
- * it is empty: then it starts again). The rest is withdrawn as usual.
+ * The lost session s gives its records in graceful tables to a held set
+ * of its own (so that they keep their owner, s's id). When a lost
+ * session of the same client left records that are still held, the new
+ * set joins those under their deadline: a client that keeps losing its
+ * sessions does not keep its records longer than the grace time after
+ * the first loss. When everything was taken back, the grace time starts
+ * again. The rest of s's records is withdrawn as usual.
  */
 static void
 table_hold(struct session *s)
 {
-	struct session	*h;
+	struct session	*head, *h = NULL;
 	struct record	*r, *next;
 	size_t		 n = 0;
 
-	if ((h = held_find(s)) != NULL && TAILQ_EMPTY(&h->owned)) {
-		TAILQ_REMOVE(&held, h, ghost_entry);
-		h->held_until_ms = loop_now_ms() + ispd_conf.graceful_ms;
-		h->id = s->id;
-		TAILQ_INSERT_TAIL(&held, h, ghost_entry);
-	}
+	head = held_find(s);
 	for (r = TAILQ_FIRST(&s->owned); r != NULL; r = next) {
 		next = TAILQ_NEXT(r, owned);
 		if (!r->table->graceful)
 			continue;
-		if (h == NULL && (h = held_new(s)) == NULL) {
-			log_warnx("session %" PRIu64 " (%s): out of memory "
-			    "holding its records; withdrawing them", s->id,
-			    s->peer);
-			return;
+		if (h == NULL) {
+			if (head != NULL && held_chain_records(head) == 0) {
+				held_release(head, "held again");
+				head = NULL;
+			}
+			if ((h = held_new(s, head)) == NULL) {
+				log_warnx("session %" PRIu64 " (%s): out of "
+				    "memory holding its records; withdrawing "
+				    "them", s->id, s->peer);
+				return;
+			}
 		}
 		record_unown(r);
 		record_own(r, h);
@@ -714,41 +744,50 @@ table_hold(struct session *s)
 		    (h->held_until_ms - loop_now_ms()));
 }
 
-/* The held set h goes: what it still holds is withdrawn like a ghost's
- * records, in slices. */
+/* The held sets of head's client go: what they still hold is withdrawn
+ * like a ghost's records, in slices. */
 static void
-held_release(struct session *h, const char *why)
+held_release(struct session *head, const char *why)
 {
-	TAILQ_REMOVE(&held, h, ghost_entry);
-	hash_remove(&held_by_client, &h->held_node);
-	h->held = 0;
-	if (TAILQ_EMPTY(&h->owned)) {
+	struct session	*h, *next;
+	size_t		 n = held_chain_records(head);
+
+	if (n == 0)
 		log_info("client %s: %s, every held record taken back",
-		    h->name, why);
-		free(h);
-		return;
+		    head->name, why);
+	else
+		log_info("client %s: %s; withdrawing the %zu records its lost "
+		    "sessions left and no session announced again", head->name,
+		    why, n);
+	hash_remove(&held_by_client, &head->held_node);
+	for (h = head; h != NULL; h = next) {
+		next = h->held_next;
+		h->held_next = NULL;
+		TAILQ_REMOVE(&held, h, ghost_entry);
+		h->held = 0;
+		if (TAILQ_EMPTY(&h->owned)) {
+			free(h);
+			continue;
+		}
+		h->ghost = 1;
+		TAILQ_INSERT_TAIL(&ghosts, h, ghost_entry);
 	}
-	log_info("client %s: %s; withdrawing the %zu records session %"
-	    PRIu64 " left and no session announced again", h->name, why,
-	    h->nrecords, h->id);
-	h->ghost = 1;
-	TAILQ_INSERT_TAIL(&ghosts, h, ghost_entry);
 	table_ghost_step();
 }
 
 /* END_OF_REPLAY from s: its client announced again all it holds, so
- * what a lost session of it left and it did not take back goes now. */
+ * what lost sessions of it left and it did not take back goes now. */
 void
 table_end_of_replay(struct session *s)
 {
-	struct session	*h;
+	struct session	*head;
 
-	if ((h = held_find(s)) == NULL) {
+	if ((head = held_find(s)) == NULL) {
 		log_debug("session %" PRIu64 " (%s): end of replay, nothing "
 		    "held for client %s", s->id, s->peer, s->name);
 		return;
 	}
-	held_release(h, "end of replay");
+	held_release(head, "end of replay");
 }
 
 /* When the first held set's grace time ends; UINT64_MAX without one. */
@@ -765,8 +804,13 @@ table_held_expire(uint64_t now_ms)
 {
 	struct session	*h;
 
-	while ((h = TAILQ_FIRST(&held)) != NULL && h->held_until_ms <= now_ms)
+	/* A client's held sets share a deadline and follow its first one
+	 * (the one in the hash) in the list. */
+	while ((h = TAILQ_FIRST(&held)) != NULL && h->held_until_ms <= now_ms) {
+		if ((h = held_find(h)) == NULL)
+			fatalx("table_held_expire: a held set out of the hash");
 		held_release(h, "grace time over");
+	}
 }
 
 /* Records held for graceful restart, and (in *nclients) for how many
@@ -781,7 +825,7 @@ table_held_records(size_t *nclients)
 	*nclients = 0;
 	TAILQ_FOREACH(h, &held, ghost_entry) {
 		n += h->nrecords;
-		if (h->nrecords > 0)
+		if (held_find(h) == h && held_chain_records(h) > 0)
 			(*nclients)++;
 	}
 	return n;
@@ -919,7 +963,7 @@ table_free_all(void)
 
 	/* Held sets and ghosts first, whole: nobody subscribes any more. */
 	while ((s = TAILQ_FIRST(&held)) != NULL)
-		held_release(s, "ispd shutting down");
+		held_release(held_find(s), "ispd shutting down");
 	while (!TAILQ_EMPTY(&ghosts)) {
 		withdraw_budget = SIZE_MAX;
 		table_ghost_step();

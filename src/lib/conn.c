@@ -306,9 +306,12 @@ conn_up(struct conn *cn)
 	}
 	/* After a reconnect, the replay is all this client holds: what the
 	 * lost session left held and was not announced again can go
-	 * (graceful restart, docs/HA.md). Not after the first connect: a
-	 * restarted program announces its records after it. */
-	if (c->reconnect && cn->was_up && (cn->caps & PROTO_CAP_REPLAY) &&
+	 * (graceful restart, docs/HA.md). Not after the first connect (a
+	 * restarted program announces its records after it) unless the
+	 * program said so already, and not from a client that never
+	 * announced: it is not the publisher of that name. */
+	if (c->reconnect && (cn->caps & PROTO_CAP_REPLAY) &&
+	    ((cn->was_up && c->announced) || c->replay_done) &&
 	    conn_end_of_replay(cn, 0) != ISP_OK) {
 		conn_end(cn, ISP_E_NOMEM, "out of memory");
 		return;

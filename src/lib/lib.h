@@ -241,6 +241,12 @@ struct isp_client {
 
 	struct hash		 intents;	/* reconnect only */
 	size_t			 intents_prune_at;
+	/* Graceful restart (docs/HA.md): END_OF_REPLAY is sent after a
+	 * replay only by a client that announced something (a watcher of
+	 * the same name must not sweep a publisher's held records), and to
+	 * every server coming up once isp_replay_done() was called. */
+	int			 announced;
+	int			 replay_done;
 
 	struct sub		*subs;
 	struct isp_mirror	*mirrors;

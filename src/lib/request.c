@@ -186,6 +186,7 @@ isp_announce(isp_client *c, const char *table, const void *key,
 		    "record for a reconnect", fn);
 		goto out;
 	}
+	c->announced = 1;
 	if ((rc = queue_everywhere(c)) == ISP_OK)
 		last_req_id = id;
 out:
@@ -238,6 +239,8 @@ isp_replay_done(isp_client *c)
 	client_lock(c);
 	if ((rc = client_check_ready(c, "isp_replay_done")) != ISP_OK)
 		goto out;
+	/* A server that comes up later gets it after its replay. */
+	c->replay_done = 1;
 	id = req_id_next(c);
 	for (i = 0; i < c->nconns; i++) {
 		if (!client_conn_usable(&c->conns[i]) ||

@@ -152,6 +152,15 @@ rm_on_connect(struct svc *s, void *arg)
 	if (rm->reg.nbindings > 0)
 		svc_log(SVC_LOG_INFO, "republished %zu bindings",
 		    rm->reg.nbindings);
+	/* After a reconnect that is every binding this registrar holds:
+	 * what ispd still holds for its lost session and it did not
+	 * announce again (bindings gone meanwhile) goes now (graceful
+	 * restart, docs/HA.md). Not at the first connect: the bindings a
+	 * previous run published are still right until they expire, and
+	 * ispd keeps them for the grace time. */
+	if (rm->svc.connects > 1 && isp_replay_done(rm->svc.isp) != ISP_OK)
+		svc_log(SVC_LOG_WARN, "cannot end the replay: %s",
+		    isp_errmsg(rm->svc.isp));
 	return 0;
 }
 

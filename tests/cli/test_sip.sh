@@ -450,9 +450,92 @@ else
 	fi
 fi
 
+# --- graceful restart: the registrar's session is lost -----------------
+# A second ispd keeps SIP_REGISTRATION for a lost session (docs/HA.md,
+# "Graceful restart for publishers"), with a 1 s hold so that a stopped
+# registrar loses its session quickly; registrar r3 publishes into it.
+# r3 is stopped past the hold time: ispd holds its three bindings. One is
+# removed (a REGISTER with expires=0, queued at the stopped registrar's
+# socket) before r3 runs again: r3 notices the lost session, reconnects,
+# republishes the two it has and says END_OF_REPLAY, so ispd withdraws
+# the third then (reason session) and holds nothing, within seconds, not
+# at the end of the 30 s grace time; the two others see no event.
+start ispd_g "$ISPD" --listen 127.0.0.1:0 --hold 1 --graceful-table $T --graceful-seconds 30
+G=127.0.0.1:$port_ispd_g
+gctl() { "$ISPCTL" -s "$G" "$@"; }
+gget() { gctl get $T "$1" --json 2>/dev/null; }
+gpresent() { gget "$1" >/dev/null; }
+gfield() { gget "$1" | sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p"; }
+gevents() { grep -cF "\"key\":\"$1\"" "$tmp/gwatch.json"; }
+held() { gctl stats --json 2>/dev/null | sed -n 's/.*"held_records":\([0-9]*\).*/\1/p'; }
+held_is() { [ "$(held)" = "$1" ]; }
+# The watcher saw K3 withdrawn by ispd for the session (not by its owner).
+k3_swept() { grep -F "\"key\":\"$K3\"" "$tmp/gwatch.json" | grep '"event":"withdraw"' | grep -q '"reason":"session ended"'; }
+# Datagrams waiting in the registrar's UDP socket.
+r3_queued() { [ "$(ss -Hnua "sport = :$port_r3" | awk '{ n += $2 } END { print n + 0 }')" -gt 0 ]; }
+# Not through gctl: $! must be ispctl's own pid, for cleanup.
+"$ISPCTL" -s "$G" --name gwatcher watch $T --json >"$tmp/gwatch.json" 2>"$tmp/gwatch.err" &
+pid[gwatch]=$!
+wait_for grep -q '"event":"end"' "$tmp/gwatch.json" || { echo "Bail out! the second watcher did not start"; exit 1; }
+start r3 "$REG" --listen sip:127.0.0.1:0 --ispd "$G" --id reg-3 --min-expires 2 --domain $D --log-level debug
+K1="sip:ivy@$D|sip:ivy@10.0.2.1"
+K2="sip:jay@$D|sip:jay@10.0.2.2"
+K3="sip:kim@$D|sip:kim@10.0.2.3"
+if reg ivy $port_r3 reg_200.xml ivy '<sip:ivy@10.0.2.1>' 300 cid-ivy 1 &&
+    reg jay $port_r3 reg_200.xml jay '<sip:jay@10.0.2.2>' 300 cid-jay 1 &&
+    reg kim $port_r3 reg_200.xml kim '<sip:kim@10.0.2.3>' 300 cid-kim 1 &&
+    wait_for gpresent "$K1" && wait_for gpresent "$K2" && wait_for gpresent "$K3" &&
+    [ "$(gfield "$K1" reg_server)" = reg-3 ] &&
+    held_is 0 && [ "$(grep -c 'connected to ispd' "$tmp/r3.log")" -eq 1 ]; then
+	ok "graceful ispd: three phones registered through registrar reg-3, nothing held"
+else
+	not_ok "graceful ispd: three phones registered" "$(gctl dump $T 2>&1)" "held $(held)" \
+	    "$(grep 'connected to ispd' "$tmp/r3.log")"
+fi
+ev1=$(gevents "$K1")
+ev2=$(gevents "$K2")
+kill -STOP "${pid[r3]}"
+if wait_for held_is 3; then
+	ok "the stopped registrar's session ends as lost after the 1 s hold: ispd holds its 3 bindings"
+else
+	not_ok "bindings held for the stopped registrar" "held $(held)" \
+	    "$(grep -e reg-3 -e held "$tmp/ispd_g.log" | tail -n 5)"
+fi
+# kim unregisters meanwhile: the REGISTER waits in r3's socket.
+reg kim-rm $port_r3 reg_200.xml kim '<sip:kim@10.0.2.3>;expires=0' 300 cid-kim 2 &
+rm_job=$!
+wait_for r3_queued || echo "# the REGISTER of kim-rm is not seen queued at r3"
+sleep 0.5
+t_cont=$(date +%s%N)
+kill -CONT "${pid[r3]}"
+wait $rm_job
+rm_rc=$?
+if WAIT_S=10 wait_for held_is 0; then
+	back_ms=$((($(date +%s%N) - t_cont) / 1000000))
+	wait_for k3_swept
+	withdraws=$(grep -F "\"key\":\"$K3\"" "$tmp/gwatch.json" | grep -c '"event":"withdraw"')
+	if [ $rm_rc -eq 0 ] && gpresent "$K1" && gpresent "$K2" && ! gpresent "$K3" &&
+	    k3_swept && [ "$withdraws" -eq 1 ] &&
+	    [ "$(gevents "$K1")" -eq "$ev1" ] && [ "$(gevents "$K2")" -eq "$ev2" ] &&
+	    grep -q 'republished 2 bindings' "$tmp/r3.log" &&
+	    [ "$(grep -c 'connected to ispd' "$tmp/r3.log")" -eq 2 ] &&
+	    grep -q 'client reg-3: end of replay' "$tmp/ispd_g.log"; then
+		ok "the registrar reconnects, republishes and ends its replay: nothing held ${back_ms} ms after it runs again (grace 30 s), the unregistered binding withdrawn (reason session), the others unchanged without an event"
+	else
+		not_ok "graceful reconnect of the registrar" "kim-rm sipp exit $rm_rc; kim withdraws $withdraws" \
+		    "$(gctl dump $T 2>&1)" "$(grep -F -e "$K1" -e "$K2" -e "$K3" "$tmp/gwatch.json")" \
+		    "$(grep -e 'connected to ispd' -e republished -e 'end the replay' "$tmp/r3.log")" \
+		    "$(grep -e 'reg-3' "$tmp/ispd_g.log" | tail -n 5)"
+	fi
+else
+	not_ok "graceful reconnect of the registrar: held_records back to 0 within 10 s" "held $(held)" \
+	    "$(grep -e 'connected to ispd' -e republished -e 'end the replay' "$tmp/r3.log")" \
+	    "$(grep -e reg-3 -e held -e replay "$tmp/ispd_g.log" | tail -n 5)"
+fi
+
 # --- orderly shutdown (under ASan: no leaks) --------------------------
 rc_all=0
-for d in l1 l2 r1 r2; do stop $d || { rc_all=1; echo "# $d exited $?"; tail -n 5 "$tmp/$d.log" | sed 's/^/# /'; }; done
+for d in l1 l2 r1 r2 r3; do stop $d || { rc_all=1; echo "# $d exited $?"; tail -n 5 "$tmp/$d.log" | sed 's/^/# /'; }; done
 if [ $rc_all -eq 0 ] && grep -q 'stopping: .* REGISTERs' "$tmp/r2.log"; then
 	ok "registrars and locators exit 0 on SIGTERM"
 else

@@ -26,9 +26,9 @@
  *    EV_WITHDRAW of a key not held, a key's seq only grows, EV_END's
  *    count is the keys held and later events have a greater seq; once
  *    all output is read, the view equals the tables (keys, fields,
- *    owners, seqs; in a graceful table a record a session of the same
- *    client took over without an event may name another session of
- *    that client);
+ *    owners, seqs; in a graceful table a record a session took back
+ *    without an event from a lost session of its client may name that
+ *    one);
  *  - ownership adds up: every record is owned by a READY session, by an
  *    ended one whose records are being withdrawn (a ghost), by a held
  *    set (found through the records: it is on no session list) and
@@ -321,12 +321,10 @@ view_check(struct fz *c)
 			    v->fields_len) != 0)
 				die("the view holds another version of a "
 				    "record", c);
-			/* Taken over without an event (an identical
-			 * announce in a graceful table by a session of
-			 * the same client, or a lost session's records
-			 * joining its client's held set): the owner
-			 * the view has is another session of that
-			 * client. */
+			/* Taken back without an event (an identical
+			 * announce of a record held for the client of
+			 * the announcer): the owner the view has is
+			 * the lost session of that client. */
 			if (v->owner != record_owner_id(r) &&
 			    (!t->graceful || r->owner == NULL ||
 			    strcmp(v->owner_name, r->owner->name) != 0))
@@ -667,8 +665,8 @@ check_tables(struct fz *all, int nall)
 		expect += h->nrecords;
 		if (h->held) {
 			held_n += h->nrecords;
-			nheld++;
-			/* One held set per client. */
+			/* A client's held sets (one per lost session) share
+			 * one deadline; nheld counts clients. */
 			for (i = 0; i < j; i++)
 				if (ex[i].s->held &&
 				    ex[i].s->name_len == h->name_len &&
@@ -677,8 +675,12 @@ check_tables(struct fz *all, int nall)
 				    h->name_len) == 0 &&
 				    memcmp(ex[i].s->ident, h->ident,
 				    h->ident_len) == 0)
-					die("two held sets of one client",
-					    NULL);
+					break;
+			if (i == j)
+				nheld++;
+			else if (ex[i].s->held_until_ms != h->held_until_ms)
+				die("held sets of one client with two "
+				    "deadlines", NULL);
 		} else
 			ghost_n += h->nrecords;
 	}
@@ -689,7 +691,7 @@ check_tables(struct fz *all, int nall)
 		    "ghosts", NULL);
 	if (expect + nrows != table_record_count())
 		die("records are not the sum of owned records and rows", NULL);
-	if (table_held_records(&hclients) != held_n || hclients < nheld)
+	if (table_held_records(&hclients) != held_n || hclients != nheld)
 		die("table_held_records() is not the held sets' records",
 		    NULL);
 	if (table_withdraw_backlog() != ghost_n)

@@ -6,7 +6,10 @@
  * takes back what it announces again without an event, and its
  * END_OF_REPLAY (or the end of the grace time) withdraws the rest, once.
  * A BYE is no loss, other tables are not graceful, and ispd.sessions
- * never is.
+ * never is. A live session's records are no held ones: a session of the
+ * same client announcing them gets an EV_REPLACE. A client of the same
+ * name that never announced (a watcher) ends no replay, and
+ * isp_replay_done() ends it at servers that come up later too.
  *
  * The observer is a plain subscription (isp_subscribe), not a mirror:
  * a mirror would hide a withdraw-and-announce flap, a subscription shows
@@ -57,9 +60,11 @@ struct obs {
  * up, and the test's stack frame is gone by then. */
 struct gw {
 	struct ispd_proc d;
+	struct ispd_proc d2;		/* a second reflector, or pid 0 */
 	isp_client	*c[8];		/* c[0]: the observer */
 	size_t		 nc;
 	struct obs	 o;
+	struct obs	 o2;		/* an observer of d2 */
 	pid_t		 pub[4];	/* forked publishers, 0: none */
 	struct child	 ch;		/* an ispctl publisher */
 };
@@ -91,8 +96,16 @@ gw_release(struct gw *w)
 	evlog_free(&w->o.l);
 	free(w->o.at);
 	w->o.at = NULL;
+	evlog_free(&w->o2.l);
+	free(w->o2.at);
+	w->o2.at = NULL;
 	if (w->d.pid > 0)
 		rc = ispd_stop(&w->d);
+	if (w->d2.pid > 0) {
+		kill(w->d2.pid, SIGCONT);	/* a test may have frozen it */
+		if (ispd_stop(&w->d2) != 0 && rc == 0)
+			rc = -1;
+	}
 	cur = NULL;
 	return rc;
 }
@@ -236,20 +249,28 @@ want_met(void *arg)
 	    wt->n;
 }
 
-/* Pumps the test's clients until n such events arrived since from, at
- * most ms; fails the test otherwise. */
+/* Pumps the test's clients until n such events arrived in l since
+ * from, at most ms; fails the test otherwise. */
 static void
-wait_ev(struct gw *w, size_t from, int type, const char *table,
-    const char *key, size_t n, int ms)
+wait_ev_in(struct gw *w, struct evlog *l, size_t from, int type,
+    const char *table, const char *key, size_t n, int ms)
 {
-	struct want	 wt = { &w->o.l, from, type, table, key, n, 0, 0 };
+	struct want	 wt = { l, from, type, table, key, n, 0, 0 };
 
 	if (!pump(w->c, w->nc, want_met, &wt, ms)) {
-		ev_dump(&w->o.l, from, "seen");
+		ev_dump(l, from, "seen");
 		fail_msg("no %zu events of type %d on %s %s within %d ms", n,
 		    type, table ? table : "any table", key ? key : "any key",
 		    ms);
 	}
+}
+
+/* wait_ev_in() for the observer's events. */
+static void
+wait_ev(struct gw *w, size_t from, int type, const char *table,
+    const char *key, size_t n, int ms)
+{
+	wait_ev_in(w, &w->o.l, from, type, table, key, n, ms);
 }
 
 /* The observer: a plain subscription to each table (NULL-terminated),
@@ -289,13 +310,16 @@ struct prec {
 
 /*
  * A publisher in a process of its own: a fork of this test running a
- * libisp client named name (reconnect off) that announces the records,
- * then runs until it is killed. The fork is made while this process runs
- * no thread; the child closes every descriptor it inherited (the
- * parent's sessions are not its to end) and dies with the test.
+ * libisp client named name (reconnect off) homed on the servers given
+ * (nservers addresses; NULL: the test's ispd) that announces the
+ * records, then runs until it is killed. The fork is made while this
+ * process runs no thread; the child closes every descriptor it
+ * inherited (the parent's sessions are not its to end) and dies with
+ * the test.
  */
 static pid_t
-pub_spawn(struct gw *w, const char *name, const struct prec *r, size_t n)
+pub_spawn_at(struct gw *w, const char *name, const struct prec *r, size_t n,
+    const char *const *servers, size_t nservers)
 {
 	size_t	 i, slot;
 	pid_t	 pid;
@@ -316,10 +340,17 @@ pub_spawn(struct gw *w, const char *name, const struct prec *r, size_t n)
 		for (fd = 3; fd < 1024; fd++)
 			close(fd);
 		isp_options_init(&o);
-		o.server = w->d.addr;
+		if (servers == NULL || nservers <= 1)
+			o.server = servers != NULL ? servers[0] : w->d.addr;
+		else {
+			o.servers = servers;
+			o.nservers = nservers;
+		}
 		o.name = name;
 		if ((c = isp_new(&o)) == NULL || isp_connect(c) != ISP_OK)
 			_exit(10);
+		if (isp_servers_up(c) != (nservers > 1 ? nservers : 1))
+			_exit(14);
 		for (i = 0; i < n; i++) {
 			f.name = "contact";
 			f.value = r[i].value;
@@ -338,19 +369,25 @@ pub_spawn(struct gw *w, const char *name, const struct prec *r, size_t n)
 	return pid;
 }
 
-/* pub_spawn(), then waits until the observer saw every record
- * announced. */
+static pid_t
+pub_spawn(struct gw *w, const char *name, const struct prec *r, size_t n)
+{
+	return pub_spawn_at(w, name, r, n, NULL, 0);
+}
+
+/* Waits until l (since from) has every record of the publisher pid
+ * announced; fails the test when it does not, or when the publisher
+ * exits. */
 static void
-pub_fork(struct gw *w, const char *name, const struct prec *r, size_t n)
+pub_wait(struct gw *w, struct evlog *l, size_t from, pid_t pid,
+    const struct prec *r, size_t n)
 {
 	struct want	 wt;
-	size_t		 from = w->o.l.n, i;
-	pid_t		 pid;
+	size_t		 i, j;
 
-	pid = pub_spawn(w, name, r, n);
 	for (i = 0; i < n; i++) {
 		memset(&wt, 0, sizeof(wt));
-		wt.l = &w->o.l;
+		wt.l = l;
 		wt.from = from;
 		wt.type = ISP_EV_ANNOUNCE;
 		wt.table = r[i].table;
@@ -361,14 +398,24 @@ pub_fork(struct gw *w, const char *name, const struct prec *r, size_t n)
 			fail_msg("the publisher's %s %s did not show",
 			    r[i].table, r[i].key);
 		if (wt.died) {
-			for (i = 0; i < sizeof(w->pub) / sizeof(w->pub[0]);
-			    i++)
-				if (w->pub[i] == pid)
-					w->pub[i] = 0;	/* reaped */
+			for (j = 0; j < sizeof(w->pub) / sizeof(w->pub[0]);
+			    j++)
+				if (w->pub[j] == pid)
+					w->pub[j] = 0;	/* reaped */
 			fail_msg("the publisher process exited (%d)",
 			    wt.died);
 		}
 	}
+}
+
+/* pub_spawn(), then waits until the observer saw every record
+ * announced. */
+static void
+pub_fork(struct gw *w, const char *name, const struct prec *r, size_t n)
+{
+	size_t	 from = w->o.l.n;
+
+	pub_wait(w, &w->o.l, from, pub_spawn(w, name, r, n), r, n);
 }
 
 /* SIGKILL for every forked publisher, at once. Returns when. */
@@ -462,27 +509,36 @@ stat_row(const struct isp_field *f, size_t n, void *arg)
 			sw->value = atoll(f[i].value);
 }
 
-/* A counter of QUERY STATS (asked by the observer), or -1 when absent. */
+/* A counter of QUERY STATS asked by the client q (of the reflector it
+ * is connected to), or -1 when absent. */
 static long long
-stat_get(struct gw *w, const char *name)
+stat_get_of(isp_client *q, const char *name)
 {
 	struct stat_want	 sw = { name, -1 };
 
-	assert_int_equal(isp_query_stats(w->c[0], stat_row, &sw, 10000),
-	    ISP_OK);
+	assert_int_equal(isp_query_stats(q, stat_row, &sw, 10000), ISP_OK);
 	return sw.value;
 }
 
-/* Waits until held_records and held_clients are these, at most ms. */
+/* stat_get_of() the observer: the test's ispd. */
+static long long
+stat_get(struct gw *w, const char *name)
+{
+	return stat_get_of(w->c[0], name);
+}
+
+/* Waits until held_records and held_clients (as q sees them) are these,
+ * at most ms. */
 static void
-wait_held(struct gw *w, long long records, long long clients, int ms)
+wait_held_of(struct gw *w, isp_client *q, long long records,
+    long long clients, int ms)
 {
 	int64_t		 end = now_ms() + ms;
 	long long	 r, c;
 
 	for (;;) {
-		r = stat_get(w, "held_records");
-		c = stat_get(w, "held_clients");
+		r = stat_get_of(q, "held_records");
+		c = stat_get_of(q, "held_clients");
 		if (r == records && c == clients)
 			return;
 		if (now_ms() >= end)
@@ -494,10 +550,22 @@ wait_held(struct gw *w, long long records, long long clients, int ms)
 }
 
 static void
+wait_held(struct gw *w, long long records, long long clients, int ms)
+{
+	wait_held_of(w, w->c[0], records, clients, ms);
+}
+
+static void
+expect_held_of(isp_client *q, long long records, long long clients)
+{
+	assert_int_equal(stat_get_of(q, "held_records"), records);
+	assert_int_equal(stat_get_of(q, "held_clients"), clients);
+}
+
+static void
 expect_held(struct gw *w, long long records, long long clients)
 {
-	assert_int_equal(stat_get(w, "held_records"), records);
-	assert_int_equal(stat_get(w, "held_clients"), clients);
+	expect_held_of(w->c[0], records, clients);
 }
 
 /* Every event of type since from on table has reason. */
@@ -567,11 +635,12 @@ announce(isp_client *c, const char *table, const char *key,
 	    ISP_OK);
 }
 
-/* What a new subscription's snapshot of table holds, in l. */
+/* What a new subscription's snapshot of table at the reflector d
+ * holds, in l. */
 static void
-dump_table(struct gw *w, const char *table, struct evlog *l)
+dump_table_at(struct ispd_proc *d, const char *table, struct evlog *l)
 {
-	isp_client	*c = client_new(&w->d, "dumper");
+	isp_client	*c = client_new(d, "dumper");
 
 	memset(l, 0, sizeof(*l));
 	assert_int_equal(isp_subscribe(c, table, NULL, 0, ISP_SUB_ONCE,
@@ -579,6 +648,12 @@ dump_table(struct gw *w, const char *table, struct evlog *l)
 	if (!pump(&c, 1, snap_ended, l, WAIT_MS))
 		fail_msg("no end of the snapshot of %s", table);
 	isp_free(c);
+}
+
+static void
+dump_table(struct gw *w, const char *table, struct evlog *l)
+{
+	dump_table_at(&w->d, table, l);
 }
 
 /* The snapshot l holds exactly n records, the keys given with value
@@ -998,11 +1073,13 @@ test_other_client_takes_over_expiry(void **state)
 
 /*
  * The client is back before ispd noticed its old session was lost (a
- * half-open connection): the new session takes over, silently, what it
- * announces again from the live old one, and its END_OF_REPLAY finds
- * nothing held yet. When the old session ends as lost, what the client
- * no longer announced is held and goes at the end of the grace time,
- * once; what it took over never sees an event (docs/HA.md, caveats).
+ * half-open connection): the old session is still live, so the new one
+ * takes over what it announces again with an EV_REPLACE each (same
+ * fields, the new owner), as any other announcer would, and its
+ * END_OF_REPLAY finds nothing held yet. When the old session ends as
+ * lost, what the client no longer announced is held (its owner still
+ * the old session) and goes at the end of the grace time, once, not at
+ * the END_OF_REPLAY that came before (docs/HA.md, caveats).
  */
 static void
 test_back_before_loss_noticed(void **state)
@@ -1015,31 +1092,61 @@ test_back_before_loss_noticed(void **state)
 	static const char *const	 values[] = { "sip:1@10.0.0.1" };
 	static struct gw	 w;
 	struct evlog		 snap;
+	struct rec_event	*e;
 	isp_client		*c;
-	size_t			 mark;
+	char			 row[32];
+	size_t			 from, mark;
+	uint64_t		 old_id;
 	int64_t			 t_kill;
 
 	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "2",
 	    NULL);
-	observe(&w, T, NULL);
+	observe(&w, T, S, NULL);
+	from = w.o.l.n;
 	pub_fork(&w, "pub", recs, 2);
+	wait_row(&w, from, "pub", row, sizeof(row));
+	old_id = strtoull(row, NULL, 10);
+	assert_true(old_id > 0);
+	e = ev_find(&w.o.l, from, ISP_EV_ANNOUNCE, T, "k2", NULL);
+	assert_int_equal(e->owner_session, old_id);
+
 	mark = w.o.l.n;
 	c = gw_client(&w, "pub", 0, NULL);
+	assert_true(isp_session_id(c) != old_id);
 	announce(c, T, "k1", "sip:1@10.0.0.1");
 	assert_int_equal(isp_replay_done(c), ISP_OK);
 	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	wait_ev(&w, mark, ISP_EV_REPLACE, T, "k1", 1, PROMPT_MS);
 	pump_for(w.c, w.nc, QUIET_MS);
-	expect_n(&w.o.l, mark, 0, T, NULL, 0);
+	/* One REPLACE, same fields, the new owner; k2 untouched by the
+	 * END_OF_REPLAY (nothing is held while the old session lives). */
+	expect_n(&w.o.l, mark, 0, T, NULL, 1);
+	e = ev_find(&w.o.l, mark, ISP_EV_REPLACE, T, "k1", NULL);
+	assert_string_equal(e->fields, "contact=sip:1@10.0.0.1");
+	assert_string_equal(e->owner, "pub");
+	assert_int_equal(e->owner_session, isp_session_id(c));
 	expect_held(&w, 0, 0);
 
+	mark = w.o.l.n;
 	t_kill = pub_kill(&w);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, S, row, 1, PROMPT_MS);
 	wait_held(&w, 1, 1, PROMPT_MS);
+	/* Still held a second after the loss: no event. */
+	if (t_kill + 1000 > now_ms())
+		pump_for(w.c, w.nc, (int)(t_kill + 1000 - now_ms()));
+	expect_n(&w.o.l, mark, 0, T, NULL, 0);
+	expect_held(&w, 1, 1);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k2", 1,
 	    (int)(t_kill + WAIT_MS - now_ms()));
 	assert_true(now_ms() - t_kill >= 1900);
 	pump_for(w.c, w.nc, QUIET_MS);
 	expect_n(&w.o.l, mark, 0, T, NULL, 1);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	/* The held record kept its owner: the lost session. */
+	e = ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k2", NULL);
+	assert_string_equal(e->owner, "pub");
+	assert_int_equal(e->owner_session, old_id);
+	expect_held(&w, 0, 0);
 	dump_table(&w, T, &snap);
 	expect_dump(&snap, 1, keys, values, "pub", isp_session_id(c));
 	evlog_free(&snap);
@@ -1064,9 +1171,12 @@ held_and_key(void *arg)
 
 /*
  * A client's next session is lost too, while records of its client are
- * held: they join the held set under its first deadline (client x),
- * unless that session had taken everything back (client y): then the
- * grace time starts again from the second loss (docs/HA.md, caveats).
+ * held: they are held under the first deadline (client x), unless that
+ * session had taken everything back (client y): then the grace time
+ * starts again from the second loss (docs/HA.md, caveats). Each held
+ * record keeps the owner_session of the session that lost it: x2 the
+ * first session of x's, x1 (taken back) and x3 the second
+ * (docs/PROTOCOL.md).
  */
 static void
 test_lost_again(void **state)
@@ -1084,14 +1194,22 @@ test_lost_again(void **state)
 	};
 	static struct gw		 w;
 	struct held_and_key		 hk;
-	size_t				 mark, i;
+	struct rec_event		*e;
+	size_t				 mark, mark2, i;
 	int64_t				 t_first, t_second, t;
+	uint64_t			 x_first, x_second, y_first, y_second;
+	char				 row[32];
 
 	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "4",
 	    NULL);
-	observe(&w, T, NULL);
+	observe(&w, T, S, NULL);
+	mark = w.o.l.n;
 	pub_fork(&w, "x", first_x, 2);
 	pub_fork(&w, "y", first_y, 1);
+	wait_row(&w, mark, "x", row, sizeof(row));
+	x_first = strtoull(row, NULL, 10);
+	wait_row(&w, mark, "y", row, sizeof(row));
+	y_first = strtoull(row, NULL, 10);
 	mark = w.o.l.n;
 	t_first = pub_kill(&w);
 	wait_held(&w, 3, 2, PROMPT_MS);
@@ -1104,8 +1222,16 @@ test_lost_again(void **state)
 	hk.held = 1;		/* x2 */
 	hk.key = "x3";
 	hk.from = mark;
+	mark2 = w.o.l.n;
 	if (!pump(w.c, w.nc, held_and_key, &hk, WAIT_MS))
 		fail_msg("the second runs did not take their records back");
+	wait_row(&w, mark2, "x", row, sizeof(row));
+	x_second = strtoull(row, NULL, 10);
+	wait_row(&w, mark2, "y", row, sizeof(row));
+	y_second = strtoull(row, NULL, 10);
+	assert_true(x_second != x_first && y_second != y_first);
+	e = ev_find(&w.o.l, mark, ISP_EV_ANNOUNCE, T, "x3", NULL);
+	assert_int_equal(e->owner_session, x_second);
 	t_second = pub_kill(&w);
 	wait_held(&w, 4, 2, PROMPT_MS);
 
@@ -1114,6 +1240,7 @@ test_lost_again(void **state)
 	    (int)(t_first + 4000 + 2000 - now_ms()));
 	for (i = mark; i < w.o.l.n; i++)
 		if (w.o.l.ev[i].type == ISP_EV_WITHDRAW &&
+		    strcmp(w.o.l.ev[i].table, T) == 0 &&
 		    (w.o.at[i] - t_first < 3900 ||
 		    w.o.at[i] - t_first > 5500 ||
 		    w.o.l.ev[i].key[0] != 'x'))
@@ -1135,7 +1262,324 @@ test_lost_again(void **state)
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x2", 1);
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x3", 1);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	/* Each withdrawn with the owner that lost it. */
+	e = ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x2", NULL);
+	assert_string_equal(e->owner, "x");
+	assert_int_equal(e->owner_session, x_first);
+	e = ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x1", NULL);
+	assert_string_equal(e->owner, "x");
+	assert_int_equal(e->owner_session, x_second);
+	e = ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x3", NULL);
+	assert_string_equal(e->owner, "x");
+	assert_int_equal(e->owner_session, x_second);
+	e = ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, "y1", NULL);
+	assert_string_equal(e->owner, "y");
+	assert_int_equal(e->owner_session, y_second);
 	expect_held(&w, 0, 0);
+	gw_stop(&w);
+}
+
+/* The keys of up to max rows of ispd.sessions named name announced
+ * since from, in order, in keys; returns how many. */
+static size_t
+rows_named(struct evlog *l, size_t from, const char *name, char keys[][32],
+    size_t max)
+{
+	char	 want[96];
+	size_t	 i, n = 0;
+
+	snprintf(want, sizeof(want), "name=%s,", name);
+	for (i = from; i < l->n && n < max; i++)
+		if (l->ev[i].type == ISP_EV_ANNOUNCE &&
+		    strcmp(l->ev[i].table, S) == 0 &&
+		    strncmp(l->ev[i].fields, want, strlen(want)) == 0)
+			snprintf(keys[n++], 32, "%.31s", l->ev[i].key);
+	return n;
+}
+
+struct rows_want {
+	struct evlog	*l;
+	size_t		 from;
+	const char	*name;
+	size_t		 n;
+};
+
+static int
+rows_seen(void *arg)
+{
+	struct rows_want	*rw = arg;
+	char			 keys[8][32];
+
+	return rows_named(rw->l, rw->from, rw->name, keys, 8) >= rw->n;
+}
+
+static int
+child_out_has_k1(void *arg)
+{
+	return child_out_has(arg, "k1");
+}
+
+/*
+ * A client that never announced anything (a watcher) is not the
+ * publisher of its name and does not end a replay: a publisher "pub" is
+ * killed and its records held; two watchers also named "pub", both with
+ * reconnect (`ispctl --name pub watch`, frozen past the hold time, and
+ * an in-test client not run for as long), lose their sessions and come
+ * back. The held records stay held, with no event, and go only at the
+ * end of the grace time, once each (docs/HA.md).
+ */
+static void
+test_watcher_of_same_name_sweeps_nothing(void **state)
+{
+	static const struct prec	 recs[] = {
+		{ T, "k1", "sip:1@10.0.0.1" },
+		{ T, "k2", "sip:2@10.0.0.1" },
+		{ T, "k3", "sip:3@10.0.0.1" },
+	};
+	static struct gw	 w;
+	static struct evlog	 wl;
+	struct rows_want	 rw;
+	struct want		 wt;
+	isp_client		*wc;
+	char			 keys[8][32], prow[32], ctl_row[32],
+				 wc_row[32];
+	size_t			 from, mark, i, n;
+	int64_t			 t_kill, t_back;
+
+	memset(&wl, 0, sizeof(wl));
+	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "6",
+	    "--hold", "1", NULL);
+	observe(&w, T, S, NULL);
+	from = w.o.l.n;
+	pub_fork(&w, "pub", recs, 3);
+	wait_row(&w, from, "pub", prow, sizeof(prow));
+
+	/* The watchers, c[1] and the ispctl process. */
+	from = w.o.l.n;
+	wc = gw_client(&w, "pub", 1, NULL);
+	assert_true(w.c[1] == wc);
+	assert_int_equal(isp_subscribe(wc, T, NULL, 0, 0, evlog_cb, &wl),
+	    ISP_OK);
+	if (!pump(w.c, w.nc, snap_ended, &wl, WAIT_MS))
+		fail_msg("no end of the watcher's snapshot");
+	assert_int_equal(ev_count(&wl, 0, ISP_EV_ANNOUNCE, T, NULL), 3);
+	child_start(&w.ch, "-s", w.d.addr, "--name", "pub", "watch", T, NULL);
+	if (!pump(w.c, w.nc, child_out_has_k1, &w.ch, WAIT_MS))
+		fail_msg("ispctl watch printed no snapshot; see %s", w.ch.err);
+	memset(&rw, 0, sizeof(rw));
+	rw.l = &w.o.l;
+	rw.from = from;
+	rw.name = "pub";
+	rw.n = 2;
+	if (!pump(w.c, w.nc, rows_seen, &rw, WAIT_MS))
+		fail_msg("no rows of the two watchers in %s", S);
+	n = rows_named(&w.o.l, from, "pub", keys, 8);
+	assert_int_equal(n, 2);
+	snprintf(wc_row, sizeof(wc_row), "%llu",
+	    (unsigned long long)isp_session_id(wc));
+	i = strcmp(keys[0], wc_row) == 0 ? 1 : 0;
+	assert_string_equal(keys[1 - i], wc_row);
+	snprintf(ctl_row, sizeof(ctl_row), "%s", keys[i]);
+
+	mark = w.o.l.n;
+	t_kill = pub_kill(&w);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, S, prow, 1, PROMPT_MS);
+	wait_held(&w, 3, 1, PROMPT_MS);
+
+	/* Both watchers fall silent: ispctl frozen, the in-test one not
+	 * run (only the observer is, below). */
+	assert_int_equal(kill(w.ch.pid, SIGSTOP), 0);
+	memset(&wt, 0, sizeof(wt));
+	wt.l = &w.o.l;
+	wt.from = mark;
+	wt.type = ISP_EV_WITHDRAW;
+	wt.table = S;
+	wt.key = ctl_row;
+	wt.n = 1;
+	if (!pump(w.c, 1, want_met, &wt, WAIT_MS))
+		fail_msg("ispd did not end the frozen ispctl's session");
+	wt.key = wc_row;
+	if (!pump(w.c, 1, want_met, &wt, WAIT_MS))
+		fail_msg("ispd did not end the silent watcher's session");
+	expect_held(&w, 3, 1);
+
+	/* Back: both reconnect and subscribe again. */
+	from = w.o.l.n;
+	assert_int_equal(kill(w.ch.pid, SIGCONT), 0);
+	rw.from = from;
+	rw.n = 2;
+	if (!pump(w.c, w.nc, rows_seen, &rw, WAIT_MS)) {
+		ev_dump(&w.o.l, from, "seen");
+		fail_msg("the two watchers did not reconnect");
+	}
+	if (!pump(w.c, w.nc, err_has_back, &w.ch, WAIT_MS))
+		fail_msg("ispctl did not say its session is back");
+	assert_int_equal(isp_sync(wc, WAIT_MS), ISP_OK);
+	pump_for(w.c, w.nc, QUIET_MS);
+	t_back = now_ms();
+	expect_n(&w.o.l, mark, 0, T, NULL, 0);
+	expect_held(&w, 3, 1);
+	assert_false(ispd_log_has(&w.d, "end of replay"));
+	/* Else the end of the grace time could hide a sweep. */
+	if (t_back - t_kill > 5500)
+		fail_msg("the watchers were back %lld ms after the kill: too "
+		    "late to tell within the 6 s grace time",
+		    (long long)(t_back - t_kill));
+
+	/* The grace time ends: k1..k3 go then, once each. */
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, NULL, 3,
+	    (int)(t_kill + 6000 + 2000 - now_ms()));
+	pump_for(w.c, w.nc, QUIET_MS);
+	for (i = mark; i < w.o.l.n; i++) {
+		if (strcmp(w.o.l.ev[i].table, T) != 0)
+			continue;
+		if (w.o.at[i] - t_kill < 5900)
+			fail_msg("%s withdrawn %lld ms after the kill, before "
+			    "the 6 s grace time", w.o.l.ev[i].key,
+			    (long long)(w.o.at[i] - t_kill));
+		assert_int_equal(w.o.l.ev[i].owner_session,
+		    strtoull(prow, NULL, 10));
+	}
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k1", 1);
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k2", 1);
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k3", 1);
+	expect_n(&w.o.l, mark, 0, T, NULL, 3);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_held(&w, 0, 0);
+	/* The in-test watcher saw them go too, once. */
+	assert_int_equal(ev_count(&wl, 0, ISP_EV_WITHDRAW, T, NULL), 3);
+	evlog_free(&wl);
+	gw_stop(&w);
+}
+
+struct nup_want {
+	isp_client	*c;
+	unsigned	 n;
+};
+
+static int
+nup_met(void *arg)
+{
+	struct nup_want	*nw = arg;
+
+	return isp_servers_up(nw->c) >= nw->n;
+}
+
+/*
+ * isp_replay_done() holds for the servers that come up later: reflectors
+ * A and B hold the records k1..k3 of a killed publisher "pub" homed on
+ * both. B is frozen; the publisher's next run (reconnect, homed on both)
+ * reaches only A, announces k1 again and ends its replay: A withdraws k2
+ * and k3 at once. B is thawed: the client's first session with B replays
+ * k1 and ends the replay too, so B withdraws k2 and k3 at once, not at
+ * the end of its 30 s grace time, and takes k1 over without an event.
+ */
+static void
+test_replay_done_reaches_later_server(void **state)
+{
+	static const struct prec	 recs[] = {
+		{ T, "k1", "sip:1@10.0.0.1" },
+		{ T, "k2", "sip:2@10.0.0.1" },
+		{ T, "k3", "sip:3@10.0.0.1" },
+	};
+	static struct gw	 w;
+	const char		*both[2];
+	struct isp_options	 o;
+	struct nup_want		 nw;
+	struct evlog		 snap;
+	struct rec_event	*e;
+	isp_client		*ob, *c;
+	size_t			 from_a, from_b, mark_a, mark_b;
+	pid_t			 pid;
+	int64_t			 t_thaw;
+
+	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "30",
+	    NULL);
+	ispd_start(&w.d2, "--graceful-table", T, "--graceful-seconds", "30",
+	    NULL);
+	observe(&w, T, NULL);
+	ob = client_new(&w.d2, "observer-b");
+	w.c[w.nc++] = ob;
+	assert_int_equal(isp_subscribe(ob, T, NULL, 0, 0, obs_cb, &w.o2),
+	    ISP_OK);
+	wait_ev_in(&w, &w.o2.l, 0, ISP_EV_END, NULL, NULL, 1, WAIT_MS);
+
+	both[0] = w.d.addr;
+	both[1] = w.d2.addr;
+	from_a = w.o.l.n;
+	from_b = w.o2.l.n;
+	pid = pub_spawn_at(&w, "pub", recs, 3, both, 2);
+	pub_wait(&w, &w.o.l, from_a, pid, recs, 3);
+	pub_wait(&w, &w.o2.l, from_b, pid, recs, 3);
+	mark_a = w.o.l.n;
+	mark_b = w.o2.l.n;
+	(void)pub_kill(&w);
+	wait_held(&w, 3, 1, PROMPT_MS);
+	wait_held_of(&w, ob, 3, 1, PROMPT_MS);
+
+	/* B stops answering; the next run reaches only A. */
+	ispd_freeze(&w.d2);
+	isp_options_init(&o);
+	o.servers = both;
+	o.nservers = 2;
+	o.name = "pub";
+	o.reconnect = 1;
+	o.connect_timeout_ms = 1000;
+	o.backoff_min_ms = 50;
+	o.backoff_max_ms = 200;
+	assert_non_null(c = isp_new(&o));
+	assert_int_equal(isp_connect(c), ISP_OK);
+	w.c[w.nc++] = c;
+	assert_int_equal(isp_servers_up(c), 1);
+	announce(c, T, "k1", "sip:1@10.0.0.1");
+	assert_int_equal(isp_replay_done(c), ISP_OK);
+	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	wait_ev(&w, mark_a, ISP_EV_WITHDRAW, T, "k2", 1, PROMPT_MS);
+	wait_ev(&w, mark_a, ISP_EV_WITHDRAW, T, "k3", 1, PROMPT_MS);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark_a, 0, T, NULL, 2);
+	expect_reasons(&w.o.l, mark_a, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_held(&w, 0, 0);
+	/* B was frozen all along: no session with it yet. */
+	assert_int_equal(isp_servers_up(c), 1);
+	assert_int_equal(w.o2.l.n, mark_b);
+
+	/* B runs again: the client's first session with it. */
+	t_thaw = now_ms();
+	ispd_thaw(&w.d2);
+	nw.c = c;
+	nw.n = 2;
+	if (!pump(w.c, w.nc, nup_met, &nw, WAIT_MS))
+		fail_msg("no session with B within %d ms of its thaw",
+		    WAIT_MS);
+	wait_ev_in(&w, &w.o2.l, mark_b, ISP_EV_WITHDRAW, T, "k2", 1,
+	    WAIT_MS);
+	wait_ev_in(&w, &w.o2.l, mark_b, ISP_EV_WITHDRAW, T, "k3", 1,
+	    WAIT_MS);
+	/* By the END_OF_REPLAY, far from B's 30 s grace time. */
+	if (now_ms() - t_thaw > WAIT_MS)
+		fail_msg("B withdrew k2 and k3 %lld ms after its thaw",
+		    (long long)(now_ms() - t_thaw));
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o2.l, mark_b, 0, T, NULL, 2);
+	expect_n(&w.o2.l, mark_b, 0, T, "k1", 0);
+	expect_reasons(&w.o2.l, mark_b, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_held_of(ob, 0, 0);
+	assert_true(ispd_log_has(&w.d2, "end of replay"));
+	/* Nothing more at A. */
+	expect_n(&w.o.l, mark_a, 0, T, NULL, 2);
+
+	/* B has k1 only, the client's now. */
+	dump_table_at(&w.d2, T, &snap);
+	if (ev_count(&snap, 0, 0, NULL, NULL) != 1 ||
+	    (e = evlog_last(&snap, "k1")) == NULL ||
+	    e->type != ISP_EV_ANNOUNCE) {
+		ev_dump(&snap, 0, "in B's snapshot");
+		fail_msg("B's snapshot is not k1 alone");
+	}
+	assert_string_equal(e->fields, "contact=sip:1@10.0.0.1");
+	assert_string_equal(e->owner, "pub");
+	evlog_free(&snap);
 	gw_stop(&w);
 }
 
@@ -1804,6 +2248,10 @@ main(void)
 		cmocka_unit_test_teardown(test_back_before_loss_noticed,
 		    teardown),
 		cmocka_unit_test_teardown(test_lost_again, teardown),
+		cmocka_unit_test_teardown(
+		    test_watcher_of_same_name_sweeps_nothing, teardown),
+		cmocka_unit_test_teardown(
+		    test_replay_done_reaches_later_server, teardown),
 		cmocka_unit_test_teardown(test_not_graceful_unchanged,
 		    teardown),
 		cmocka_unit_test_teardown(test_first_connect_keeps_held,

@@ -1242,6 +1242,62 @@ test_graceful_restart(void **state)
 	buf_free(&bb);
 }
 
+/*
+ * A client's sessions and held sets: a record its other, live session
+ * owns is taken over with a REPLACE, as from anyone; a second lost
+ * session's records are held with their own owner, under the deadline
+ * of the first's, and each is withdrawn with its owner at the end.
+ */
+static void
+test_graceful_lost_twice(void **state)
+{
+	struct tc		*w = tc_new("watcher"), *a = tc_new("alice");
+	struct tc		*a2 = tc_new("alice");
+	struct record		*r1, *r2;
+	size_t			 nheld;
+	uint64_t		 deadline;
+
+	graceful_table();
+	tc_subscribe(w, "GR", "", 0);
+	expect_end(w, 0, 0);
+	tc_announce(a, "GR", "k1", "x", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "k1", 1, a, "alice", "x");
+	/* Both sessions live: no silent move. */
+	tc_announce(a2, "GR", "k1", "x", 0);
+	expect_event(w, PROTO_EV_REPLACE, "k1", 2, a2, "alice", "x");
+	tc_announce(a, "GR", "k2", "x", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "k2", 3, a, "alice", "x");
+
+	tc_hangup(a);
+	tc_expect_nothing(w);
+	assert_int_equal(table_held_records(&nheld), 1);
+	deadline = table_held_next_ms();
+	/* Later, the other session is lost too: held on its own. */
+	usleep(20000);
+	loop_once(0);
+	tc_hangup(a2);
+	tc_expect_nothing(w);
+	assert_int_equal(table_held_records(&nheld), 2);
+	assert_int_equal(nheld, 1);
+	r1 = lookup("GR", "k1");
+	r2 = lookup("GR", "k2");
+	assert_true(r1->owner->held && r2->owner->held);
+	assert_ptr_not_equal(r1->owner, r2->owner);
+	assert_int_equal(r1->owner->id, a2->id);
+	assert_int_equal(r2->owner->id, a->id);
+	assert_int_equal(r1->owner->held_until_ms, deadline);
+	assert_int_equal(r2->owner->held_until_ms, deadline);
+
+	table_held_expire(deadline - 1);
+	tc_expect_nothing(w);
+	table_held_expire(deadline);
+	expect_withdraw(w, "k2", 4, a->id, PROTO_WD_SESSION);
+	expect_withdraw(w, "k1", 5, a2->id, PROTO_WD_SESSION);
+	tc_expect_nothing(w);
+	assert_int_equal(table_held_records(&nheld), 0);
+	assert_int_equal(nheld, 0);
+}
+
 int
 main(void)
 {
@@ -1282,6 +1338,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_graceful_restart, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_graceful_lost_twice,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
