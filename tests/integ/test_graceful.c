@@ -1806,6 +1806,95 @@ test_config_file(void **state)
 	gw_stop(&w);
 }
 
+/* How many lines of ispd's log hold text. */
+static int
+log_count(const struct ispd_proc *p, const char *text)
+{
+	char	 line[4096];
+	FILE	*f;
+	int	 n = 0;
+
+	if ((f = fopen(p->log, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, text) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Rewrites the configuration file at conf_path, SIGHUPs w's ispd and
+ * waits (at most WAIT_MS) for its reload number nth to be done. */
+static void
+reload_with(struct gw *w, const char *text, int nth)
+{
+	int64_t	 end = now_ms() + WAIT_MS;
+	FILE	*f;
+
+	assert_non_null(f = fopen(conf_path, "w"));
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	ispd_signal(&w->d, SIGHUP);
+	while (log_count(&w->d, "reload done") < nth && now_ms() < end)
+		usleep(10000);
+	assert_int_equal(log_count(&w->d, "reload done"), nth);
+}
+
+/*
+ * graceful-table and graceful-seconds take a restart: a reload that
+ * changes them says so and changes nothing; it is compared with what is
+ * in effect, so the same change is reported again at the next reload,
+ * and a file back to what runs is not reported.
+ */
+static void
+test_reload_takes_restart(void **state)
+{
+	static const struct prec	 recs[] = {
+		{ T, "k1", "sip:1@10.0.0.1" },
+		{ D, "d1", "call-1" },
+	};
+	static const char	 was[] = "graceful-table " D "\n"
+	    "graceful-seconds 20\n";
+	static const char	 changed[] = "graceful-table " T "\n"
+	    "graceful-seconds 2\n";
+	static const char	 tw[] = "graceful-table changed; that takes a "
+	    "restart";
+	static const char	 sw[] = "graceful-seconds changed; that takes "
+	    "a restart";
+	static struct gw	 w;
+	size_t			 mark;
+	int			 fd;
+
+	snprintf(conf_path, sizeof(conf_path), "/tmp/ispd-graceful.XXXXXX");
+	assert_true((fd = mkstemp(conf_path)) != -1);
+	assert_int_equal(write(fd, was, sizeof(was) - 1),
+	    (ssize_t)sizeof(was) - 1);
+	close(fd);
+	gw_start(&w, "--config", conf_path, NULL);
+
+	reload_with(&w, changed, 1);
+	assert_int_equal(log_count(&w.d, tw), 1);
+	assert_int_equal(log_count(&w.d, sw), 1);
+	reload_with(&w, changed, 2);
+	assert_int_equal(log_count(&w.d, tw), 2);
+	assert_int_equal(log_count(&w.d, sw), 2);
+	reload_with(&w, was, 3);
+	assert_int_equal(log_count(&w.d, tw), 2);
+	assert_int_equal(log_count(&w.d, sw), 2);
+	reload_with(&w, changed, 4);
+	assert_int_equal(log_count(&w.d, tw), 3);
+
+	/* What runs is still the start's: D held, T withdrawn at once. */
+	observe(&w, T, D, NULL);
+	pub_fork(&w, "pub", recs, 2);
+	mark = w.o.l.n;
+	(void)pub_kill(&w);
+	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k1", 1, PROMPT_MS);
+	wait_held(&w, 1, 1, PROMPT_MS);
+	pump_for(w.c, w.nc, QUIET_MS);
+	expect_n(&w.o.l, mark, 0, D, NULL, 0);
+	gw_stop(&w);
+}
+
 /*
  * An in-test client with reconnect, not run for longer than the hold
  * time: ispd ends its session as lost. Meanwhile the application
@@ -2259,6 +2348,8 @@ main(void)
 		cmocka_unit_test_teardown(test_patterns, teardown),
 		cmocka_unit_test_teardown(test_star_but_sessions, teardown),
 		cmocka_unit_test_teardown(test_config_file, teardown),
+		cmocka_unit_test_teardown(test_reload_takes_restart,
+		    teardown),
 		cmocka_unit_test_teardown(test_many_held_records, teardown),
 		cmocka_unit_test(test_options_checked),
 	};
