@@ -61,19 +61,7 @@ usage(FILE *f, int full)
 	    "(default info)\n");
 }
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	usage(stderr, 0);
-	exit(2);
-}
+#define usage_error(...)	svc_usage_error(PROG, usage, __VA_ARGS__)
 
 static void
 lm_event(isp_client *c, const struct isp_event *ev, void *arg)

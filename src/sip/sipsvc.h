@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 /* Typed "magic" pointers for sofia-sip callbacks; set before its
@@ -92,6 +93,11 @@ void		 svc_log(int level, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
 void		 svc_fatalx(const char *fmt, ...)
 		    __attribute__((noreturn, format(printf, 1, 2)));
+/* A bad command line: "prog: message" and the short usage on stderr,
+ * exit 2. */
+void		 svc_usage_error(const char *prog,
+		    void (*usage)(FILE *, int), const char *fmt, ...)
+		    __attribute__((noreturn, format(printf, 3, 4)));
 /* Routes sofia-sip's own log lines (malformed messages, transport
  * errors) into ours, at warn level. */
 void		 svc_log_sofia(void);

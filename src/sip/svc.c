@@ -131,6 +131,21 @@ svc_fatalx(const char *fmt, ...)
 	exit(1);
 }
 
+void
+svc_usage_error(const char *prog, void (*usage)(FILE *, int),
+    const char *fmt, ...)
+{
+	va_list	 ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage(stderr, 0);
+	exit(2);
+}
+
 /* sofia-sip logs in fragments that end with a newline; keep them until
  * the line is whole. */
 static void
