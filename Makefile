@@ -24,6 +24,7 @@ ISPD_SRC	:= $(wildcard src/ispd/*.c)
 LIB_SRC		:= $(wildcard src/lib/*.c)
 ISPCTL_SRC	:= $(wildcard src/ispctl/*.c)
 TESTLIB_SRC	:= $(wildcard tests/lib/*.c)
+UNITLIB_SRC	:= $(wildcard tests/unit/harness/*.c)
 UNIT_SRC	:= $(wildcard tests/unit/test_*.c)
 INTEG_SRC	:= $(wildcard tests/integ/test_*.c)
 
@@ -34,6 +35,7 @@ ISPD_CORE_OBJ	:= $(filter-out %/main.o,$(ISPD_OBJ))
 LIB_OBJ		:= $(call obj,$(LIB_SRC))
 ISPCTL_OBJ	:= $(call obj,$(ISPCTL_SRC))
 TESTLIB_OBJ	:= $(call obj,$(TESTLIB_SRC))
+UNITLIB_OBJ	:= $(call obj,$(UNITLIB_SRC))
 
 FUZZ_SRC	:= $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN	:= $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
@@ -70,12 +72,20 @@ $(BUILD)/libisp.so: $(LIB_OBJ) $(COMMON_OBJ) src/lib/libisp.map
 $(BUILD)/ispctl: $(ISPCTL_OBJ) $(BUILD)/libisp.a
 	$(CC) $^ $(ALL_LDFLAGS) -o $@
 
-# Unit tests link the daemon's own objects (all but main.o) and the
+# Unit tests link the daemon's own objects (all but main.o), their
+# harness (tests/unit/harness: test clients on real sessions) and the
 # library; integration tests link the library and the test helpers.
 # Objects come before the archive so the linker resolves their calls.
-$(BUILD)/tests/%: tests/unit/%.c $(ISPD_CORE_OBJ) $(TESTLIB_OBJ) $(BUILD)/libisp.a
+UNIT_CFLAGS	 = -Isrc/ispd -Isrc/lib -Itests/unit/harness
+$(UNITLIB_OBJ): ALL_CFLAGS += $(UNIT_CFLAGS)
+# The harness's objects are prerequisites of a pattern rule only, which
+# could make them intermediate files, deleted after each build.
+.SECONDARY: $(UNITLIB_OBJ)
+
+$(BUILD)/tests/%: tests/unit/%.c $(ISPD_CORE_OBJ) $(UNITLIB_OBJ) $(TESTLIB_OBJ) \
+    $(BUILD)/libisp.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Isrc/ispd -Isrc/lib -Itests/lib $^ $(ALL_LDFLAGS) -lcmocka -o $@
+	$(CC) $(ALL_CFLAGS) $(UNIT_CFLAGS) -Itests/lib $^ $(ALL_LDFLAGS) -lcmocka -o $@
 
 $(BUILD)/tests/%: tests/integ/%.c $(TESTLIB_OBJ) $(BUILD)/libisp.a
 	@mkdir -p $(dir $@)

@@ -2,19 +2,16 @@
  * State sync, tested through the daemon's own objects (as test_table.c):
  * the snapshot cursor, dirty keys and catch-up of sync.c, the input
  * bounds and pause of session.c, and the sliced withdrawal of an ended
- * session's records in table.c. Each client is one end of a socketpair
- * whose other end is a real session driven by loop_once(0); the
- * session's send buffer is made small, so that a client that does not
- * read fills the session's queue quickly.
+ * session's records in table.c. Each client (harness/tc.h) is one end
+ * of a socketpair whose other end is a real session driven by
+ * loop_once(0); the session's send buffer is made small, so that a
+ * client that does not read fills the session's queue quickly.
  *
  * A client keeps a view (key -> fields, seq) built from the events it
  * reads, and checks each event against it: EV_ANNOUNCE only of a key it
  * does not hold, EV_REPLACE and EV_WITHDRAW only of one it holds, and a
  * key's seq only grows. The view is then compared with the table.
  */
-#include <sys/socket.h>
-
-#include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,9 +25,8 @@
 
 #include "isp.h"
 #include "ispd.h"
+#include "tc.h"
 
-#define PB(s)		proto_bytes((s), strlen(s))
-#define MAX_CLIENTS	4
 #define VIEW_SLOTS	8192	/* more than any test's keys */
 
 struct vrec {
@@ -42,167 +38,44 @@ struct vrec {
 	size_t		 fields_len;
 };
 
-struct tc {
-	int		 fd;
-	struct session	*s;
-	struct buf	 in;
-	uint8_t		*frame;
-	struct proto_msg msg;
-	uint32_t	 next_req;
-	uint64_t	 next_token;
-	struct vrec	*view;		/* VIEW_SLOTS, open addressing */
-	size_t		 held;
-	int		 ended;
+/* A client's view (c->view): its keys, and what it read of them. */
+struct tc_view {
+	size_t		 held;		/* keys present */
+	int		 ended;		/* EV_END read */
 	uint64_t	 end_seq;
 	uint64_t	 end_count;
 	size_t		 events;	/* record events applied */
+	struct vrec	 slots[VIEW_SLOTS];	/* open addressing */
 };
 
-static struct tc	 clients[MAX_CLIENTS];
-static int		 nclients;
-
-static void
-pump(void)
-{
-	int	 i;
-
-	for (i = 0; i < 3; i++)
-		loop_once(0);
-}
-
-static void
-tc_write(struct tc *c, struct buf *b)
-{
-	size_t	 off = 0;
-	ssize_t	 n;
-
-	assert_false(buf_failed(b));
-	while (off < b->len) {
-		n = write(c->fd, b->data + off, b->len - off);
-		if (n == -1 && errno == EAGAIN) {
-			pump();
-			continue;
-		}
-		assert_true(n > 0);
-		off += (size_t)n;
-	}
-	b->len = 0;
-}
-
-/* Reads what is there, at most max bytes (0: all). 0 at EOF, else 1. */
-static int
-tc_fill(struct tc *c, size_t max)
-{
-	uint8_t	 tmp[65536];
-	size_t	 got = 0, want;
-	ssize_t	 n;
-
-	for (;;) {
-		want = sizeof(tmp);
-		if (max > 0 && max - got < want)
-			want = max - got;
-		if (want == 0)
-			return 1;
-		n = read(c->fd, tmp, want);
-		if (n > 0) {
-			buf_put(&c->in, tmp, (size_t)n);
-			got += (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			return 0;
-		assert_true(errno == EAGAIN);
-		return 1;
-	}
-}
-
-static int
-tc_next(struct tc *c)
-{
-	const char	*why;
-	size_t		 n;
-	int		 round, open = 1;
-
-	for (round = 0; round < 100; round++) {
-		if (proto_frame_check(c->in.data, c->in.len,
-		    PROTO_MAX_FRAME_BYTES, &n) == 1) {
-			free(c->frame);
-			assert_non_null(c->frame = malloc(n));
-			memcpy(c->frame, c->in.data, n);
-			buf_consume(&c->in, n);
-			assert_int_equal(proto_decode(c->frame, n, &c->msg,
-			    &why), 0);
-			return 1;
-		}
-		if (!open)
-			return 0;
-		pump();
-		open = tc_fill(c, 0);
-	}
-	return 0;
-}
-
-static const struct proto_msg *
-tc_expect(struct tc *c, uint8_t type)
-{
-	assert_true(tc_next(c));
-	if (c->msg.type != type)
-		fail_msg("expected %s, got %s", proto_type_name(type),
-		    proto_type_name(c->msg.type));
-	return &c->msg;
-}
-
+/* A welcomed client with an empty view. When small, its session sends
+ * through a small socket buffer (4096 bytes). */
 static struct tc *
-tc_connect(int small)
+viewer(const char *name, int small)
 {
-	struct tc	*c;
-	int		 sv[2], sz = 4096;
+	struct tc	*c = tc_connect(small ? 4096 : 0);
 
-	assert_true(nclients < MAX_CLIENTS);
-	c = &clients[nclients++];
-	memset(c, 0, sizeof(*c));
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0, sv), 0);
-	if (small)
-		assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz,
-		    sizeof(sz)), 0);
-	assert_non_null(c->s = session_new(sv[0], "unix:test"));
-	c->fd = sv[1];
-	buf_init(&c->in);
-	assert_non_null(c->view = calloc(VIEW_SLOTS, sizeof(*c->view)));
-	return c;
-}
-
-static struct tc *
-tc_new(const char *name, int small)
-{
-	struct tc	*c = tc_connect(small);
-	struct buf	 b;
-
-	buf_init(&b);
-	proto_put_hello(&b, PROTO_VERSION, 0, name);
-	tc_write(c, &b);
-	buf_free(&b);
-	tc_expect(c, PROTO_WELCOME);
-	return c;
+	assert_non_null(c->view = calloc(1, sizeof(*c->view)));
+	return tc_welcome(c, name);
 }
 
 static struct vrec *
 view_slot(struct tc *c, const uint8_t *key, size_t len)
 {
-	size_t	 i = hash_bytes(key, len) % VIEW_SLOTS, n;
+	struct vrec	*vs = c->view->slots;
+	size_t		 i = hash_bytes(key, len) % VIEW_SLOTS, n;
 
-	assert_true(len < sizeof(c->view[0].key));
+	assert_true(len < sizeof(vs[0].key));
 	for (n = 0; n < VIEW_SLOTS; n++, i = (i + 1) % VIEW_SLOTS) {
-		if (!c->view[i].used) {
-			c->view[i].used = 1;
-			memcpy(c->view[i].key, key, len);
-			c->view[i].key[len] = '\0';
-			return &c->view[i];
+		if (!vs[i].used) {
+			vs[i].used = 1;
+			memcpy(vs[i].key, key, len);
+			vs[i].key[len] = '\0';
+			return &vs[i];
 		}
-		if (strlen(c->view[i].key) == len &&
-		    memcmp(c->view[i].key, key, len) == 0)
-			return &c->view[i];
+		if (strlen(vs[i].key) == len &&
+		    memcmp(vs[i].key, key, len) == 0)
+			return &vs[i];
 	}
 	fail_msg("view full");
 	return NULL;
@@ -216,11 +89,11 @@ view_apply(struct tc *c)
 	struct vrec		*v;
 
 	if (m->type == PROTO_EV_END) {
-		assert_false(c->ended);
-		c->ended = 1;
-		c->end_seq = m->seq;
-		c->end_count = m->count;
-		assert_int_equal(m->count, c->held);
+		assert_false(c->view->ended);
+		c->view->ended = 1;
+		c->view->end_seq = m->seq;
+		c->view->end_count = m->count;
+		assert_int_equal(m->count, c->view->held);
 		return;
 	}
 	v = view_slot(c, m->key.p, m->key.len);
@@ -232,7 +105,7 @@ view_apply(struct tc *c)
 		if (v->present)
 			fail_msg("EV_ANNOUNCE of %s, which is held", v->key);
 		v->present = 1;
-		c->held++;
+		c->view->held++;
 		break;
 	case PROTO_EV_REPLACE:
 		if (!v->present)
@@ -243,7 +116,7 @@ view_apply(struct tc *c)
 			fail_msg("EV_WITHDRAW of %s, which is not held",
 			    v->key);
 		v->present = 0;
-		c->held--;
+		c->view->held--;
 		break;
 	default:
 		fail_msg("unexpected %s", proto_type_name(m->type));
@@ -254,7 +127,7 @@ view_apply(struct tc *c)
 		memcpy(v->fields, m->fields.p, m->fields.len);
 		v->fields_len = m->fields.len;
 	}
-	c->events++;
+	c->view->events++;
 }
 
 /* Reads and applies events until a PING's PONG: everything queued before
@@ -262,14 +135,9 @@ view_apply(struct tc *c)
 static void
 view_sync(struct tc *c)
 {
-	struct buf	 b;
-	uint64_t	 token = ++c->next_token;
+	uint64_t	 token = tc_ping(c);
 	int		 i;
 
-	buf_init(&b);
-	proto_put_ping(&b, PROTO_PING, token);
-	tc_write(c, &b);
-	buf_free(&b);
 	for (i = 0; i < 1000000; i++) {
 		assert_true(tc_next(c));
 		if (c->msg.type == PROTO_PONG && c->msg.token == token)
@@ -302,117 +170,55 @@ view_equals_table(struct tc *c, const char *table)
 		assert_memory_equal(v->fields, r->fields, r->fields_len);
 	}
 	for (i = 0; i < VIEW_SLOTS; i++)
-		present += c->view[i].used && c->view[i].present;
+		present += c->view->slots[i].used &&
+		    c->view->slots[i].present;
 	assert_int_equal(present, t->records.count);
-	assert_int_equal(c->held, t->records.count);
+	assert_int_equal(c->view->held, t->records.count);
 }
 
-static struct proto_bytes
-fields1(struct buf *b, const char *name, const char *value)
-{
-	size_t	 start;
-
-	b->len = 0;
-	start = proto_fields_begin(b);
-	proto_put_field(b, name, strlen(name), value, strlen(value));
-	proto_fields_end(b, start, 1);
-	return proto_bytes(b->data, b->len);
-}
-
-/* Queues an ANNOUNCE from c into b (written by the caller). */
+/* The records of these tests have one field, v. Queues an ANNOUNCE from
+ * c into b (written by the caller). */
 static void
 put_announce(struct tc *c, struct buf *b, const char *table,
     const char *key, const char *value)
 {
-	struct buf	 fb;
-
-	buf_init(&fb);
-	proto_put_announce(b, ++c->next_req, PB(table), 0, PB(key),
-	    fields1(&fb, "v", value));
-	buf_free(&fb);
+	tc_put_announce(c, b, table, key, 0, "v", value);
 }
 
 static void
 announce(struct tc *c, const char *table, const char *key,
     const char *value)
 {
-	struct buf	 b;
-
-	buf_init(&b);
-	put_announce(c, &b, table, key, value);
-	tc_write(c, &b);
-	buf_free(&b);
-}
-
-static void
-withdraw(struct tc *c, const char *table, const char *key)
-{
-	struct buf	 b;
-
-	buf_init(&b);
-	proto_put_withdraw(&b, ++c->next_req, PB(table), PB(key));
-	tc_write(c, &b);
-	buf_free(&b);
-}
-
-static void
-subscribe(struct tc *c, const char *table)
-{
-	struct buf	 b;
-
-	buf_init(&b);
-	proto_put_subscribe(&b, ++c->next_req, PB(table), 0, PB(""));
-	tc_write(c, &b);
-	buf_free(&b);
+	tc_announce_field(c, table, key, 0, "v", value);
 }
 
 /* The publisher's requests are all handled: its PONG came back. */
 static void
 barrier(struct tc *c)
 {
-	struct buf	 b;
-	uint64_t	 token = ++c->next_token;
+	uint64_t	 token = tc_ping(c);
 
-	buf_init(&b);
-	proto_put_ping(&b, PROTO_PING, token);
-	tc_write(c, &b);
-	buf_free(&b);
 	do
 		assert_true(tc_next(c));
 	while (c->msg.type != PROTO_PONG || c->msg.token != token);
 }
 
+/* The harness's setup and teardown, with a small queue bound and the
+ * per-address counts of limit.c freed at the end. */
 static int
 setup(void **state)
 {
-	log_init(LOG_LEVEL_WARN);
-	loop_init();
-	table_init();
-	ispd_conf.hold_ms = 600000;
+	tc_setup(state);
 	ispd_conf.max_queue_bytes = 16384;
 	ispd_conf.max_frame_bytes = PROTO_MAX_FRAME_BYTES;
-	nclients = 0;
 	return 0;
 }
 
 static int
 teardown(void **state)
 {
-	int	 i;
-
-	session_shutdown_all();
-	table_free_all();
-	subscr_free_all();
+	tc_teardown(state);
 	limit_free();
-	loop_free();
-	for (i = 0; i < nclients; i++) {
-		if (clients[i].fd != -1)
-			close(clients[i].fd);
-		buf_free(&clients[i].in);
-		free(clients[i].frame);
-		free(clients[i].view);
-	}
-	nclients = 0;
 	ispd_conf.max_queue_bytes = 8 * 1024 * 1024;
 	return 0;
 }
@@ -432,17 +238,17 @@ first_sub(struct tc *c)
 static void
 test_slow_subscriber_coalesces(void **state)
 {
-	struct tc	*w = tc_new("slow", 1), *a = tc_new("pub", 0);
+	struct tc	*w = viewer("slow", 1), *a = viewer("pub", 0);
 	struct buf	 b;
 	struct subscr	*sub;
 	char		 key[32], val[64];
 	size_t		 max_bytes = 0;
 	int		 i;
 
-	subscribe(w, "T");
+	tc_subscribe(w, "T", "", 0);
 	assert_true(tc_next(w));
 	view_apply(w);
-	assert_true(w->ended);
+	assert_true(w->view->ended);
 
 	buf_init(&b);
 	for (i = 0; i < 20000; i++) {
@@ -463,12 +269,12 @@ test_slow_subscriber_coalesces(void **state)
 			    PB("ephemeral"));
 		if (b.len > 16384) {
 			tc_write(a, &b);
-			pump();
+			tc_pump();
 		}
 		if (w->s->out.bytes > max_bytes)
 			max_bytes = w->s->out.bytes;
 	}
-	withdraw(a, "T", "k07");
+	tc_withdraw(a, "T", "k07");
 	tc_write(a, &b);
 	barrier(a);
 	buf_free(&b);
@@ -492,7 +298,7 @@ test_slow_subscriber_coalesces(void **state)
 	view_sync(w);
 	view_equals_table(w, "T");
 	/* Far fewer events than were published. */
-	assert_true(w->events < 20000);
+	assert_true(w->view->events < 20000);
 	assert_true(ispd_stats.catchup_events > 0);
 }
 
@@ -504,8 +310,8 @@ test_slow_subscriber_coalesces(void **state)
 static void
 test_snapshot_cursor_end_exact(void **state)
 {
-	struct tc	*w = tc_new("watcher", 1), *a = tc_new("pub", 0);
-	struct tc	*b2 = tc_new("other", 0);
+	struct tc	*w = viewer("watcher", 1), *a = viewer("pub", 0);
+	struct tc	*b2 = viewer("other", 0);
 	struct buf	 b;
 	struct subscr	*sub;
 	struct table	*t;
@@ -526,10 +332,10 @@ test_snapshot_cursor_end_exact(void **state)
 	assert_int_equal(t->records.count, n);
 
 	/* Subscribe, read a little: the cursor stops partway. */
-	subscribe(w, "T");
-	pump();
+	tc_subscribe(w, "T", "", 0);
+	tc_pump();
 	tc_fill(w, 8192);
-	pump();
+	tc_pump();
 	sub = first_sub(w);
 	assert_non_null(sub->cursor);
 	at = sub->cursor->order;
@@ -541,28 +347,28 @@ test_snapshot_cursor_end_exact(void **state)
 	snprintf(key, sizeof(key), "k%04d", (int)at + 5);
 	announce(a, "T", key, "ahead-replaced");
 	snprintf(key, sizeof(key), "k%04d", 2);
-	withdraw(a, "T", key);
+	tc_withdraw(a, "T", key);
 	snprintf(key, sizeof(key), "k%04d", (int)at + 6);
-	withdraw(a, "T", key);
+	tc_withdraw(a, "T", key);
 	snprintf(key, sizeof(key), "k%04d", 3);
-	withdraw(a, "T", key);
+	tc_withdraw(a, "T", key);
 	announce(b2, "T", key, "back-by-another");	/* behind, reborn */
 	announce(a, "T", "new-1", "n");
 	announce(a, "T", "new-2", "n");
-	withdraw(a, "T", "new-2");
+	tc_withdraw(a, "T", "new-2");
 	snprintf(key, sizeof(key), "k%04d", 4);
 	announce(b2, "T", key, "taken-over");		/* behind, replaced */
 	barrier(a);
 	barrier(b2);
 
 	/* Read to END, applying and checking every event. */
-	for (k = 0; k < 100000 && !w->ended; k++) {
+	for (k = 0; k < 100000 && !w->view->ended; k++) {
 		assert_true(tc_next(w));
 		view_apply(w);
 	}
-	assert_true(w->ended);
-	assert_int_equal(w->end_seq, t->seq);
-	assert_int_equal(w->end_count, t->records.count);
+	assert_true(w->view->ended);
+	assert_int_equal(w->view->end_seq, t->seq);
+	assert_int_equal(w->view->end_count, t->records.count);
 	view_equals_table(w, "T");
 
 	/* Live from here, in seq order. */
@@ -570,7 +376,7 @@ test_snapshot_cursor_end_exact(void **state)
 	barrier(a);
 	assert_true(tc_next(w));
 	assert_int_equal(w->msg.type, PROTO_EV_ANNOUNCE);
-	assert_true(w->msg.seq > w->end_seq);
+	assert_true(w->msg.seq > w->view->end_seq);
 	view_apply(w);
 	view_equals_table(w, "T");
 	assert_null(TAILQ_FIRST(&t->cursors));
@@ -581,7 +387,7 @@ test_snapshot_cursor_end_exact(void **state)
 static void
 test_once_cursor(void **state)
 {
-	struct tc	*w = tc_new("dump", 1), *a = tc_new("pub", 0);
+	struct tc	*w = viewer("dump", 1), *a = viewer("pub", 0);
 	struct buf	 b;
 	char		 key[32];
 	int		 i, k;
@@ -597,12 +403,12 @@ test_once_cursor(void **state)
 	barrier(a);
 	proto_put_subscribe(&b, 5, PB("T"), PROTO_SUB_ONCE, PB(""));
 	tc_write(w, &b);
-	for (k = 0; k < 10000 && !w->ended; k++) {
+	for (k = 0; k < 10000 && !w->view->ended; k++) {
 		assert_true(tc_next(w));
 		view_apply(w);
 	}
-	assert_true(w->ended);
-	assert_int_equal(w->end_count, 2000);
+	assert_true(w->view->ended);
+	assert_int_equal(w->view->end_count, 2000);
 	assert_int_equal(w->s->nsubs, 0);
 	assert_int_equal(table_find(PB("T"))->nsubs, 0);
 	buf_free(&b);
@@ -617,7 +423,7 @@ test_once_cursor(void **state)
 static void
 test_input_bounds(void **state)
 {
-	struct tc		*c = tc_new("big", 0), *d, *p;
+	struct tc		*c = viewer("big", 0), *d, *p;
 	struct buf		 b;
 	uint8_t			 hdr[5];
 	static uint8_t		 junk[200000];
@@ -630,18 +436,18 @@ test_input_bounds(void **state)
 	put_be32(hdr, (uint32_t)(frame - 4));
 	hdr[4] = PROTO_ANNOUNCE;
 	assert_int_equal(write(c->fd, hdr, 5), 5);
-	pump();
+	tc_pump();
 	buf_init(&b);
 	buf_put(&b, junk, sizeof(junk));
 	tc_write(c, &b);
 	for (i = 0; i < 20; i++)
-		pump();
+		tc_pump();
 	assert_int_equal(c->s->in.len, 5 + sizeof(junk));
 	assert_true(c->s->in.cap <= frame);
 
 	/* Over the configured limit: ERROR LIMIT naming it, closed. */
 	ispd_conf.max_frame_bytes = 4096;
-	d = tc_new("small", 0);
+	d = viewer("small", 0);
 	put_be32(hdr, 5000);
 	assert_int_equal(write(d->fd, hdr, 5), 5);
 	m = tc_expect(d, PROTO_ERROR);
@@ -651,7 +457,7 @@ test_input_bounds(void **state)
 	ispd_conf.max_frame_bytes = PROTO_MAX_FRAME_BYTES;
 
 	/* 20,000 PINGs, no reading: paused within twice the queue bound. */
-	p = tc_new("pinger", 1);
+	p = viewer("pinger", 1);
 	for (i = 0; i < 20000; i++) {
 		proto_put_ping(&b, PROTO_PING, (uint64_t)i + 1);
 		if (b.len > 4096) {
@@ -659,7 +465,7 @@ test_input_bounds(void **state)
 
 			if (n > 0)
 				buf_consume(&b, (size_t)n);
-			pump();
+			tc_pump();
 			assert_true(p->s->out.bytes <=
 			    2 * ispd_conf.max_queue_bytes + 64);
 			assert_true(p->s->in.cap <= SESSION_READ_BYTES);
@@ -690,8 +496,8 @@ test_input_bounds(void **state)
 static void
 test_ghost_withdraw(void **state)
 {
-	struct tc	*w = tc_new("watcher", 0), *a = tc_new("big", 0);
-	struct tc	*o = tc_new("other", 0);
+	struct tc	*w = viewer("watcher", 0), *a = viewer("big", 0);
+	struct tc	*o = viewer("other", 0);
 	struct buf	 b;
 	struct session	*ghost;
 	struct table	*t;
@@ -710,7 +516,7 @@ test_ghost_withdraw(void **state)
 	buf_free(&b);
 	t = table_find(PB("BIG"));
 	assert_int_equal(t->records.count, n);
-	subscribe(w, PROTO_SESSIONS_TABLE);
+	tc_subscribe(w, PROTO_SESSIONS_TABLE, "", 0);
 	view_sync(w);
 
 	ghost = a->s;
@@ -739,7 +545,7 @@ test_ghost_withdraw(void **state)
 	/* The watcher saw the row go (after every record). */
 	view_sync(w);
 	view_equals_table(w, PROTO_SESSIONS_TABLE);
-	assert_int_equal(w->held, 2);	/* watcher and other */
+	assert_int_equal(w->view->held, 2);	/* watcher and other */
 }
 
 int

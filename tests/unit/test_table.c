@@ -1,17 +1,14 @@
 /*
  * Table semantics, tested through the daemon's own objects: each test
- * client is one end of a socketpair whose other end is a real ispd
- * session, driven by the real loop (loop_once(0)). A client writes
- * encoded frames and decodes what the session wrote back with
+ * client (harness/tc.h) is one end of a socketpair whose other end is a
+ * real ispd session, driven by the real loop (loop_once(0)). A client
+ * writes encoded frames and decodes what the session wrote back with
  * proto_decode(), so the whole path is exercised: framing, dispatch,
  * table.c, subscr.c, outq.c.
  *
  * "Nothing was sent" is checked by a PING: its PONG must be the very
  * next frame, since a session answers in order.
  */
-#include <sys/socket.h>
-
-#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,254 +22,7 @@
 
 #include "isp.h"
 #include "ispd.h"
-
-#define PB(s)		proto_bytes((s), strlen(s))
-#define MAX_CLIENTS	8
-
-/* One test client: our end of the socket, and the session at the other. */
-struct tc {
-	int		 fd;
-	struct session	*s;
-	uint64_t	 id;
-	struct buf	 in;	/* bytes read, not yet decoded */
-	uint8_t		*frame;	/* the frame last decoded; msg points here */
-	struct proto_msg msg;
-	uint32_t	 next_req;
-	uint64_t	 next_token;
-};
-
-static struct tc	 clients[MAX_CLIENTS];
-static int		 nclients;
-
-static void
-pump(void)
-{
-	int	 i;
-
-	for (i = 0; i < 3; i++)
-		loop_once(0);
-}
-
-static void
-tc_write(struct tc *c, struct buf *b)
-{
-	size_t	 off = 0;
-	ssize_t	 n;
-
-	assert_false(buf_failed(b));
-	while (off < b->len) {
-		n = write(c->fd, b->data + off, b->len - off);
-		if (n == -1 && errno == EAGAIN) {
-			pump();
-			continue;
-		}
-		assert_true(n > 0);
-		off += (size_t)n;
-	}
-	b->len = 0;
-}
-
-/* Reads what is there; returns 0 at EOF, else 1. */
-static int
-tc_fill(struct tc *c)
-{
-	uint8_t	 tmp[65536];
-	ssize_t	 n;
-
-	for (;;) {
-		n = read(c->fd, tmp, sizeof(tmp));
-		if (n > 0) {
-			buf_put(&c->in, tmp, (size_t)n);
-			continue;
-		}
-		if (n == 0)
-			return 0;
-		assert_true(errno == EAGAIN);
-		return 1;
-	}
-}
-
-/* Decodes the next frame the session sent into c->msg, pumping the loop
- * while none is there. Returns 1, or 0 when none came (or EOF). */
-static int
-tc_next(struct tc *c)
-{
-	const char	*why;
-	size_t		 n;
-	int		 round, open = 1;
-
-	for (round = 0; round < 50; round++) {
-		if (proto_frame_check(c->in.data, c->in.len,
-		    PROTO_MAX_FRAME_BYTES, &n) == 1) {
-			free(c->frame);
-			c->frame = malloc(n);
-			assert_non_null(c->frame);
-			memcpy(c->frame, c->in.data, n);
-			buf_consume(&c->in, n);
-			assert_int_equal(proto_decode(c->frame, n, &c->msg,
-			    &why), 0);
-			return 1;
-		}
-		if (!open)
-			return 0;
-		pump();
-		open = tc_fill(c);
-	}
-	return 0;
-}
-
-static const struct proto_msg *
-tc_expect(struct tc *c, uint8_t type)
-{
-	assert_true(tc_next(c));
-	if (c->msg.type != type)
-		fail_msg("expected %s, got %s", proto_type_name(type),
-		    proto_type_name(c->msg.type));
-	return &c->msg;
-}
-
-/* The session sent nothing more: a PING's PONG comes next. */
-static void
-tc_expect_nothing(struct tc *c)
-{
-	struct buf	 b;
-	uint64_t	 token = ++c->next_token;
-
-	buf_init(&b);
-	proto_put_ping(&b, PROTO_PING, token);
-	tc_write(c, &b);
-	buf_free(&b);
-	tc_expect(c, PROTO_PONG);
-	assert_int_equal(c->msg.token, token);
-}
-
-static void
-tc_expect_eof(struct tc *c)
-{
-	int	 i;
-
-	for (i = 0; i < 50; i++) {
-		pump();
-		if (tc_fill(c) == 0) {
-			assert_int_equal(c->in.len, 0);
-			return;
-		}
-	}
-	fail_msg("the session did not close");
-}
-
-static void
-tc_expect_error(struct tc *c, uint32_t req_id, int code)
-{
-	tc_expect(c, PROTO_ERROR);
-	if (c->msg.code != code)
-		fail_msg("expected error %d, got %d: %.*s", code, c->msg.code,
-		    (int)c->msg.text.len, (const char *)c->msg.text.p);
-	assert_int_equal(c->msg.req_id, req_id);
-}
-
-/* A session without a HELLO yet. */
-static struct tc *
-tc_connect(void)
-{
-	struct tc	*c;
-	int		 sv[2];
-
-	assert_true(nclients < MAX_CLIENTS);
-	c = &clients[nclients++];
-	memset(c, 0, sizeof(*c));
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0, sv), 0);
-	c->s = session_new(sv[0], "unix:test");
-	assert_non_null(c->s);
-	c->id = c->s->id;
-	c->fd = sv[1];
-	buf_init(&c->in);
-	return c;
-}
-
-/* A welcomed session named name. */
-static struct tc *
-tc_new(const char *name)
-{
-	struct tc	*c = tc_connect();
-	struct buf	 b;
-
-	buf_init(&b);
-	proto_put_hello(&b, PROTO_VERSION, 0, name);
-	tc_write(c, &b);
-	buf_free(&b);
-	tc_expect(c, PROTO_WELCOME);
-	assert_int_equal(c->msg.version, PROTO_VERSION);
-	assert_true(c->msg.session_id == c->id);
-	assert_int_equal(c->msg.hold_ms, ispd_conf.hold_ms);
-	return c;
-}
-
-/* The client hangs up; the session ends at the next loop turn. */
-static void
-tc_hangup(struct tc *c)
-{
-	close(c->fd);
-	c->fd = -1;
-	pump();
-}
-
-/* A fields block of one field. */
-static struct proto_bytes
-fields1(struct buf *fb, const char *name, const char *value)
-{
-	size_t	 s;
-
-	buf_init(fb);
-	s = proto_fields_begin(fb);
-	proto_put_field(fb, name, strlen(name), value, strlen(value));
-	proto_fields_end(fb, s, 1);
-	return proto_bytes(fb->data, fb->len);
-}
-
-static uint32_t
-tc_announce(struct tc *c, const char *table, const char *key,
-    const char *contact, uint32_t ttl_s)
-{
-	struct buf	 b, fb;
-	uint32_t	 req = ++c->next_req;
-
-	buf_init(&b);
-	proto_put_announce(&b, req, PB(table), ttl_s, PB(key),
-	    fields1(&fb, "contact", contact));
-	tc_write(c, &b);
-	buf_free(&b);
-	buf_free(&fb);
-	return req;
-}
-
-static uint32_t
-tc_withdraw(struct tc *c, const char *table, const char *key)
-{
-	struct buf	 b;
-	uint32_t	 req = ++c->next_req;
-
-	buf_init(&b);
-	proto_put_withdraw(&b, req, PB(table), PB(key));
-	tc_write(c, &b);
-	buf_free(&b);
-	return req;
-}
-
-static uint32_t
-tc_subscribe(struct tc *c, const char *table, const char *prefix,
-    uint8_t flags)
-{
-	struct buf	 b;
-	uint32_t	 req = ++c->next_req;
-
-	buf_init(&b);
-	proto_put_subscribe(&b, req, PB(table), flags, PB(prefix));
-	tc_write(c, &b);
-	buf_free(&b);
-	return req;
-}
+#include "tc.h"
 
 static void
 assert_pb(struct proto_bytes got, const char *want)
@@ -345,37 +95,6 @@ lookup(const char *table, const char *key)
 			return r;
 	}
 	return NULL;
-}
-
-static int
-setup(void **state)
-{
-	log_init(LOG_LEVEL_WARN);
-	loop_init();
-	table_init();
-	/* Tests take far less; the hold test moves time itself. */
-	ispd_conf.hold_ms = 600000;
-	nclients = 0;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	int	 i;
-
-	session_shutdown_all();
-	table_free_all();
-	subscr_free_all();
-	loop_free();
-	for (i = 0; i < nclients; i++) {
-		if (clients[i].fd != -1)
-			close(clients[i].fd);
-		buf_free(&clients[i].in);
-		free(clients[i].frame);
-	}
-	nclients = 0;
-	return 0;
 }
 
 /* A new key: EV_ANNOUNCE with seq 1, the announcer as owner. */
@@ -812,7 +531,7 @@ test_big_snapshot(void **state)
 	int		 i, nrec = 20000;
 
 	buf_init(&b);
-	fields1(&fb, "contact", "sip:someone@192.0.2.1:5060;transport=tcp");
+	tc_fields1(&fb, "contact", "sip:someone@192.0.2.1:5060;transport=tcp");
 	for (i = 0; i < nrec; i++) {
 		snprintf(key, sizeof(key), "sip:%06d@example.com", i);
 		proto_put_announce(&b, (uint32_t)i + 1, PB("BIG"), 0, PB(key),
@@ -894,14 +613,14 @@ test_handshake_errors(void **state)
 
 	buf_init(&b);
 	/* Not HELLO first. */
-	c = tc_connect();
+	c = tc_connect(0);
 	proto_put_ping(&b, PROTO_PING, 1);
 	tc_write(c, &b);
 	tc_expect_error(c, 0, ISP_E_NOT_READY);
 	tc_expect_eof(c);
 
 	/* Another version. */
-	c = tc_connect();
+	c = tc_connect(0);
 	proto_put_hello(&b, 7, 0, "future");
 	tc_write(c, &b);
 	m = tc_expect(c, PROTO_ERROR);
@@ -911,7 +630,7 @@ test_handshake_errors(void **state)
 	tc_expect_eof(c);
 
 	/* A bad name. */
-	c = tc_connect();
+	c = tc_connect(0);
 	proto_put_hello(&b, PROTO_VERSION, 0, "tab\there");
 	tc_write(c, &b);
 	tc_expect_error(c, 0, ISP_E_BAD_REQUEST);
@@ -919,7 +638,7 @@ test_handshake_errors(void **state)
 
 	/* Caps are the shared ones: REPLAY, not AUTH (which in WELCOME
 	 * says the session is authenticated), nor bits not defined. */
-	c = tc_connect();
+	c = tc_connect(0);
 	proto_put_hello(&b, PROTO_VERSION, 0xff, "caps");
 	tc_write(c, &b);
 	m = tc_expect(c, PROTO_WELCOME);
@@ -990,13 +709,13 @@ test_partial_frames(void **state)
 	buf_init(&b);
 	buf_init(&one);
 	proto_put_announce(&b, 1, PB("T"), 0, PB("k1"),
-	    fields1(&fb, "contact", "x"));
+	    tc_fields1(&fb, "contact", "x"));
 	proto_put_announce(&b, 2, PB("T"), 0, PB("k2"),
 	    proto_bytes(fb.data, fb.len));
 	for (i = 0; i < b.len; i++) {
 		buf_put(&one, b.data + i, 1);
 		tc_write(a, &one);
-		pump();
+		tc_pump();
 	}
 	b.len = 0;
 	expect_event(w, PROTO_EV_ANNOUNCE, "k1", 1, a, "alice", "x");
@@ -1302,44 +1021,47 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_announce, setup,
-		    teardown),
+		cmocka_unit_test_setup_teardown(test_announce, tc_setup,
+		    tc_teardown),
 		cmocka_unit_test_setup_teardown(test_replace_moves_ownership,
-		    setup, teardown),
+		    tc_setup, tc_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_identical_reannounce_refreshes_ttl, setup, teardown),
+		    test_identical_reannounce_refreshes_ttl, tc_setup,
+		    tc_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_changed_reannounce_replaces, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_withdraw, setup,
-		    teardown),
+		    test_changed_reannounce_replaces, tc_setup, tc_teardown),
+		cmocka_unit_test_setup_teardown(test_withdraw, tc_setup,
+		    tc_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_session_end_withdraws_owned, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ttl_expiry, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_ttl_heap_order, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_seq, setup, teardown),
+		    test_session_end_withdraws_owned, tc_setup, tc_teardown),
+		cmocka_unit_test_setup_teardown(test_ttl_expiry, tc_setup,
+		    tc_teardown),
+		cmocka_unit_test_setup_teardown(test_ttl_heap_order, tc_setup,
+		    tc_teardown),
+		cmocka_unit_test_setup_teardown(test_seq, tc_setup,
+		    tc_teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_subscription,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_snapshot_then_end, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_big_snapshot, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_sessions_table, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_handshake_errors, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_frame_errors, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_partial_frames, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_hold_expiry, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_query, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_graceful_restart, setup,
-		    teardown),
+		    tc_setup, tc_teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_then_end,
+		    tc_setup, tc_teardown),
+		cmocka_unit_test_setup_teardown(test_big_snapshot, tc_setup,
+		    tc_teardown),
+		cmocka_unit_test_setup_teardown(test_sessions_table, tc_setup,
+		    tc_teardown),
+		cmocka_unit_test_setup_teardown(test_handshake_errors, tc_setup,
+		    tc_teardown),
+		cmocka_unit_test_setup_teardown(test_frame_errors, tc_setup,
+		    tc_teardown),
+		cmocka_unit_test_setup_teardown(test_partial_frames, tc_setup,
+		    tc_teardown),
+		cmocka_unit_test_setup_teardown(test_hold_expiry, tc_setup,
+		    tc_teardown),
+		cmocka_unit_test_setup_teardown(test_query, tc_setup,
+		    tc_teardown),
+		cmocka_unit_test_setup_teardown(test_graceful_restart, tc_setup,
+		    tc_teardown),
 		cmocka_unit_test_setup_teardown(test_graceful_lost_twice,
-		    setup, teardown),
+		    tc_setup, tc_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
