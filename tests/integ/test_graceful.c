@@ -47,6 +47,8 @@
 				 * nothing comes well within this */
 #define QUIET_MS	500	/* how long "nothing more" is watched */
 #define WAIT_MS		5000	/* bound of every other wait */
+/* ispd's options that make T graceful, for secs seconds. */
+#define GRACE(secs)	"--graceful-table", T, "--graceful-seconds", (secs)
 
 /* What the observer was told, and when. */
 struct obs {
@@ -141,6 +143,16 @@ gw_stop(struct gw *w)
 	assert_int_equal(gw_release(w), 0);
 }
 
+/* Makes c a client of the test: pumped with the others, freed by the
+ * teardown. */
+static isp_client *
+gw_add(struct gw *w, isp_client *c)
+{
+	assert_true(w->nc < sizeof(w->c) / sizeof(w->c[0]));
+	w->c[w->nc++] = c;
+	return c;
+}
+
 static void
 obs_cb(isp_client *c, const struct isp_event *ev, void *arg)
 {
@@ -176,24 +188,6 @@ ev_count(struct evlog *l, size_t from, int type, const char *table,
 	return n;
 }
 
-/* The first such event since from, or NULL; its index in *idx. */
-static struct rec_event *
-ev_find(struct evlog *l, size_t from, int type, const char *table,
-    const char *key, size_t *idx)
-{
-	size_t	 i;
-
-	for (i = from; i < l->n; i++)
-		if (l->ev[i].type == type &&
-		    strcmp(l->ev[i].table, table) == 0 &&
-		    (key == NULL || strcmp(l->ev[i].key, key) == 0)) {
-			if (idx != NULL)
-				*idx = i;
-			return &l->ev[i];
-		}
-	return NULL;
-}
-
 static void
 ev_dump(struct evlog *l, size_t from, const char *what)
 {
@@ -219,6 +213,77 @@ expect_n(struct evlog *l, size_t from, int type, const char *table,
 		ev_dump(l, from, "seen");
 		fail_msg("%zu events of type %d on %s %s, want %zu", got, type,
 		    table ? table : "any table", key ? key : "any key", n);
+	}
+}
+
+/* The first event of type on table's key since from exists, with the
+ * value (NULL: not checked) in its field contact, and owner (NULL: not
+ * checked) and session for its owner. */
+static void
+expect_ev(struct evlog *l, size_t from, int type, const char *table,
+    const char *key, const char *value, const char *owner, uint64_t session)
+{
+	struct rec_event	*e = NULL;
+	char			 want[128];
+	size_t			 i;
+
+	for (i = from; i < l->n && e == NULL; i++)
+		if (l->ev[i].type == type &&
+		    strcmp(l->ev[i].table, table) == 0 &&
+		    strcmp(l->ev[i].key, key) == 0)
+			e = &l->ev[i];
+	if (e == NULL) {
+		ev_dump(l, from, "seen");
+		fail_msg("no event of type %d on %s %s", type, table, key);
+	}
+	if (value != NULL) {
+		snprintf(want, sizeof(want), "contact=%s", value);
+		assert_string_equal(e->fields, want);
+	}
+	if (owner != NULL)
+		assert_string_equal(e->owner, owner);
+	assert_int_equal(e->owner_session, session);
+}
+
+/* Every event of type since from on table has reason. */
+static void
+expect_reasons(struct evlog *l, size_t from, int type, const char *table,
+    int reason)
+{
+	size_t	 i;
+
+	for (i = from; i < l->n; i++)
+		if (l->ev[i].type == type &&
+		    strcmp(l->ev[i].table, table) == 0 &&
+		    l->ev[i].reason != reason) {
+			ev_dump(l, from, "seen");
+			fail_msg("%s %s withdrawn with reason %d, want %d",
+			    table, l->ev[i].key, l->ev[i].reason, reason);
+		}
+}
+
+/* Every event of type (0: any) on table since from reached the observer
+ * lo ms after t0 (what t0 was) or later, and hi ms after it at the
+ * latest (hi 0: no bound). */
+static void
+expect_times(struct gw *w, size_t from, int type, const char *table,
+    int64_t t0, int lo, int hi, const char *what)
+{
+	struct evlog	*l = &w->o.l;
+	long long	 dt;
+	size_t		 i;
+
+	for (i = from; i < l->n; i++) {
+		if (strcmp(l->ev[i].table, table) != 0 ||
+		    (type != 0 && l->ev[i].type != type))
+			continue;
+		dt = w->o.at[i] - t0;
+		if (dt < lo)
+			fail_msg("%s withdrawn %lld ms after %s, before %d ms",
+			    l->ev[i].key, dt, what, lo);
+		if (hi > 0 && dt > hi)
+			fail_msg("%s withdrawn %lld ms after %s, after %d ms",
+			    l->ev[i].key, dt, what, hi);
 	}
 }
 
@@ -273,6 +338,44 @@ wait_ev(struct gw *w, size_t from, int type, const char *table,
 	wait_ev_in(w, &w->o.l, from, type, table, key, n, ms);
 }
 
+/* No event of table since from reaches the observer within ms of t0,
+ * the kill. */
+static void
+expect_none_for(struct gw *w, size_t from, const char *table, int64_t t0,
+    int ms)
+{
+	struct want	 wt = { &w->o.l, from, 0, table, NULL, 1, 0, 0 };
+	int64_t		 left = t0 + ms - now_ms();
+
+	if (left > 0 && pump(w->c, w->nc, want_met, &wt, (int)left)) {
+		ev_dump(&w->o.l, from, "seen");
+		fail_msg("an event of %s within %d ms of the kill", table, ms);
+	}
+	expect_n(&w->o.l, from, 0, table, NULL, 0);
+}
+
+/* Runs only the observer, so that the test's other clients fall silent,
+ * until ispd ends whose session (row in ispd.sessions): its withdraw
+ * since from, at most WAIT_MS. */
+static void
+wait_silent_end(struct gw *w, size_t from, const char *row,
+    const char *whose)
+{
+	struct want	 wt = { &w->o.l, from, ISP_EV_WITHDRAW, S, row, 1, 0,
+			    0 };
+
+	if (!pump(w->c, 1, want_met, &wt, WAIT_MS))
+		fail_msg("ispd did not end %s session", whose);
+}
+
+/* Runs the test's clients for QUIET_MS, for what must not come to have
+ * the time to. */
+static void
+quiet(struct gw *w)
+{
+	pump_for(w->c, w->nc, QUIET_MS);
+}
+
 /* The observer: a plain subscription to each table (NULL-terminated),
  * snapshots done. */
 static void
@@ -283,8 +386,7 @@ observe(struct gw *w, ...)
 	isp_client	*c;
 	size_t		 n = 0;
 
-	c = client_new(&w->d, "observer");
-	w->c[w->nc++] = c;
+	c = gw_add(w, client_new(&w->d, "observer"));
 	va_start(ap, w);
 	while ((t = va_arg(ap, const char *)) != NULL) {
 		assert_int_equal(isp_subscribe(c, t, NULL, 0, 0, obs_cb,
@@ -301,12 +403,38 @@ snap_ended(void *arg)
 	return ((struct evlog *)arg)->ended;
 }
 
+static int
+obs_ended(void *arg)
+{
+	return ((struct obs *)arg)->l.ended;
+}
+
+/* Subscribes c, a client of the test, to T with cb and arg, and runs
+ * the test's clients until done(arg) says its snapshot ended. */
+static void
+subscribe_t(struct gw *w, isp_client *c, isp_event_cb *cb, void *arg,
+    int (*done)(void *))
+{
+	assert_int_equal(isp_subscribe(c, T, NULL, 0, 0, cb, arg), ISP_OK);
+	if (!pump(w->c, w->nc, done, arg, WAIT_MS))
+		fail_msg("no end of the snapshot of %s", T);
+}
+
 /* One record a forked publisher announces: contact=value. */
 struct prec {
 	const char	*table;
 	const char	*key;
 	const char	*value;
 };
+
+/* The records of most publishers: k1..k4 of T; and d1 of D. */
+static const struct prec	 K[] = {
+	{ T, "k1", "sip:1@10.0.0.1" },
+	{ T, "k2", "sip:2@10.0.0.1" },
+	{ T, "k3", "sip:3@10.0.0.1" },
+	{ T, "k4", "sip:4@10.0.0.1" },
+};
+static const struct prec	 D1 = { D, "d1", "call-1" };
 
 /*
  * A publisher in a process of its own: a fork of this test running a
@@ -382,18 +510,12 @@ static void
 pub_wait(struct gw *w, struct evlog *l, size_t from, pid_t pid,
     const struct prec *r, size_t n)
 {
-	struct want	 wt;
 	size_t		 i, j;
 
 	for (i = 0; i < n; i++) {
-		memset(&wt, 0, sizeof(wt));
-		wt.l = l;
-		wt.from = from;
-		wt.type = ISP_EV_ANNOUNCE;
-		wt.table = r[i].table;
-		wt.key = r[i].key;
-		wt.n = 1;
-		wt.pid = pid;
+		struct want	 wt = { l, from, ISP_EV_ANNOUNCE, r[i].table,
+				    r[i].key, 1, pid, 0 };
+
 		if (!pump(w->c, w->nc, want_met, &wt, WAIT_MS))
 			fail_msg("the publisher's %s %s did not show",
 			    r[i].table, r[i].key);
@@ -439,6 +561,15 @@ pub_kill(struct gw *w)
 	return t;
 }
 
+/* pub_kill(), the loss the test is about: the observer's events since
+ * are those from *mark on. Returns when. */
+static int64_t
+pub_lose(struct gw *w, size_t *mark)
+{
+	*mark = w->o.l.n;
+	return pub_kill(w);
+}
+
 /* The key (session id) of the last row of ispd.sessions named name
  * announced since from, in key; 0 when none. */
 static int
@@ -480,12 +611,8 @@ static void
 wait_row(struct gw *w, size_t from, const char *name, char *key,
     size_t len)
 {
-	struct rowwant	 rw;
+	struct rowwant	 rw = { &w->o.l, from, name, "" };
 
-	memset(&rw, 0, sizeof(rw));
-	rw.l = &w->o.l;
-	rw.from = from;
-	rw.name = name;
 	if (!pump(w->c, w->nc, row_seen, &rw, WAIT_MS)) {
 		ev_dump(&w->o.l, from, "seen");
 		fail_msg("no row of %s in %s", name, S);
@@ -493,58 +620,92 @@ wait_row(struct gw *w, size_t from, const char *name, char *key,
 	snprintf(key, len, "%s", rw.key);
 }
 
-struct stat_want {
-	const char	*name;
-	long long	 value;
+/* wait_row(), for the session id. */
+static uint64_t
+wait_row_id(struct gw *w, size_t from, const char *name)
+{
+	char	 row[32];
+
+	wait_row(w, from, name, row, sizeof(row));
+	return strtoull(row, NULL, 10);
+}
+
+/*
+ * pub_fork() of the publisher "pub" announcing the first nk records of
+ * K, then D1 when with_d. When row is not NULL (the observer watches
+ * ispd.sessions), waits for the publisher's row too: its key in row.
+ */
+static void
+pub_k(struct gw *w, size_t nk, int with_d, char *row, size_t len)
+{
+	struct prec	 r[sizeof(K) / sizeof(K[0]) + 1];
+	size_t		 from = w->o.l.n, n = nk;
+
+	assert_true(nk <= sizeof(K) / sizeof(K[0]));
+	memcpy(r, K, nk * sizeof(r[0]));
+	if (with_d)
+		r[n++] = D1;
+	pub_fork(w, "pub", r, n);
+	if (row != NULL)
+		wait_row(w, from, "pub", row, len);
+}
+
+/* Some counters of one QUERY STATS: the value of each name given, -1
+ * when absent. */
+struct stats {
+	const char	*name[2];
+	long long	 value[2];
 };
 
 static void
-stat_row(const struct isp_field *f, size_t n, void *arg)
+stats_row(const struct isp_field *f, size_t n, void *arg)
 {
-	struct stat_want	*sw = arg;
-	size_t			 i;
+	struct stats	*st = arg;
+	size_t		 i, j;
 
 	for (i = 0; i < n; i++)
-		if (strcmp(f[i].name, sw->name) == 0)
-			sw->value = atoll(f[i].value);
+		for (j = 0; j < 2; j++)
+			if (st->name[j] != NULL &&
+			    strcmp(f[i].name, st->name[j]) == 0)
+				st->value[j] = atoll(f[i].value);
 }
 
-/* A counter of QUERY STATS asked by the client q (of the reflector it
- * is connected to), or -1 when absent. */
-static long long
-stat_get_of(isp_client *q, const char *name)
+/* Asks the reflector the client q is connected to for st's counters. */
+static void
+stats_of(isp_client *q, struct stats *st)
 {
-	struct stat_want	 sw = { name, -1 };
-
-	assert_int_equal(isp_query_stats(q, stat_row, &sw, 10000), ISP_OK);
-	return sw.value;
+	st->value[0] = st->value[1] = -1;
+	assert_int_equal(isp_query_stats(q, stats_row, st, 10000), ISP_OK);
 }
 
-/* stat_get_of() the observer: the test's ispd. */
+/* A counter of the test's ispd (asked by the observer), or -1. */
 static long long
 stat_get(struct gw *w, const char *name)
 {
-	return stat_get_of(w->c[0], name);
+	struct stats	 st = { { name, NULL }, { -1, -1 } };
+
+	stats_of(w->c[0], &st);
+	return st.value[0];
 }
 
 /* Waits until held_records and held_clients (as q sees them) are these,
- * at most ms. */
+ * at most ms (0: they are, now). */
 static void
 wait_held_of(struct gw *w, isp_client *q, long long records,
     long long clients, int ms)
 {
+	struct stats	 st = { { "held_records", "held_clients" },
+			    { -1, -1 } };
 	int64_t		 end = now_ms() + ms;
-	long long	 r, c;
 
 	for (;;) {
-		r = stat_get_of(q, "held_records");
-		c = stat_get_of(q, "held_clients");
-		if (r == records && c == clients)
+		stats_of(q, &st);
+		if (st.value[0] == records && st.value[1] == clients)
 			return;
 		if (now_ms() >= end)
-			fail_msg("held_records %lld, held_clients %lld after "
-			    "%d ms; want %lld and %lld", r, c, ms, records,
-			    clients);
+			fail_msg("held_records %lld, held_clients %lld (waited "
+			    "%d ms); want %lld and %lld", st.value[0],
+			    st.value[1], ms, records, clients);
 		pump_for(w->c, w->nc, 50);
 	}
 }
@@ -555,34 +716,11 @@ wait_held(struct gw *w, long long records, long long clients, int ms)
 	wait_held_of(w, w->c[0], records, clients, ms);
 }
 
-static void
-expect_held_of(isp_client *q, long long records, long long clients)
-{
-	assert_int_equal(stat_get_of(q, "held_records"), records);
-	assert_int_equal(stat_get_of(q, "held_clients"), clients);
-}
-
+/* The test's ispd holds these, now. */
 static void
 expect_held(struct gw *w, long long records, long long clients)
 {
-	expect_held_of(w->c[0], records, clients);
-}
-
-/* Every event of type since from on table has reason. */
-static void
-expect_reasons(struct evlog *l, size_t from, int type, const char *table,
-    int reason)
-{
-	size_t	 i;
-
-	for (i = from; i < l->n; i++)
-		if (l->ev[i].type == type &&
-		    strcmp(l->ev[i].table, table) == 0 &&
-		    l->ev[i].reason != reason) {
-			ev_dump(l, from, "seen");
-			fail_msg("%s %s withdrawn with reason %d, want %d",
-			    table, l->ev[i].key, l->ev[i].reason, reason);
-		}
+	wait_held(w, records, clients, 0);
 }
 
 /* A connected client of the test, pumped with the others. */
@@ -592,7 +730,6 @@ gw_client(struct gw *w, const char *name, int reconnect, struct evlog *errs)
 	struct isp_options	 o;
 	isp_client		*c;
 
-	assert_true(w->nc < sizeof(w->c) / sizeof(w->c[0]));
 	isp_options_init(&o);
 	o.server = w->d.addr;
 	o.name = name;
@@ -606,8 +743,7 @@ gw_client(struct gw *w, const char *name, int reconnect, struct evlog *errs)
 	assert_non_null(c = isp_new(&o));
 	if (isp_connect(c) != ISP_OK)
 		fail_msg("connect %s: %s", name, isp_errmsg(c));
-	w->c[w->nc++] = c;
-	return c;
+	return gw_add(w, c);
 }
 
 /* Frees a client of the test (isp_free: BYE). */
@@ -635,53 +771,106 @@ announce(isp_client *c, const char *table, const char *key,
 	    ISP_OK);
 }
 
-/* What a new subscription's snapshot of table at the reflector d
- * holds, in l. */
+/* announce() of each record, in order. */
 static void
-dump_table_at(struct ispd_proc *d, const char *table, struct evlog *l)
+announce_recs(isp_client *c, const struct prec *r, size_t n)
 {
-	isp_client	*c = client_new(d, "dumper");
+	size_t	 i;
 
-	memset(l, 0, sizeof(*l));
-	assert_int_equal(isp_subscribe(c, table, NULL, 0, ISP_SUB_ONCE,
-	    evlog_cb, l), ISP_OK);
-	if (!pump(&c, 1, snap_ended, l, WAIT_MS))
-		fail_msg("no end of the snapshot of %s", table);
-	isp_free(c);
+	for (i = 0; i < n; i++)
+		announce(c, r[i].table, r[i].key, r[i].value);
 }
 
+/* What c sent is through (isp_sync()), within WAIT_MS. */
 static void
-dump_table(struct gw *w, const char *table, struct evlog *l)
+sync_ok(isp_client *c)
 {
-	dump_table_at(&w->d, table, l);
+	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
 }
 
-/* The snapshot l holds exactly n records, the keys given with value
- * and owner (name and session). */
+/* The client c ends its replay (isp_replay_done()), and that is
+ * through. */
 static void
-expect_dump(struct evlog *l, size_t n, const char *const *keys,
-    const char *const *values, const char *owner, uint64_t session)
+end_replay(isp_client *c)
 {
+	assert_int_equal(isp_replay_done(c), ISP_OK);
+	sync_ok(c);
+}
+
+/*
+ * A new subscription's snapshot of r[0]'s table at the reflector d holds
+ * exactly the n records r (key and value), each with owner (name and
+ * session; session 0: not checked).
+ */
+static void
+expect_table(struct ispd_proc *d, const struct prec *r, size_t n,
+    const char *owner, uint64_t session)
+{
+	struct evlog		 l;
 	struct rec_event	*e;
+	isp_client		*c = client_new(d, "dumper");
 	char			 want[128];
 	size_t			 i;
 
-	if (ev_count(l, 0, 0, NULL, NULL) != n ||
-	    ev_count(l, 0, ISP_EV_ANNOUNCE, NULL, NULL) != n) {
-		ev_dump(l, 0, "in the snapshot");
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(isp_subscribe(c, r[0].table, NULL, 0, ISP_SUB_ONCE,
+	    evlog_cb, &l), ISP_OK);
+	if (!pump(&c, 1, snap_ended, &l, WAIT_MS))
+		fail_msg("no end of the snapshot of %s", r[0].table);
+	isp_free(c);
+	if (ev_count(&l, 0, 0, NULL, NULL) != n ||
+	    ev_count(&l, 0, ISP_EV_ANNOUNCE, NULL, NULL) != n) {
+		ev_dump(&l, 0, "in the snapshot");
 		fail_msg("the snapshot has %zu events, want %zu records",
-		    ev_count(l, 0, 0, NULL, NULL), n);
+		    ev_count(&l, 0, 0, NULL, NULL), n);
 	}
 	for (i = 0; i < n; i++) {
-		if ((e = evlog_last(l, keys[i])) == NULL) {
-			ev_dump(l, 0, "in the snapshot");
-			fail_msg("%s is not in the snapshot", keys[i]);
+		if ((e = evlog_last(&l, r[i].key)) == NULL) {
+			ev_dump(&l, 0, "in the snapshot");
+			fail_msg("%s is not in the snapshot", r[i].key);
 		}
-		snprintf(want, sizeof(want), "contact=%s", values[i]);
+		snprintf(want, sizeof(want), "contact=%s", r[i].value);
 		assert_string_equal(e->fields, want);
 		assert_string_equal(e->owner, owner);
-		assert_int_equal(e->owner_session, session);
+		if (session != 0)
+			assert_int_equal(e->owner_session, session);
 	}
+	evlog_free(&l);
+}
+
+/* Writes text to a new file /tmp/ispd-graceful.XXXXXX; its name in
+ * path. */
+static void
+conf_write(char *path, size_t len, const char *text)
+{
+	int	 fd;
+
+	snprintf(path, len, "/tmp/ispd-graceful.XXXXXX");
+	assert_true((fd = mkstemp(path)) != -1);
+	assert_int_equal(write(fd, text, strlen(text)),
+	    (ssize_t)strlen(text));
+	close(fd);
+}
+
+/*
+ * The observer watches T and D; the publisher of k1 (T) and d1 (D) is
+ * forked and killed. The record of the table that is not graceful
+ * (gone: T or D) is withdrawn at once, the other one is held. Returns
+ * when the publisher was killed; the observer's events since from
+ * *mark on.
+ */
+static int64_t
+lose_k1_d1(struct gw *w, const char *gone, size_t *mark)
+{
+	int64_t	 t_kill;
+
+	observe(w, T, D, NULL);
+	pub_k(w, 1, 1, NULL, 0);
+	t_kill = pub_lose(w, mark);
+	wait_ev(w, *mark, ISP_EV_WITHDRAW, gone,
+	    strcmp(gone, T) == 0 ? "k1" : "d1", 1, PROMPT_MS);
+	wait_held(w, 1, 1, PROMPT_MS);
+	return t_kill;
 }
 
 /*
@@ -695,61 +884,47 @@ expect_dump(struct evlog *l, size_t n, const char *const *keys,
 static void
 test_killed_publisher_same_client_replays(void **state)
 {
-	static const struct prec	 recs[] = {
+	static const struct prec	 again[] = {
 		{ T, "k1", "sip:1@10.0.0.1" },
-		{ T, "k2", "sip:2@10.0.0.1" },
-		{ T, "k3", "sip:3@10.0.0.1" },
-		{ T, "k4", "sip:4@10.0.0.1" },
-		{ D, "d1", "call-1" },
+		{ T, "k2", "sip:2@10.9.9.9" },
 	};
-	static const char *const	 keys[] = { "k1", "k2" };
-	static const char *const	 values[] = { "sip:1@10.0.0.1",
-					    "sip:2@10.9.9.9" };
 	static struct gw	 w;
-	struct evlog		 snap;
-	struct rec_event	*e;
 	isp_client		*c;
 	char			 row[32], row2[32];
-	size_t			 from, mark;
+	size_t			 mark;
 	int64_t			 t_kill;
 
-	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "10",
-	    NULL);
+	gw_start(&w, GRACE("10"), NULL);
 	observe(&w, T, D, S, NULL);
-	from = w.o.l.n;
-	pub_fork(&w, "pub", recs, 5);
-	wait_row(&w, from, "pub", row, sizeof(row));
+	pub_k(&w, 4, 1, row, sizeof(row));
 	expect_held(&w, 0, 0);
 
-	mark = w.o.l.n;
-	t_kill = pub_kill(&w);
+	t_kill = pub_lose(&w, &mark);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, D, "d1", 1, PROMPT_MS);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, S, row, 1, PROMPT_MS);
 	assert_true(now_ms() - t_kill < PROMPT_MS);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, D, ISP_WD_SESSION);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, S, ISP_WD_SESSION);
 	wait_held(&w, 4, 1, PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, T, NULL, 0);
 	expect_n(&w.o.l, mark, 0, D, NULL, 1);
 
 	/* Its next run. */
 	mark = w.o.l.n;
 	c = gw_client(&w, "pub", 0, NULL);
-	announce(c, T, "k1", "sip:1@10.0.0.1");
-	announce(c, T, "k2", "sip:2@10.9.9.9");
-	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	announce_recs(c, again, 2);
+	sync_ok(c);
 	wait_ev(&w, mark, ISP_EV_REPLACE, T, "k2", 1, PROMPT_MS);
 	/* k3 and k4 are still held, until the end of the replay. */
 	expect_held(&w, 2, 1);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, T, NULL, 1);
 
-	assert_int_equal(isp_replay_done(c), ISP_OK);
-	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	end_replay(c);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k3", 1, PROMPT_MS);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k4", 1, PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 
 	expect_n(&w.o.l, mark, 0, T, "k1", 0);
 	expect_n(&w.o.l, mark, 0, T, "k2", 1);
@@ -760,19 +935,14 @@ test_killed_publisher_same_client_replays(void **state)
 	expect_n(&w.o.l, mark, 0, T, NULL, 3);
 	expect_n(&w.o.l, mark, 0, D, NULL, 0);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
-	e = ev_find(&w.o.l, mark, ISP_EV_REPLACE, T, "k2", NULL);
-	assert_string_equal(e->fields, "contact=sip:2@10.9.9.9");
-	assert_string_equal(e->owner, "pub");
-	assert_int_equal(e->owner_session, isp_session_id(c));
+	expect_ev(&w.o.l, mark, ISP_EV_REPLACE, T, "k2", again[1].value,
+	    "pub", isp_session_id(c));
 	/* The new session has its row; the old one's went once. */
 	wait_row(&w, mark, "pub", row2, sizeof(row2));
 	assert_int_equal(strtoull(row2, NULL, 10), isp_session_id(c));
 	expect_n(&w.o.l, 0, ISP_EV_WITHDRAW, S, row, 1);
 	expect_held(&w, 0, 0);
-
-	dump_table(&w, T, &snap);
-	expect_dump(&snap, 2, keys, values, "pub", isp_session_id(c));
-	evlog_free(&snap);
+	expect_table(&w.d, again, 2, "pub", isp_session_id(c));
 	gw_stop(&w);
 }
 
@@ -781,63 +951,31 @@ test_killed_publisher_same_client_replays(void **state)
 static void
 test_no_return(void **state)
 {
-	static const struct prec	 recs[] = {
-		{ T, "k1", "sip:1@10.0.0.1" },
-		{ T, "k2", "sip:2@10.0.0.1" },
-		{ T, "k3", "sip:3@10.0.0.1" },
-		{ T, "k4", "sip:4@10.0.0.1" },
-		{ D, "d1", "call-1" },
-	};
 	static struct gw	 w;
-	struct want	 wt;
-	size_t		 mark, first = 0, i;
-	int64_t		 t_kill, left;
+	size_t		 mark, i;
+	int64_t		 t_kill;
 
-	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "2",
-	    NULL);
+	gw_start(&w, GRACE("2"), NULL);
 	observe(&w, T, D, NULL);
-	pub_fork(&w, "pub", recs, 5);
+	pub_k(&w, 4, 1, NULL, 0);
 
-	mark = w.o.l.n;
-	t_kill = pub_kill(&w);
+	t_kill = pub_lose(&w, &mark);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, D, "d1", 1, PROMPT_MS);
 	wait_held(&w, 4, 1, PROMPT_MS);
 	/* Nothing of T for the first second (and more, see below). */
-	memset(&wt, 0, sizeof(wt));
-	wt.l = &w.o.l;
-	wt.from = mark;
-	wt.table = T;
-	wt.n = 1;
-	left = t_kill + 1000 - now_ms();
-	if (left > 0 && pump(w.c, w.nc, want_met, &wt, (int)left)) {
-		ev_dump(&w.o.l, mark, "seen");
-		fail_msg("an event of %s within 1 s of the kill", T);
-	}
+	expect_none_for(&w, mark, T, t_kill, 1000);
 	expect_held(&w, 4, 1);
 
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, NULL, 4,
 	    (int)(t_kill + WAIT_MS - now_ms()));
-	pump_for(w.c, w.nc, QUIET_MS);
-	for (i = 1; i <= 4; i++) {
-		char	 key[8];
-
-		snprintf(key, sizeof(key), "k%zu", i);
-		expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, key, 1);
-	}
+	quiet(&w);
+	for (i = 0; i < 4; i++)
+		expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, K[i].key, 1);
 	expect_n(&w.o.l, mark, 0, T, NULL, 4);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
 	/* Not before the grace time (2 s from when ispd saw the loss,
 	 * which is after the kill), not long after it. */
-	assert_non_null(ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, NULL,
-	    &first));
-	for (i = first; i < w.o.l.n; i++) {
-		if (strcmp(w.o.l.ev[i].table, T) != 0)
-			continue;
-		if (w.o.at[i] - t_kill < 1900 || w.o.at[i] - t_kill > 4000)
-			fail_msg("%s withdrawn %lld ms after the kill, grace "
-			    "is 2000 ms", w.o.l.ev[i].key,
-			    (long long)(w.o.at[i] - t_kill));
-	}
+	expect_times(&w, mark, 0, T, t_kill, 1900, 4000, "the kill");
 	expect_held(&w, 0, 0);
 	gw_stop(&w);
 }
@@ -855,6 +993,24 @@ child_gone(void *arg)
 	return waitpid(e->pid, &e->status, WNOHANG) == e->pid;
 }
 
+/*
+ * The session that announced key (NULL: the n records) of T ended at
+ * t0 with no loss: the observer sees its n withdraws within PROMPT_MS,
+ * for the end of the session, then nothing more: total events of T
+ * since from. Nothing is held.
+ */
+static void
+expect_gone_at_once(struct gw *w, size_t from, int64_t t0, const char *key,
+    size_t n, size_t total)
+{
+	wait_ev(w, from, ISP_EV_WITHDRAW, T, key, n, PROMPT_MS);
+	assert_true(now_ms() - t0 < PROMPT_MS);
+	expect_reasons(&w->o.l, from, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	quiet(w);
+	expect_n(&w->o.l, from, 0, T, NULL, total);
+	expect_held(w, 0, 0);
+}
+
 /* A session that ends with BYE is no loss: its records in a graceful
  * table go at once, from libisp (isp_free) and from `ispctl publish`
  * reaching the end of its input. */
@@ -867,25 +1023,17 @@ test_bye_is_not_a_loss(void **state)
 	size_t		 mark;
 	int64_t		 t0;
 
-	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "10",
-	    NULL);
+	gw_start(&w, GRACE("10"), NULL);
 	observe(&w, T, NULL);
 	c = gw_client(&w, "pub", 0, NULL);
-	announce(c, T, "k1", "sip:1@10.0.0.1");
-	announce(c, T, "k2", "sip:2@10.0.0.1");
-	announce(c, T, "k3", "sip:3@10.0.0.1");
-	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	announce_recs(c, K, 3);
+	sync_ok(c);
 	wait_ev(&w, 0, ISP_EV_ANNOUNCE, T, NULL, 3, WAIT_MS);
 
 	mark = w.o.l.n;
 	t0 = now_ms();
 	gw_client_free(&w, c);
-	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, NULL, 3, PROMPT_MS);
-	assert_true(now_ms() - t0 < PROMPT_MS);
-	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
-	pump_for(w.c, w.nc, QUIET_MS);
-	expect_n(&w.o.l, mark, 0, T, NULL, 3);
-	expect_held(&w, 0, 0);
+	expect_gone_at_once(&w, mark, t0, NULL, 3, 3);
 
 	/* ispctl publish, to the end of its input. */
 	mark = w.o.l.n;
@@ -906,12 +1054,7 @@ test_bye_is_not_a_loss(void **state)
 		    e.status, w.ch.err);
 	unlink(w.ch.err);
 	unlink(w.ch.out);
-	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k9", 1, PROMPT_MS);
-	assert_true(now_ms() - t0 < PROMPT_MS);
-	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
-	pump_for(w.c, w.nc, QUIET_MS);
-	expect_n(&w.o.l, mark, 0, T, NULL, 2);
-	expect_held(&w, 0, 0);
+	expect_gone_at_once(&w, mark, t0, "k9", 1, 2);
 	gw_stop(&w);
 }
 
@@ -941,24 +1084,20 @@ err_has_back(void *arg)
 static void
 test_reconnect_replays_without_flap(void **state)
 {
-	static const char *const	 keys[] = { "k1", "k2", "k3", "k4" };
-	static const char *const	 values[] = { "sip:1@10.0.0.1",
-					    "sip:2@10.0.0.1", "sip:3@10.0.0.1",
-					    "sip:4@10.0.0.1" };
 	static struct gw	 w;
-	struct evlog	 snap;
 	size_t		 from, mark, i;
 	char		 row[32], row2[32];
 	int64_t		 t_cont;
 
-	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "20",
-	    "--hold", "1", "--log-level", "debug", NULL);
+	gw_start(&w, GRACE("20"), "--hold", "1", "--log-level", "debug",
+	    NULL);
 	observe(&w, T, S, NULL);
 	from = w.o.l.n;
 	child_start(&w.ch, "-s", w.d.addr, "--name", "pub", "publish", T,
 	    NULL);
 	for (i = 0; i < 4; i++)
-		child_line(&w.ch, "announce %s contact=%s", keys[i], values[i]);
+		child_line(&w.ch, "announce %s contact=%s", K[i].key,
+		    K[i].value);
 	wait_ev(&w, from, ISP_EV_ANNOUNCE, T, NULL, 4, WAIT_MS);
 	wait_row(&w, from, "pub", row, sizeof(row));
 
@@ -979,15 +1118,13 @@ test_reconnect_replays_without_flap(void **state)
 	assert_true(now_ms() - t_cont < WAIT_MS);
 	if (!pump(w.c, w.nc, err_has_back, &w.ch, WAIT_MS))
 		fail_msg("ispctl did not say its session is back");
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 
 	expect_n(&w.o.l, mark, 0, T, NULL, 0);
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, S, row, 1);
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, S, row2, 0);
 	assert_true(ispd_log_has(&w.d, "end of replay"));
-	dump_table(&w, T, &snap);
-	expect_dump(&snap, 4, keys, values, "pub", strtoull(row2, NULL, 10));
-	evlog_free(&snap);
+	expect_table(&w.d, K, 4, "pub", strtoull(row2, NULL, 10));
 	gw_stop(&w);
 }
 
@@ -1000,37 +1137,27 @@ test_reconnect_replays_without_flap(void **state)
 static void
 takeover(int by_expiry)
 {
-	static const struct prec	 recs[] = {
-		{ T, "k1", "sip:1@10.0.0.1" },
-		{ T, "k2", "sip:2@10.0.0.1" },
-	};
-	static const char *const	 keys[] = { "k1" };
-	const char		*value = by_expiry ? "sip:1@10.0.0.1" :
-				    "sip:1@10.7.7.7";
+	const struct prec	 k1 = { T, "k1", by_expiry ?
+				    "sip:1@10.0.0.1" : "sip:1@10.7.7.7" };
 	static struct gw	 w;
-	struct evlog		 snap;
 	static struct evlog	 errs;
-	struct rec_event	*e;
 	isp_client		*other, *pub;
 	size_t			 mark;
 	int64_t			 t_kill;
 
 	memset(&errs, 0, sizeof(errs));
-	gw_start(&w, "--graceful-table", T, "--graceful-seconds",
-	    by_expiry ? "2" : "10", NULL);
+	gw_start(&w, GRACE(by_expiry ? "2" : "10"), NULL);
 	observe(&w, T, NULL);
-	pub_fork(&w, "pub", recs, 2);
-	mark = w.o.l.n;
-	t_kill = pub_kill(&w);
+	pub_k(&w, 2, 0, NULL, 0);
+	t_kill = pub_lose(&w, &mark);
 	wait_held(&w, 2, 1, PROMPT_MS);
 
 	other = gw_client(&w, "other", 0, NULL);
-	announce(other, T, "k1", value);
-	assert_int_equal(isp_sync(other, WAIT_MS), ISP_OK);
+	announce_recs(other, &k1, 1);
+	sync_ok(other);
 	wait_ev(&w, mark, ISP_EV_REPLACE, T, "k1", 1, PROMPT_MS);
-	e = ev_find(&w.o.l, mark, ISP_EV_REPLACE, T, "k1", NULL);
-	assert_string_equal(e->owner, "other");
-	assert_int_equal(e->owner_session, isp_session_id(other));
+	expect_ev(&w.o.l, mark, ISP_EV_REPLACE, T, "k1", NULL, "other",
+	    isp_session_id(other));
 	expect_held(&w, 1, 1);
 
 	if (by_expiry) {
@@ -1040,22 +1167,19 @@ takeover(int by_expiry)
 		pub = gw_client(&w, "pub", 0, &errs);
 		/* k1 is not pub's any more. */
 		assert_int_equal(isp_withdraw(pub, T, "k1", 2), ISP_OK);
-		assert_int_equal(isp_replay_done(pub), ISP_OK);
-		assert_int_equal(isp_sync(pub, WAIT_MS), ISP_OK);
+		end_replay(pub);
 		assert_int_equal(errs.nerrors, 1);
 		assert_int_equal(errs.err_code, ISP_E_NOT_OWNER);
 		wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k2", 1, PROMPT_MS);
 	}
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, T, "k1", 1);
 	expect_n(&w.o.l, mark, ISP_EV_REPLACE, T, "k1", 1);
 	expect_n(&w.o.l, mark, 0, T, "k2", 1);
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k2", 1);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
 	expect_held(&w, 0, 0);
-	dump_table(&w, T, &snap);
-	expect_dump(&snap, 1, keys, &value, "other", isp_session_id(other));
-	evlog_free(&snap);
+	expect_table(&w.d, &k1, 1, "other", isp_session_id(other));
 	gw_stop(&w);
 }
 
@@ -1084,72 +1208,51 @@ test_other_client_takes_over_expiry(void **state)
 static void
 test_back_before_loss_noticed(void **state)
 {
-	static const struct prec	 recs[] = {
-		{ T, "k1", "sip:1@10.0.0.1" },
-		{ T, "k2", "sip:2@10.0.0.1" },
-	};
-	static const char *const	 keys[] = { "k1" };
-	static const char *const	 values[] = { "sip:1@10.0.0.1" };
 	static struct gw	 w;
-	struct evlog		 snap;
-	struct rec_event	*e;
 	isp_client		*c;
 	char			 row[32];
 	size_t			 from, mark;
 	uint64_t		 old_id;
 	int64_t			 t_kill;
 
-	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "2",
-	    NULL);
+	gw_start(&w, GRACE("2"), NULL);
 	observe(&w, T, S, NULL);
 	from = w.o.l.n;
-	pub_fork(&w, "pub", recs, 2);
-	wait_row(&w, from, "pub", row, sizeof(row));
+	pub_k(&w, 2, 0, row, sizeof(row));
 	old_id = strtoull(row, NULL, 10);
 	assert_true(old_id > 0);
-	e = ev_find(&w.o.l, from, ISP_EV_ANNOUNCE, T, "k2", NULL);
-	assert_int_equal(e->owner_session, old_id);
+	expect_ev(&w.o.l, from, ISP_EV_ANNOUNCE, T, "k2", NULL, NULL, old_id);
 
 	mark = w.o.l.n;
 	c = gw_client(&w, "pub", 0, NULL);
 	assert_true(isp_session_id(c) != old_id);
-	announce(c, T, "k1", "sip:1@10.0.0.1");
-	assert_int_equal(isp_replay_done(c), ISP_OK);
-	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	announce_recs(c, K, 1);
+	end_replay(c);
 	wait_ev(&w, mark, ISP_EV_REPLACE, T, "k1", 1, PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	/* One REPLACE, same fields, the new owner; k2 untouched by the
 	 * END_OF_REPLAY (nothing is held while the old session lives). */
 	expect_n(&w.o.l, mark, 0, T, NULL, 1);
-	e = ev_find(&w.o.l, mark, ISP_EV_REPLACE, T, "k1", NULL);
-	assert_string_equal(e->fields, "contact=sip:1@10.0.0.1");
-	assert_string_equal(e->owner, "pub");
-	assert_int_equal(e->owner_session, isp_session_id(c));
+	expect_ev(&w.o.l, mark, ISP_EV_REPLACE, T, "k1", K[0].value, "pub",
+	    isp_session_id(c));
 	expect_held(&w, 0, 0);
 
-	mark = w.o.l.n;
-	t_kill = pub_kill(&w);
+	t_kill = pub_lose(&w, &mark);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, S, row, 1, PROMPT_MS);
 	wait_held(&w, 1, 1, PROMPT_MS);
 	/* Still held a second after the loss: no event. */
-	if (t_kill + 1000 > now_ms())
-		pump_for(w.c, w.nc, (int)(t_kill + 1000 - now_ms()));
-	expect_n(&w.o.l, mark, 0, T, NULL, 0);
+	expect_none_for(&w, mark, T, t_kill, 1000);
 	expect_held(&w, 1, 1);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k2", 1,
 	    (int)(t_kill + WAIT_MS - now_ms()));
 	assert_true(now_ms() - t_kill >= 1900);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, T, NULL, 1);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
 	/* The held record kept its owner: the lost session. */
-	e = ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k2", NULL);
-	assert_string_equal(e->owner, "pub");
-	assert_int_equal(e->owner_session, old_id);
+	expect_ev(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k2", NULL, "pub", old_id);
 	expect_held(&w, 0, 0);
-	dump_table(&w, T, &snap);
-	expect_dump(&snap, 1, keys, values, "pub", isp_session_id(c));
-	evlog_free(&snap);
+	expect_table(&w.d, K, 1, "pub", isp_session_id(c));
 	gw_stop(&w);
 }
 
@@ -1194,24 +1297,18 @@ test_lost_again(void **state)
 	};
 	static struct gw		 w;
 	struct held_and_key		 hk;
-	struct rec_event		*e;
-	size_t				 mark, mark2, i;
+	size_t				 mark, mark2;
 	int64_t				 t_first, t_second, t;
 	uint64_t			 x_first, x_second, y_first, y_second;
-	char				 row[32];
 
-	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "4",
-	    NULL);
+	gw_start(&w, GRACE("4"), NULL);
 	observe(&w, T, S, NULL);
 	mark = w.o.l.n;
 	pub_fork(&w, "x", first_x, 2);
 	pub_fork(&w, "y", first_y, 1);
-	wait_row(&w, mark, "x", row, sizeof(row));
-	x_first = strtoull(row, NULL, 10);
-	wait_row(&w, mark, "y", row, sizeof(row));
-	y_first = strtoull(row, NULL, 10);
-	mark = w.o.l.n;
-	t_first = pub_kill(&w);
+	x_first = wait_row_id(&w, mark, "x");
+	y_first = wait_row_id(&w, mark, "y");
+	t_first = pub_lose(&w, &mark);
 	wait_held(&w, 3, 2, PROMPT_MS);
 	pump_for(w.c, w.nc, 1500);
 
@@ -1225,28 +1322,20 @@ test_lost_again(void **state)
 	mark2 = w.o.l.n;
 	if (!pump(w.c, w.nc, held_and_key, &hk, WAIT_MS))
 		fail_msg("the second runs did not take their records back");
-	wait_row(&w, mark2, "x", row, sizeof(row));
-	x_second = strtoull(row, NULL, 10);
-	wait_row(&w, mark2, "y", row, sizeof(row));
-	y_second = strtoull(row, NULL, 10);
+	x_second = wait_row_id(&w, mark2, "x");
+	y_second = wait_row_id(&w, mark2, "y");
 	assert_true(x_second != x_first && y_second != y_first);
-	e = ev_find(&w.o.l, mark, ISP_EV_ANNOUNCE, T, "x3", NULL);
-	assert_int_equal(e->owner_session, x_second);
+	expect_ev(&w.o.l, mark, ISP_EV_ANNOUNCE, T, "x3", NULL, NULL,
+	    x_second);
 	t_second = pub_kill(&w);
 	wait_held(&w, 4, 2, PROMPT_MS);
 
 	/* x: x1, x2, x3 at the first deadline. */
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, NULL, 3,
 	    (int)(t_first + 4000 + 2000 - now_ms()));
-	for (i = mark; i < w.o.l.n; i++)
-		if (w.o.l.ev[i].type == ISP_EV_WITHDRAW &&
-		    strcmp(w.o.l.ev[i].table, T) == 0 &&
-		    (w.o.at[i] - t_first < 3900 ||
-		    w.o.at[i] - t_first > 5500 ||
-		    w.o.l.ev[i].key[0] != 'x'))
-			fail_msg("%s withdrawn %lld ms after the first loss; "
-			    "x's deadline is at 4000", w.o.l.ev[i].key,
-			    (long long)(w.o.at[i] - t_first));
+	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "y1", 0);
+	expect_times(&w, mark, ISP_EV_WITHDRAW, T, t_first, 3900, 5500,
+	    "the first loss (x's deadline is at 4000 ms)");
 	/* y: y1 at the second loss's deadline. */
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "y1", 1,
 	    (int)(t_second + 4000 + 2000 - now_ms()));
@@ -1254,7 +1343,7 @@ test_lost_again(void **state)
 	if (t - t_second < 3900)
 		fail_msg("y1 withdrawn %lld ms after the second loss, before "
 		    "its grace time", (long long)(t - t_second));
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark, ISP_EV_ANNOUNCE, T, NULL, 1);	/* x3 */
 	expect_n(&w.o.l, mark, ISP_EV_REPLACE, T, NULL, 0);
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, NULL, 4);
@@ -1263,18 +1352,13 @@ test_lost_again(void **state)
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x3", 1);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
 	/* Each withdrawn with the owner that lost it. */
-	e = ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x2", NULL);
-	assert_string_equal(e->owner, "x");
-	assert_int_equal(e->owner_session, x_first);
-	e = ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x1", NULL);
-	assert_string_equal(e->owner, "x");
-	assert_int_equal(e->owner_session, x_second);
-	e = ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x3", NULL);
-	assert_string_equal(e->owner, "x");
-	assert_int_equal(e->owner_session, x_second);
-	e = ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, "y1", NULL);
-	assert_string_equal(e->owner, "y");
-	assert_int_equal(e->owner_session, y_second);
+	expect_ev(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x2", NULL, "x", x_first);
+	expect_ev(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x1", NULL, "x",
+	    x_second);
+	expect_ev(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x3", NULL, "x",
+	    x_second);
+	expect_ev(&w.o.l, mark, ISP_EV_WITHDRAW, T, "y1", NULL, "y",
+	    y_second);
 	expect_held(&w, 0, 0);
 	gw_stop(&w);
 }
@@ -1313,6 +1397,20 @@ rows_seen(void *arg)
 	return rows_named(rw->l, rw->from, rw->name, keys, 8) >= rw->n;
 }
 
+/* Waits until the observer saw n rows of ispd.sessions named name
+ * announced since from; fails the test, saying why, otherwise. */
+static void
+wait_rows(struct gw *w, size_t from, const char *name, size_t n,
+    const char *why)
+{
+	struct rows_want	 rw = { &w->o.l, from, name, n };
+
+	if (!pump(w->c, w->nc, rows_seen, &rw, WAIT_MS)) {
+		ev_dump(&w->o.l, from, "seen");
+		fail_msg("%s", why);
+	}
+}
+
 static int
 child_out_has_k1(void *arg)
 {
@@ -1331,15 +1429,8 @@ child_out_has_k1(void *arg)
 static void
 test_watcher_of_same_name_sweeps_nothing(void **state)
 {
-	static const struct prec	 recs[] = {
-		{ T, "k1", "sip:1@10.0.0.1" },
-		{ T, "k2", "sip:2@10.0.0.1" },
-		{ T, "k3", "sip:3@10.0.0.1" },
-	};
 	static struct gw	 w;
 	static struct evlog	 wl;
-	struct rows_want	 rw;
-	struct want		 wt;
 	isp_client		*wc;
 	char			 keys[8][32], prow[32], ctl_row[32],
 				 wc_row[32];
@@ -1347,32 +1438,20 @@ test_watcher_of_same_name_sweeps_nothing(void **state)
 	int64_t			 t_kill, t_back;
 
 	memset(&wl, 0, sizeof(wl));
-	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "6",
-	    "--hold", "1", NULL);
+	gw_start(&w, GRACE("6"), "--hold", "1", NULL);
 	observe(&w, T, S, NULL);
-	from = w.o.l.n;
-	pub_fork(&w, "pub", recs, 3);
-	wait_row(&w, from, "pub", prow, sizeof(prow));
+	pub_k(&w, 3, 0, prow, sizeof(prow));
 
 	/* The watchers, c[1] and the ispctl process. */
 	from = w.o.l.n;
 	wc = gw_client(&w, "pub", 1, NULL);
 	assert_true(w.c[1] == wc);
-	assert_int_equal(isp_subscribe(wc, T, NULL, 0, 0, evlog_cb, &wl),
-	    ISP_OK);
-	if (!pump(w.c, w.nc, snap_ended, &wl, WAIT_MS))
-		fail_msg("no end of the watcher's snapshot");
+	subscribe_t(&w, wc, evlog_cb, &wl, snap_ended);
 	assert_int_equal(ev_count(&wl, 0, ISP_EV_ANNOUNCE, T, NULL), 3);
 	child_start(&w.ch, "-s", w.d.addr, "--name", "pub", "watch", T, NULL);
 	if (!pump(w.c, w.nc, child_out_has_k1, &w.ch, WAIT_MS))
 		fail_msg("ispctl watch printed no snapshot; see %s", w.ch.err);
-	memset(&rw, 0, sizeof(rw));
-	rw.l = &w.o.l;
-	rw.from = from;
-	rw.name = "pub";
-	rw.n = 2;
-	if (!pump(w.c, w.nc, rows_seen, &rw, WAIT_MS))
-		fail_msg("no rows of the two watchers in %s", S);
+	wait_rows(&w, from, "pub", 2, "no rows of the two watchers in " S);
 	n = rows_named(&w.o.l, from, "pub", keys, 8);
 	assert_int_equal(n, 2);
 	snprintf(wc_row, sizeof(wc_row), "%llu",
@@ -1381,41 +1460,25 @@ test_watcher_of_same_name_sweeps_nothing(void **state)
 	assert_string_equal(keys[1 - i], wc_row);
 	snprintf(ctl_row, sizeof(ctl_row), "%s", keys[i]);
 
-	mark = w.o.l.n;
-	t_kill = pub_kill(&w);
+	t_kill = pub_lose(&w, &mark);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, S, prow, 1, PROMPT_MS);
 	wait_held(&w, 3, 1, PROMPT_MS);
 
 	/* Both watchers fall silent: ispctl frozen, the in-test one not
-	 * run (only the observer is, below). */
+	 * run (only the observer is). */
 	assert_int_equal(kill(w.ch.pid, SIGSTOP), 0);
-	memset(&wt, 0, sizeof(wt));
-	wt.l = &w.o.l;
-	wt.from = mark;
-	wt.type = ISP_EV_WITHDRAW;
-	wt.table = S;
-	wt.key = ctl_row;
-	wt.n = 1;
-	if (!pump(w.c, 1, want_met, &wt, WAIT_MS))
-		fail_msg("ispd did not end the frozen ispctl's session");
-	wt.key = wc_row;
-	if (!pump(w.c, 1, want_met, &wt, WAIT_MS))
-		fail_msg("ispd did not end the silent watcher's session");
+	wait_silent_end(&w, mark, ctl_row, "the frozen ispctl's");
+	wait_silent_end(&w, mark, wc_row, "the silent watcher's");
 	expect_held(&w, 3, 1);
 
 	/* Back: both reconnect and subscribe again. */
 	from = w.o.l.n;
 	assert_int_equal(kill(w.ch.pid, SIGCONT), 0);
-	rw.from = from;
-	rw.n = 2;
-	if (!pump(w.c, w.nc, rows_seen, &rw, WAIT_MS)) {
-		ev_dump(&w.o.l, from, "seen");
-		fail_msg("the two watchers did not reconnect");
-	}
+	wait_rows(&w, from, "pub", 2, "the two watchers did not reconnect");
 	if (!pump(w.c, w.nc, err_has_back, &w.ch, WAIT_MS))
 		fail_msg("ispctl did not say its session is back");
-	assert_int_equal(isp_sync(wc, WAIT_MS), ISP_OK);
-	pump_for(w.c, w.nc, QUIET_MS);
+	sync_ok(wc);
+	quiet(&w);
 	t_back = now_ms();
 	expect_n(&w.o.l, mark, 0, T, NULL, 0);
 	expect_held(&w, 3, 1);
@@ -1426,23 +1489,18 @@ test_watcher_of_same_name_sweeps_nothing(void **state)
 		    "late to tell within the 6 s grace time",
 		    (long long)(t_back - t_kill));
 
-	/* The grace time ends: k1..k3 go then, once each. */
+	/* The grace time ends: k1..k3 go then, once each, with the owner
+	 * that lost them. */
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, NULL, 3,
 	    (int)(t_kill + 6000 + 2000 - now_ms()));
-	pump_for(w.c, w.nc, QUIET_MS);
-	for (i = mark; i < w.o.l.n; i++) {
-		if (strcmp(w.o.l.ev[i].table, T) != 0)
-			continue;
-		if (w.o.at[i] - t_kill < 5900)
-			fail_msg("%s withdrawn %lld ms after the kill, before "
-			    "the 6 s grace time", w.o.l.ev[i].key,
-			    (long long)(w.o.at[i] - t_kill));
-		assert_int_equal(w.o.l.ev[i].owner_session,
-		    strtoull(prow, NULL, 10));
+	quiet(&w);
+	expect_times(&w, mark, 0, T, t_kill, 5900, 0,
+	    "the kill (the grace time is 6 s)");
+	for (i = 0; i < 3; i++) {
+		expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, K[i].key, 1);
+		expect_ev(&w.o.l, mark, ISP_EV_WITHDRAW, T, K[i].key, NULL,
+		    NULL, strtoull(prow, NULL, 10));
 	}
-	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k1", 1);
-	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k2", 1);
-	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k3", 1);
 	expect_n(&w.o.l, mark, 0, T, NULL, 3);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
 	expect_held(&w, 0, 0);
@@ -1477,40 +1535,28 @@ nup_met(void *arg)
 static void
 test_replay_done_reaches_later_server(void **state)
 {
-	static const struct prec	 recs[] = {
-		{ T, "k1", "sip:1@10.0.0.1" },
-		{ T, "k2", "sip:2@10.0.0.1" },
-		{ T, "k3", "sip:3@10.0.0.1" },
-	};
 	static struct gw	 w;
 	const char		*both[2];
 	struct isp_options	 o;
 	struct nup_want		 nw;
-	struct evlog		 snap;
-	struct rec_event	*e;
 	isp_client		*ob, *c;
 	size_t			 from_a, from_b, mark_a, mark_b;
 	pid_t			 pid;
 	int64_t			 t_thaw;
 
-	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "30",
-	    NULL);
-	ispd_start(&w.d2, "--graceful-table", T, "--graceful-seconds", "30",
-	    NULL);
+	gw_start(&w, GRACE("30"), NULL);
+	ispd_start(&w.d2, GRACE("30"), NULL);
 	observe(&w, T, NULL);
-	ob = client_new(&w.d2, "observer-b");
-	w.c[w.nc++] = ob;
-	assert_int_equal(isp_subscribe(ob, T, NULL, 0, 0, obs_cb, &w.o2),
-	    ISP_OK);
-	wait_ev_in(&w, &w.o2.l, 0, ISP_EV_END, NULL, NULL, 1, WAIT_MS);
+	ob = gw_add(&w, client_new(&w.d2, "observer-b"));
+	subscribe_t(&w, ob, obs_cb, &w.o2, obs_ended);
 
 	both[0] = w.d.addr;
 	both[1] = w.d2.addr;
 	from_a = w.o.l.n;
 	from_b = w.o2.l.n;
-	pid = pub_spawn_at(&w, "pub", recs, 3, both, 2);
-	pub_wait(&w, &w.o.l, from_a, pid, recs, 3);
-	pub_wait(&w, &w.o2.l, from_b, pid, recs, 3);
+	pid = pub_spawn_at(&w, "pub", K, 3, both, 2);
+	pub_wait(&w, &w.o.l, from_a, pid, K, 3);
+	pub_wait(&w, &w.o2.l, from_b, pid, K, 3);
 	mark_a = w.o.l.n;
 	mark_b = w.o2.l.n;
 	(void)pub_kill(&w);
@@ -1529,14 +1575,13 @@ test_replay_done_reaches_later_server(void **state)
 	o.backoff_max_ms = 200;
 	assert_non_null(c = isp_new(&o));
 	assert_int_equal(isp_connect(c), ISP_OK);
-	w.c[w.nc++] = c;
+	(void)gw_add(&w, c);
 	assert_int_equal(isp_servers_up(c), 1);
-	announce(c, T, "k1", "sip:1@10.0.0.1");
-	assert_int_equal(isp_replay_done(c), ISP_OK);
-	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	announce_recs(c, K, 1);
+	end_replay(c);
 	wait_ev(&w, mark_a, ISP_EV_WITHDRAW, T, "k2", 1, PROMPT_MS);
 	wait_ev(&w, mark_a, ISP_EV_WITHDRAW, T, "k3", 1, PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark_a, 0, T, NULL, 2);
 	expect_reasons(&w.o.l, mark_a, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
 	expect_held(&w, 0, 0);
@@ -1560,26 +1605,16 @@ test_replay_done_reaches_later_server(void **state)
 	if (now_ms() - t_thaw > WAIT_MS)
 		fail_msg("B withdrew k2 and k3 %lld ms after its thaw",
 		    (long long)(now_ms() - t_thaw));
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o2.l, mark_b, 0, T, NULL, 2);
 	expect_n(&w.o2.l, mark_b, 0, T, "k1", 0);
 	expect_reasons(&w.o2.l, mark_b, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
-	expect_held_of(ob, 0, 0);
+	wait_held_of(&w, ob, 0, 0, 0);
 	assert_true(ispd_log_has(&w.d2, "end of replay"));
 	/* Nothing more at A. */
 	expect_n(&w.o.l, mark_a, 0, T, NULL, 2);
-
 	/* B has k1 only, the client's now. */
-	dump_table_at(&w.d2, T, &snap);
-	if (ev_count(&snap, 0, 0, NULL, NULL) != 1 ||
-	    (e = evlog_last(&snap, "k1")) == NULL ||
-	    e->type != ISP_EV_ANNOUNCE) {
-		ev_dump(&snap, 0, "in B's snapshot");
-		fail_msg("B's snapshot is not k1 alone");
-	}
-	assert_string_equal(e->fields, "contact=sip:1@10.0.0.1");
-	assert_string_equal(e->owner, "pub");
-	evlog_free(&snap);
+	expect_table(&w.d2, K, 1, "pub", 0);
 	gw_stop(&w);
 }
 
@@ -1588,29 +1623,20 @@ test_replay_done_reaches_later_server(void **state)
 static void
 test_not_graceful_unchanged(void **state)
 {
-	static const struct prec	 recs[] = {
-		{ T, "k1", "sip:1@10.0.0.1" },
-		{ T, "k2", "sip:2@10.0.0.1" },
-		{ T, "k3", "sip:3@10.0.0.1" },
-		{ D, "d1", "call-1" },
-	};
 	static struct gw	 w;
 	char		 row[32];
-	size_t		 from, mark;
+	size_t		 mark;
 	int64_t		 t_kill;
 
 	gw_start(&w, NULL);
 	observe(&w, T, D, S, NULL);
-	from = w.o.l.n;
-	pub_fork(&w, "pub", recs, 4);
-	wait_row(&w, from, "pub", row, sizeof(row));
-	mark = w.o.l.n;
-	t_kill = pub_kill(&w);
+	pub_k(&w, 3, 1, row, sizeof(row));
+	t_kill = pub_lose(&w, &mark);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, NULL, 3, PROMPT_MS);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, D, "d1", 1, PROMPT_MS);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, S, row, 1, PROMPT_MS);
 	assert_true(now_ms() - t_kill < PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, T, NULL, 3);
 	expect_n(&w.o.l, mark, 0, D, NULL, 1);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
@@ -1630,56 +1656,42 @@ test_not_graceful_unchanged(void **state)
 static void
 test_first_connect_keeps_held(void **state)
 {
-	static const struct prec	 recs[] = {
-		{ T, "k1", "sip:1@10.0.0.1" },
-		{ T, "k2", "sip:2@10.0.0.1" },
-		{ T, "k3", "sip:3@10.0.0.1" },
-	};
-	static const char *const	 keys[] = { "k2" };
-	static const char *const	 values[] = { "sip:2@10.0.0.1" };
 	static struct gw	 w;
-	struct evlog	 snap;
 	static struct evlog	 errs;
 	isp_client	*c;
 	size_t		 mark;
 
 	memset(&errs, 0, sizeof(errs));
-	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "10",
-	    NULL);
+	gw_start(&w, GRACE("10"), NULL);
 	observe(&w, T, NULL);
-	pub_fork(&w, "pub", recs, 3);
-	mark = w.o.l.n;
-	(void)pub_kill(&w);
+	pub_k(&w, 3, 0, NULL, 0);
+	(void)pub_lose(&w, &mark);
 	wait_held(&w, 3, 1, PROMPT_MS);
 
 	c = gw_client(&w, "pub", 1, &errs);
 	assert_int_equal(isp_withdraw(c, T, "k1", 2), ISP_OK);
-	announce(c, T, "k2", "sip:2@10.0.0.1");
-	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	announce_recs(c, &K[1], 1);
+	sync_ok(c);
 	assert_int_equal(errs.nerrors, 0);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k1", 1, PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, T, NULL, 1);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_OWNER);
 	expect_held(&w, 1, 1);
 
 	mark = w.o.l.n;
-	assert_int_equal(isp_replay_done(c), ISP_OK);
-	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	end_replay(c);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k3", 1, PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, T, NULL, 1);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
 	expect_held(&w, 0, 0);
 	/* A second END_OF_REPLAY finds nothing and changes nothing. */
-	assert_int_equal(isp_replay_done(c), ISP_OK);
-	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	end_replay(c);
 	pump_for(w.c, w.nc, 200);
 	expect_n(&w.o.l, mark, 0, T, NULL, 1);
 	assert_int_equal(errs.nerrors, 0);
-	dump_table(&w, T, &snap);
-	expect_dump(&snap, 1, keys, values, "pub", isp_session_id(c));
-	evlog_free(&snap);
+	expect_table(&w.d, &K[1], 1, "pub", isp_session_id(c));
 	gw_stop(&w);
 }
 
@@ -1705,20 +1717,18 @@ test_patterns(void **state)
 	    "OTHER", "--graceful-seconds", "10", NULL);
 	observe(&w, "sip.reg", "sip.x", "sipx", "OTHER", "OTHERX", NULL);
 	pub_fork(&w, "pub", recs, 5);
-	mark = w.o.l.n;
-	(void)pub_kill(&w);
+	(void)pub_lose(&w, &mark);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, "sipx", "c", 1, PROMPT_MS);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, "OTHERX", "e", 1, PROMPT_MS);
 	wait_held(&w, 3, 1, PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, NULL, NULL, 2);
 
 	mark = w.o.l.n;
 	c = gw_client(&w, "pub", 0, NULL);
-	assert_int_equal(isp_replay_done(c), ISP_OK);
-	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	end_replay(c);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, NULL, NULL, 3, PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, NULL, NULL, 3);
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, "sip.reg", "a", 1);
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, "sip.x", "b", 1);
@@ -1733,25 +1743,18 @@ test_patterns(void **state)
 static void
 test_star_but_sessions(void **state)
 {
-	static const struct prec	 recs[] = {
-		{ T, "k1", "sip:1@10.0.0.1" },
-		{ D, "d1", "call-1" },
-	};
 	static struct gw	 w;
 	char		 row[32];
-	size_t		 from, mark;
+	size_t		 mark;
 
 	gw_start(&w, "--graceful-table", "*", NULL);
 	observe(&w, T, D, S, NULL);
-	from = w.o.l.n;
-	pub_fork(&w, "pub", recs, 2);
-	wait_row(&w, from, "pub", row, sizeof(row));
-	mark = w.o.l.n;
-	(void)pub_kill(&w);
+	pub_k(&w, 1, 1, row, sizeof(row));
+	(void)pub_lose(&w, &mark);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, S, row, 1, PROMPT_MS);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, S, ISP_WD_SESSION);
 	wait_held(&w, 2, 1, PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, T, NULL, 0);
 	expect_n(&w.o.l, mark, 0, D, NULL, 0);
 	gw_stop(&w);
@@ -1762,46 +1765,25 @@ test_star_but_sessions(void **state)
 static void
 test_config_file(void **state)
 {
-	static const struct prec	 recs[] = {
-		{ T, "k1", "sip:1@10.0.0.1" },
-		{ D, "d1", "call-1" },
-	};
 	static struct gw	 w;
-	char		*path = conf_path;
 	size_t		 mark;
-	int		 fd;
 	int64_t		 t_kill;
-	static const char text[] = "graceful-table " D "\n"
-	    "graceful-seconds 2\n";
 
-	snprintf(conf_path, sizeof(conf_path), "/tmp/ispd-graceful.XXXXXX");
-	assert_true((fd = mkstemp(path)) != -1);
-	assert_int_equal(write(fd, text, sizeof(text) - 1),
-	    (ssize_t)sizeof(text) - 1);
-	close(fd);
+	conf_write(conf_path, sizeof(conf_path), "graceful-table " D "\n"
+	    "graceful-seconds 2\n");
 
 	/* The file's pattern and grace time. */
-	gw_start(&w, "--config", path, NULL);
-	observe(&w, T, D, NULL);
-	pub_fork(&w, "pub", recs, 2);
-	mark = w.o.l.n;
-	t_kill = pub_kill(&w);
-	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k1", 1, PROMPT_MS);
-	wait_held(&w, 1, 1, PROMPT_MS);
+	gw_start(&w, "--config", conf_path, NULL);
+	t_kill = lose_k1_d1(&w, T, &mark);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, D, "d1", 1,
 	    (int)(t_kill + WAIT_MS - now_ms()));
 	assert_true(now_ms() - t_kill >= 1900);
 	gw_stop(&w);
 
 	/* The command line's pattern instead. */
-	gw_start(&w, "--config", path, "--graceful-table", T, NULL);
-	observe(&w, T, D, NULL);
-	pub_fork(&w, "pub", recs, 2);
-	mark = w.o.l.n;
-	(void)pub_kill(&w);
-	wait_ev(&w, mark, ISP_EV_WITHDRAW, D, "d1", 1, PROMPT_MS);
-	wait_held(&w, 1, 1, PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	gw_start(&w, "--config", conf_path, "--graceful-table", T, NULL);
+	(void)lose_k1_d1(&w, D, &mark);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, T, NULL, 0);
 	gw_stop(&w);
 }
@@ -1848,10 +1830,6 @@ reload_with(struct gw *w, const char *text, int nth)
 static void
 test_reload_takes_restart(void **state)
 {
-	static const struct prec	 recs[] = {
-		{ T, "k1", "sip:1@10.0.0.1" },
-		{ D, "d1", "call-1" },
-	};
 	static const char	 was[] = "graceful-table " D "\n"
 	    "graceful-seconds 20\n";
 	static const char	 changed[] = "graceful-table " T "\n"
@@ -1862,13 +1840,8 @@ test_reload_takes_restart(void **state)
 	    "a restart";
 	static struct gw	 w;
 	size_t			 mark;
-	int			 fd;
 
-	snprintf(conf_path, sizeof(conf_path), "/tmp/ispd-graceful.XXXXXX");
-	assert_true((fd = mkstemp(conf_path)) != -1);
-	assert_int_equal(write(fd, was, sizeof(was) - 1),
-	    (ssize_t)sizeof(was) - 1);
-	close(fd);
+	conf_write(conf_path, sizeof(conf_path), was);
 	gw_start(&w, "--config", conf_path, NULL);
 
 	reload_with(&w, changed, 1);
@@ -1884,13 +1857,8 @@ test_reload_takes_restart(void **state)
 	assert_int_equal(log_count(&w.d, tw), 3);
 
 	/* What runs is still the start's: D held, T withdrawn at once. */
-	observe(&w, T, D, NULL);
-	pub_fork(&w, "pub", recs, 2);
-	mark = w.o.l.n;
-	(void)pub_kill(&w);
-	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k1", 1, PROMPT_MS);
-	wait_held(&w, 1, 1, PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	(void)lose_k1_d1(&w, T, &mark);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, D, NULL, 0);
 	gw_stop(&w);
 }
@@ -1906,63 +1874,59 @@ test_reload_takes_restart(void **state)
 static void
 test_reconnect_changes_while_lost(void **state)
 {
-	static const char *const	 keys[] = { "k1", "k3", "k4" };
-	static const char *const	 values[] = { "sip:1@10.0.0.1",
-					    "sip:3@10.9.9.9",
-					    "sip:4@10.0.0.1" };
+	static const struct prec	 after[] = {
+		{ T, "k1", "sip:1@10.0.0.1" },
+		{ T, "k3", "sip:3@10.9.9.9" },
+		{ T, "k4", "sip:4@10.0.0.1" },
+	};
 	static struct gw	 w;
-	struct evlog		 snap;
-	struct rec_event	*e;
 	isp_client		*c;
 	size_t			 from, mark;
 	char			 row[32], row2[32];
 
-	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "20",
-	    "--hold", "1", NULL);
+	gw_start(&w, GRACE("20"), "--hold", "1", NULL);
 	observe(&w, T, S, NULL);
 	from = w.o.l.n;
 	c = gw_client(&w, "pub", 1, NULL);
-	announce(c, T, "k1", "sip:1@10.0.0.1");
-	announce(c, T, "k2", "sip:2@10.0.0.1");
-	announce(c, T, "k3", "sip:3@10.0.0.1");
-	announce(c, T, "k4", "sip:4@10.0.0.1");
-	assert_int_equal(isp_sync(c, WAIT_MS), ISP_OK);
+	announce_recs(c, K, 4);
+	sync_ok(c);
 	wait_ev(&w, from, ISP_EV_ANNOUNCE, T, NULL, 4, WAIT_MS);
 	wait_row(&w, from, "pub", row, sizeof(row));
 
 	/* Only the observer runs: the publisher falls silent. */
 	mark = w.o.l.n;
-	{
-		struct want	 wt = { &w.o.l, mark, ISP_EV_WITHDRAW, S, row,
-				    1, 0, 0 };
-
-		if (!pump(w.c, 1, want_met, &wt, WAIT_MS))
-			fail_msg("ispd did not end the silent session");
-	}
+	wait_silent_end(&w, mark, row, "the silent");
 	expect_held(&w, 4, 1);
 	/* Made while the library does not know yet. */
 	assert_int_equal(isp_withdraw(c, T, "k2", 2), ISP_OK);
-	announce(c, T, "k3", "sip:3@10.9.9.9");
+	announce_recs(c, &after[1], 1);
 
 	wait_row(&w, mark, "pub", row2, sizeof(row2));
 	wait_held(&w, 0, 0, WAIT_MS);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k2", 1, PROMPT_MS);
 	wait_ev(&w, mark, ISP_EV_REPLACE, T, "k3", 1, PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, T, "k1", 0);
 	expect_n(&w.o.l, mark, 0, T, "k2", 1);
 	expect_n(&w.o.l, mark, 0, T, "k3", 1);
 	expect_n(&w.o.l, mark, 0, T, "k4", 0);
-	e = ev_find(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k2", NULL);
 	/* The withdraw went to the dead session: END_OF_REPLAY did it. */
-	assert_int_equal(e->reason, ISP_WD_SESSION);
-	e = ev_find(&w.o.l, mark, ISP_EV_REPLACE, T, "k3", NULL);
-	assert_int_equal(e->owner_session, strtoull(row2, NULL, 10));
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_ev(&w.o.l, mark, ISP_EV_REPLACE, T, "k3", NULL, NULL,
+	    strtoull(row2, NULL, 10));
 	assert_int_equal(isp_session_id(c), strtoull(row2, NULL, 10));
-	dump_table(&w, T, &snap);
-	expect_dump(&snap, 3, keys, values, "pub", isp_session_id(c));
-	evlog_free(&snap);
+	expect_table(&w.d, after, 3, "pub", isp_session_id(c));
 	gw_stop(&w);
+}
+
+/* Sends what b holds on the raw session fd, all of it; empties b. */
+static void
+raw_send(int fd, struct buf *b)
+{
+	assert_false(buf_failed(b));
+	assert_int_equal(send(fd, b->data, b->len, MSG_NOSIGNAL),
+	    (ssize_t)b->len);
+	b->len = 0;
 }
 
 /* A raw session (this test speaking the protocol itself). */
@@ -1985,9 +1949,7 @@ raw_open(struct gw *w, const char *name, struct buf *b, struct buf *rb)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	proto_put_hello(b, PROTO_VERSION, PROTO_CAP_REPLAY, name);
-	assert_int_equal(send(fd, b->data, b->len, MSG_NOSIGNAL),
-	    (ssize_t)b->len);
-	b->len = 0;
+	raw_send(fd, b);
 	/* The WELCOME. */
 	for (;;) {
 		if (rb->len > 0 && proto_frame_check(rb->data, rb->len,
@@ -2021,10 +1983,7 @@ raw_announce(int fd, struct buf *b, const char *table, const char *key)
 	proto_fields_end(&fb, start, 1);
 	proto_put_announce(b, 1, proto_bytes(table, strlen(table)), 0,
 	    proto_bytes(key, strlen(key)), proto_bytes(fb.data, fb.len));
-	assert_false(buf_failed(b));
-	assert_int_equal(send(fd, b->data, b->len, MSG_NOSIGNAL),
-	    (ssize_t)b->len);
-	b->len = 0;
+	raw_send(fd, b);
 	buf_free(&fb);
 }
 
@@ -2043,8 +2002,7 @@ test_protocol_error_is_not_a_loss(void **state)
 
 	buf_init(&b);
 	buf_init(&rb);
-	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "10",
-	    NULL);
+	gw_start(&w, GRACE("10"), NULL);
 	observe(&w, T, NULL);
 
 	fd = raw_open(&w, "pub", &b, &rb);
@@ -2053,9 +2011,7 @@ test_protocol_error_is_not_a_loss(void **state)
 	mark = w.o.l.n;
 	/* WELCOME is the server's to send. */
 	proto_put_welcome(&b, PROTO_VERSION, 0, 1000, 1, "x");
-	assert_int_equal(send(fd, b.data, b.len, MSG_NOSIGNAL),
-	    (ssize_t)b.len);
-	b.len = 0;
+	raw_send(fd, &b);
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k1", 1, PROMPT_MS);
 	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
 	close(fd);
@@ -2068,7 +2024,7 @@ test_protocol_error_is_not_a_loss(void **state)
 	mark = w.o.l.n;
 	close(fd);
 	wait_held(&w, 1, 1, PROMPT_MS);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	expect_n(&w.o.l, mark, 0, T, NULL, 0);
 	buf_free(&b);
 	buf_free(&rb);
@@ -2166,14 +2122,9 @@ test_many_held_records(void **state)
 		recs[i].key = keys[i];
 		recs[i].value = "sip:bulk@10.0.0.1";
 	}
-	gw_start(&w, "--graceful-table", T, "--graceful-seconds", "20",
-	    NULL);
-	obs = client_new(&w.d, "observer");
-	w.c[w.nc++] = obs;
-	assert_int_equal(isp_subscribe(obs, T, NULL, 0, 0, bulk_cb, &b),
-	    ISP_OK);
-	if (!pump(w.c, w.nc, snap_ended_bulk, &b, WAIT_MS))
-		fail_msg("no end of snapshot");
+	gw_start(&w, GRACE("20"), NULL);
+	obs = gw_add(&w, client_new(&w.d, "observer"));
+	subscribe_t(&w, obs, bulk_cb, &b, snap_ended_bulk);
 	pub_spawn(&w, "pub", recs, NBULK);
 	if (!pump(w.c, w.nc, bulk_announced, &b, 4 * WAIT_MS))
 		fail_msg("%zu of %d records announced", b.nannounced, NBULK);
@@ -2190,7 +2141,7 @@ test_many_held_records(void **state)
 	if (!pump(w.c, w.nc, bulk_half_withdrawn, &b, 4 * WAIT_MS))
 		fail_msg("%zu of %d records withdrawn", b.nwithdrawn,
 		    NBULK / 2);
-	pump_for(w.c, w.nc, QUIET_MS);
+	quiet(&w);
 	for (i = 0; i < NBULK; i++) {
 		if (b.announced[i] != 1 || b.replaced[i] != 0 ||
 		    b.withdrawn[i] != (i < NBULK / 2 ? 0 : 1))
@@ -2270,44 +2221,36 @@ expect_run(int want, const char *text, const char *out, int rc)
 static void
 test_options_checked(void **state)
 {
-	char		 out[8192], good[] = "/tmp/ispd-graceful.XXXXXX",
-			 bad[] = "/tmp/ispd-graceful.XXXXXX";
-	int		 fd, rc;
-	static const char good_text[] =
-	    "graceful-table SIP_REGISTRATION sip.*\ngraceful-seconds 20\n";
-	static const char bad_text[] =
-	    "graceful-table bad!\ngraceful-seconds 0\ngraceful-table\n";
+	static const struct {
+		const char	*option;
+		const char	*value;
+		const char	*says;
+	} bad_opts[] = {
+		{ "--graceful-seconds", "0", "graceful-seconds '0'" },
+		{ "--graceful-seconds", "3601", "graceful-seconds '3601'" },
+		{ "--graceful-seconds", "5s", "graceful-seconds '5s'" },
+		{ "--graceful-table", "bad name!",
+		    "graceful-table 'bad name!'" },
+		{ "--graceful-table", "a*b", "graceful-table 'a*b'" },
+		{ "--graceful-table", "", "graceful-table ''" },
+	};
+	char		 out[8192], good[32], bad[32];
+	size_t		 i;
+	int		 rc;
 
-	rc = ispd_run(out, sizeof(out), "--listen", "127.0.0.1:0",
-	    "--graceful-seconds", "0", NULL);
-	expect_run(2, "graceful-seconds '0'", out, rc);
-	rc = ispd_run(out, sizeof(out), "--listen", "127.0.0.1:0",
-	    "--graceful-seconds", "3601", NULL);
-	expect_run(2, "graceful-seconds '3601'", out, rc);
-	rc = ispd_run(out, sizeof(out), "--listen", "127.0.0.1:0",
-	    "--graceful-seconds", "5s", NULL);
-	expect_run(2, "graceful-seconds '5s'", out, rc);
-	rc = ispd_run(out, sizeof(out), "--listen", "127.0.0.1:0",
-	    "--graceful-table", "bad name!", NULL);
-	expect_run(2, "graceful-table 'bad name!'", out, rc);
-	rc = ispd_run(out, sizeof(out), "--listen", "127.0.0.1:0",
-	    "--graceful-table", "a*b", NULL);
-	expect_run(2, "graceful-table 'a*b'", out, rc);
-	rc = ispd_run(out, sizeof(out), "--listen", "127.0.0.1:0",
-	    "--graceful-table", "", NULL);
-	expect_run(2, "graceful-table ''", out, rc);
+	for (i = 0; i < sizeof(bad_opts) / sizeof(bad_opts[0]); i++) {
+		rc = ispd_run(out, sizeof(out), "--listen", "127.0.0.1:0",
+		    bad_opts[i].option, bad_opts[i].value, NULL);
+		expect_run(2, bad_opts[i].says, out, rc);
+	}
 
-	assert_true((fd = mkstemp(good)) != -1);
-	assert_int_equal(write(fd, good_text, sizeof(good_text) - 1),
-	    (ssize_t)sizeof(good_text) - 1);
-	close(fd);
+	conf_write(good, sizeof(good), "graceful-table SIP_REGISTRATION "
+	    "sip.*\ngraceful-seconds 20\n");
 	rc = ispd_run(out, sizeof(out), "--check-config", good, NULL);
 	expect_run(0, ": OK", out, rc);
 
-	assert_true((fd = mkstemp(bad)) != -1);
-	assert_int_equal(write(fd, bad_text, sizeof(bad_text) - 1),
-	    (ssize_t)sizeof(bad_text) - 1);
-	close(fd);
+	conf_write(bad, sizeof(bad), "graceful-table bad!\n"
+	    "graceful-seconds 0\ngraceful-table\n");
 	rc = ispd_run(out, sizeof(out), "--check-config", bad, NULL);
 	expect_run(1, ":1: graceful-table 'bad!'", out, rc);
 	expect_run(1, ":2: graceful-seconds '0'", out, rc);
