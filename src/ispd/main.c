@@ -45,7 +45,9 @@ enum {
 
 /* The command line's settings, laid over the file's (conf.c). */
 static struct conf	 cli;
-/* The settings in use. */
+/* The settings ispd started with. A reload applies the rules,
+ * credentials, TLS files and limits it reads, and compares what takes a
+ * restart with these. */
 static struct conf	 running;
 static const char	*config_file;
 static int		 check_only;
@@ -468,8 +470,6 @@ config_reload(void)
 	};
 	struct conf		 c;
 	struct conf_loaded	 ld;
-	struct conf		 tmp;
-	struct conf_item	 tmp_item;
 	size_t			 i, nrules, ncreds;
 	int			 same;
 
@@ -505,32 +505,9 @@ config_reload(void)
 	ncreds = ld.creds != NULL ? ld.creds->n : 0;
 	limits_apply(&c);
 	config_apply(&ld);
-	/* What takes a restart stays in running as it is in effect, so that
-	 * the next reload compares with that; the file's values go. */
-	for (i = 0; i < sizeof(restart) / sizeof(restart[0]); i++) {
-		tmp_item = c.item[restart[i].key];
-		c.item[restart[i].key] = running.item[restart[i].key];
-		running.item[restart[i].key] = tmp_item;
-	}
-	memcpy(tmp.listen, c.listen, sizeof(c.listen));
-	memcpy(c.listen, running.listen, sizeof(c.listen));
-	memcpy(running.listen, tmp.listen, sizeof(c.listen));
-	tmp.nlisten = c.nlisten;
-	c.nlisten = running.nlisten;
-	running.nlisten = tmp.nlisten;
-	memcpy(tmp.graceful, c.graceful, sizeof(c.graceful));
-	memcpy(c.graceful, running.graceful, sizeof(c.graceful));
-	memcpy(running.graceful, tmp.graceful, sizeof(c.graceful));
-	memcpy(tmp.graceful_line, c.graceful_line, sizeof(c.graceful_line));
-	memcpy(c.graceful_line, running.graceful_line,
-	    sizeof(c.graceful_line));
-	memcpy(running.graceful_line, tmp.graceful_line,
-	    sizeof(c.graceful_line));
-	tmp.ngraceful = c.ngraceful;
-	c.ngraceful = running.ngraceful;
-	running.ngraceful = tmp.ngraceful;
-	conf_free(&running);
-	running = c;
+	/* running stays what ispd started with: what takes a restart is
+	 * compared with that at the next reload too. */
+	conf_free(&c);
 	log_info("reload done: %zu rules, %zu credentials", nrules, ncreds);
 }
 

@@ -287,6 +287,16 @@ conn_tell_state(struct conn *cn, int up, int retry_ms)
 	c->cb_depth--;
 }
 
+/* Queues END_OF_REPLAY on cn. ISP_OK or ISP_E_NOMEM. */
+static int
+conn_end_of_replay(struct conn *cn, uint32_t req_id)
+{
+	size_t	 mark = cn->out.len;
+
+	proto_put_end_of_replay(&cn->out, req_id);
+	return wire_queued(cn, mark);
+}
+
 void
 conn_up(struct conn *cn)
 {
@@ -331,16 +341,6 @@ conn_up(struct conn *cn)
 		return;
 	conn_update_events(cn);
 	conn_tell_state(cn, 1, 0);
-}
-
-/* Queues END_OF_REPLAY on cn. ISP_OK or ISP_E_NOMEM. */
-int
-conn_end_of_replay(struct conn *cn, uint32_t req_id)
-{
-	size_t	 mark = cn->out.len;
-
-	proto_put_end_of_replay(&cn->out, req_id);
-	return wire_queued(cn, mark);
 }
 
 /* What depended on a session that is gone: waiters, subscriptions and

@@ -351,7 +351,6 @@ void		 conn_attach(struct conn *, int fd);
 /* WELCOME arrived: the session is up; sends the kept records and the
  * subscriptions again, tells on_state. */
 void		 conn_up(struct conn *);
-int		 conn_end_of_replay(struct conn *, uint32_t req_id);
 /* Ends the session or attempt once: closes the socket, wakes waiters,
  * tells subscriptions and mirrors, schedules the next attempt or gives
  * the server up, tells on_state, and calls on_closed when the client

@@ -118,10 +118,11 @@ check_frame(struct isp_client *c, const char *fn, size_t frame_bytes)
 	return ISP_OK;
 }
 
-/* Queues the frame in c->frame on every server with a session up.
- * Returns ISP_OK, or the first failure (the others still got it). */
+/* Queues the frame in c->frame on every server with a session up whose
+ * WELCOME has the capability bits caps (0: every one). Returns ISP_OK,
+ * or the first failure (the others still got it). */
 static int
-queue_everywhere(struct isp_client *c)
+queue_everywhere(struct isp_client *c, uint32_t caps)
 {
 	unsigned	 i;
 	int		 rc = ISP_OK, r;
@@ -133,7 +134,8 @@ queue_everywhere(struct isp_client *c)
 		    "request");
 	}
 	for (i = 0; i < c->nconns; i++) {
-		if (!client_conn_usable(&c->conns[i]))
+		if (!client_conn_usable(&c->conns[i]) ||
+		    (c->conns[i].caps & caps) != caps)
 			continue;
 		if ((r = wire_put_frame(&c->conns[i], &c->frame)) != ISP_OK &&
 		    rc == ISP_OK)
@@ -187,7 +189,7 @@ isp_announce(isp_client *c, const char *table, const void *key,
 		goto out;
 	}
 	c->announced = 1;
-	if ((rc = queue_everywhere(c)) == ISP_OK)
+	if ((rc = queue_everywhere(c, 0)) == ISP_OK)
 		last_req_id = id;
 out:
 	client_unlock(c);
@@ -220,7 +222,7 @@ isp_withdraw(isp_client *c, const char *table, const void *key,
 	 * forgetting the intent keeps it from coming back. */
 	if (c->reconnect)
 		intent_del(c, table, tlen, key, key_len);
-	if ((rc = queue_everywhere(c)) == ISP_OK)
+	if ((rc = queue_everywhere(c, 0)) == ISP_OK)
 		last_req_id = id;
 out:
 	client_unlock(c);
@@ -230,9 +232,8 @@ out:
 int
 isp_replay_done(isp_client *c)
 {
-	unsigned	 i;
 	uint32_t	 id;
-	int		 rc, r;
+	int		 rc;
 
 	if (c == NULL)
 		return ISP_E_INVALID;
@@ -242,15 +243,9 @@ isp_replay_done(isp_client *c)
 	/* A server that comes up later gets it after its replay. */
 	c->replay_done = 1;
 	id = req_id_next(c);
-	for (i = 0; i < c->nconns; i++) {
-		if (!client_conn_usable(&c->conns[i]) ||
-		    !(c->conns[i].caps & PROTO_CAP_REPLAY))
-			continue;
-		if ((r = conn_end_of_replay(&c->conns[i], id)) != ISP_OK &&
-		    rc == ISP_OK)
-			rc = r;
-	}
-	if (rc == ISP_OK)
+	c->frame.len = 0;
+	proto_put_end_of_replay(&c->frame, id);
+	if ((rc = queue_everywhere(c, PROTO_CAP_REPLAY)) == ISP_OK)
 		last_req_id = id;
 out:
 	client_unlock(c);

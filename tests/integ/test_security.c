@@ -550,37 +550,6 @@ wait_log(struct ispd_proc *d, const char *text)
 	}
 }
 
-/* Runs ispd with args (NULL-terminated); its exit status and, in out,
- * what it wrote. */
-static int
-ispd_run(char *out, size_t outsz, ...)
-{
-	char		 cmd[2048], line[512];
-	const char	*a;
-	size_t		 n = 0;
-	va_list		 ap;
-	FILE		*f;
-	int		 st;
-
-	snprintf(cmd, sizeof(cmd), "%s", test_bin("ispd"));
-	va_start(ap, outsz);
-	while ((a = va_arg(ap, const char *)) != NULL) {
-		strncat(cmd, " ", sizeof(cmd) - strlen(cmd) - 1);
-		strncat(cmd, a, sizeof(cmd) - strlen(cmd) - 1);
-	}
-	va_end(ap);
-	strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
-	assert_non_null(f = popen(cmd, "r"));
-	out[0] = '\0';
-	while (fgets(line, sizeof(line), f) != NULL && n + strlen(line) <
-	    outsz) {
-		strcat(out, line);
-		n += strlen(line);
-	}
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* Runs a shell command; its exit status, its output in out. */
 static int
 system_out(const char *cmd, char *out, size_t outsz)
@@ -599,6 +568,26 @@ system_out(const char *cmd, char *out, size_t outsz)
 	}
 	st = pclose(f);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Runs ispd with args (NULL-terminated); its exit status and, in out,
+ * what it wrote. */
+static int
+ispd_run(char *out, size_t outsz, ...)
+{
+	char		 cmd[2048];
+	const char	*a;
+	va_list		 ap;
+
+	snprintf(cmd, sizeof(cmd), "%s", test_bin("ispd"));
+	va_start(ap, outsz);
+	while ((a = va_arg(ap, const char *)) != NULL) {
+		strncat(cmd, " ", sizeof(cmd) - strlen(cmd) - 1);
+		strncat(cmd, a, sizeof(cmd) - strlen(cmd) - 1);
+	}
+	va_end(ap);
+	strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
+	return system_out(cmd, out, outsz);
 }
 
 static void

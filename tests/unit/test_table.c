@@ -971,7 +971,7 @@ static void
 test_graceful_lost_twice(void **state)
 {
 	struct tc		*w = tc_new("watcher"), *a = tc_new("alice");
-	struct tc		*a2 = tc_new("alice");
+	struct tc		*a2 = tc_new("alice"), *d, *d2;
 	struct record		*r1, *r2;
 	size_t			 nheld;
 	uint64_t		 deadline;
@@ -1015,6 +1015,21 @@ test_graceful_lost_twice(void **state)
 	tc_expect_nothing(w);
 	assert_int_equal(table_held_records(&nheld), 0);
 	assert_int_equal(nheld, 0);
+
+	/* Everything taken back: nothing counts as held, though the empty
+	 * set waits for its deadline (or an END_OF_REPLAY). */
+	d = tc_new("dave");
+	tc_announce(d, "GR", "d1", "x", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "d1", 6, d, "dave", "x");
+	tc_hangup(d);
+	assert_int_equal(table_held_records(&nheld), 1);
+	assert_int_equal(nheld, 1);
+	d2 = tc_new("dave");
+	tc_announce(d2, "GR", "d1", "x", 0);
+	tc_expect_nothing(w);
+	assert_int_equal(table_held_records(&nheld), 0);
+	assert_int_equal(nheld, 0);
+	assert_true(table_held_next_ms() != UINT64_MAX);
 }
 
 int
