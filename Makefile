@@ -126,6 +126,7 @@ deps:
 # The suite twice: a plain build, then ASan+UBSan. The runner prints
 # "N passed, N failed" for each and the sum last.
 check: deps
+	@scripts/asterisk.sh --if-sources
 	@$(MAKE) --no-print-directory tests
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build/asan tests
 	@$(MAKE) --no-print-directory fuzz-build

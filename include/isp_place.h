@@ -49,8 +49,11 @@ long		 isp_place_pick(const char *const *ids, const size_t *lens,
 /*
  * Picks from a mirror of INSTANCES (isp_mirror_new(c, "INSTANCES", ...))
  * the live instance whose field "role" equals role and that serves
- * account. On ISP_OK, *out is a copy of its record (key: the instance
- * id; fields: role, sip, version, started); free it with
+ * account. An instance whose field "status" is "draining" (an Asterisk
+ * told `isp drain`) serves no account: its accounts go where they would
+ * go if it were gone. On ISP_OK, *out is a copy of its record (key: the
+ * instance id; fields: role, sip, version, started, and status for an
+ * Asterisk); free it with
  * isp_record_free(). Returns ISP_E_NOT_FOUND when no instance of the
  * role is live, ISP_E_STATE before the mirror's snapshot has ended,
  * ISP_E_INVALID for NULL arguments, ISP_E_NOMEM.

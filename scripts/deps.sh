@@ -6,6 +6,8 @@
 #					`make demo` need
 #	scripts/deps.sh bench		and the peers of `make bench`
 #	scripts/deps.sh bench-sip	and Kamailio, for `make bench-sip`
+#	scripts/deps.sh asterisk	and what building Asterisk 22 needs
+#					(scripts/asterisk.sh)
 #
 # docs/DEPENDENCIES.md says why each package is there.
 set -e
@@ -24,7 +26,12 @@ check)		;;
 bench)		pkgs="$pkgs redis-server libhiredis-dev nats-server libnats-dev
 		    gnuplot-nox" ;;
 bench-sip)	pkgs="$pkgs kamailio" ;;
-*)		echo "usage: scripts/deps.sh [check|bench|bench-sip]" >&2
+# Asterisk's own build needs: libedit (its console), jansson, libxml2,
+# sqlite3 (astdb), uuid, OpenSSL; bzip2 and patch unpack and patch its
+# bundled pjproject.
+asterisk)	pkgs="$pkgs libedit-dev libjansson-dev libxml2-dev libsqlite3-dev
+		    uuid-dev bzip2 patch" ;;
+*)		echo "usage: scripts/deps.sh [check|bench|bench-sip|asterisk]" >&2
 		exit 2 ;;
 esac
 

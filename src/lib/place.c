@@ -72,6 +72,20 @@ isp_place_pick(const char *const *ids, const size_t *lens, size_t n,
 	return best;
 }
 
+/* 1 when the record has a field name whose value is (value, len). */
+static int
+place_field_is(const struct isp_record *r, const char *name,
+    const void *value, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < r->nfields; i++)
+		if (strcmp(r->fields[i].name, name) == 0)
+			return r->fields[i].value_len == len &&
+			    memcmp(r->fields[i].value, value, len) == 0;
+	return 0;
+}
+
 struct place_walk {
 	const char	*role;
 	size_t		 role_len;
@@ -89,14 +103,10 @@ place_visit(const struct isp_record *r, void *arg)
 {
 	struct place_walk	*pw = arg;
 	uint64_t		 w;
-	size_t			 i;
 	void			*copy;
 
-	for (i = 0; i < r->nfields; i++)
-		if (strcmp(r->fields[i].name, "role") == 0)
-			break;
-	if (i == r->nfields || r->fields[i].value_len != pw->role_len ||
-	    memcmp(r->fields[i].value, pw->role, pw->role_len) != 0)
+	if (!place_field_is(r, "role", pw->role, pw->role_len) ||
+	    place_field_is(r, "status", "draining", 8))
 		return 0;
 	w = isp_place_weight(r->key, r->key_len, pw->account,
 	    pw->account_len);

@@ -1,0 +1,66 @@
+# res_pjsip_isp, the Asterisk 22 module (src/asterisk, docs/ASTERISK.md).
+# Included by the top Makefile; uses its BUILD, SAN, WARN and CFLAGS.
+#
+#	make asterisk		builds Asterisk into /opt/asterisk-22 once
+#				(scripts/asterisk.sh), then the module
+#	make asterisk-module	the module, against ASTERISK_PREFIX
+#	make install-asterisk-module
+#				into Asterisk's module directory
+#
+# ASTERISK_PREFIX is where Asterisk's headers are (include/asterisk.h);
+# the bundled pjproject's headers are looked for in
+# $(ASTERISK_PREFIX)/include/pjproject (scripts/asterisk.sh puts them
+# there), or given with PJPROJECT_CFLAGS (for an Asterisk built against a
+# system pjproject: `pkg-config --cflags libpjproject`). pkg-config's
+# `asterisk` package, when it exists, gives the prefix too.
+
+ASTERISK_PREFIX	?= $(or $(shell pkg-config --variable=prefix asterisk 2>/dev/null),/opt/asterisk-22)
+ASTERISK_MODDIR	?= $(or $(shell pkg-config --variable=moddir asterisk 2>/dev/null),$(ASTERISK_PREFIX)/lib/asterisk/modules)
+PJPROJECT_CFLAGS ?= -isystem $(ASTERISK_PREFIX)/include/pjproject \
+		   $(shell cat $(ASTERISK_PREFIX)/include/pjproject/cflags 2>/dev/null)
+
+AST_SRC		:= $(wildcard src/asterisk/*.c)
+AST_OBJ		:= $(patsubst %.c,$(BUILD)/obj/%.o,$(AST_SRC))
+AST_MODULE	 = $(BUILD)/asterisk/res_pjsip_isp.so
+
+# Asterisk's headers are not ours to hold to -Werror (-isystem), and they
+# are gnu11, not c11. Every symbol stays inside the module (the version
+# script), libisp's included: an Asterisk loads many modules into one
+# namespace.
+AST_CFLAGS	 = -std=gnu11 -D_GNU_SOURCE -fPIC -pthread $(WARN) \
+		   -Wno-missing-prototypes -Wno-strict-prototypes $(CFLAGS) \
+		   -isystem $(ASTERISK_PREFIX)/include $(PJPROJECT_CFLAGS) \
+		   -Iinclude -Isrc/asterisk \
+		   -DAST_MODULE=\"res_pjsip_isp\" \
+		   -DAST_MODULE_SELF_SYM=__internal_res_pjsip_isp_self
+
+.PHONY: asterisk asterisk-module install-asterisk-module asterisk-check
+
+$(BUILD)/obj/src/asterisk/%.o: src/asterisk/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(AST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(AST_MODULE): $(AST_OBJ) $(BUILD)/libisp.a src/asterisk/res_pjsip_isp.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,--version-script=src/asterisk/res_pjsip_isp.map \
+	    -Wl,--exclude-libs,ALL \
+	    $(AST_OBJ) $(BUILD)/libisp.a $(ALL_LDFLAGS) -lssl -lcrypto -o $@
+
+# Built when Asterisk's headers are there; `make check` builds Asterisk
+# first (scripts/asterisk.sh), so there they always are.
+ifneq ($(wildcard $(ASTERISK_PREFIX)/include/asterisk.h),)
+tests: $(AST_MODULE)
+endif
+
+asterisk-module:
+	@test -f $(ASTERISK_PREFIX)/include/asterisk.h || { echo "no Asterisk headers in \
+$(ASTERISK_PREFIX)/include: run scripts/asterisk.sh, or give ASTERISK_PREFIX=" >&2; exit 1; }
+	@$(MAKE) --no-print-directory $(AST_MODULE)
+
+asterisk:
+	@scripts/asterisk.sh
+	@$(MAKE) --no-print-directory asterisk-module
+
+install-asterisk-module: asterisk-module
+	install -d $(DESTDIR)$(ASTERISK_MODDIR)
+	install -m 755 $(AST_MODULE) $(DESTDIR)$(ASTERISK_MODDIR)/

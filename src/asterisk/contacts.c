@@ -1,0 +1,792 @@
+/*
+ * contacts: the SIP_REGISTRATION mirror made into PJSIP contacts.
+ *
+ * The libisp thread only says which key changed (contacts_changed): the
+ * key goes into a set of pending keys, and the first key of an empty set
+ * wakes our own taskprocessor. The taskprocessor takes keys out of the
+ * set, reads each record's *current* value from the mirror and makes the
+ * PJSIP contact agree with it: created, updated, deleted, through
+ * ast_sorcery_create/update/delete, so Asterisk's own observers run (the
+ * contact's status, the endpoint's state, the device state
+ * PJSIP/<endpoint>, unsolicited MWI) exactly as when a phone registers
+ * here. A key that changes ten times before it is applied is applied
+ * once, with its latest value: a table of 100,000 bindings arriving at
+ * once costs 100,000 contacts, never a queue of events.
+ *
+ * Pacing: keys are applied in slices of 20 ms, load_pace per second at
+ * most, and a slice waits while any Asterisk taskprocessor is over its
+ * high-water mark, so loading a large table never pushes Asterisk into
+ * overload (in which PJSIP answers new requests with 503).
+ *
+ * Validity is ispd's: a mirrored contact lives exactly as long as its
+ * record is in the mirror. Its expiration time is set ten years ahead
+ * (res_pjsip deletes dynamic contacts whose time has passed, and zero
+ * counts as passed), it is never qualified (AORs that qualify are
+ * refused, with the fix logged), and prune_on_boot is off.
+ *
+ * Only this taskprocessor writes the binding state below; readers (CLI,
+ * the gate) find immutable objects: a binding that changes is replaced.
+ */
+#include "asterisk.h"
+
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "asterisk/astobj2.h"
+#include "asterisk/logger.h"
+#include "asterisk/named_locks.h"
+#include "asterisk/paths.h"
+#include "asterisk/res_pjsip.h"
+#include "asterisk/sorcery.h"
+#include "asterisk/taskprocessor.h"
+#include "asterisk/time.h"
+#include "asterisk/utils.h"
+
+#include "isp_asterisk.h"
+
+#define SLICE_MS		20
+/* While a taskprocessor is in alert, wait this long between looks, and
+ * at most this long in all before applying one more slice anyway. */
+#define ALERT_POLL_MS		10
+#define ALERT_WAIT_MAX_MS	5000
+#define CONTACT_LIFE_S		(10 * 365 * 24 * 3600)
+#define BUCKETS			8191
+#define MAX_AOR_BYTES		128
+
+enum binding_state {
+	B_CONTACT,	/* a PJSIP contact of ours stands for it */
+	B_NO_AOR,	/* its AOR is not configured on this Asterisk */
+	B_SKIPPED,	/* bad record, or an AOR that qualifies */
+};
+
+/* What became of one key. Immutable once linked. */
+struct binding {
+	enum binding_state	 state;
+	char			 aor[MAX_AOR_BYTES];	/* PJSIP AOR name */
+	char			 contact_id[MAX_AOR_BYTES + 40];
+	struct uri_entry	*uri;		/* B_CONTACT: its index entry */
+	char			 reason[240];	/* B_SKIPPED */
+	char			 key[];
+};
+
+/* Request-URI of a mirrored contact → its account, for the gate. */
+struct uri_entry {
+	char			 account[MAX_AOR_BYTES];
+	char			 uri[];
+};
+
+/* Mirrored contacts per PJSIP AOR, for the gate. */
+struct aor_count {
+	int			 n;
+	char			 name[];
+};
+
+struct pend {
+	char			 key[0];
+};
+
+/* The contact a record asks for. */
+struct want {
+	char			 aor[MAX_AOR_BYTES];
+	char			 uri[ISPA_MAX_FIELD_BYTES + 64];
+	char			 uri_key[ISPA_MAX_FIELD_BYTES + 64];
+	const char		*path;
+	const char		*user_agent;
+	const char		*call_id;
+};
+
+static struct ao2_container	*bindings;
+static struct ao2_container	*pending;	/* its lock guards scheduled */
+static struct ao2_container	*uris;
+static struct ao2_container	*aors;
+static struct ast_taskprocessor	*tps;
+static int			 scheduled;	/* a work task is queued or running */
+static volatile int		 stopping;
+static size_t			 n_contacts, n_no_aor, n_skipped;
+static uint64_t			 n_applied;
+
+static int	work(void *);
+static int	remove_one(void *, void *, int);
+
+AO2_STRING_FIELD_HASH_FN(binding, key)
+AO2_STRING_FIELD_CMP_FN(binding, key)
+AO2_STRING_FIELD_HASH_FN(pend, key)
+AO2_STRING_FIELD_CMP_FN(pend, key)
+AO2_STRING_FIELD_HASH_FN(uri_entry, uri)
+AO2_STRING_FIELD_CMP_FN(uri_entry, uri)
+AO2_STRING_FIELD_HASH_FN(aor_count, name)
+AO2_STRING_FIELD_CMP_FN(aor_count, name)
+
+static void
+binding_destroy(void *obj)
+{
+	struct binding	*b = obj;
+
+	ao2_cleanup(b->uri);
+}
+
+/* pjlib wants every thread that calls it registered; the taskprocessor's
+ * thread is Asterisk's, not PJSIP's. */
+static void
+pj_thread_ensure(void)
+{
+	static __thread pj_thread_desc	 desc;
+	pj_thread_t			*thread;
+
+	if (pj_thread_is_registered())
+		return;
+	memset(desc, 0, sizeof(desc));
+	pj_thread_register("isp-contacts", desc, &thread);
+}
+
+int
+contacts_uri_key(const char *text, size_t len, char *buf, size_t size)
+{
+	pj_pool_t	*pool;
+	pjsip_uri	*uri;
+	char		*copy;
+	int		 n = -1;
+
+	if (len == 0 || len > ISPA_MAX_FIELD_BYTES)
+		return -1;
+	pj_thread_ensure();
+	if ((pool = pjsip_endpt_create_pool(ast_sip_get_pjsip_endpoint(),
+	    "isp-uri", 512, 512)) == NULL)
+		return -1;
+	/* The parser keeps pointers into its input. */
+	copy = pj_pool_alloc(pool, len + 1);
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	uri = pjsip_parse_uri(pool, copy, len, 0);
+	if (uri != NULL && (PJSIP_URI_SCHEME_IS_SIP(uri) ||
+	    PJSIP_URI_SCHEME_IS_SIPS(uri)))
+		n = pjsip_uri_print(PJSIP_URI_IN_REQ_URI, uri, buf, size - 1);
+	pjsip_endpt_release_pool(ast_sip_get_pjsip_endpoint(), pool);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* "ip:port" or "[v6]:port" into host and port; -1 when it is neither. */
+static int
+split_hostport(const char *s, char *host, size_t size, int *port)
+{
+	const char	*colon, *h = s, *he;
+	char		*end;
+	long		 p;
+
+	if (*s == '[') {
+		h = s + 1;
+		if ((he = strchr(h, ']')) == NULL || he[1] != ':')
+			return -1;
+		colon = he + 1;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			return -1;
+		he = colon;
+	}
+	p = strtol(colon + 1, &end, 10);
+	if (he == h || (size_t)(he - h) >= size || *end != '\0' || p < 1 ||
+	    p > 65535)
+		return -1;
+	memcpy(host, h, (size_t)(he - h));
+	host[he - h] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+/*
+ * The contact URI: the registered one, except that a phone reached
+ * without a Path is reached where its REGISTER came from (received), as
+ * res_pjsip_nat's rewrite_contact does for phones that register here.
+ * With a Path the border gateway knows the way: the URI stays.
+ */
+static const char *
+want_uri(struct want *w, const char *contact, size_t contact_len,
+    const char *received)
+{
+	pj_pool_t	*pool;
+	pjsip_uri	*uri;
+	pjsip_sip_uri	*sip;
+	char		*copy, host[64];
+	int		 port, n1, n2;
+	const char	*why = NULL;
+
+	pj_thread_ensure();
+	if ((pool = pjsip_endpt_create_pool(ast_sip_get_pjsip_endpoint(),
+	    "isp-contact", 512, 512)) == NULL)
+		return "out of memory";
+	copy = pj_pool_alloc(pool, contact_len + 1);
+	memcpy(copy, contact, contact_len);
+	copy[contact_len] = '\0';
+	uri = pjsip_parse_uri(pool, copy, contact_len, 0);
+	if (uri == NULL || !(PJSIP_URI_SCHEME_IS_SIP(uri) ||
+	    PJSIP_URI_SCHEME_IS_SIPS(uri))) {
+		why = "its contact is not a SIP URI";
+		goto out;
+	}
+	sip = pjsip_uri_get_uri(uri);
+	if (ast_strlen_zero(w->path) && !ast_strlen_zero(received)) {
+		if (split_hostport(received, host, sizeof(host), &port) == -1) {
+			why = "its received is not IP:PORT";
+			goto out;
+		}
+		pj_strdup2(pool, &sip->host, host);
+		sip->port = port;
+	}
+	n1 = pjsip_uri_print(PJSIP_URI_IN_CONTACT_HDR, uri, w->uri,
+	    sizeof(w->uri) - 1);
+	n2 = pjsip_uri_print(PJSIP_URI_IN_REQ_URI, uri, w->uri_key,
+	    sizeof(w->uri_key) - 1);
+	if (n1 <= 0 || n2 <= 0) {
+		why = "its contact URI is too long";
+		goto out;
+	}
+	w->uri[n1] = '\0';
+	w->uri_key[n2] = '\0';
+out:
+	pjsip_endpt_release_pool(ast_sip_get_pjsip_endpoint(), pool);
+	return why;
+}
+
+static const struct isp_field *
+field(const struct isp_record *r, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < r->nfields; i++)
+		if (strcmp(r->fields[i].name, name) == 0)
+			return &r->fields[i];
+	return NULL;
+}
+
+/* A field as a C string: NULL when absent, "" for an empty one. Values
+ * the library hands out are NUL-terminated; one with a NUL inside is
+ * not text. */
+static const char *
+text(const struct isp_record *r, const char *name, const char **why)
+{
+	const struct isp_field	*f = field(r, name);
+
+	if (f == NULL)
+		return NULL;
+	if (f->value_len > ISPA_MAX_FIELD_BYTES) {
+		*why = "a field is longer than 2048 bytes";
+		return NULL;
+	}
+	if (memchr(f->value, '\0', f->value_len) != NULL) {
+		*why = "a field holds a NUL byte";
+		return NULL;
+	}
+	return f->value;
+}
+
+/* What the record asks for, or why it cannot be a contact. */
+static const char *
+want_from(const struct isp_record *r, enum ispa_aor_map map, struct want *w)
+{
+	const struct isp_field	*contact;
+	const char		*aor, *received, *why = NULL;
+
+	memset(w, 0, sizeof(*w));
+	aor = text(r, "aor", &why);
+	contact = field(r, "contact");
+	received = text(r, "received", &why);
+	w->path = text(r, "path", &why);
+	w->user_agent = text(r, "user_agent", &why);
+	w->call_id = text(r, "call_id", &why);
+	if (why != NULL)
+		return why;
+	if (ast_strlen_zero(aor))
+		return "it has no aor";
+	if (contact == NULL || contact->value_len == 0)
+		return "it has no contact";
+	if (contact->value_len > ISPA_MAX_FIELD_BYTES)
+		return "a field is longer than 2048 bytes";
+	if (conf_aor_name(map, aor, w->aor, sizeof(w->aor)) == -1)
+		return map == ISPA_AOR_FULL ? "its aor is too long" :
+		    "its aor is not sip:USER@HOST";
+	return want_uri(w, contact->value, contact->value_len, received);
+}
+
+static void
+aor_count_add(const char *name, int delta)
+{
+	struct aor_count	*a;
+	size_t			 len = strlen(name);
+
+	ao2_lock(aors);
+	if ((a = ao2_find(aors, name, OBJ_SEARCH_KEY | OBJ_NOLOCK)) == NULL &&
+	    delta > 0 && (a = ao2_alloc_options(sizeof(*a) + len + 1, NULL,
+	    AO2_ALLOC_OPT_LOCK_NOLOCK)) != NULL) {
+		memcpy(a->name, name, len + 1);
+		ao2_link_flags(aors, a, OBJ_NOLOCK);
+	}
+	if (a != NULL) {
+		a->n += delta;
+		if (a->n <= 0)
+			ao2_unlink_flags(aors, a, OBJ_NOLOCK);
+		ao2_ref(a, -1);
+	}
+	ao2_unlock(aors);
+}
+
+int
+contacts_aor_mirrored(const char *aor_name)
+{
+	struct aor_count	*a;
+
+	if (aors == NULL || (a = ao2_find(aors, aor_name, OBJ_SEARCH_KEY)) == NULL)
+		return 0;
+	ao2_ref(a, -1);
+	return 1;
+}
+
+int
+contacts_uri_account(const char *uri, char *buf, size_t size)
+{
+	struct uri_entry	*u;
+
+	if (uris == NULL || (u = ao2_find(uris, uri, OBJ_SEARCH_KEY)) == NULL)
+		return -1;
+	ast_copy_string(buf, u->account, size);
+	ao2_ref(u, -1);
+	return 0;
+}
+
+/* Creates or updates the contact; 0, or -1 when sorcery refused it. */
+static int
+contact_put(const struct want *w, struct ast_sip_aor *aor, const char *id)
+{
+	struct ast_sorcery		*sorcery = ast_sip_get_sorcery();
+	struct ast_sip_contact		*c, *old;
+	struct ast_sip_endpoint		*ep;
+	struct ast_named_lock		*lock;
+	const char			*path;
+	int				 rc = 0;
+
+	/* The registrar changes an AOR's contacts under this lock too. */
+	if ((lock = ast_named_lock_get(AST_NAMED_LOCK_TYPE_MUTEX, "aor",
+	    w->aor)) == NULL)
+		return -1;
+	ao2_lock(lock);
+	path = aor->support_path ? S_OR(w->path, "") : "";
+	old = ast_sorcery_retrieve_by_id(sorcery, "contact", id);
+	if (old != NULL && strcmp(old->uri, w->uri) == 0 &&
+	    strcmp(old->path, path) == 0 &&
+	    strcmp(old->user_agent, S_OR(w->user_agent, "")) == 0 &&
+	    strcmp(old->call_id, S_OR(w->call_id, "")) == 0) {
+		ao2_ref(old, -1);
+		goto out;
+	}
+	c = old != NULL ? ast_sorcery_copy(sorcery, old) :
+	    ast_sorcery_alloc(sorcery, "contact", id);
+	if (c == NULL) {
+		rc = -1;
+		goto out_old;
+	}
+	ast_string_field_set(c, uri, w->uri);
+	ast_string_field_set(c, path, path);
+	ast_string_field_set(c, user_agent, S_OR(w->user_agent, ""));
+	ast_string_field_set(c, call_id, S_OR(w->call_id, ""));
+	ast_string_field_set(c, reg_server, ispa.conf->name);
+	ast_string_field_set(c, outbound_proxy, S_OR(aor->outbound_proxy, ""));
+	if (old == NULL)
+		c->expiration_time = ast_tvadd(ast_tvnow(),
+		    ast_samp2tv(CONTACT_LIFE_S, 1));
+	c->qualify_frequency = 0;
+	c->qualify_timeout = aor->qualify_timeout;
+	c->authenticate_qualify = 0;
+	c->prune_on_boot = 0;
+	/* The endpoint named like the AOR, the pool's layout: it is whose
+	 * mailboxes unsolicited MWI reads. */
+	if ((ep = ast_sorcery_retrieve_by_id(sorcery, "endpoint", w->aor)) != NULL) {
+		ast_string_field_set(c, endpoint_name, w->aor);
+		ao2_cleanup(c->endpoint);
+		c->endpoint = ep;
+	}
+	rc = old != NULL ? ast_sorcery_update(sorcery, c) :
+	    ast_sorcery_create(sorcery, c);
+	ao2_ref(c, -1);
+out_old:
+	ao2_cleanup(old);
+out:
+	ao2_unlock(lock);
+	ast_named_lock_put(lock);
+	return rc;
+}
+
+static void
+contact_delete(const struct binding *b)
+{
+	struct ast_sorcery	*sorcery = ast_sip_get_sorcery();
+	struct ast_sip_contact	*c;
+	struct ast_named_lock	*lock;
+
+	lock = ast_named_lock_get(AST_NAMED_LOCK_TYPE_MUTEX, "aor", b->aor);
+	if (lock != NULL)
+		ao2_lock(lock);
+	if ((c = ast_sorcery_retrieve_by_id(sorcery, "contact",
+	    b->contact_id)) != NULL) {
+		ast_sorcery_delete(sorcery, c);
+		ao2_ref(c, -1);
+	}
+	if (lock != NULL) {
+		ao2_unlock(lock);
+		ast_named_lock_put(lock);
+	}
+}
+
+/* Takes a binding out of the counts and indexes (its contact is the
+ * caller's business). */
+static void
+binding_forget(struct binding *b)
+{
+	switch (b->state) {
+	case B_CONTACT:
+		n_contacts--;
+		aor_count_add(b->aor, -1);
+		if (b->uri != NULL)
+			ao2_unlink(uris, b->uri);
+		break;
+	case B_NO_AOR:
+		n_no_aor--;
+		break;
+	case B_SKIPPED:
+		n_skipped--;
+		break;
+	}
+}
+
+static void
+binding_count(struct binding *b)
+{
+	switch (b->state) {
+	case B_CONTACT:
+		n_contacts++;
+		aor_count_add(b->aor, 1);
+		if (b->uri != NULL)
+			ao2_link(uris, b->uri);
+		break;
+	case B_NO_AOR:
+		n_no_aor++;
+		break;
+	case B_SKIPPED:
+		n_skipped++;
+		break;
+	}
+}
+
+/* Makes the contact of key agree with the mirror. Under ispa_lock. */
+static void
+apply(const char *key)
+{
+	struct isp_record	*rec = NULL;
+	struct binding		*old, *b;
+	struct ast_sip_aor	*aor;
+	struct want		 w;
+	const char		*why;
+	char			 hash[33];
+	size_t			 klen = strlen(key);
+
+	if (ispa.registrations == NULL)
+		return;
+	rec = isp_mirror_get(ispa.registrations, key, klen);
+	old = ao2_find(bindings, key, OBJ_SEARCH_KEY);
+	if (rec == NULL) {
+		/* Before a new client's snapshot has ended, absent means
+		 * not received yet: contacts_resync() decides then. */
+		if (old != NULL && isp_mirror_ready(ispa.registrations)) {
+			if (old->state == B_CONTACT)
+				contact_delete(old);
+			binding_forget(old);
+			ao2_unlink(bindings, old);
+		}
+		ao2_cleanup(old);
+		return;
+	}
+	if ((b = ao2_alloc_options(sizeof(*b) + klen + 1, binding_destroy,
+	    AO2_ALLOC_OPT_LOCK_NOLOCK)) == NULL)
+		goto out;
+	memcpy(b->key, key, klen + 1);
+	b->state = B_SKIPPED;
+	if ((why = want_from(rec, ispa.conf->aor_map, &w)) != NULL) {
+		ast_copy_string(b->reason, why, sizeof(b->reason));
+	} else if ((aor = ast_sip_location_retrieve_aor(w.aor)) == NULL) {
+		b->state = B_NO_AOR;
+		ast_copy_string(b->aor, w.aor, sizeof(b->aor));
+	} else {
+		ast_copy_string(b->aor, w.aor, sizeof(b->aor));
+		if (aor->qualify_frequency != 0) {
+			snprintf(b->reason, sizeof(b->reason), "AOR %s "
+			    "qualifies (qualify_frequency=%u): mirrored "
+			    "contacts are never qualified; set it to 0",
+			    w.aor, aor->qualify_frequency);
+		} else {
+			ast_md5_hash(hash, key);
+			snprintf(b->contact_id, sizeof(b->contact_id), "%s;@%s",
+			    w.aor, hash);
+			if (contact_put(&w, aor, b->contact_id) == -1) {
+				snprintf(b->reason, sizeof(b->reason), "PJSIP "
+				    "refused contact %s", b->contact_id);
+			} else if ((b->uri = ao2_alloc_options(sizeof(*b->uri) +
+			    strlen(w.uri_key) + 1, NULL,
+			    AO2_ALLOC_OPT_LOCK_NOLOCK)) != NULL) {
+				ast_copy_string(b->uri->account, w.aor,
+				    sizeof(b->uri->account));
+				strcpy(b->uri->uri, w.uri_key);
+				b->state = B_CONTACT;
+			} else {
+				contact_delete(b);
+				ast_copy_string(b->reason, "out of memory",
+				    sizeof(b->reason));
+			}
+		}
+		ao2_ref(aor, -1);
+	}
+	if (b->state == B_SKIPPED && (old == NULL ||
+	    old->state != B_SKIPPED || strcmp(old->reason, b->reason) != 0))
+		ast_log(LOG_WARNING, "%s record '%.200s' skipped: %s\n",
+		    ispa.conf->table, key, b->reason);
+	if (old != NULL) {
+		/* Gone, or moved to another AOR (a changed aor field). */
+		if (old->state == B_CONTACT && (b->state != B_CONTACT ||
+		    strcmp(old->contact_id, b->contact_id) != 0))
+			contact_delete(old);
+		binding_forget(old);
+	}
+	binding_count(b);
+	ao2_link(bindings, b);		/* replaces old */
+	ao2_ref(b, -1);
+out:
+	ao2_cleanup(old);
+	isp_record_free(rec);
+}
+
+void
+contacts_changed(const void *key, size_t key_len)
+{
+	struct pend	*p;
+	char		 k[1024];
+	int		 wake;
+
+	if (pending == NULL)
+		return;
+	/* Keys are text; one with a NUL or over 1 KiB is no binding of
+	 * ours (ispd's default key limit is 1024 bytes too). */
+	if (key_len == 0 || key_len >= sizeof(k) ||
+	    memchr(key, '\0', key_len) != NULL) {
+		ast_log(LOG_WARNING, "%s: a record's key is not text of 1 to "
+		    "1023 bytes: skipped\n", ispa.conf->table);
+		return;
+	}
+	memcpy(k, key, key_len);
+	k[key_len] = '\0';
+	ao2_lock(pending);
+	if ((p = ao2_find(pending, k, OBJ_SEARCH_KEY | OBJ_NOLOCK)) != NULL) {
+		ao2_ref(p, -1);
+	} else if ((p = ao2_alloc_options(sizeof(*p) + key_len + 1, NULL,
+	    AO2_ALLOC_OPT_LOCK_NOLOCK)) != NULL) {
+		memcpy(p->key, k, key_len + 1);
+		ao2_link_flags(pending, p, OBJ_NOLOCK);
+		ao2_ref(p, -1);
+	}
+	wake = !scheduled && !stopping;
+	if (wake)
+		scheduled = 1;
+	ao2_unlock(pending);
+	if (!wake)
+		return;
+	if (ast_taskprocessor_push(tps, work, NULL) != 0) {
+		ao2_lock(pending);
+		scheduled = 0;
+		ao2_unlock(pending);
+		ast_log(LOG_ERROR, "cannot queue work on taskprocessor "
+		    "isp/contacts: changes wait for the next one\n");
+	}
+}
+
+static int
+resync_one(void *obj, void *arg, int flags)
+{
+	struct binding	*b = obj;
+
+	contacts_changed(b->key, strlen(b->key));
+	return 0;
+}
+
+void
+contacts_resync(void)
+{
+	ao2_callback(bindings, OBJ_NODATA, resync_one, NULL);
+}
+
+struct take {
+	int	 left;
+};
+
+static int
+take_some(void *obj, void *arg, int flags)
+{
+	struct take	*t = arg;
+
+	if (t->left <= 0)
+		return CMP_STOP;
+	t->left--;
+	return t->left > 0 ? CMP_MATCH : CMP_MATCH | CMP_STOP;
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timeval	 tv = ast_tvnow();
+
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* The taskprocessor's one task: applies pending keys, slice by slice,
+ * until none is left. */
+static int
+work(void *unused)
+{
+	struct ao2_iterator	*it;
+	struct pend		*p;
+	struct take		 t;
+	uint64_t		 start, waited;
+	unsigned		 pace;
+	int			 per_slice, n;
+
+	for (;;) {
+		ispa_rdlock();
+		pace = ispa.conf != NULL ? ispa.conf->load_pace :
+		    ISPA_DEFAULT_PACE;
+		per_slice = (int)(pace * SLICE_MS / 1000);
+		if (per_slice < 1)
+			per_slice = 1;
+		start = now_ms();
+		t.left = per_slice;
+		n = 0;
+		it = stopping ? NULL : ao2_callback(pending,
+		    OBJ_UNLINK | OBJ_MULTIPLE, take_some, &t);
+		if (it != NULL) {
+			while ((p = ao2_iterator_next(it)) != NULL) {
+				apply(p->key);
+				ao2_ref(p, -1);
+				n++;
+			}
+			ao2_iterator_destroy(it);
+		}
+		ispa_unlock();
+		n_applied += (uint64_t)n;
+		ao2_lock(pending);
+		if (stopping || ao2_container_count(pending) == 0) {
+			scheduled = 0;
+			ao2_unlock(pending);
+			return 0;
+		}
+		ao2_unlock(pending);
+		waited = now_ms() - start;
+		if (waited < SLICE_MS)
+			usleep((useconds_t)(SLICE_MS - waited) * 1000);
+		for (waited = 0; ast_taskprocessor_alert_get() > 0 &&
+		    !stopping && waited < ALERT_WAIT_MAX_MS;
+		    waited += ALERT_POLL_MS)
+			usleep(ALERT_POLL_MS * 1000);
+	}
+}
+
+int
+contacts_init(void)
+{
+	bindings = ao2_container_alloc_hash(AO2_ALLOC_OPT_LOCK_MUTEX,
+	    AO2_CONTAINER_ALLOC_OPT_DUPS_REPLACE, BUCKETS, binding_hash_fn,
+	    NULL, binding_cmp_fn);
+	pending = ao2_container_alloc_hash(AO2_ALLOC_OPT_LOCK_MUTEX, 0,
+	    BUCKETS, pend_hash_fn, NULL, pend_cmp_fn);
+	uris = ao2_container_alloc_hash(AO2_ALLOC_OPT_LOCK_MUTEX, 0,
+	    BUCKETS, uri_entry_hash_fn, NULL, uri_entry_cmp_fn);
+	aors = ao2_container_alloc_hash(AO2_ALLOC_OPT_LOCK_MUTEX, 0,
+	    BUCKETS, aor_count_hash_fn, NULL, aor_count_cmp_fn);
+	tps = ast_taskprocessor_get("isp/contacts", TPS_REF_DEFAULT);
+	stopping = 0;
+	scheduled = 0;
+	if (bindings == NULL || pending == NULL || uris == NULL ||
+	    aors == NULL || tps == NULL) {
+		contacts_shutdown();
+		return -1;
+	}
+	return 0;
+}
+
+void
+contacts_shutdown(void)
+{
+	int	 i, busy = 0;
+
+	stopping = 1;
+	/* The work task sees stopping within one slice. */
+	for (i = 0; i < 1000 && pending != NULL; i++) {
+		ao2_lock(pending);
+		busy = scheduled;
+		ao2_unlock(pending);
+		if (!busy)
+			break;
+		usleep(10000);
+	}
+	if (tps != NULL)
+		tps = ast_taskprocessor_unreference(tps);
+	/* Only ours: contacts that phones registered here stay. */
+	if (bindings != NULL)
+		ao2_callback(bindings, OBJ_NODATA | OBJ_UNLINK | OBJ_MULTIPLE,
+		    remove_one, NULL);
+	ao2_cleanup(pending);
+	ao2_cleanup(bindings);
+	ao2_cleanup(uris);
+	ao2_cleanup(aors);
+	pending = bindings = uris = aors = NULL;
+}
+
+static int
+remove_one(void *obj, void *arg, int flags)
+{
+	struct binding	*b = obj;
+
+	if (b->state == B_CONTACT)
+		contact_delete(b);
+	binding_forget(b);
+	return CMP_MATCH;
+}
+
+void
+contacts_stats(struct contacts_stats *s)
+{
+	s->contacts = n_contacts;
+	s->no_aor = n_no_aor;
+	s->skipped = n_skipped;
+	s->pending = pending != NULL ? (size_t)ao2_container_count(pending) : 0;
+	s->applied = n_applied;
+}
+
+const char *
+contacts_state(const char *key, char *buf, size_t size)
+{
+	struct binding	*b;
+
+	if (bindings == NULL || (b = ao2_find(bindings, key, OBJ_SEARCH_KEY)) == NULL)
+		return NULL;
+	switch (b->state) {
+	case B_CONTACT:
+		snprintf(buf, size, "contact %s", b->contact_id);
+		break;
+	case B_NO_AOR:
+		snprintf(buf, size, "no AOR %s here", b->aor);
+		break;
+	case B_SKIPPED:
+		snprintf(buf, size, "skipped: %s", b->reason);
+		break;
+	}
+	ao2_ref(b, -1);
+	return buf;
+}
