@@ -64,3 +64,16 @@ asterisk:
 install-asterisk-module: asterisk-module
 	install -d $(DESTDIR)$(ASTERISK_MODDIR)
 	install -m 755 $(AST_MODULE) $(DESTDIR)$(ASTERISK_MODDIR)/
+
+# binding.c holds no Asterisk: its unit test and fuzz target build on
+# any machine, with the tree's own flags.
+$(BUILD)/tests/test_binding: tests/unit/test_binding.c src/asterisk/binding.c \
+    src/asterisk/isp_asterisk.h include/isp.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc/asterisk $(filter %.c,$^) $(ALL_LDFLAGS) \
+	    -lcmocka -o $@
+
+build/fuzz/fuzz_binding: tests/fuzz/fuzz_binding.c src/asterisk/binding.c \
+    src/asterisk/isp_asterisk.h include/isp.h
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -Isrc/asterisk $(filter %.c,$^) -o $@

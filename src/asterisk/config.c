@@ -91,35 +91,6 @@ conf_differs(const struct ispa_conf *a, const struct ispa_conf *b)
 	    !streq(a->secret, b->secret);
 }
 
-int
-conf_aor_name(enum ispa_aor_map m, const char *aor, char *buf, size_t size)
-{
-	const char	*user, *at, *end;
-	size_t		 len;
-
-	if (m == ISPA_AOR_FULL) {
-		user = aor;
-		end = aor + strlen(aor);
-	} else {
-		/* The canonical AOR is sip:user@host[:port] (docs/SIP.md). */
-		if (strncmp(aor, "sip:", 4) == 0)
-			user = aor + 4;
-		else if (strncmp(aor, "sips:", 5) == 0)
-			user = aor + 5;
-		else
-			return -1;
-		if ((at = strchr(user, '@')) == NULL || at == user)
-			return -1;
-		end = m == ISPA_AOR_USER ? at : user + strlen(user);
-	}
-	len = (size_t)(end - user);
-	if (len == 0 || len >= size)
-		return -1;
-	memcpy(buf, user, len);
-	buf[len] = '\0';
-	return 0;
-}
-
 /* Reports one bad line; returns -1 for the caller to count. */
 static int __attribute__((format(printf, 2, 3)))
 conf_bad(const struct ast_variable *v, const char *fmt, ...)

@@ -52,7 +52,7 @@
 #define ALERT_WAIT_MAX_MS	5000
 #define CONTACT_LIFE_S		(10 * 365 * 24 * 3600)
 #define BUCKETS			8191
-#define MAX_AOR_BYTES		128
+#define MAX_AOR_BYTES		ISPA_MAX_AOR_BYTES
 
 enum binding_state {
 	B_CONTACT,	/* a PJSIP contact of ours stands for it */
@@ -86,14 +86,12 @@ struct pend {
 	char			 key[0];
 };
 
-/* The contact a record asks for. */
+/* The contact a record asks for: its fields, and its URI as PJSIP
+ * prints it (for the contact, and as a Request-URI for the gate). */
 struct want {
-	char			 aor[MAX_AOR_BYTES];
+	struct binding_fields	 f;
 	char			 uri[ISPA_MAX_FIELD_BYTES + 64];
 	char			 uri_key[ISPA_MAX_FIELD_BYTES + 64];
-	const char		*path;
-	const char		*user_agent;
-	const char		*call_id;
 };
 
 static struct ao2_container	*bindings;
@@ -169,34 +167,6 @@ contacts_uri_key(const char *text, size_t len, char *buf, size_t size)
 	return 0;
 }
 
-/* "ip:port" or "[v6]:port" into host and port; -1 when it is neither. */
-static int
-split_hostport(const char *s, char *host, size_t size, int *port)
-{
-	const char	*colon, *h = s, *he;
-	char		*end;
-	long		 p;
-
-	if (*s == '[') {
-		h = s + 1;
-		if ((he = strchr(h, ']')) == NULL || he[1] != ':')
-			return -1;
-		colon = he + 1;
-	} else {
-		if ((colon = strrchr(s, ':')) == NULL)
-			return -1;
-		he = colon;
-	}
-	p = strtol(colon + 1, &end, 10);
-	if (he == h || (size_t)(he - h) >= size || *end != '\0' || p < 1 ||
-	    p > 65535)
-		return -1;
-	memcpy(host, h, (size_t)(he - h));
-	host[he - h] = '\0';
-	*port = (int)p;
-	return 0;
-}
-
 /*
  * The contact URI: the registered one, except that a phone reached
  * without a Path is reached where its REGISTER came from (received), as
@@ -204,37 +174,32 @@ split_hostport(const char *s, char *host, size_t size, int *port)
  * With a Path the border gateway knows the way: the URI stays.
  */
 static const char *
-want_uri(struct want *w, const char *contact, size_t contact_len,
-    const char *received)
+want_uri(struct want *w)
 {
 	pj_pool_t	*pool;
 	pjsip_uri	*uri;
 	pjsip_sip_uri	*sip;
-	char		*copy, host[64];
-	int		 port, n1, n2;
+	char		*copy;
+	int		 n1, n2;
 	const char	*why = NULL;
 
 	pj_thread_ensure();
 	if ((pool = pjsip_endpt_create_pool(ast_sip_get_pjsip_endpoint(),
 	    "isp-contact", 512, 512)) == NULL)
 		return "out of memory";
-	copy = pj_pool_alloc(pool, contact_len + 1);
-	memcpy(copy, contact, contact_len);
-	copy[contact_len] = '\0';
-	uri = pjsip_parse_uri(pool, copy, contact_len, 0);
+	copy = pj_pool_alloc(pool, w->f.contact_len + 1);
+	memcpy(copy, w->f.contact, w->f.contact_len);
+	copy[w->f.contact_len] = '\0';
+	uri = pjsip_parse_uri(pool, copy, w->f.contact_len, 0);
 	if (uri == NULL || !(PJSIP_URI_SCHEME_IS_SIP(uri) ||
 	    PJSIP_URI_SCHEME_IS_SIPS(uri))) {
 		why = "its contact is not a SIP URI";
 		goto out;
 	}
 	sip = pjsip_uri_get_uri(uri);
-	if (ast_strlen_zero(w->path) && !ast_strlen_zero(received)) {
-		if (split_hostport(received, host, sizeof(host), &port) == -1) {
-			why = "its received is not IP:PORT";
-			goto out;
-		}
-		pj_strdup2(pool, &sip->host, host);
-		sip->port = port;
+	if (ast_strlen_zero(w->f.path) && w->f.received_port != 0) {
+		pj_strdup2(pool, &sip->host, w->f.received_host);
+		sip->port = w->f.received_port;
 	}
 	n1 = pjsip_uri_print(PJSIP_URI_IN_CONTACT_HDR, uri, w->uri,
 	    sizeof(w->uri) - 1);
@@ -249,66 +214,6 @@ want_uri(struct want *w, const char *contact, size_t contact_len,
 out:
 	pjsip_endpt_release_pool(ast_sip_get_pjsip_endpoint(), pool);
 	return why;
-}
-
-static const struct isp_field *
-field(const struct isp_record *r, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < r->nfields; i++)
-		if (strcmp(r->fields[i].name, name) == 0)
-			return &r->fields[i];
-	return NULL;
-}
-
-/* A field as a C string: NULL when absent, "" for an empty one. Values
- * the library hands out are NUL-terminated; one with a NUL inside is
- * not text. */
-static const char *
-text(const struct isp_record *r, const char *name, const char **why)
-{
-	const struct isp_field	*f = field(r, name);
-
-	if (f == NULL)
-		return NULL;
-	if (f->value_len > ISPA_MAX_FIELD_BYTES) {
-		*why = "a field is longer than 2048 bytes";
-		return NULL;
-	}
-	if (memchr(f->value, '\0', f->value_len) != NULL) {
-		*why = "a field holds a NUL byte";
-		return NULL;
-	}
-	return f->value;
-}
-
-/* What the record asks for, or why it cannot be a contact. */
-static const char *
-want_from(const struct isp_record *r, enum ispa_aor_map map, struct want *w)
-{
-	const struct isp_field	*contact;
-	const char		*aor, *received, *why = NULL;
-
-	memset(w, 0, sizeof(*w));
-	aor = text(r, "aor", &why);
-	contact = field(r, "contact");
-	received = text(r, "received", &why);
-	w->path = text(r, "path", &why);
-	w->user_agent = text(r, "user_agent", &why);
-	w->call_id = text(r, "call_id", &why);
-	if (why != NULL)
-		return why;
-	if (ast_strlen_zero(aor))
-		return "it has no aor";
-	if (contact == NULL || contact->value_len == 0)
-		return "it has no contact";
-	if (contact->value_len > ISPA_MAX_FIELD_BYTES)
-		return "a field is longer than 2048 bytes";
-	if (conf_aor_name(map, aor, w->aor, sizeof(w->aor)) == -1)
-		return map == ISPA_AOR_FULL ? "its aor is too long" :
-		    "its aor is not sip:USER@HOST";
-	return want_uri(w, contact->value, contact->value_len, received);
 }
 
 static void
@@ -369,15 +274,15 @@ contact_put(const struct want *w, struct ast_sip_aor *aor, const char *id)
 
 	/* The registrar changes an AOR's contacts under this lock too. */
 	if ((lock = ast_named_lock_get(AST_NAMED_LOCK_TYPE_MUTEX, "aor",
-	    w->aor)) == NULL)
+	    w->f.aor_name)) == NULL)
 		return -1;
 	ao2_lock(lock);
-	path = aor->support_path ? S_OR(w->path, "") : "";
+	path = aor->support_path ? S_OR(w->f.path, "") : "";
 	old = ast_sorcery_retrieve_by_id(sorcery, "contact", id);
 	if (old != NULL && strcmp(old->uri, w->uri) == 0 &&
 	    strcmp(old->path, path) == 0 &&
-	    strcmp(old->user_agent, S_OR(w->user_agent, "")) == 0 &&
-	    strcmp(old->call_id, S_OR(w->call_id, "")) == 0) {
+	    strcmp(old->user_agent, S_OR(w->f.user_agent, "")) == 0 &&
+	    strcmp(old->call_id, S_OR(w->f.call_id, "")) == 0) {
 		ao2_ref(old, -1);
 		goto out;
 	}
@@ -389,8 +294,8 @@ contact_put(const struct want *w, struct ast_sip_aor *aor, const char *id)
 	}
 	ast_string_field_set(c, uri, w->uri);
 	ast_string_field_set(c, path, path);
-	ast_string_field_set(c, user_agent, S_OR(w->user_agent, ""));
-	ast_string_field_set(c, call_id, S_OR(w->call_id, ""));
+	ast_string_field_set(c, user_agent, S_OR(w->f.user_agent, ""));
+	ast_string_field_set(c, call_id, S_OR(w->f.call_id, ""));
 	ast_string_field_set(c, reg_server, ispa.conf->name);
 	ast_string_field_set(c, outbound_proxy, S_OR(aor->outbound_proxy, ""));
 	if (old == NULL)
@@ -402,8 +307,9 @@ contact_put(const struct want *w, struct ast_sip_aor *aor, const char *id)
 	c->prune_on_boot = 0;
 	/* The endpoint named like the AOR, the pool's layout: it is whose
 	 * mailboxes unsolicited MWI reads. */
-	if ((ep = ast_sorcery_retrieve_by_id(sorcery, "endpoint", w->aor)) != NULL) {
-		ast_string_field_set(c, endpoint_name, w->aor);
+	if ((ep = ast_sorcery_retrieve_by_id(sorcery, "endpoint",
+	    w->f.aor_name)) != NULL) {
+		ast_string_field_set(c, endpoint_name, w->f.aor_name);
 		ao2_cleanup(c->endpoint);
 		c->endpoint = ep;
 	}
@@ -512,29 +418,30 @@ apply(const char *key)
 		goto out;
 	memcpy(b->key, key, klen + 1);
 	b->state = B_SKIPPED;
-	if ((why = want_from(rec, ispa.conf->aor_map, &w)) != NULL) {
+	if ((why = binding_parse(rec, ispa.conf->aor_map, &w.f)) != NULL ||
+	    (why = want_uri(&w)) != NULL) {
 		ast_copy_string(b->reason, why, sizeof(b->reason));
-	} else if ((aor = ast_sip_location_retrieve_aor(w.aor)) == NULL) {
+	} else if ((aor = ast_sip_location_retrieve_aor(w.f.aor_name)) == NULL) {
 		b->state = B_NO_AOR;
-		ast_copy_string(b->aor, w.aor, sizeof(b->aor));
+		ast_copy_string(b->aor, w.f.aor_name, sizeof(b->aor));
 	} else {
-		ast_copy_string(b->aor, w.aor, sizeof(b->aor));
+		ast_copy_string(b->aor, w.f.aor_name, sizeof(b->aor));
 		if (aor->qualify_frequency != 0) {
 			snprintf(b->reason, sizeof(b->reason), "AOR %s "
 			    "qualifies (qualify_frequency=%u): mirrored "
 			    "contacts are never qualified; set it to 0",
-			    w.aor, aor->qualify_frequency);
+			    w.f.aor_name, aor->qualify_frequency);
 		} else {
 			ast_md5_hash(hash, key);
 			snprintf(b->contact_id, sizeof(b->contact_id), "%s;@%s",
-			    w.aor, hash);
+			    w.f.aor_name, hash);
 			if (contact_put(&w, aor, b->contact_id) == -1) {
 				snprintf(b->reason, sizeof(b->reason), "PJSIP "
 				    "refused contact %s", b->contact_id);
 			} else if ((b->uri = ao2_alloc_options(sizeof(*b->uri) +
 			    strlen(w.uri_key) + 1, NULL,
 			    AO2_ALLOC_OPT_LOCK_NOLOCK)) != NULL) {
-				ast_copy_string(b->uri->account, w.aor,
+				ast_copy_string(b->uri->account, w.f.aor_name,
 				    sizeof(b->uri->account));
 				strcpy(b->uri->uri, w.uri_key);
 				b->state = B_CONTACT;

@@ -19,6 +19,7 @@
  */
 #include "asterisk.h"
 
+#include <ctype.h>
 #include <string.h>
 
 #include "asterisk/logger.h"
@@ -70,7 +71,7 @@ gate_aor_name(pjsip_rx_data *rdata, char *buf, size_t size)
 		aor[i] = (char)tolower((unsigned char)aor[i]);
 	if (sip->port != 0 && map == ISPA_AOR_FULL)
 		snprintf(aor + n, sizeof(aor) - (size_t)n, ":%d", sip->port);
-	return conf_aor_name(map, aor, buf, size);
+	return binding_aor_name(map, aor, buf, size);
 }
 
 static pj_bool_t

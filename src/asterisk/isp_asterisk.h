@@ -55,7 +55,7 @@ struct ispa_conf {
 
 #define ISPA_CONF_FILE		"isp.conf"
 #define ISPA_ROLE		"asterisk"
-#define ISPA_DEFAULT_PACE	20000
+#define ISPA_DEFAULT_PACE	5000
 /* The longest field a contact takes from a record (contact, path,
  * received, user_agent, call_id): PJSIP keeps them in string fields,
  * and a record with a longer one is skipped as bad. */
@@ -80,16 +80,37 @@ void	 ispa_unlock(void);
 /* A line about each server's session, for the status commands. */
 unsigned ispa_servers_up(void);
 
+/* binding.c: what a SIP_REGISTRATION record says, checked; no
+ * Asterisk in it, so it is unit-tested and fuzzed on its own. */
+#define ISPA_MAX_AOR_BYTES	128
+struct binding_fields {
+	const char	*aor;
+	const char	*contact;	/* not "" */
+	size_t		 contact_len;
+	const char	*path;		/* NULL when absent */
+	const char	*user_agent;
+	const char	*call_id;
+	char		 aor_name[ISPA_MAX_AOR_BYTES];	/* the PJSIP AOR */
+	char		 received_host[64];	/* "" when none */
+	int		 received_port;		/* 0 when none */
+};
+/* Fills f from the record's fields (pointers into it), or says why the
+ * record cannot be a contact: a static sentence. */
+const char *binding_parse(const struct isp_record *, enum ispa_aor_map,
+	    struct binding_fields *f);
+/* "ip:port" or "[v6]:port"; -1 when it is neither. */
+int	 binding_hostport(const char *s, char *host, size_t size, int *port);
+/* The PJSIP AOR name of a canonical AOR, in buf; -1 when it has no user
+ * part or does not fit. */
+int	 binding_aor_name(enum ispa_aor_map, const char *aor, char *buf,
+	    size_t size);
+
 /* config.c: NULL when the file has an error (each one logged with its
  * line) or is missing. */
 struct ispa_conf *conf_load(void);
 void	 conf_free(struct ispa_conf *);
 /* 1 when a reload from a to b needs a new client. */
 int	 conf_differs(const struct ispa_conf *, const struct ispa_conf *);
-/* The PJSIP AOR name of a canonical AOR, in buf; -1 when it has no user
- * part or does not fit. */
-int	 conf_aor_name(enum ispa_aor_map, const char *aor, char *buf,
-	    size_t size);
 const char *conf_aor_map_name(enum ispa_aor_map);
 
 /* contacts.c */
