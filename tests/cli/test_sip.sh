@@ -450,6 +450,33 @@ else
 	fi
 fi
 
+# --- placement passes over a draining instance (an Asterisk told
+# `isp drain`): its accounts go where they would go if it were gone.
+for i in 1 2 3; do
+	"$ISPCTL" --name "pool-$i" announce INSTANCES "pool-$i" role=pool \
+	    sip=sip:127.0.0.1:500$i status=up 2>/dev/null &
+	pid[pool$i]=$!
+done
+wait_for test "$("$ISPCTL" dump INSTANCES --json 2>/dev/null | grep -c '"role":"pool"')" = 3
+owner=$("$ISPCTL" place pool sip:2001@$D 2>/dev/null | cut -d' ' -f1)
+n=${owner#pool-}
+"$ISPCTL" --name "pool-$n-drained" announce INSTANCES "$owner" role=pool \
+    sip=sip:127.0.0.1:500$n status=draining 2>/dev/null &
+pid[drain]=$!
+wait_for "$ISPCTL" dump INSTANCES --json --prefix "$owner" | grep -q draining
+drained=$("$ISPCTL" place pool sip:2001@$D 2>/dev/null | cut -d' ' -f1)
+kill "${pid[drain]}" "${pid[pool$n]}" 2>/dev/null
+unset "pid[drain]" "pid[pool$n]"
+wait_for sh -c "! '$ISPCTL' dump INSTANCES --prefix '$owner' 2>/dev/null | grep -q ."
+gone=$("$ISPCTL" place pool sip:2001@$D 2>/dev/null | cut -d' ' -f1)
+if [[ "$owner" =~ ^pool-[123]$ ]] && [ -n "$drained" ] && [ "$drained" != "$owner" ] &&
+    [ "$drained" = "$gone" ]; then
+	ok "placement passes over a draining instance, as if it were gone"
+else
+	not_ok "placement and draining" "owner=$owner drained=$drained gone=$gone"
+fi
+for i in 1 2 3; do [ -n "${pid[pool$i]:-}" ] && kill "${pid[pool$i]}" 2>/dev/null; unset "pid[pool$i]"; done
+
 # --- graceful restart: the registrar's session is lost -----------------
 # A second ispd keeps SIP_REGISTRATION for a lost session (docs/HA.md,
 # "Graceful restart for publishers"), with a 1 s hold so that a stopped
