@@ -101,8 +101,14 @@ conf_bad(const struct ast_variable *v, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	ast_log(LOG_ERROR, "%s:%d: %s = %s: %s\n", v->file ? v->file :
-	    ISPA_CONF_FILE, v->lineno, v->name, v->value, what);
+	/* Asterisk leaves file empty for the file it was asked to load. */
+	if (!ast_strlen_zero(v->file))
+		ast_log(LOG_ERROR, "%s:%d: %s = %s: %s\n", v->file, v->lineno,
+		    v->name, v->value, what);
+	else
+		ast_log(LOG_ERROR, "%s/%s:%d: %s = %s: %s\n",
+		    ast_config_AST_CONFIG_DIR, ISPA_CONF_FILE, v->lineno,
+		    v->name, v->value, what);
 	return -1;
 }
 

@@ -293,10 +293,12 @@ contacts_in_memory(void)
 static int
 unload_module(void)
 {
+	/* Outside in: nothing asks the contacts' indexes (the gate, the
+	 * CLI) or feeds them (the client) once they go. */
 	cli_shutdown();
+	gate_shutdown();
 	client_stop();
 	contacts_shutdown();
-	gate_shutdown();
 	ispa_wrlock();
 	conf_free(ispa.conf);
 	ispa.conf = NULL;
