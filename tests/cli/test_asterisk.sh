@@ -324,6 +324,29 @@ else
 	not_ok "5: load again" "$(cat "$tmp/load.out")" "$(ami_contacts ast-a)"
 fi
 
+# A reload: a changed isp.conf makes a new client whose snapshot leaves
+# every contact as it was (no DeviceStateChange); a file with an error
+# changes nothing and says why.
+ev_a=$(ami_devstate_events ast-a PJSIP/2002)
+ast_isp_conf ast-a "${conf_a[@]}" "load_pace = 7000"
+ast_rx ast-a "module reload res_pjsip_isp.so" >"$tmp/reload.out" 2>&1
+if WAIT_S=15 wait_for eval 'ast_log ast-a | grep -q "isp.conf changed: reconnecting"' &&
+    WAIT_S=15 wait_for st_is ast-a ServersUp 2 && sleep 1 && isp_barrier &&
+    [ "$(mirrored ast-a)" = "$want" ] && [ "$(ami_devstate_events ast-a PJSIP/2002)" -eq "$ev_a" ]; then
+	ok "5: module reload with a changed isp.conf reconnects; every contact stays, no DeviceStateChange"
+else
+	not_ok "5: reload" "$(cat "$tmp/reload.out")" "$(ami ast-a ISPStatus)" "events $ev_a→$(ami_devstate_events ast-a PJSIP/2002)"
+fi
+ast_isp_conf ast-a "${conf_a[@]}" "load_pace = many"
+ast_rx ast-a "module reload res_pjsip_isp.so" >"$tmp/reload.out" 2>&1
+if wait_for eval 'ast_log ast-a | grep -q "isp.conf:6: load_pace = many"' && ast_module_running ast-a res_pjsip_isp &&
+    st_is ast-a ServersUp 2 && [ "$(mirrored ast-a)" = "$want" ]; then
+	ok "5: module reload with an error in isp.conf changes nothing and names the line"
+else
+	not_ok "5: bad reload" "$(cat "$tmp/reload.out")" "$(ast_log ast-a | tail -n 5)"
+fi
+ast_isp_conf ast-a "${conf_a[@]}"
+
 # ========================================================================
 # 6. Only the serving instance talks to the phone: mailbox 2005@default
 #    changed on both Asterisks, its NOTIFY comes from the one that
