@@ -132,6 +132,8 @@ conn_attach(struct conn *cn, int fd)
 	}
 	cn->last_recv_ms = cn->last_send_ms = client_now_ms();
 	cn->last_ping_ms = cn->last_recv_ms;
+	cn->last_taken_ms = 0;
+	cn->out_full = 0;
 	/* The HELLO waits behind the TLS handshake. */
 	if (cn->c->tls && ctls_start(cn) != ISP_OK) {
 		conn_end(cn, ISP_E_NOMEM, "out of memory starting TLS with %s",

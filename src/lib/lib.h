@@ -117,6 +117,10 @@ struct conn {
 	uint64_t		 last_send_ms;
 	uint64_t		 last_recv_ms;
 	uint64_t		 last_ping_ms;	/* last PING queued */
+	/* ispd took bytes from a socket that had been full: it is reading,
+	 * so it is alive though its answers wait behind our backlog. */
+	int			 out_full;	/* the last send said EAGAIN */
+	uint64_t		 last_taken_ms;
 
 	/* A session-fatal ERROR (req_id 0): why ispd is about to close. */
 	int			 fatal_err;

@@ -64,12 +64,18 @@ wire_flush(struct conn *cn)
 		if (n > 0) {
 			cn->out_off += (size_t)n;
 			cn->last_send_ms = client_now_ms();
+			if (cn->out_full) {
+				cn->out_full = 0;
+				cn->last_taken_ms = cn->last_send_ms;
+			}
 			continue;
 		}
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			cn->out_full = 1;
 			break;
+		}
 		/* Ended by the next pass through the loop, which may first
 		 * read a better reason (BYE, ERROR) from the socket. */
 		if (cn->ssl != NULL && n == -1 && errno == EPROTO) {
@@ -739,6 +745,20 @@ wire_ping_due(const struct conn *cn)
 	return idle_tx < idle_rx ? idle_tx : idle_rx;
 }
 
+/*
+ * The last sign of life from ispd: bytes from it, or room it made by
+ * reading ours. A publisher far ahead of ispd waits long for the answer
+ * to its PING, which is queued behind its backlog, though ispd reads on;
+ * a stopped ispd reads nothing, so the socket stays full and its hold
+ * time runs out as it should.
+ */
+static uint64_t
+wire_heard_ms(const struct conn *cn)
+{
+	return cn->last_taken_ms > cn->last_recv_ms ? cn->last_taken_ms :
+	    cn->last_recv_ms;
+}
+
 void
 wire_keepalive(struct conn *cn)
 {
@@ -748,7 +768,7 @@ wire_keepalive(struct conn *cn)
 	if (cn->state != CONN_READY || cn->hold_ms == 0)
 		return;
 	now = client_now_ms();
-	if (now - cn->last_recv_ms >= cn->hold_ms) {
+	if (now - wire_heard_ms(cn) >= cn->hold_ms) {
 		conn_end(cn, ISP_E_TIMEOUT, "no answer from ispd at %s for "
 		    "%u ms", cn->addr, cn->hold_ms);
 		return;
@@ -797,7 +817,7 @@ wire_timeout_ms(const struct conn *cn, uint64_t now)
 		return 0;
 	if (cn->hold_ms == 0)
 		return -1;
-	due = cn->last_recv_ms + cn->hold_ms;
+	due = wire_heard_ms(cn) + cn->hold_ms;
 	if (wire_ping_due(cn) < due)
 		due = wire_ping_due(cn);
 	return ms_until(due, now);
