@@ -155,7 +155,7 @@ isp_options_init(struct isp_options *o)
 	options_defaults(o);
 }
 
-__attribute__((symver("isp_options_init@LIBISP_1")))
+LIB_SYMVER("isp_options_init@LIBISP_1")
 void
 options_init_v1(struct isp_options_v1 *o);
 void
@@ -170,7 +170,7 @@ options_init_v1(struct isp_options_v1 *o)
 	o->connect_timeout_ms = d.connect_timeout_ms;
 }
 
-__attribute__((symver("isp_options_init@LIBISP_1.1")))
+LIB_SYMVER("isp_options_init@LIBISP_1.1")
 void
 options_init_v11(struct isp_options_v11 *o);
 void
@@ -348,7 +348,7 @@ fail:
 	return NULL;
 }
 
-__attribute__((symver("isp_new@LIBISP_1")))
+LIB_SYMVER("isp_new@LIBISP_1")
 isp_client *
 new_v1(const struct isp_options_v1 *o);
 isp_client *
@@ -368,7 +368,7 @@ new_v1(const struct isp_options_v1 *o)
 	return isp_new(&full);
 }
 
-__attribute__((symver("isp_new@LIBISP_1.1")))
+LIB_SYMVER("isp_new@LIBISP_1.1")
 isp_client *
 new_v11(const struct isp_options_v11 *o);
 isp_client *

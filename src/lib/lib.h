@@ -43,6 +43,20 @@
 #include "hash.h"
 #include "proto.h"
 
+/*
+ * Binds a compatibility function to an older symbol version of libisp.so
+ * (libisp.map). GCC has the attribute; clang 14, which builds only the
+ * fuzz targets (no shared library, so no versions), does not.
+ */
+#if defined(__has_attribute)
+#if __has_attribute(symver)
+#define LIB_SYMVER(s)	__attribute__((symver(s)))
+#endif
+#endif
+#ifndef LIB_SYMVER
+#define LIB_SYMVER(s)
+#endif
+
 #define CLIENT_DEFAULT_PORT		"7460"
 #define CLIENT_DEFAULT_NAME		"isp-client"
 #define CLIENT_CONNECT_TIMEOUT_MS	5000

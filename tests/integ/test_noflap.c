@@ -862,6 +862,10 @@ test_reconnect_timing(void **state)
 	 * loaded 2-core machine running ASan builds and benchmarks. A
 	 * refused connect itself takes microseconds. */
 	const int		 slack = 300;
+	/* The times are taken in the callbacks, which run a little after
+	 * libisp scheduled the retry: a gap may look early by that much
+	 * (1 ms seen under ASan). */
+	const int		 early = 5;
 	struct isp_options	 o;
 	struct world		 w;
 	struct ispd_proc	*d = &w.d[0];
@@ -901,7 +905,7 @@ test_reconnect_timing(void **state)
 			    i, a.retry_ms[i], base);
 		if (i == 0)
 			continue;
-		if (a.at[i] - a.at[i - 1] < a.retry_ms[i - 1] ||
+		if (a.at[i] - a.at[i - 1] < a.retry_ms[i - 1] - early ||
 		    a.at[i] - a.at[i - 1] > a.retry_ms[i - 1] + slack)
 			fail_msg("attempt %d came %lld ms after the previous, "
 			    "%d ms were announced", i,
@@ -918,7 +922,7 @@ test_reconnect_timing(void **state)
 		fail_msg("no reconnect within 3 s of the restart");
 	/* Reached at the attempt that was due, not later. */
 	assert_true(a.at[a.n - 1] - t_restart <= 800 + 800 / 5 + slack);
-	assert_true(a.at[a.n - 1] - a.at[a.n - 2] >= a.retry_ms[a.n - 2]);
+	assert_true(a.at[a.n - 1] - a.at[a.n - 2] >= a.retry_ms[a.n - 2] - early);
 	assert_int_equal(isp_servers_up(c), 1);
 	world_stop(&w);
 }
