@@ -142,9 +142,16 @@ golden: all
 	@ISP_GOLDEN_UPDATE=1 bash tests/cli/test_ispctl.sh $(BUILD) >/dev/null || true
 	@git --no-pager diff --stat -- tests/cli/golden 2>/dev/null || true
 
+# Last, the Asterisk pool (scripts/demo-asterisk.sh), when Asterisk is
+# installed or its sources are there to build it (once per machine).
 demo: deps all
 	@scripts/demo.sh $(BUILD)
 	@scripts/demo-sip.sh $(BUILD)
+	@scripts/asterisk.sh --if-sources
+	@if scripts/asterisk.sh --check; then \
+	    $(MAKE) --no-print-directory asterisk-module && \
+	    scripts/demo-asterisk.sh $(BUILD); \
+	else echo "demo: no Asterisk 22: the pool demo is skipped"; fi
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \

@@ -6,6 +6,10 @@
 #	make asterisk-module	the module, against ASTERISK_PREFIX
 #	make install-asterisk-module
 #				into Asterisk's module directory
+#	make demo-asterisk	two Asterisks, one phone, a drain
+#				(scripts/demo-asterisk.sh)
+#	make bench-asterisk	the module in figures
+#				(scripts/bench-asterisk.sh)
 #
 # ASTERISK_PREFIX is where Asterisk's headers are (include/asterisk.h);
 # the bundled pjproject's headers are looked for in
@@ -34,7 +38,8 @@ AST_CFLAGS	 = -std=gnu11 -D_GNU_SOURCE -fPIC -pthread $(WARN) \
 		   -DAST_MODULE=\"res_pjsip_isp\" \
 		   -DAST_MODULE_SELF_SYM=__internal_res_pjsip_isp_self
 
-.PHONY: asterisk asterisk-module install-asterisk-module asterisk-check
+.PHONY: asterisk asterisk-module install-asterisk-module asterisk-check \
+	demo-asterisk bench-asterisk
 
 $(BUILD)/obj/src/asterisk/%.o: src/asterisk/%.c
 	@mkdir -p $(dir $@)
@@ -60,6 +65,15 @@ $(ASTERISK_PREFIX)/include: run scripts/asterisk.sh, or give ASTERISK_PREFIX=" >
 asterisk:
 	@scripts/asterisk.sh
 	@$(MAKE) --no-print-directory asterisk-module
+
+# Both build Asterisk first when it is not there (once per machine).
+demo-asterisk: deps all
+	@$(MAKE) --no-print-directory asterisk
+	@scripts/demo-asterisk.sh $(BUILD)
+
+bench-asterisk: deps all
+	@$(MAKE) --no-print-directory asterisk
+	@scripts/bench-asterisk.sh $(BUILD)
 
 install-asterisk-module: asterisk-module
 	install -d $(DESTDIR)$(ASTERISK_MODDIR)
