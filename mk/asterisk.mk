@@ -23,27 +23,36 @@ ASTERISK_MODDIR	?= $(or $(shell pkg-config --variable=moddir asterisk 2>/dev/nul
 PJPROJECT_CFLAGS ?= -isystem $(ASTERISK_PREFIX)/include/pjproject \
 		   $(shell cat $(ASTERISK_PREFIX)/include/pjproject/cflags 2>/dev/null)
 
-AST_SRC		:= $(wildcard src/asterisk/*.c)
+# Two modules: res_pjsip_isp (every file but the wizard's) and
+# res_sorcery_isp_memory (the sorcery wizard for contacts, one file, no
+# libisp: it loads before res_pjsip).
+AST_WIZ_SRC	:= src/asterisk/res_sorcery_isp_memory.c
+AST_SRC		:= $(filter-out $(AST_WIZ_SRC),$(wildcard src/asterisk/*.c))
 AST_OBJ		:= $(patsubst %.c,$(BUILD)/obj/%.o,$(AST_SRC))
 AST_MODULE	 = $(BUILD)/asterisk/res_pjsip_isp.so
+AST_WIZ_MODULE	 = $(BUILD)/asterisk/res_sorcery_isp_memory.so
 
 # Asterisk's headers are not ours to hold to -Werror (-isystem), and they
 # are gnu11, not c11. Every symbol stays inside the module (the version
 # script), libisp's included: an Asterisk loads many modules into one
-# namespace.
+# namespace. $(call AST_CFLAGS,NAME): the flags of module NAME.
 AST_CFLAGS	 = -std=gnu11 -D_GNU_SOURCE -fPIC -pthread $(WARN) \
 		   -Wno-missing-prototypes -Wno-strict-prototypes $(CFLAGS) \
 		   -isystem $(ASTERISK_PREFIX)/include $(PJPROJECT_CFLAGS) \
 		   -Iinclude -Isrc/asterisk \
-		   -DAST_MODULE=\"res_pjsip_isp\" \
-		   -DAST_MODULE_SELF_SYM=__internal_res_pjsip_isp_self
+		   -DAST_MODULE=\"$(1)\" \
+		   -DAST_MODULE_SELF_SYM=__internal_$(1)_self
 
 .PHONY: asterisk asterisk-module install-asterisk-module asterisk-check \
 	demo-asterisk bench-asterisk
 
 $(BUILD)/obj/src/asterisk/%.o: src/asterisk/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(AST_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(call AST_CFLAGS,res_pjsip_isp) -MMD -MP -c $< -o $@
+
+$(AST_WIZ_MODULE): $(AST_WIZ_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(call AST_CFLAGS,res_sorcery_isp_memory) -shared $< -o $@
 
 $(AST_MODULE): $(AST_OBJ) $(BUILD)/libisp.a src/asterisk/res_pjsip_isp.map
 	@mkdir -p $(dir $@)
@@ -54,13 +63,13 @@ $(AST_MODULE): $(AST_OBJ) $(BUILD)/libisp.a src/asterisk/res_pjsip_isp.map
 # Built when Asterisk's headers are there; `make check` builds Asterisk
 # first (scripts/asterisk.sh), so there they always are.
 ifneq ($(wildcard $(ASTERISK_PREFIX)/include/asterisk.h),)
-tests: $(AST_MODULE)
+tests: $(AST_MODULE) $(AST_WIZ_MODULE)
 endif
 
 asterisk-module:
 	@test -f $(ASTERISK_PREFIX)/include/asterisk.h || { echo "no Asterisk headers in \
 $(ASTERISK_PREFIX)/include: run scripts/asterisk.sh, or give ASTERISK_PREFIX=" >&2; exit 1; }
-	@$(MAKE) --no-print-directory $(AST_MODULE)
+	@$(MAKE) --no-print-directory $(AST_MODULE) $(AST_WIZ_MODULE)
 
 asterisk:
 	@scripts/asterisk.sh
@@ -77,7 +86,7 @@ bench-asterisk: deps all
 
 install-asterisk-module: asterisk-module
 	install -d $(DESTDIR)$(ASTERISK_MODDIR)
-	install -m 755 $(AST_MODULE) $(DESTDIR)$(ASTERISK_MODDIR)/
+	install -m 755 $(AST_MODULE) $(AST_WIZ_MODULE) $(DESTDIR)$(ASTERISK_MODDIR)/
 
 # binding.c holds no Asterisk: its unit test and fuzz target build on
 # any machine, with the tree's own flags.

@@ -31,7 +31,7 @@ contacts() {
 }
 
 [ -x "$ASTERISK" ] || fail "$ASTERISK is missing (make asterisk)"
-for p in "$ISPD" "$ISPCTL" "$REG" "$ISP_MODULE"; do
+for p in "$ISPD" "$ISPCTL" "$REG" "$ISP_MODULE" "$WIZ_MODULE"; do
 	[ -e "$p" ] || fail "$p is not built (make all asterisk-module)"
 done
 command -v sipp >/dev/null || fail "sipp is missing (scripts/deps.sh)"

@@ -13,10 +13,11 @@
  * once, with its latest value: a table of 100,000 bindings arriving at
  * once costs 100,000 contacts, never a queue of events.
  *
- * Pacing: keys are applied in slices of 20 ms, load_pace per second at
- * most, and a slice waits while any Asterisk taskprocessor is over its
- * high-water mark, so loading a large table never pushes Asterisk into
- * overload (in which PJSIP answers new requests with 503).
+ * Pacing: keys are applied at once, but load_pace per second at most
+ * (a budget per window of 20 ms), and no window starts while any
+ * Asterisk taskprocessor is over its high-water mark, so loading a large
+ * table never pushes Asterisk into overload (in which PJSIP answers new
+ * requests with 503).
  *
  * Validity is ispd's: a mirrored contact lives exactly as long as its
  * record is in the mirror. Its expiration time is set ten years ahead
@@ -261,9 +262,15 @@ contacts_uri_account(const char *uri, char *buf, size_t size)
 	return 0;
 }
 
-/* Creates or updates the contact; 0, or -1 when sorcery refused it. */
+/*
+ * Creates or updates the contact; 0, or -1 when sorcery refused it.
+ * known: this binding already has a contact of that id, so look it up
+ * and update it; else create it, looking up only when one is there
+ * (a lookup in sorcery's memory wizard walks a long hash chain).
+ */
 static int
-contact_put(const struct want *w, struct ast_sip_aor *aor, const char *id)
+contact_put(const struct want *w, struct ast_sip_aor *aor, const char *id,
+    int known)
 {
 	struct ast_sorcery		*sorcery = ast_sip_get_sorcery();
 	struct ast_sip_contact		*c, *old;
@@ -278,7 +285,8 @@ contact_put(const struct want *w, struct ast_sip_aor *aor, const char *id)
 		return -1;
 	ao2_lock(lock);
 	path = aor->support_path ? S_OR(w->f.path, "") : "";
-	old = ast_sorcery_retrieve_by_id(sorcery, "contact", id);
+again:
+	old = known ? ast_sorcery_retrieve_by_id(sorcery, "contact", id) : NULL;
 	if (old != NULL && strcmp(old->uri, w->uri) == 0 &&
 	    strcmp(old->path, path) == 0 &&
 	    strcmp(old->user_agent, S_OR(w->f.user_agent, "")) == 0 &&
@@ -316,6 +324,10 @@ contact_put(const struct want *w, struct ast_sip_aor *aor, const char *id)
 	rc = old != NULL ? ast_sorcery_update(sorcery, c) :
 	    ast_sorcery_create(sorcery, c);
 	ao2_ref(c, -1);
+	if (rc != 0 && old == NULL && !known) {
+		known = 1;	/* it was there after all: update it */
+		goto again;
+	}
 out_old:
 	ao2_cleanup(old);
 out:
@@ -435,7 +447,9 @@ apply(const char *key)
 			ast_md5_hash(hash, key);
 			snprintf(b->contact_id, sizeof(b->contact_id), "%s;@%s",
 			    w.f.aor_name, hash);
-			if (contact_put(&w, aor, b->contact_id) == -1) {
+			if (contact_put(&w, aor, b->contact_id, old != NULL &&
+			    old->state == B_CONTACT &&
+			    strcmp(old->contact_id, b->contact_id) == 0) == -1) {
 				snprintf(b->reason, sizeof(b->reason), "PJSIP "
 				    "refused contact %s", b->contact_id);
 			} else if ((b->uri = ao2_alloc_options(sizeof(*b->uri) +
@@ -553,29 +567,36 @@ now_ms(void)
 	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-/* The taskprocessor's one task: applies pending keys, slice by slice,
- * until none is left. */
+/*
+ * The taskprocessor's one task: applies pending keys until none is left,
+ * at most load_pace per second. Time is cut into windows of SLICE_MS,
+ * each with a budget of load_pace * SLICE_MS / 1000 keys. A key that
+ * arrives while the budget lasts is applied at once (a single change
+ * waits for nothing); only a window that used its budget sleeps out the
+ * rest of it. Between windows, nothing is applied while any Asterisk
+ * taskprocessor is over its high-water mark (ALERT_WAIT_MAX_MS at most).
+ */
 static int
 work(void *unused)
 {
 	struct ao2_iterator	*it;
 	struct pend		*p;
 	struct take		 t;
-	uint64_t		 start, waited;
+	uint64_t		 window, now, waited;
 	unsigned		 pace;
-	int			 per_slice, n;
+	int			 budget, used = 0, n;
 
+	window = now_ms();
 	for (;;) {
 		ispa_rdlock();
 		pace = ispa.conf != NULL ? ispa.conf->load_pace :
 		    ISPA_DEFAULT_PACE;
-		per_slice = (int)(pace * SLICE_MS / 1000);
-		if (per_slice < 1)
-			per_slice = 1;
-		start = now_ms();
-		t.left = per_slice;
+		budget = (int)(pace * SLICE_MS / 1000);
+		if (budget < 1)
+			budget = 1;
+		t.left = budget - used;
 		n = 0;
-		it = stopping ? NULL : ao2_callback(pending,
+		it = stopping || t.left <= 0 ? NULL : ao2_callback(pending,
 		    OBJ_UNLINK | OBJ_MULTIPLE, take_some, &t);
 		if (it != NULL) {
 			while ((p = ao2_iterator_next(it)) != NULL) {
@@ -587,6 +608,7 @@ work(void *unused)
 		}
 		ispa_unlock();
 		n_applied += (uint64_t)n;
+		used += n;
 		ao2_lock(pending);
 		if (stopping || ao2_container_count(pending) == 0) {
 			scheduled = 0;
@@ -594,13 +616,17 @@ work(void *unused)
 			return 0;
 		}
 		ao2_unlock(pending);
-		waited = now_ms() - start;
-		if (waited < SLICE_MS)
-			usleep((useconds_t)(SLICE_MS - waited) * 1000);
+		now = now_ms();
+		if (used < budget && now - window < SLICE_MS)
+			continue;	/* keys came meanwhile: within budget */
+		if (now - window < SLICE_MS)
+			usleep((useconds_t)(SLICE_MS - (now - window)) * 1000);
 		for (waited = 0; ast_taskprocessor_alert_get() > 0 &&
 		    !stopping && waited < ALERT_WAIT_MAX_MS;
 		    waited += ALERT_POLL_MS)
 			usleep(ALERT_POLL_MS * 1000);
+		window = now_ms();
+		used = 0;
 	}
 }
 

@@ -263,7 +263,9 @@ client_stop(void)
 
 /* Mirrored contacts live in memory only: with the default wizard
  * (astdb) every contact of every phone of the pool would be written to
- * every Asterisk's disk, and brought back at boot without its record. */
+ * every Asterisk's disk, and brought back at boot without its record.
+ * isp_memory (res_sorcery_isp_memory) is memory with an index by AOR,
+ * for pools of many phones; Asterisk's memory works, more slowly. */
 static int
 contacts_in_memory(void)
 {
@@ -276,17 +278,22 @@ contacts_in_memory(void)
 		if (ast_sorcery_get_wizard_mapping(sorcery, "contact", i,
 		    &wizard, NULL) != 0)
 			return 0;
-		if (strcmp(wizard->name, "memory") != 0) {
+		if (strcmp(wizard->name, "isp_memory") != 0 &&
+		    strcmp(wizard->name, "memory") != 0) {
 			ast_log(LOG_ERROR, "PJSIP contacts are kept by sorcery "
 			    "wizard '%s'; res_pjsip_isp needs them in memory: "
-			    "put 'contact=memory' in section [res_pjsip] of "
+			    "put 'contact=isp_memory' (res_sorcery_isp_memory)"
+			    " or 'contact=memory' in section [res_pjsip] of "
 			    "sorcery.conf and restart Asterisk\n", wizard->name);
 			return 0;
 		}
+		ast_log(LOG_NOTICE, "PJSIP contacts are kept by sorcery "
+		    "wizard '%s'\n", wizard->name);
 	}
 	if (n == 0)
 		ast_log(LOG_ERROR, "PJSIP contacts have no sorcery wizard; "
-		    "put 'contact=memory' in [res_pjsip] of sorcery.conf\n");
+		    "put 'contact=isp_memory' in [res_pjsip] of "
+		    "sorcery.conf\n");
 	return n > 0;
 }
 

@@ -15,6 +15,7 @@ ISPD=$BUILD/ispd
 ISPCTL=$BUILD/ispctl
 REG=$BUILD/isp-registrar
 ISP_MODULE=$BUILD/asterisk/res_pjsip_isp.so
+WIZ_MODULE=$BUILD/asterisk/res_sorcery_isp_memory.so
 T=SIP_REGISTRATION
 D=example.com
 
@@ -171,7 +172,7 @@ fi
 # dependencies), each when installed: res_mwi_external and its AMI
 # actions (MWIUpdate) are not in scripts/asterisk.sh's build today.
 # res_pjsip_isp.so is added when asked for.
-AST_LOAD="res_pjproject res_sorcery_config res_sorcery_memory res_sorcery_memory_cache
+AST_LOAD="res_pjproject res_sorcery_config res_sorcery_memory res_sorcery_isp_memory res_sorcery_memory_cache
     res_sorcery_astdb res_pjsip chan_pjsip pbx_config app_dial app_echo func_devstate
     func_strings codec_ulaw bridge_simple res_rtp_asterisk res_timing_timerfd
     res_manager_devicestate res_pjsip_mwi res_pjsip_mwi_body_generator res_pjsip_registrar
@@ -194,13 +195,17 @@ ast_isp_conf() {
 # permissions), the full log in $tmp/NAME/log/full.
 #   AST_ACCOUNTS=N	also accounts 3000..(3000+N-1) (the bulk test),
 #			their AORs with max_contacts=200
-#   AST_CONTACT_MEMORY=0	sorcery.conf without contact=memory
+#   AST_CONTACT_WIZARD=W	contacts kept by sorcery wizard W: isp_memory
+#			(res_sorcery_isp_memory, the default when built),
+#			memory, or none (no line: Asterisk's astdb)
 #   AST_ISP=1		load res_pjsip_isp.so at boot
 ast_layout() {
 	local name=$1 sport=$2 dir=$tmp/$1 d m
 	mkdir -p "$dir"/{etc,modules,lib/keys,db,spool,run,log}
 	for m in "$AST_MODULES"/*.so; do ln -sf "$m" "$dir/modules/"; done
-	[ -f "$ISP_MODULE" ] && ln -sf "$(cd "$(dirname "$ISP_MODULE")" && pwd)/res_pjsip_isp.so" "$dir/modules/"
+	for m in "$ISP_MODULE" "$WIZ_MODULE"; do
+		[ -f "$m" ] && ln -sf "$(cd "$(dirname "$m")" && pwd)/$(basename "$m")" "$dir/modules/"
+	done
 	sip_port[$name]=$sport
 	[ -n "${ami_port[$name]:-}" ] || ami_port[$name]=$(free_port)
 	cat >"$dir/etc/asterisk.conf" <<-EOF
@@ -241,8 +246,10 @@ ast_layout() {
 	[logfiles]
 	full => notice,warning,error,verbose,debug
 	EOF
-	if [ "${AST_CONTACT_MEMORY:-1}" = 1 ]; then
-		printf '[res_pjsip]\ncontact = memory\n' >"$dir/etc/sorcery.conf"
+	local wiz=${AST_CONTACT_WIZARD:-}
+	[ -n "$wiz" ] || { [ -f "$WIZ_MODULE" ] && wiz=isp_memory || wiz=memory; }
+	if [ "$wiz" != none ]; then
+		printf '[res_pjsip]\ncontact = %s\n' "$wiz" >"$dir/etc/sorcery.conf"
 	else
 		printf '[res_pjsip]\n' >"$dir/etc/sorcery.conf"
 	fi

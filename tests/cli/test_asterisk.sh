@@ -28,6 +28,7 @@ skip_all() {
 }
 [ -x "$ASTERISK" ] || skip_all "$ASTERISK is not installed (scripts/asterisk.sh)"
 [ "$HARNESS" = 1 ] || [ -f "$ISP_MODULE" ] || skip_all "$ISP_MODULE is not built (make asterisk-module)"
+[ "$HARNESS" = 1 ] || [ -f "$WIZ_MODULE" ] || skip_all "$WIZ_MODULE is not built (make asterisk-module)"
 for p in "$ISPD" "$ISPCTL" "$REG"; do [ -x "$p" ] || bail "$p is not built"; done
 command -v sipp >/dev/null || bail "sipp is missing (scripts/deps.sh)"
 
@@ -437,11 +438,25 @@ if bad_conf ast-c3 'isp\.conf:4([^0-9]|$)' "${good[@]:0:2}" "colour = blue" "${g
 else
 	not_ok "7: unknown option" "$bad_why"
 fi
-if AST_CONTACT_MEMORY=0 bad_conf ast-c4 'sorcery\.conf' "${good[@]}"; then
-	ok "7: sorcery.conf without contact=memory: the module declines to load, the log says sorcery.conf"
+if AST_CONTACT_WIZARD=none bad_conf ast-c4 'sorcery\.conf' "${good[@]}"; then
+	ok "7: sorcery.conf with no contact wizard (astdb): the module declines to load, the log says sorcery.conf"
 else
 	not_ok "7: sorcery.conf" "$bad_why"
 fi
+# Asterisk's own memory wizard works too (isp_memory is the suite's).
+pub_start c5 r1
+K5="sip:2001@$D|sip:2001@127.0.0.1:5998"
+pub c5 "$(binding_line 2001 sip:2001@127.0.0.1:5998)"
+if AST_CONTACT_WIZARD=memory start_asterisk ast-c5 "$(free_port)" "${good[@]}" &&
+    grep -q "kept by sorcery wizard 'memory'" "$tmp/ast-c5/log/full" &&
+    grep -q "kept by sorcery wizard 'isp_memory'" "$tmp/ast-a/log/full" &&
+    WAIT_S=10 wait_for has_contact ast-c5 "^2001;@$(key_md5 "$K5") sip:2001@127\.0\.0\.1:5998 ast-c\$"; then
+	ok "7: with contact=memory (Asterisk's wizard) the module loads and mirrors too; the pool's instances use isp_memory"
+else
+	not_ok "7: contact=memory" "$(grep 'sorcery wizard' "$tmp/ast-c5/log/full" "$tmp/ast-a/log/full")" "$(ami_contacts ast-c5)"
+fi
+stop_asterisk ast-c5
+pub_stop c5
 
 # 100,000 bindings, 100 each for accounts 3000..3999 (only ast-b has
 # them: on ast-a they are "no AOR here"), through r1; a call on ast-b
