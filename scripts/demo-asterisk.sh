@@ -30,6 +30,15 @@ contacts() {
 	    grep -v '<Aor/ContactUri' | sed 's/ *nan *$//; s/^ */    /'
 }
 
+# both_views: what each Asterisk holds for 2001, contact and device state.
+both_views() {
+	local n
+	for n in ast-a ast-b; do
+		contacts $n
+		echo "  $n: DEVICE_STATE(PJSIP/2001) = $(devstate $n 2001)"
+	done
+}
+
 [ -x "$ASTERISK" ] || fail "$ASTERISK is missing (make asterisk)"
 for p in "$ISPD" "$ISPCTL" "$REG" "$ISP_MODULE" "$WIZ_MODULE"; do
 	[ -e "$p" ] || fail "$p is not built (make all asterisk-module)"
@@ -60,10 +69,7 @@ for n in ast-a ast-b; do
 	wait_for has_contact $n "^2001;@.* $U" || fail "no contact for 2001 on $n: $(ami_contacts $n)"
 	wait_for devstate_is $n 2001 NOT_INUSE || fail "device state of 2001 on $n: $(devstate $n 2001)"
 done
-for n in ast-a ast-b; do
-	contacts $n
-	echo "  $n: DEVICE_STATE(PJSIP/2001) = $(devstate $n 2001)"
-done
+both_views
 
 say "both Asterisks call the phone"
 for n in ast-a ast-b; do
@@ -99,9 +105,6 @@ for n in ast-a ast-b; do
 	WAIT_S=15 wait_for no_contact $n '^2001;' || fail "2001's contact is still on $n"
 	wait_for devstate_is $n 2001 UNAVAILABLE || fail "device state of 2001 on $n: $(devstate $n 2001)"
 done
-for n in ast-a ast-b; do
-	contacts $n
-	echo "  $n: DEVICE_STATE(PJSIP/2001) = $(devstate $n 2001)"
-done
+both_views
 
 say "done: one REGISTER, two Asterisks serving the account, a drain, and the owner's death seen everywhere"

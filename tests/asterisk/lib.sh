@@ -232,6 +232,7 @@ ast_layout() {
 	} >"$dir/etc/modules.conf"
 	cat >"$dir/etc/manager.conf" <<-EOF
 	[general]
+	timestampevents = yes
 	enabled = yes
 	bindaddr = 127.0.0.1
 	port = ${ami_port[$name]}
