@@ -52,7 +52,7 @@ long		 isp_place_pick(const char *const *ids, const size_t *lens,
  * account. An instance whose field "status" is "draining" (an Asterisk
  * told `isp drain`) serves no account: its accounts go where they would
  * go if it were gone. On ISP_OK, *out is a copy of its record (key: the
- * instance id; fields: role, sip, version, started, and status for an
+ * instance id; fields: role, uri, version, started, and status for an
  * Asterisk); free it with
  * isp_record_free(). Returns ISP_E_NOT_FOUND when no instance of the
  * role is live, ISP_E_STATE before the mirror's snapshot has ended,

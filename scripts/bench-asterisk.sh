@@ -8,7 +8,7 @@
 #   b. 100,000 bindings (ispctl publish, the registrar's schema, over the
 #      1,000 accounts) loaded by `module load res_pjsip_isp.so`: seconds
 #      until ISPStatus says Contacts 100000, taskprocessor warnings
-#      (at load_pace BENCH_AST_PACE);
+#      (at the default load_pace, or BENCH_AST_PACE);
 #   c. Asterisk's CPU holding 100,000 phones that refresh every 60 s
 #      through isp-registrar (1,667 REGISTER/s) beside idle, with the
 #      registrar's and ispd's;
@@ -26,7 +26,7 @@
 #   BENCH_AST_PHONES (100000)	phones of (c), refreshing every 60 s
 #   BENCH_AST_CPU_S (30)	seconds of each CPU window of (c)
 #   BENCH_AST_RATE_N (10000)	REGISTERs of (d), to each system
-#   BENCH_AST_PACE (20000)	the module's load_pace (isp.conf; default 5000)
+#   BENCH_AST_PACE (unset)	the module's load_pace (isp.conf; unset: its default)
 #   KEEP=1			keep the temporary directory (logs, traces)
 set -u
 BUILD=${1:-build}
@@ -39,9 +39,7 @@ LOAD_N=${BENCH_AST_LOAD_N:-100000}
 PHONES=${BENCH_AST_PHONES:-100000}
 CPU_S=${BENCH_AST_CPU_S:-30}
 RATE_N=${BENCH_AST_RATE_N:-10000}
-# 20,000/s: the most this machine's Asterisk applied with no taskprocessor
-# over its high-water mark (25,000 overflowed sorcery/contact's queue).
-PACE=${BENCH_AST_PACE:-20000}
+PACE=${BENCH_AST_PACE:-}
 ACCOUNTS=1000
 DOM=example.com
 
@@ -141,11 +139,11 @@ PP=$(free_port)
 # Two private Asterisks laid out by lib.sh with accounts 3000..3999: a
 # with res_pjsip_isp (reflector r1), p plain.
 AST_ACCOUNTS=$ACCOUNTS start_asterisk a "$PA" "server = 127.0.0.1:$port_r1" "name = a" \
-    "uri = sip:127.0.0.1:$PA" "load_pace = $PACE" || fail "Asterisk a did not boot: $(tail -n 5 "$tmp/a.out")"
+    "uri = sip:127.0.0.1:$PA" ${PACE:+"load_pace = $PACE"} || fail "Asterisk a did not boot: $(tail -n 5 "$tmp/a.out")"
 AST_ACCOUNTS=$ACCOUNTS start_asterisk p "$PP" || fail "Asterisk p did not boot: $(tail -n 5 "$tmp/p.out")"
 wait_for settled a 0 || fail "res_pjsip_isp is not up on a: $(ami a ISPStatus | tr '\n' ' ')"
 ami_cat_start a system || fail "no AMI event session on a"
-say "ispd, isp-registrar (--max-contacts 0), Asterisk a (res_pjsip_isp, load_pace $PACE, contacts in isp_memory) and Asterisk p (plain), $ACCOUNTS accounts each"
+say "ispd, isp-registrar (--max-contacts 0), Asterisk a (res_pjsip_isp, load_pace ${PACE:-default}, contacts in isp_memory) and Asterisk p (plain), $ACCOUNTS accounts each"
 
 # --- a. REGISTER -> contact on the remote Asterisk ---------------------------
 say "a. $LAT_N REGISTERs at ${LAT_RATE}/s to isp-registrar, each a new binding; Asterisk a's ContactStatus events stamped"
@@ -240,10 +238,12 @@ ref_rate=$((PHONES / 60))
 ref_n=$((ref_rate * CPU_S))
 say "c. the bulk publisher stops; $PHONES phones register through a new isp-registrar instead"
 t0=$EPOCHREALTIME
+w0=$(tp_warnings a)
 pub_stop bulk
 WAIT_S=180 wait_for settled a 0 || say "   (a still holds $(st a Contacts) contacts)"
 rm_s=$(secs "$t0" "$EPOCHREALTIME")
-say "   a deleted the $LOAD_N published contacts in $rm_s s"
+rm_w=$(( $(tp_warnings a) - w0 ))
+say "   a deleted the $LOAD_N published contacts in $rm_s s; taskprocessor high-water warnings: $rm_w"
 start_registrar reg2 r1 --max-contacts 0 --log-level warn
 # One SIPp port and one Call-ID pattern for the phones' registration and
 # their refreshes: the refresh of phone n is the same Contact from the
@@ -303,9 +303,9 @@ row "d. isp-registrar + ispd, Asterisk mirroring, REGISTER/s" "$r_rate/s, $r_ok 
 echo
 echo "a: $LAT_N new bindings (accounts 3000..3999) at ${LAT_RATE}/s; from SIPp's send of the REGISTER (-trace_msg) to the"
 echo "   Timestamp of Asterisk's first ContactStatus event for its contact (AMI, timestampevents=yes); $lat_ok answered 200."
-echo "b: $LOAD_N records in ispd before \`module load res_pjsip_isp.so\`; ISPStatus polled every 100 ms; load_pace $PACE."
+echo "b: $LOAD_N records in ispd before \`module load res_pjsip_isp.so\`; ISPStatus polled every 100 ms; load_pace ${PACE:-default}."
 echo "   Warnings: \"Taskprocessor '...' queue reached\" in Asterisk's log during the load${load_wnames:+: $load_wnames}."
-echo "c: $ph_ok phones registered through isp-registrar (a held them after $ph_s s; the $LOAD_N of b deleted first, in $rm_s s);"
+echo "c: $ph_ok phones registered through isp-registrar (a held them after $ph_s s; the $LOAD_N of b deleted first, in $rm_s s, $rm_w taskprocessor warnings);"
 echo "   $ref_ok refreshes (same Call-ID, CSeq 2) in $ref_wall s; CPU = utime+stime from /proc/PID/stat, scaled to 30 s."
 echo "d: $RATE_N new bindings to each, SIPp -r 20000 -l 200, no authentication; rate = the middle 90% of the 200s over their span."
 echo "   Asterisk p: contacts in sorcery wizard isp_memory, max_contacts 200; retransmissions p $(retrans rate-p), isp-registrar $(retrans rate-r)."

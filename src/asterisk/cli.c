@@ -190,7 +190,7 @@ instance_row(const struct isp_record *r, void *arg)
 	me = ispa.conf != NULL && strcmp(r->key, ispa.conf->name) == 0 ?
 	    " (this Asterisk)" : "";
 	ast_cli(*fd, "%-30.30s %-10.10s %-30.30s %-9.9s%s\n",
-	    (const char *)r->key, field_text(r, "role"), field_text(r, "sip"),
+	    (const char *)r->key, field_text(r, "role"), field_text(r, "uri"),
 	    S_OR(field_text(r, "status"), "up"), me);
 	return 0;
 }

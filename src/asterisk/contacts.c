@@ -14,10 +14,12 @@
  * once costs 100,000 contacts, never a queue of events.
  *
  * Pacing: keys are applied at once, but load_pace per second at most
- * (a budget per window of 20 ms), and no window starts while any
- * Asterisk taskprocessor is over its high-water mark, so loading a large
- * table never pushes Asterisk into overload (in which PJSIP answers new
- * requests with 503).
+ * (a budget per window of 20 ms), never more than FLIGHT_MAX changes of
+ * ours waiting for Asterisk's contact observers, and no window starts
+ * while any Asterisk taskprocessor is over its high-water mark, so
+ * loading a large table goes as fast as Asterisk takes it and never
+ * pushes Asterisk into overload (in which PJSIP answers new requests
+ * with 503).
  *
  * Validity is ispd's: a mirrored contact lives exactly as long as its
  * record is in the mirror. Its expiration time is set ten years ahead
@@ -51,6 +53,29 @@
  * at most this long in all before applying one more slice anyway. */
 #define ALERT_POLL_MS		10
 #define ALERT_WAIT_MAX_MS	5000
+/*
+ * Sorcery runs the observers of each contact change (res_pjsip's contact
+ * status and endpoint state, unsolicited MWI) as one task on the contact
+ * type's serializer, whose high-water mark is 500 tasks; each such task
+ * waits on two more serializers, so the observers, not the sorcery
+ * writes, bound the rate. Our own observer on that serializer counts
+ * the changes whose observers have run: at most FLIGHT_MAX of ours are
+ * ever queued there. Should the count stop moving for FLIGHT_STUCK_MS
+ * (a change whose observers sorcery could not queue), it starts over.
+ */
+#define FLIGHT_MAX		200
+/*
+ * An AOR's first mirrored contact, or its last one gone, changes the
+ * endpoint's state and the device state PJSIP/<endpoint>: stasis
+ * messages whose subscribers (the device state cache, AMI) queue them
+ * on their own taskprocessors, out of sight of our observer. A load of
+ * many AORs at once would flood those: at most FLIPS_PER_SLICE such
+ * changes per window (2,500 per second: at 5,000, the last contacts of
+ * 1,000 AORs removed at once overflowed stasis's endpoint cache).
+ */
+#define FLIPS_PER_SLICE		50
+#define FLIGHT_POLL_MS		1
+#define FLIGHT_STUCK_MS		2000
 #define CONTACT_LIFE_S		(10 * 365 * 24 * 3600)
 #define BUCKETS			8191
 #define MAX_AOR_BYTES		ISPA_MAX_AOR_BYTES
@@ -104,9 +129,14 @@ static int			 scheduled;	/* a work task is queued or running */
 static volatile int		 stopping;
 static size_t			 n_contacts, n_no_aor, n_skipped;
 static uint64_t			 n_applied;
+static ast_mutex_t		 flight_lock = AST_MUTEX_INIT_VALUE;
+static int			 in_flight;	/* under flight_lock */
+static uint64_t			 flight_moved_ms;	/* under flight_lock */
+static int			 observing;
 
 static int	work(void *);
 static int	remove_one(void *, void *, int);
+static uint64_t	now_ms(void);
 
 AO2_STRING_FIELD_HASH_FN(binding, key)
 AO2_STRING_FIELD_CMP_FN(binding, key)
@@ -239,15 +269,24 @@ aor_count_add(const char *name, int delta)
 	ao2_unlock(aors);
 }
 
-int
-contacts_aor_mirrored(const char *aor_name)
+/* How many mirrored contacts AOR aor_name has. */
+static int
+aor_count_get(const char *aor_name)
 {
 	struct aor_count	*a;
+	int			 n;
 
 	if (aors == NULL || (a = ao2_find(aors, aor_name, OBJ_SEARCH_KEY)) == NULL)
 		return 0;
+	n = a->n;
 	ao2_ref(a, -1);
-	return 1;
+	return n;
+}
+
+int
+contacts_aor_mirrored(const char *aor_name)
+{
+	return aor_count_get(aor_name) > 0;
 }
 
 int
@@ -268,6 +307,49 @@ contacts_uri_account(const char *uri, char *buf, size_t size)
  * and update it; else create it, looking up only when one is there
  * (a lookup in sorcery's memory wizard walks a long hash chain).
  */
+/* A change of ours went to sorcery: its observers are queued. */
+static void
+flight_add(void)
+{
+	ast_mutex_lock(&flight_lock);
+	if (in_flight++ == 0)
+		flight_moved_ms = now_ms();
+	ast_mutex_unlock(&flight_lock);
+}
+
+/* Our observer, last on the contact serializer: the observers of one
+ * more change have run (a phone's own REGISTER here counts too, so the
+ * count never goes below zero). */
+static void
+flight_done(const void *obj)
+{
+	ast_mutex_lock(&flight_lock);
+	if (in_flight > 0)
+		in_flight--;
+	flight_moved_ms = now_ms();
+	ast_mutex_unlock(&flight_lock);
+}
+
+static const struct ast_sorcery_observer flight_observer = {
+	.created = flight_done,
+	.updated = flight_done,
+	.deleted = flight_done,
+};
+
+/* How many more changes may go to sorcery now. */
+static int
+flight_room(void)
+{
+	int	 room;
+
+	ast_mutex_lock(&flight_lock);
+	if (in_flight > 0 && now_ms() - flight_moved_ms > FLIGHT_STUCK_MS)
+		in_flight = 0;
+	room = FLIGHT_MAX - in_flight;
+	ast_mutex_unlock(&flight_lock);
+	return room;
+}
+
 static int
 contact_put(const struct want *w, struct ast_sip_aor *aor, const char *id,
     int known)
@@ -324,6 +406,8 @@ again:
 	rc = old != NULL ? ast_sorcery_update(sorcery, c) :
 	    ast_sorcery_create(sorcery, c);
 	ao2_ref(c, -1);
+	if (rc == 0)
+		flight_add();
 	if (rc != 0 && old == NULL && !known) {
 		known = 1;	/* it was there after all: update it */
 		goto again;
@@ -348,7 +432,8 @@ contact_delete(const struct binding *b)
 		ao2_lock(lock);
 	if ((c = ast_sorcery_retrieve_by_id(sorcery, "contact",
 	    b->contact_id)) != NULL) {
-		ast_sorcery_delete(sorcery, c);
+		if (ast_sorcery_delete(sorcery, c) == 0)
+			flight_add();
 		ao2_ref(c, -1);
 	}
 	if (lock != NULL) {
@@ -397,9 +482,14 @@ binding_count(struct binding *b)
 	}
 }
 
-/* Makes the contact of key agree with the mirror. Under ispa_lock. */
-static void
-apply(const char *key)
+/*
+ * Makes the contact of key agree with the mirror. Under ispa_lock.
+ * Returns 1, having changed nothing, when the change would turn an AOR
+ * on or off and *flips (the window's budget for that) is spent; else
+ * 0.
+ */
+static int
+apply(const char *key, int *flips)
 {
 	struct isp_record	*rec = NULL;
 	struct binding		*old, *b;
@@ -410,20 +500,25 @@ apply(const char *key)
 	size_t			 klen = strlen(key);
 
 	if (ispa.registrations == NULL)
-		return;
+		return 0;
 	rec = isp_mirror_get(ispa.registrations, key, klen);
 	old = ao2_find(bindings, key, OBJ_SEARCH_KEY);
 	if (rec == NULL) {
 		/* Before a new client's snapshot has ended, absent means
 		 * not received yet: contacts_resync() decides then. */
 		if (old != NULL && isp_mirror_ready(ispa.registrations)) {
+			if (old->state == B_CONTACT &&
+			    aor_count_get(old->aor) == 1 && (*flips)-- <= 0) {
+				ao2_ref(old, -1);
+				return 1;
+			}
 			if (old->state == B_CONTACT)
 				contact_delete(old);
 			binding_forget(old);
 			ao2_unlink(bindings, old);
 		}
 		ao2_cleanup(old);
-		return;
+		return 0;
 	}
 	if ((b = ao2_alloc_options(sizeof(*b) + klen + 1, binding_destroy,
 	    AO2_ALLOC_OPT_LOCK_NOLOCK)) == NULL)
@@ -443,6 +538,13 @@ apply(const char *key)
 			    "qualifies (qualify_frequency=%u): mirrored "
 			    "contacts are never qualified; set it to 0",
 			    w.f.aor_name, aor->qualify_frequency);
+		} else if (aor_count_get(w.f.aor_name) == 0 &&
+		    (*flips)-- <= 0) {
+			ao2_ref(aor, -1);
+			ao2_ref(b, -1);
+			ao2_cleanup(old);
+			isp_record_free(rec);
+			return 1;
 		} else {
 			ast_md5_hash(hash, key);
 			snprintf(b->contact_id, sizeof(b->contact_id), "%s;@%s",
@@ -484,6 +586,7 @@ apply(const char *key)
 out:
 	ao2_cleanup(old);
 	isp_record_free(rec);
+	return 0;
 }
 
 void
@@ -548,6 +651,20 @@ struct take {
 	int	 left;
 };
 
+/* A key taken out of pending goes back, unless it came again. */
+static void
+pend_again(struct pend *p)
+{
+	struct pend	*q;
+
+	ao2_lock(pending);
+	if ((q = ao2_find(pending, p->key, OBJ_SEARCH_KEY | OBJ_NOLOCK)) != NULL)
+		ao2_ref(q, -1);
+	else
+		ao2_link_flags(pending, p, OBJ_NOLOCK);
+	ao2_unlock(pending);
+}
+
 static int
 take_some(void *obj, void *arg, int flags)
 {
@@ -573,8 +690,12 @@ now_ms(void)
  * each with a budget of load_pace * SLICE_MS / 1000 keys. A key that
  * arrives while the budget lasts is applied at once (a single change
  * waits for nothing); only a window that used its budget sleeps out the
- * rest of it. Between windows, nothing is applied while any Asterisk
- * taskprocessor is over its high-water mark (ALERT_WAIT_MAX_MS at most).
+ * rest of it. Within a window, no more keys are taken than
+ * flight_room() allows (waiting FLIGHT_POLL_MS for room), and at most
+ * FLIPS_PER_SLICE of them turn an AOR on or off (the next one ends the
+ * window and waits); between windows, nothing is applied while any
+ * Asterisk taskprocessor is over its high-water mark (ALERT_WAIT_MAX_MS
+ * at most).
  */
 static int
 work(void *unused)
@@ -584,7 +705,8 @@ work(void *unused)
 	struct take		 t;
 	uint64_t		 window, now, waited;
 	unsigned		 pace;
-	int			 budget, used = 0, n;
+	int			 budget, room, used = 0, n, later;
+	int			 flips = FLIPS_PER_SLICE;
 
 	window = now_ms();
 	for (;;) {
@@ -595,20 +717,29 @@ work(void *unused)
 		if (budget < 1)
 			budget = 1;
 		t.left = budget - used;
-		n = 0;
+		if ((room = flight_room()) < t.left)
+			t.left = room;
+		n = later = 0;
 		it = stopping || t.left <= 0 ? NULL : ao2_callback(pending,
 		    OBJ_UNLINK | OBJ_MULTIPLE, take_some, &t);
 		if (it != NULL) {
 			while ((p = ao2_iterator_next(it)) != NULL) {
-				apply(p->key);
+				if (apply(p->key, &flips) != 0) {
+					pend_again(p);
+					later++;
+				} else
+					n++;
 				ao2_ref(p, -1);
-				n++;
 			}
 			ao2_iterator_destroy(it);
 		}
 		ispa_unlock();
 		n_applied += (uint64_t)n;
 		used += n;
+		/* An AOR to turn on or off waits for the next window; so
+		 * does everything while a taskprocessor is in alert. */
+		if (later > 0 || ast_taskprocessor_alert_get() > 0)
+			used = budget;
 		ao2_lock(pending);
 		if (stopping || ao2_container_count(pending) == 0) {
 			scheduled = 0;
@@ -617,8 +748,11 @@ work(void *unused)
 		}
 		ao2_unlock(pending);
 		now = now_ms();
-		if (used < budget && now - window < SLICE_MS)
+		if (used < budget && now - window < SLICE_MS) {
+			if (n == 0)	/* no room: the observers are behind */
+				usleep(FLIGHT_POLL_MS * 1000);
 			continue;	/* keys came meanwhile: within budget */
+		}
 		if (now - window < SLICE_MS)
 			usleep((useconds_t)(SLICE_MS - (now - window)) * 1000);
 		for (waited = 0; ast_taskprocessor_alert_get() > 0 &&
@@ -627,6 +761,7 @@ work(void *unused)
 			usleep(ALERT_POLL_MS * 1000);
 		window = now_ms();
 		used = 0;
+		flips = FLIPS_PER_SLICE;
 	}
 }
 
@@ -645,8 +780,11 @@ contacts_init(void)
 	tps = ast_taskprocessor_get("isp/contacts", TPS_REF_DEFAULT);
 	stopping = 0;
 	scheduled = 0;
+	in_flight = 0;
+	observing = ast_sorcery_observer_add(ast_sip_get_sorcery(), "contact",
+	    &flight_observer) == 0;
 	if (bindings == NULL || pending == NULL || uris == NULL ||
-	    aors == NULL || tps == NULL) {
+	    aors == NULL || tps == NULL || !observing) {
 		contacts_shutdown();
 		return -1;
 	}
@@ -674,6 +812,11 @@ contacts_shutdown(void)
 	if (bindings != NULL)
 		ao2_callback(bindings, OBJ_NODATA | OBJ_UNLINK | OBJ_MULTIPLE,
 		    remove_one, NULL);
+	/* Removal waits for an observer call under way. */
+	if (observing)
+		ast_sorcery_observer_remove(ast_sip_get_sorcery(), "contact",
+		    &flight_observer);
+	observing = 0;
 	ao2_cleanup(pending);
 	ao2_cleanup(bindings);
 	ao2_cleanup(uris);

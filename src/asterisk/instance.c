@@ -37,7 +37,7 @@ instance_announce(void)
 	snprintf(started, sizeof(started), "%lld", (long long)ispa.started);
 	f[0].name = "role";
 	f[0].value = ISPA_ROLE;
-	f[1].name = "sip";
+	f[1].name = "uri";
 	f[1].value = ispa.conf->uri;
 	f[2].name = "status";
 	f[2].value = status;

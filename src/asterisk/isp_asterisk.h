@@ -55,7 +55,7 @@ struct ispa_conf {
 
 #define ISPA_CONF_FILE		"isp.conf"
 #define ISPA_ROLE		"asterisk"
-#define ISPA_DEFAULT_PACE	5000
+#define ISPA_DEFAULT_PACE	50000
 /* The longest field a contact takes from a record (contact, path,
  * received, user_agent, call_id): PJSIP keeps them in string fields,
  * and a record with a longer one is skipped as bad. */

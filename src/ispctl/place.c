@@ -149,7 +149,7 @@ cmd_place(int argc, char **argv)
 		printf("}}\n");
 	} else
 		printf("%.*s %s\n", (int)r->key_len, (const char *)r->key,
-		    place_field(r, "sip"));
+		    place_field(r, "uri"));
 	isp_record_free(r);
 	isp_free(c);
 	return 0;

@@ -88,7 +88,7 @@ struct ispd_conf	 ispd_conf = {
 	 * largest size fit in it. */
 	.max_tables = 4096,
 	.max_subscriptions = 1024,
-	/* Tens of thousands of sessions (DESIGN.md "Scale"), some hosts
+	/* Tens of thousands of sessions (docs/LIMITS.md), some hosts
 	 * (a benchmark, a NAT) carrying ten thousand of them. */
 	.max_sessions_per_ip = 16384,
 	.max_sessions = 65536,

@@ -2,7 +2,7 @@
  * sync: keeping a subscriber's view equal to its table, in bounded
  * memory, however slowly it reads.
  *
- * A subscription is state sync, not an event log (DESIGN.md; etcd#16839
+ * A subscription is state sync, not an event log (docs/LIMITS.md, "Slow subscribers"; etcd#16839
  * and etcd#17529 are what an unbounded or lossy event log does to slow
  * watchers). Three mechanisms, all per subscription:
  *

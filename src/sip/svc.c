@@ -340,7 +340,7 @@ svc_announce_instance(struct svc *s)
 	f[0].name = "role";
 	f[0].value = s->role;
 	f[0].value_len = strlen(s->role);
-	f[1].name = "sip";
+	f[1].name = "uri";
 	f[1].value = s->sip_addr;
 	f[1].value_len = strlen(s->sip_addr);
 	f[2].name = "version";

@@ -129,7 +129,7 @@ inst() { "$ISPCTL" dump INSTANCES --json 2>/dev/null | grep -F "\"key\":\"$1\"";
 inst_field() { inst "$1" | sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p"; }
 inst_is() { [ "$(inst_field "$1" status)" = "$2" ]; }
 inst_ok() {
-	[ "$(inst_field "$1" role)" = asterisk ] && [ "$(inst_field "$1" sip)" = "sip:127.0.0.1:${port_of[$1]}" ] &&
+	[ "$(inst_field "$1" role)" = asterisk ] && [ "$(inst_field "$1" uri)" = "sip:127.0.0.1:${port_of[$1]}" ] &&
 	    inst_is "$1" up && [ -n "$(inst_field "$1" version)" ] && [[ "$(inst_field "$1" started)" =~ ^[0-9]+$ ]]
 }
 if ast_module_running ast-a res_pjsip_isp && ast_module_running ast-b res_pjsip_isp &&

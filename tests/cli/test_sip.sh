@@ -130,10 +130,10 @@ inst_ok() {
 	local d
 	d=$("$ISPCTL" dump INSTANCES --json) || return 1
 	for k in reg-1 reg-2 loc-1 loc-2; do grep -q "\"key\":\"$k\"" <<<"$d" || return 1; done
-	grep -q '"key":"reg-1","fields":{"role":"registrar","sip":"sip:127.0.0.1:'"$port_r1"'","version":"[^"]*","started":"[0-9]*"}' <<<"$d" &&
+	grep -q '"key":"reg-1","fields":{"role":"registrar","uri":"sip:127.0.0.1:'"$port_r1"'","version":"[^"]*","started":"[0-9]*"}' <<<"$d" &&
 	    grep -q '"key":"loc-2","fields":{"role":"locator"' <<<"$d"
 }
-check "INSTANCES lists both registrars and both locators with role, sip, version, started" wait_for inst_ok
+check "INSTANCES lists both registrars and both locators with role, uri, version, started" wait_for inst_ok
 
 # --- registering ------------------------------------------------------
 A="sip:alice@$D|sip:alice@10.0.0.1:5060"
@@ -454,14 +454,14 @@ fi
 # `isp drain`): its accounts go where they would go if it were gone.
 for i in 1 2 3; do
 	"$ISPCTL" --name "pool-$i" announce INSTANCES "pool-$i" role=pool \
-	    sip=sip:127.0.0.1:500$i status=up 2>/dev/null &
+	    uri=sip:127.0.0.1:500$i status=up 2>/dev/null &
 	pid[pool$i]=$!
 done
 wait_for test "$("$ISPCTL" dump INSTANCES --json 2>/dev/null | grep -c '"role":"pool"')" = 3
 owner=$("$ISPCTL" place pool sip:2001@$D 2>/dev/null | cut -d' ' -f1)
 n=${owner#pool-}
 "$ISPCTL" --name "pool-$n-drained" announce INSTANCES "$owner" role=pool \
-    sip=sip:127.0.0.1:500$n status=draining 2>/dev/null &
+    uri=sip:127.0.0.1:500$n status=draining 2>/dev/null &
 pid[drain]=$!
 wait_for "$ISPCTL" dump INSTANCES --json --prefix "$owner" | grep -q draining
 drained=$("$ISPCTL" place pool sip:2001@$D 2>/dev/null | cut -d' ' -f1)

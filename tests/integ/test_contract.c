@@ -1,5 +1,5 @@
 /*
- * The contract (docs/PROTOCOL.md, DESIGN.md "Semantics"), line by line,
+ * The contract (docs/PROTOCOL.md), line by line,
  * against real ispd processes on loopback, through libisp.
  */
 #include <sys/socket.h>
