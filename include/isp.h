@@ -24,12 +24,25 @@
  *      passed;
  *   3. a library thread: isp_start() runs the client on a thread of its
  *      own; callbacks then come from that thread, and every isp_* call is
- *      safe from any thread.
+ *      safe from any thread (isp_free() and isp_mirror_free() excepted:
+ *      no other thread may be using what they free).
  * In modes 1 and 2 callbacks run on the thread inside isp_run(),
  * isp_process(), isp_sync() or a query, never inside a request call.
  *
+ * Callbacks run holding the client's mutex. It is recursive, so a
+ * callback may call any isp_* function of its own client (those that
+ * wait for an answer refuse with ISP_E_STATE). In mode 3 every other
+ * thread's call on that client waits while a callback runs: keep them
+ * short, and never make a callback wait for a thread that is calling
+ * into the same client. isp_free() and isp_mirror_free() may be called
+ * from a callback: the client (or mirror) is then freed once the
+ * callback has returned, before the call that delivered it returns (in
+ * modes 1 and 2 that call returns ISP_E_CLOSED; in mode 3 the library
+ * thread frees the client and ends). No callback of what was freed runs
+ * after the one that freed it.
+ *
  * Errors: functions return ISP_OK (0) or an isp_err code; isp_errmsg()
- * holds a sentence about the last failure of that client. Codes below
+ * gives a sentence about the last failure of that client. Codes below
  * 100 are also the codes of the wire protocol's ERROR frame.
  *
  * Memory: the library copies every argument it keeps. Pointers handed to
@@ -37,12 +50,15 @@
  *
  * ABI: structs the application allocates (isp_options) or reads
  * (isp_event, isp_server_event) only ever grow at the end. Binaries
- * built against libisp 1.0 keep working with this library: the shared
- * library exports isp_options_init() and isp_new() twice, under symbol
- * versions LIBISP_1 (the 1.0 layout of isp_options) and LIBISP_1.1. New
- * event types and withdraw reasons (ISP_EV_STALE, ISP_EV_FRESH,
- * ISP_WD_STALE) are only delivered to clients that set an option added
- * with them (reconnect, or more than one server).
+ * built against an older libisp keep working with this library: the
+ * shared library exports isp_options_init() and isp_new() three times,
+ * under symbol versions LIBISP_1 (the 1.0 layout of isp_options),
+ * LIBISP_1.1 (1.1's, before TLS and the secret) and LIBISP_1.2 (this
+ * one); every other function exists once, under the version that added
+ * it (src/lib/libisp.map). New event types and withdraw reasons
+ * (ISP_EV_STALE, ISP_EV_FRESH, ISP_WD_STALE) are only delivered to
+ * clients that set an option added with them (reconnect, or more than
+ * one server).
  */
 #ifndef ISP_H
 #define ISP_H
@@ -53,6 +69,16 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* This header's version of libisp; isp_version() gives the library's,
+ * which may be newer than the header a program was built with. */
+#define ISP_VERSION_MAJOR	1
+#define ISP_VERSION_MINOR	4
+#define ISP_VERSION_PATCH	0
+#define ISP_VERSION		"1.4.0"
+/* major * 10000 + minor * 100 + patch, for #if. */
+#define ISP_VERSION_NUMBER	(ISP_VERSION_MAJOR * 10000 + \
+				 ISP_VERSION_MINOR * 100 + ISP_VERSION_PATCH)
 
 #define ISP_DEFAULT_SERVER	"127.0.0.1:7460"
 #define ISP_SESSIONS_TABLE	"ispd.sessions"
@@ -121,6 +147,8 @@ typedef enum isp_err {
 
 /* A short English text for the code; never NULL. */
 const char	*isp_strerror(int err);
+/* The library's version, "MAJOR.MINOR.PATCH"; never NULL. Since 1.4. */
+const char	*isp_version(void);
 
 /* One name=value field. name is NUL-terminated; value is binary-safe,
  * and when handed out by the library it is also NUL-terminated one byte
@@ -294,8 +322,10 @@ struct isp_options {
 void		 isp_options_init(struct isp_options *);
 
 /*
- * Creates a client. Returns NULL only when out of memory. The client is
- * not connected yet.
+ * Creates a client. Returns NULL when out of memory or when the system
+ * refuses what a client needs (an epoll descriptor: EMFILE, ENFILE; a
+ * mutex), with errno set. The client is not connected yet. Bad options
+ * (a server address, a name) are reported by isp_connect().
  */
 isp_client	*isp_new(const struct isp_options *);
 
@@ -313,12 +343,17 @@ isp_client	*isp_new(const struct isp_options *);
  */
 int		 isp_connect(isp_client *);
 
-/* Closes the session (if any) and frees the client, its subscriptions
- * and mirrors. Stops the library thread first if one runs. Must not be
- * called from a callback of this client. */
+/* Closes the sessions (saying BYE to each server, best effort: what the
+ * socket does not take at once is not waited for; isp_sync() first when
+ * it matters) and frees the client, its subscriptions and mirrors. Stops
+ * the library thread first if one runs. From a callback of this client,
+ * the client is freed once the callback returned (see above). */
 void		 isp_free(isp_client *);
 
-/* The last error's sentence; never NULL. */
+/* The sentence about the client's last failure (of a call on any
+ * thread, or of a session), copied under the client's lock into a
+ * buffer of the calling thread: safe from any thread, and valid until
+ * this thread calls isp_errmsg() again. Never NULL. */
 const char	*isp_errmsg(const isp_client *);
 /* The session id ispd gave us, or 0 before the handshake. With several
  * servers, that of the first server in the list with a session up (else
@@ -364,13 +399,17 @@ int		 isp_withdraw(isp_client *, const char *table, const void *key,
  * time. With reconnect the library says it by itself after its replay
  * on every reconnect (if it announced anything); a program that died,
  * restarted and announced again what its previous run held calls it
- * once done (a run that ended with isp_free() said BYE: nothing of it
- * is held). Servers that come up later are told after their replay. A
- * server too old to know it is not told. ISP_OK, or as the requests
- * above. Since libisp 1.3.
+ * once done (a run that ended with isp_free() said BYE, so nothing of it
+ * is held, unless that BYE was lost: isp_free() does not wait for it).
+ * Servers that come up later are told after their replay. A server too
+ * old to know it is not told. ISP_OK, or as the requests above. Since
+ * libisp 1.3.
  */
 int		 isp_replay_done(isp_client *);
-/* The request id of the last request this thread queued. */
+/* The request id of the last request this thread queued, when it was
+ * queued on this client (what on_error names if ispd refuses it): call
+ * it right after the request. 0 when this thread's last request went to
+ * another client, or it made none. */
 uint32_t	 isp_last_req_id(const isp_client *);
 
 #define ISP_SUB_ONCE	0x01	/* snapshot and end marker only */
@@ -390,10 +429,12 @@ int		 isp_subscribe(isp_client *, const char *table,
  * mirror (free the mirror instead). */
 int		 isp_unsubscribe(isp_client *, const char *table);
 
-/* Queries: each blocks until the answer (or timeout_ms), delivering
- * other events meanwhile, so call them in blocking mode only. rows is
- * called per row (per table, or once for stats). With several servers
- * the first one up in the list answers. */
+/* Queries: each blocks until the answer (or timeout_ms). In modes 1 and
+ * 2 the call delivers other events meanwhile, on the calling thread; in
+ * mode 3 the library thread delivers them, and the call waits. Never
+ * from a callback of the same client (ISP_E_STATE). rows is called per
+ * row (per table, or once for stats), on the thread that reads the
+ * answer. With several servers the first one up in the list answers. */
 typedef void isp_row_cb(const struct isp_field *, size_t nfields,
     void *arg);
 int		 isp_query_tables(isp_client *, isp_row_cb *, void *arg,
@@ -402,7 +443,9 @@ int		 isp_query_stats(isp_client *, isp_row_cb *, void *arg,
 		    int timeout_ms);
 
 /* Blocks until ispd has processed every request sent before the call
- * (a PING/PONG round trip), delivering events and errors meanwhile.
+ * (a PING/PONG round trip), delivering events and errors meanwhile (in
+ * mode 3 the library thread delivers them). Never from a callback of
+ * the same client (ISP_E_STATE).
  * With several servers it waits for each server up at the call; one
  * whose session is lost meanwhile no longer counts. ISP_OK when at least
  * one answered, ISP_E_TIMEOUT, or the session's error (ISP_E_STATE when
@@ -468,28 +511,31 @@ void		 isp_stop(isp_client *);
 isp_mirror	*isp_mirror_new(isp_client *, const char *table,
 		    const void *prefix, size_t prefix_len,
 		    isp_event_cb *on_change, void *arg);
-/* Unsubscribes and frees. Not from a callback. */
+/* Unsubscribes and frees. From a callback of its client, the mirror is
+ * unsubscribed at once and freed once the callback returned; its
+ * on_change is not called again. */
 void		 isp_mirror_free(isp_mirror *);
 /* 1 after the end of the snapshot was received (from any server). */
-int		 isp_mirror_ready(isp_mirror *);
-size_t		 isp_mirror_count(isp_mirror *);
+int		 isp_mirror_ready(const isp_mirror *);
+size_t		 isp_mirror_count(const isp_mirror *);
 /* How many of the records are stale now. Any thread. */
-size_t		 isp_mirror_stale_count(isp_mirror *);
+size_t		 isp_mirror_stale_count(const isp_mirror *);
 /* A copy of the record with that key, or NULL when absent (or out of
  * memory). Free it with isp_record_free(). */
-struct isp_record	*isp_mirror_get(isp_mirror *, const void *key,
+struct isp_record	*isp_mirror_get(const isp_mirror *, const void *key,
 			    size_t key_len);
 void		 isp_record_free(struct isp_record *);
-/* 1 when the record, as copied by isp_mirror_get() or handed to
- * isp_mirror_foreach()'s fn, was stale at that moment; else 0. Only for
- * those records: others (events, your own) are not laid out for it. */
+/* 1 when the record, as copied by isp_mirror_get() or isp_place() or
+ * handed to isp_mirror_foreach()'s fn, was stale at that moment; else 0.
+ * 0 for an event's record (&ev->rec): safe on any record the library
+ * hands out; not for records of your own, which it never saw. */
 int		 isp_record_stale(const struct isp_record *);
 /* Calls fn for each record whose key starts with prefix, under the
  * mirror's read lock: fn must not call into this mirror nor into its
  * client (a change waiting for the lock would deadlock). fn returns 0 to
  * go on, anything else to stop; that value is returned. Order is not
  * defined. */
-int		 isp_mirror_foreach(isp_mirror *, const void *prefix,
+int		 isp_mirror_foreach(const isp_mirror *, const void *prefix,
 		    size_t prefix_len,
 		    int (*fn)(const struct isp_record *, void *), void *arg);
 

@@ -58,7 +58,7 @@ long		 isp_place_pick(const char *const *ids, const size_t *lens,
  * role is live, ISP_E_STATE before the mirror's snapshot has ended,
  * ISP_E_INVALID for NULL arguments, ISP_E_NOMEM.
  */
-int		 isp_place(isp_mirror *instances, const char *role,
+int		 isp_place(const isp_mirror *instances, const char *role,
 		    const void *account, size_t account_len,
 		    struct isp_record **out);
 

@@ -1,6 +1,7 @@
 # Checks beyond the plain and ASan suites (docs/TESTING.md):
 #   - the seed corpus of the session fuzz target (make fuzz-seeds);
-#   - build/tsan: libisp and test_threaded built with ThreadSanitizer;
+#   - build/tsan: libisp, test_threaded and test_embed built with
+#     ThreadSanitizer;
 #   - valgrind over ispd, driven by the plain build's integration tests;
 # `make check` builds them before the suite runs (checks-build, added
 # to check's prerequisites below), and tests/run.sh runs and counts them.
@@ -15,7 +16,7 @@ fuzz-seeds-session: $(COMMON_OBJ)
 	    -o build/fuzz/seeds_session
 	build/fuzz/seeds_session tests/fuzz/corpus/session
 
-# ThreadSanitizer: the library and the threaded-mode test only. ispd is
+# ThreadSanitizer: the library and the tests of its threads only. ispd is
 # single-threaded, so build/tsan/ispd is the plain build's binary (the
 # test finds the daemon next to its build directory). A sub-make with
 # its own BUILD and flags keeps TSan objects apart from the others.
@@ -26,7 +27,7 @@ tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build all
 	@$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) \
 	    CFLAGS="$(TSAN_CFLAGS)" LDFLAGS="-fsanitize=thread" \
-	    $(TSAN_BUILD)/tests/test_threaded
+	    $(TSAN_BUILD)/tests/test_threaded $(TSAN_BUILD)/tests/test_embed
 	@ln -sf ../ispd $(TSAN_BUILD)/ispd
 
 # The test helpers are prerequisites of a pattern rule only, which would

@@ -11,7 +11,7 @@
 #
 # After the build directories, the checks that `make check` prepares
 # (mk/checks.mk), each counted like the rest:
-#   tsan:test_threaded	when build/tsan/tests/test_threaded was built;
+#   tsan:test_threaded, tsan:test_embed	when build/tsan has them;
 #   valgrind:test_*	when valgrind is installed and the plain build
 #			(ISP_VALGRIND_BUILD, default build) is among the
 #			directories given: ispd runs under memcheck while
@@ -73,15 +73,18 @@ for build in "$@"; do
 done
 
 # ThreadSanitizer: the library thread, mirror readers and writers on
-# other threads (tests/integ/test_threaded.c), built with
-# -fsanitize=thread; the daemon is the plain build's (build/tsan/ispd
-# links to it). TSan exits 66 when it reported a race. No suppressions.
-if [ -x build/tsan/tests/test_threaded ] &&
-    [[ "tsan:test_threaded" =~ ${ISP_TEST_FILTER:-.} ]]; then
-	run_one build/tsan tsan:test_threaded \
-	    env TSAN_OPTIONS="second_deadlock_stack=1 ${TSAN_OPTIONS:-}" \
-	    build/tsan/tests/test_threaded
-fi
+# other threads (tests/integ/test_threaded.c), the error text and frees
+# across threads (test_embed.c), built with -fsanitize=thread; the
+# daemon is the plain build's (build/tsan/ispd links to it). TSan exits
+# 66 when it reported a race. No suppressions.
+for t in test_threaded test_embed; do
+	if [ -x "build/tsan/tests/$t" ] &&
+	    [[ "tsan:$t" =~ ${ISP_TEST_FILTER:-.} ]]; then
+		run_one build/tsan "tsan:$t" \
+		    env TSAN_OPTIONS="second_deadlock_stack=1 ${TSAN_OPTIONS:-}" \
+		    "build/tsan/tests/$t"
+	fi
+done
 
 # Valgrind: every ispd those tests start runs under memcheck; a leak or a
 # memory error makes it exit 97, which fails the test that stops it.

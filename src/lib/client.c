@@ -257,6 +257,8 @@ client_conns_init(struct isp_client *c, const struct isp_options *opt)
 	return 0;
 }
 
+static uint64_t	 client_serials;
+
 isp_client *
 isp_new(const struct isp_options *opt)
 {
@@ -326,6 +328,7 @@ isp_new(const struct isp_options *opt)
 	pthread_condattr_destroy(&ca);
 
 	c->state = CLIENT_NEW;
+	c->serial = __atomic_add_fetch(&client_serials, 1, __ATOMIC_RELAXED);
 	c->next_req_id = 1;
 	c->next_token = 1;
 	buf_init(&c->scratch);
@@ -633,16 +636,74 @@ client_handshake(struct isp_client *c, int fd, uint64_t deadline_ms)
 }
 
 void
+client_reap_mirrors(struct isp_client *c)
+{
+	struct isp_mirror	*m;
+
+	if (c->cb_depth > 0)
+		return;
+	while ((m = c->doomed) != NULL) {
+		c->doomed = m->next;
+		mirror_destroy(m);
+	}
+}
+
+int
+client_leave(struct isp_client *c, int rc)
+{
+	/* In mode 3 only the library thread runs callbacks, and it frees
+	 * the client itself (thread.c). */
+	int	 gone = c->freeing && c->cb_depth == 0 && !c->threaded;
+
+	client_unlock(c);
+	if (!gone)
+		return rc;
+	client_destroy(c);
+	return ISP_E_CLOSED;
+}
+
+/*
+ * Inside a callback the client is in use further up this thread's
+ * stack (the pass that called it, in mode 3 the library thread itself):
+ * it is only marked, and the pass frees it once the callback returned.
+ * The lock tells: a callback runs with the client's mutex held, so a
+ * thread that takes it while cb_depth > 0 is that callback's.
+ */
+void
 isp_free(isp_client *c)
+{
+	struct isp_mirror	*m;
+	struct sub		*s;
+
+	if (c == NULL)
+		return;
+	client_lock(c);
+	if (c->cb_depth > 0) {
+		/* From now on no callback: the application is done. */
+		c->freeing = 1;
+		for (s = c->subs; s != NULL; s = s->next)
+			s->removed = 1;
+		for (m = c->mirrors; m != NULL; m = m->next)
+			mirror_silence(m);
+		c->on_error = NULL;
+		c->on_state = NULL;
+		c->on_closed = NULL;
+		client_unlock(c);
+		return;
+	}
+	client_unlock(c);
+	isp_stop(c);
+	client_destroy(c);
+}
+
+void
+client_destroy(struct isp_client *c)
 {
 	struct isp_mirror	*m, *mnext;
 	struct sub		*s, *snext;
 	struct conn		*cn;
 	unsigned		 i;
 
-	if (c == NULL)
-		return;
-	isp_stop(c);
 	client_lock(c);
 	for (i = 0; i < c->nconns; i++) {
 		cn = &c->conns[i];
@@ -661,6 +722,12 @@ isp_free(isp_client *c)
 		mnext = m->next;
 		mirror_destroy(m);
 	}
+	for (m = c->doomed; m != NULL; m = mnext) {
+		mnext = m->next;
+		mirror_destroy(m);
+	}
+	if (c->evfd != -1)
+		close(c->evfd);
 	for (s = c->subs; s != NULL; s = snext) {
 		snext = s->next;
 		free(s->prefix);
@@ -681,16 +748,22 @@ isp_free(isp_client *c)
 }
 
 /*
- * The pointer stays valid until the client is freed; in mode 3 another
- * thread's failure may overwrite the text, so read it right after the
- * call that failed.
+ * Copied under the client's lock, which every writer of errmsg holds:
+ * in mode 3 the library thread and other threads write it, and a
+ * reader of the buffer itself could see half of one sentence and half
+ * of the next.
  */
 const char *
 isp_errmsg(const isp_client *c)
 {
+	static _Thread_local char	 copy[CLIENT_ERRMSG_BYTES];
+
 	if (c == NULL)
-		return "no client (isp_new() returned NULL: out of memory)";
-	return c->errmsg;
+		return "no client (isp_new() returned NULL)";
+	client_lock(c);
+	memcpy(copy, c->errmsg, sizeof(copy));
+	client_unlock(c);
+	return copy;
 }
 
 /* The first server in the list with a session up, else the first that

@@ -1,5 +1,5 @@
 /*
- * errors: the text of each isp_err code.
+ * errors: the text of each isp_err code, and the library's version.
  */
 #include "isp.h"
 
@@ -41,4 +41,10 @@ isp_strerror(int err)
 	case ISP_E_TLS:			return "TLS failed";
 	default:			return "unknown error";
 	}
+}
+
+const char *
+isp_version(void)
+{
+	return ISP_VERSION;
 }

@@ -270,6 +270,13 @@ struct isp_client {
 	struct isp_mirror	*mirrors;
 	struct waiter		*waiters;
 	int			 cb_depth;	/* callbacks running now */
+	/* Freed by the application inside a callback: destroyed once no
+	 * callback runs (client_reap()). */
+	struct isp_mirror	*doomed;	/* mirrors, unlinked */
+	int			 freeing;	/* the client itself */
+	uint64_t		 serial;	/* unique per client in the
+						 * process: per-thread state
+						 * names its client by it */
 
 	/* Why the client ended (CLIENT_ENDED, CLIENT_FAILED). */
 	int			 end_err;
@@ -284,10 +291,16 @@ struct isp_client {
 	char			 errmsg[CLIENT_ERRMSG_BYTES];
 };
 
-/* A record as a mirror keeps it and hands it out (isp_record_stale()
- * reads stale). */
+/*
+ * A record as a mirror keeps it and hands it out (isp_mirror_get(),
+ * isp_mirror_foreach(), isp_place()). isp_record_stale() believes stale
+ * only when self points back at the record: for a record inside an
+ * isp_event the same bytes are the event's seq and count, in bounds, and
+ * seq would have to equal the record's own address.
+ */
 struct rec_hdr {
 	struct isp_record	 rec;		/* first */
+	const struct isp_record	*self;		/* &rec */
 	int			 stale;
 };
 
@@ -330,6 +343,18 @@ int		 client_seterr(struct isp_client *, int err, const char *, ...)
 int		 client_check_ready(struct isp_client *, const char *fn);
 void		 client_lock(const struct isp_client *);
 void		 client_unlock(const struct isp_client *);
+/* With no callback running: destroys the mirrors the application freed
+ * inside a callback. */
+void		 client_reap_mirrors(struct isp_client *);
+/*
+ * The way out of a call that ran callbacks (modes 1 and 2), holding one
+ * level of the lock: unlocks, and when the application freed the client
+ * inside one of those callbacks, frees it and returns ISP_E_CLOSED;
+ * else returns rc.
+ */
+int		 client_leave(struct isp_client *, int rc);
+/* Frees everything; the library thread is stopped or is the caller. */
+void		 client_destroy(struct isp_client *);
 /*
  * Splits "HOST:PORT", "[V6]:PORT", "HOST" or "[V6]" (port 7460) into
  * host and port. Returns 0, or -1 when the text is none of those or the
@@ -514,6 +539,8 @@ void		 mirror_sweep(struct isp_mirror *, uint64_t now);
 int		 mirror_sweep_due_ms(const struct isp_mirror *, uint64_t now);
 /* Frees records and the mirror; the caller unlinked it. */
 void		 mirror_destroy(struct isp_mirror *);
+/* on_change is never called again. */
+void		 mirror_silence(struct isp_mirror *);
 /* The isp_event_cb of a mirror's subscription. */
 void		 mirror_event_cb(isp_client *, const struct isp_event *,
 		    void *);

@@ -107,6 +107,7 @@ mirror_record_dup(const struct isp_record *src, size_t head)
 		return NULL;
 	memset(p, 0, head);
 	r = (struct isp_record *)p;
+	((struct rec_hdr *)p)->self = r;
 	f = (struct isp_field *)(p + foff);
 	d = (char *)(f + src->nfields);
 	r->key = d;
@@ -139,7 +140,9 @@ isp_record_free(struct isp_record *r)
 int
 isp_record_stale(const struct isp_record *r)
 {
-	return r != NULL && ((const struct rec_hdr *)r)->stale;
+	const struct rec_hdr	*h = (const struct rec_hdr *)r;
+
+	return r != NULL && h->self == r && h->stale;
 }
 
 struct isp_mirror *
@@ -735,17 +738,36 @@ out:
 	return m;
 }
 
+/* A mirror freed inside a callback tells nothing more. */
+static void
+mirror_told_nothing(isp_client *c, const struct isp_event *ev, void *arg)
+{
+}
+
+void
+mirror_silence(struct isp_mirror *m)
+{
+	m->on_change = mirror_told_nothing;
+}
+
+/*
+ * Inside a callback of its client the mirror may be in use further up
+ * the stack (the change being told): it is unsubscribed and unlinked at
+ * once, and destroyed when the pass ends (client_reap_mirrors()).
+ */
 void
 isp_mirror_free(isp_mirror *m)
 {
 	struct isp_client	*c;
 	struct isp_mirror	**pp;
 	struct sub		*s;
+	int			 later = 0;
 
 	if (m == NULL)
 		return;
 	if ((c = m->client) != NULL) {
 		client_lock(c);
+		later = c->cb_depth > 0;
 		for (s = c->subs; s != NULL; s = s->next) {
 			if (s->mirror == m && !s->removed) {
 				(void)client_unsubscribe(c, s);
@@ -758,52 +780,72 @@ isp_mirror_free(isp_mirror *m)
 				break;
 			}
 		}
+		if (later) {
+			mirror_silence(m);
+			m->next = c->doomed;
+			c->doomed = m;
+		}
 		client_unlock(c);
 	}
-	mirror_destroy(m);
+	if (!later)
+		mirror_destroy(m);
+}
+
+/* Readers take the lock shared; it is not part of the mirror's logical
+ * state, so the const accessors take it too. */
+static void
+mirror_rdlock(const struct isp_mirror *m)
+{
+	pthread_rwlock_rdlock((pthread_rwlock_t *)&m->lock);
+}
+
+static void
+mirror_rdunlock(const struct isp_mirror *m)
+{
+	pthread_rwlock_unlock((pthread_rwlock_t *)&m->lock);
 }
 
 int
-isp_mirror_ready(isp_mirror *m)
+isp_mirror_ready(const isp_mirror *m)
 {
 	int	 ready;
 
 	if (m == NULL)
 		return 0;
-	pthread_rwlock_rdlock(&m->lock);
+	mirror_rdlock(m);
 	ready = m->ready;
-	pthread_rwlock_unlock(&m->lock);
+	mirror_rdunlock(m);
 	return ready;
 }
 
 size_t
-isp_mirror_stale_count(isp_mirror *m)
+isp_mirror_stale_count(const isp_mirror *m)
 {
 	size_t	 n;
 
 	if (m == NULL)
 		return 0;
-	pthread_rwlock_rdlock(&m->lock);
+	mirror_rdlock(m);
 	n = m->nstale;
-	pthread_rwlock_unlock(&m->lock);
+	mirror_rdunlock(m);
 	return n;
 }
 
 size_t
-isp_mirror_count(isp_mirror *m)
+isp_mirror_count(const isp_mirror *m)
 {
 	size_t	 n;
 
 	if (m == NULL)
 		return 0;
-	pthread_rwlock_rdlock(&m->lock);
+	mirror_rdlock(m);
 	n = m->keys.count;
-	pthread_rwlock_unlock(&m->lock);
+	mirror_rdunlock(m);
 	return n;
 }
 
 struct isp_record *
-isp_mirror_get(isp_mirror *m, const void *key, size_t key_len)
+isp_mirror_get(const isp_mirror *m, const void *key, size_t key_len)
 {
 	struct isp_record	*r = NULL;
 	struct hash_node	*n;
@@ -812,17 +854,17 @@ isp_mirror_get(isp_mirror *m, const void *key, size_t key_len)
 	if (m == NULL || key == NULL || key_len == 0)
 		return NULL;
 	hv = hash_bytes(key, key_len);
-	pthread_rwlock_rdlock(&m->lock);
+	mirror_rdlock(m);
 	if ((n = hash_find(&m->keys, hv, key, key_len, key_eq)) != NULL &&
 	    (r = mirror_record_dup(&node_key(n)->shown->h.rec,
 	    sizeof(struct rec_hdr))) != NULL)
 		((struct rec_hdr *)r)->stale = node_key(n)->stale;
-	pthread_rwlock_unlock(&m->lock);
+	mirror_rdunlock(m);
 	return r;
 }
 
 int
-isp_mirror_foreach(isp_mirror *m, const void *prefix, size_t prefix_len,
+isp_mirror_foreach(const isp_mirror *m, const void *prefix, size_t prefix_len,
     int (*fn)(const struct isp_record *, void *), void *arg)
 {
 	struct hash_node	*n = NULL;
@@ -834,7 +876,7 @@ isp_mirror_foreach(isp_mirror *m, const void *prefix, size_t prefix_len,
 		return 0;
 	if (prefix == NULL)
 		prefix_len = 0;
-	pthread_rwlock_rdlock(&m->lock);
+	mirror_rdlock(m);
 	while ((n = hash_next(&m->keys, &pos, n)) != NULL) {
 		r = &node_key(n)->shown->h.rec;
 		if (r->key_len < prefix_len || (prefix_len > 0 &&
@@ -843,6 +885,6 @@ isp_mirror_foreach(isp_mirror *m, const void *prefix, size_t prefix_len,
 		if ((rc = fn(r, arg)) != 0)
 			break;
 	}
-	pthread_rwlock_unlock(&m->lock);
+	mirror_rdunlock(m);
 	return rc;
 }

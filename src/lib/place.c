@@ -127,7 +127,7 @@ place_visit(const struct isp_record *r, void *arg)
 }
 
 int
-isp_place(isp_mirror *instances, const char *role, const void *account,
+isp_place(const isp_mirror *instances, const char *role, const void *account,
     size_t account_len, struct isp_record **out)
 {
 	struct place_walk	 pw;

@@ -12,9 +12,20 @@
 
 #include "lib.h"
 
-/* The id of the last request the calling thread queued, on any client:
- * threads sharing a client in mode 3 each see their own. */
-static _Thread_local uint32_t	 last_req_id;
+/* The id of the last request the calling thread queued, and the client
+ * (by serial: an address may be reused) it queued it on. Threads sharing
+ * a client in mode 3 each see their own. */
+static _Thread_local struct {
+	uint64_t	 serial;
+	uint32_t	 id;
+} last_req;
+
+static void
+req_remember(const struct isp_client *c, uint32_t id)
+{
+	last_req.serial = c->serial;
+	last_req.id = id;
+}
 
 static uint32_t
 req_id_next(struct isp_client *c)
@@ -29,7 +40,7 @@ req_id_next(struct isp_client *c)
 uint32_t
 isp_last_req_id(const isp_client *c)
 {
-	return last_req_id;
+	return c != NULL && last_req.serial == c->serial ? last_req.id : 0;
 }
 
 static int
@@ -190,7 +201,7 @@ isp_announce(isp_client *c, const char *table, const void *key,
 	}
 	c->announced = 1;
 	if ((rc = queue_everywhere(c, 0)) == ISP_OK)
-		last_req_id = id;
+		req_remember(c, id);
 out:
 	client_unlock(c);
 	return rc;
@@ -223,7 +234,7 @@ isp_withdraw(isp_client *c, const char *table, const void *key,
 	if (c->reconnect)
 		intent_del(c, table, tlen, key, key_len);
 	if ((rc = queue_everywhere(c, 0)) == ISP_OK)
-		last_req_id = id;
+		req_remember(c, id);
 out:
 	client_unlock(c);
 	return rc;
@@ -246,7 +257,7 @@ isp_replay_done(isp_client *c)
 	c->frame.len = 0;
 	proto_put_end_of_replay(&c->frame, id);
 	if ((rc = queue_everywhere(c, PROTO_CAP_REPLAY)) == ISP_OK)
-		last_req_id = id;
+		req_remember(c, id);
 out:
 	client_unlock(c);
 	return rc;
@@ -360,7 +371,7 @@ client_subscribe(struct isp_client *c, const char *fn, const char *table,
 	s->sent = sent;
 	s->next = c->subs;
 	c->subs = s;
-	last_req_id = id;
+	req_remember(c, id);
 	return ISP_OK;
 }
 
@@ -400,7 +411,7 @@ client_unsubscribe(struct isp_client *c, struct sub *s)
 		    s->table_len));
 		proto_put_ping(&cn->out, PROTO_PING, token);
 		if ((r = wire_queued(cn, mark)) == ISP_OK) {
-			last_req_id = id;
+			req_remember(c, id);
 			s->sc[i].drain_token = token;
 		} else if (rc == ISP_OK)
 			rc = r;
@@ -517,7 +528,7 @@ client_query(struct isp_client *c, const char *fn, uint8_t what,
 	proto_put_query(&cn->out, (uint32_t)w.id, what);
 	if ((rc = wire_queued(cn, mark)) != ISP_OK)
 		return rc;
-	last_req_id = (uint32_t)w.id;
+	req_remember(c, (uint32_t)w.id);
 	waiter_link(c, &w);
 	rc = run_wait(c, &w, timeout_ms);
 	waiter_unlink(c, &w);
@@ -534,8 +545,7 @@ isp_query_tables(isp_client *c, isp_row_cb *cb, void *arg, int timeout_ms)
 	client_lock(c);
 	rc = client_query(c, "isp_query_tables", PROTO_QUERY_TABLES, cb, arg,
 	    timeout_ms);
-	client_unlock(c);
-	return rc;
+	return client_leave(c, rc);
 }
 
 int
@@ -548,8 +558,7 @@ isp_query_stats(isp_client *c, isp_row_cb *cb, void *arg, int timeout_ms)
 	client_lock(c);
 	rc = client_query(c, "isp_query_stats", PROTO_QUERY_STATS, cb, arg,
 	    timeout_ms);
-	client_unlock(c);
-	return rc;
+	return client_leave(c, rc);
 }
 
 int
@@ -587,6 +596,5 @@ isp_sync(isp_client *c, int timeout_ms)
 	rc = run_wait(c, &w, timeout_ms);
 	waiter_unlink(c, &w);
 out:
-	client_unlock(c);
-	return rc;
+	return client_leave(c, rc);
 }

@@ -90,8 +90,7 @@ isp_run(isp_client *c, int timeout_ms)
 			break;
 	}
 out:
-	client_unlock(c);
-	return rc;
+	return client_leave(c, rc);
 }
 
 int
@@ -104,8 +103,7 @@ isp_process(isp_client *c)
 	client_lock(c);
 	if ((rc = run_check(c, "isp_process")) == ISP_OK)
 		rc = wire_process(c);
-	client_unlock(c);
-	return rc;
+	return client_leave(c, rc);
 }
 
 int
@@ -181,7 +179,7 @@ run_wait(struct isp_client *c, struct waiter *w, int timeout_ms)
 
 	start = client_now_ms();
 	deadline = timeout_ms < 0 ? 0 : start + (uint64_t)timeout_ms;
-	while (!w->done && c->state == CLIENT_READY) {
+	while (!w->done && c->state == CLIENT_READY && !c->freeing) {
 		if (timeout_ms >= 0 && client_now_ms() >= deadline)
 			break;
 		if (c->threaded) {
@@ -200,6 +198,9 @@ run_wait(struct isp_client *c, struct waiter *w, int timeout_ms)
 			(void)run_once(c, run_budget(c, start, timeout_ms),
 			    &input);
 	}
+	if (c->freeing)
+		return client_seterr(c, ISP_E_CLOSED, "the client was freed "
+		    "inside a callback");
 	if (w->done) {
 		if (w->err != ISP_OK && w->why[0] != '\0')
 			client_seterr(c, w->err, "%s", w->why);

@@ -64,8 +64,18 @@ thread_main(void *arg)
 		if (c->stop)
 			break;
 		(void)wire_process(c);
+		if (c->freeing)
+			break;
 	}
+	if (!c->freeing || c->stop) {
+		client_unlock(c);
+		return NULL;
+	}
+	/* A callback freed the client: nobody joins this thread now. An
+	 * isp_stop() under way (c->stop) joins it and frees it itself. */
+	pthread_detach(pthread_self());
 	client_unlock(c);
+	client_destroy(c);
 	return NULL;
 }
 

@@ -873,7 +873,12 @@ wire_process(struct isp_client *c)
 		if (c->reconnect)
 			intent_prune(c, now);
 	}
-	if (c->cb_depth == 0)
+	if (c->cb_depth == 0) {
 		client_sub_reap(c);
+		client_reap_mirrors(c);
+	}
+	if (c->freeing)
+		return client_seterr(c, ISP_E_CLOSED, "the client was freed "
+		    "inside a callback");
 	return c->state == CLIENT_READY ? ISP_OK : c->end_err;
 }
