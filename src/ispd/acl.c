@@ -345,7 +345,7 @@ acl_op_text(uint8_t op)
 
 /*
  * May s do every operation of ops on the table t (NULL: not created yet)
- * named name? Returns 0, or ISPD_E_DENIED with why naming the rule that
+ * named name? Returns 0, or ISP_E_DENIED with why naming the rule that
  * decided (or the default); the denial is counted and logged (at most
  * once a second, with the number not logged).
  */
@@ -382,7 +382,7 @@ acl_check(struct session *s, uint8_t ops, const struct table *t,
 		log_info("session %" PRIu64 " (%s): request %" PRIu32
 		    " refused: %s%s", s->id, s->peer, req_id, why,
 		    log_unlogged(unlogged, "refused"));
-	return ISPD_E_DENIED;
+	return ISP_E_DENIED;
 }
 
 /* Puts a (checked) set of rules to use, NULL for none; takes it. Every

@@ -304,12 +304,6 @@ auth_set_creds(struct creds *c)
 	creds_free(old);
 }
 
-const struct creds *
-auth_creds(void)
-{
-	return running;
-}
-
 void
 auth_set_mode(int req)
 {
@@ -327,7 +321,7 @@ auth_anonymous(struct session *s)
 /*
  * The HELLO of s was valid: decides whether it must authenticate.
  * Returns 0 (WELCOME it now: its identity is set), 1 (a CHALLENGE is
- * queued; AUTH must come next), ISPD_E_AUTH with why filled (refuse
+ * queued; AUTH must come next), ISP_E_AUTH with why filled (refuse
  * it), or -1 (out of memory).
  */
 int
@@ -342,7 +336,7 @@ auth_hello(struct session *s, uint32_t caps, char *why, size_t whysz)
 			snprintf(why, whysz, "ispd cannot make a challenge "
 			    "(no randomness)");
 			log_warnx("RAND_bytes failed");
-			return ISPD_E_AUTH;
+			return ISP_E_AUTH;
 		}
 		buf_init(&b);
 		proto_put_challenge(&b, PROTO_AUTH_HMAC_SHA256, s->nonce);
@@ -366,12 +360,12 @@ auth_hello(struct session *s, uint32_t caps, char *why, size_t whysz)
 		snprintf(why, whysz, "ispd requires authentication: give "
 		    "client %s its shared secret (ispctl --secret-file) or a "
 		    "TLS client certificate", s->name);
-	return ISPD_E_AUTH;
+	return ISP_E_AUTH;
 }
 
 /*
  * AUTH from s, which was sent a CHALLENGE. Returns 0 (its identity is
- * now its client name) or ISPD_E_AUTH with why filled.
+ * now its client name) or ISP_E_AUTH with why filled.
  */
 int
 auth_verify(struct session *s, const struct proto_msg *m, char *why,
@@ -393,7 +387,7 @@ auth_verify(struct session *s, const struct proto_msg *m, char *why,
 		snprintf(why, whysz, "unknown authentication mechanism %u "
 		    "(ispd knows %d, HMAC-SHA256)", m->mech,
 		    PROTO_AUTH_HMAC_SHA256);
-		return ISPD_E_AUTH;
+		return ISP_E_AUTH;
 	}
 	/* An unknown name costs what a wrong secret costs. */
 	if (!dummy_made) {
@@ -406,7 +400,7 @@ auth_verify(struct session *s, const struct proto_msg *m, char *why,
 		if (tls_binding(s, binding, sizeof(binding)) == -1) {
 			snprintf(why, whysz, "ispd cannot bind the "
 			    "authentication to the TLS session");
-			return ISPD_E_AUTH;
+			return ISP_E_AUTH;
 		}
 		blen = sizeof(binding);
 	}
@@ -432,7 +426,7 @@ auth_verify(struct session *s, const struct proto_msg *m, char *why,
 			    "failed"));
 		snprintf(why, whysz, "authentication failed for client %s: "
 		    "wrong name or secret", s->name);
-		return ISPD_E_AUTH;
+		return ISP_E_AUTH;
 	}
 	s->auth = SESSION_AUTH_SECRET;
 	memcpy(s->ident, s->name, s->name_len + 1);

@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "hash.h"
+#include "isp.h"		/* the wire's error codes, ISP_E_* */
 #include "proto.h"
 
 #define ISPD_VERSION		"0.1.0"
@@ -43,9 +44,6 @@
  * is served between two slices. */
 #define TABLE_WITHDRAW_SLICE	10000
 
-/* Wire error codes added with authentication (docs/PROTOCOL.md). */
-#define ISPD_E_AUTH		18	/* authentication failed: fatal */
-#define ISPD_E_DENIED		19	/* a rule forbids the request */
 /* The identity of a session that did not authenticate (docs/SECURITY.md). */
 #define ISPD_ANONYMOUS		"anonymous"
 
@@ -477,7 +475,6 @@ struct ssl_ctx_st *tls_ctx_new(const char *cert, const char *key,
 		    const char *ca, int require_cert, char *err, size_t errsz);
 void		 tls_ctx_free(struct ssl_ctx_st *);
 void		 tls_ctx_set(struct ssl_ctx_st *);
-int		 tls_ctx_ready(void);
 int		 tls_session_start(struct session *);
 int		 tls_handshake(struct session *);
 ssize_t		 tls_read(struct session *, void *, size_t);
@@ -514,7 +511,6 @@ void		 creds_free(struct creds *);
 const struct cred *creds_find(const struct creds *, const void *name,
 		    size_t len);
 void		 auth_set_creds(struct creds *);
-const struct creds *auth_creds(void);
 void		 auth_set_mode(int required);
 int		 auth_hello(struct session *, uint32_t caps, char *why,
 		    size_t whysz);

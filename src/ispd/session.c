@@ -756,7 +756,7 @@ session_hello(struct session *s, const struct proto_msg *m)
 		session_close(s, SESSION_CLOSE_NOW, "out of memory");
 		return;
 	default:
-		session_fail(s, 0, ISPD_E_AUTH, "%s", why);
+		session_fail(s, 0, ISP_E_AUTH, "%s", why);
 		return;
 	}
 }
@@ -772,7 +772,7 @@ session_auth(struct session *s, const struct proto_msg *m)
 		return;
 	}
 	if (auth_verify(s, m, why, sizeof(why)) != 0) {
-		session_fail(s, 0, ISPD_E_AUTH, "%s", why);
+		session_fail(s, 0, ISP_E_AUTH, "%s", why);
 		return;
 	}
 	session_welcome(s);
@@ -1245,7 +1245,7 @@ session_rules_changed(void)
 			(void)acl_check(s, ACL_SUBSCRIBE, sub->table,
 			    proto_bytes(sub->table->name, sub->table->name_len),
 			    sub->req_id, why, sizeof(why));
-			session_error(s, sub->req_id, ISPD_E_DENIED,
+			session_error(s, sub->req_id, ISP_E_DENIED,
 			    "subscription ended by new rules: %s", why);
 			subscr_remove(sub);
 			ended++;
@@ -1280,7 +1280,7 @@ session_creds_changed(const struct creds *old, const struct creds *new)
 		    creds_find(new, s->ident, s->ident_len)))
 			continue;
 		ispd_stats.auth_failures++;
-		session_fail(s, 0, ISPD_E_AUTH, "the credentials of client %s "
+		session_fail(s, 0, ISP_E_AUTH, "the credentials of client %s "
 		    "were revoked or changed", s->ident);
 	}
 }

@@ -190,12 +190,6 @@ tls_ctx_set(SSL_CTX *ctx)
 	running = ctx;
 }
 
-int
-tls_ctx_ready(void)
-{
-	return running != NULL;
-}
-
 /* s came in on a TLS listener. Returns 0, or -1 (out of memory). */
 int
 tls_session_start(struct session *s)
@@ -287,7 +281,7 @@ tls_accepted(struct session *s)
 	    SSL_get_verify_mode(s->ssl) != SSL_VERIFY_NONE) {
 		if (tls_cert_name(cert, name, sizeof(name)) == -1) {
 			ispd_stats.auth_failures++;
-			session_error(s, 0, ISPD_E_AUTH, "the client "
+			session_error(s, 0, ISP_E_AUTH, "the client "
 			    "certificate has no usable name (a common name or "
 			    "DNS name of 1 to %d printable characters without "
 			    "blanks)", SESSION_NAME_MAX);
