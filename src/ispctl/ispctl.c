@@ -44,6 +44,9 @@ static char		 secret[1025];
 static int		 have_secret;
 static int		 json;
 static volatile sig_atomic_t	 stop_requested;
+/* The client of the command, which die() frees before it exits. */
+static isp_client		*live_client;
+static void		 client_done(isp_client *);
 
 static void
 print_usage(FILE *out)
@@ -116,7 +119,17 @@ die(int code, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\n");
+	client_done(live_client);
 	exit(code);
+}
+
+/* Frees a client of ispctl's (isp_free()), and forgets it. */
+static void
+client_done(isp_client *c)
+{
+	if (c == live_client)
+		live_client = NULL;
+	isp_free(c);
 }
 
 static void
@@ -190,7 +203,7 @@ connect_all_or_die(void)
 	o.on_state = on_state;
 	o.arg = &errs;
 	o.reconnect = 1;
-	if ((c = isp_new(&o)) == NULL)
+	if ((live_client = c = isp_new(&o)) == NULL)
 		die(EXIT_SERVER, "out of memory");
 	if (isp_connect(c) != ISP_OK)
 		die(EXIT_SERVER, "%s", isp_errmsg(c));
@@ -211,14 +224,14 @@ connect_or_die(void)
 		ispctl_options(&o);
 		o.on_error = on_error;
 		o.arg = &errs;
-		if ((c = isp_new(&o)) == NULL)
+		if ((live_client = c = isp_new(&o)) == NULL)
 			die(EXIT_SERVER, "out of memory");
 		if (isp_connect(c) == ISP_OK)
 			return c;
 		if (i + 1 < nservers) {
 			fprintf(stderr, "ispctl: %s; trying %s\n",
 			    isp_errmsg(c), servers[i + 1]);
-			isp_free(c);
+			client_done(c);
 		}
 	}
 	die(EXIT_SERVER, "%s", isp_errmsg(c));
@@ -469,11 +482,11 @@ cmd_announce(int argc, char **argv)
 	    isp_session_id(c));
 	while (!stop_requested) {
 		if ((rc = isp_run(c, 200)) != ISP_OK) {
-			isp_free(c);
+			client_done(c);
 			die(EXIT_SERVER, "session ended: %s", isp_strerror(rc));
 		}
 	}
-	isp_free(c);
+	client_done(c);
 	return 0;
 }
 
@@ -697,7 +710,7 @@ cmd_publish(int argc, char **argv)
 		publish_report(&p);
 	}
 	free(p.pend);
-	isp_free(p.c);
+	client_done(p.c);
 	return p.bad > 0 ? EXIT_SERVER : 0;
 }
 
@@ -844,7 +857,7 @@ snap_fetch(struct snap *s, const char *table, const char *prefix)
 	if (errs.count > 0)
 		die(EXIT_SERVER, "%s: %s (%s)", table, errs.reason,
 		    isp_strerror(errs.code));
-	isp_free(c);
+	client_done(c);
 	snap_settle(s);
 }
 
@@ -1121,7 +1134,7 @@ cmd_watch(int argc, char **argv)
 			    errs.reason, isp_strerror(errs.code));
 	}
 	isp_mirror_free(m);
-	isp_free(c);
+	client_done(c);
 	return 0;
 }
 
@@ -1284,7 +1297,7 @@ cmd_tables(int argc, char **argv)
 	c = connect_or_die();
 	if (isp_query_tables(c, rows_cb, &rs, QUERY_TIMEOUT_MS) != ISP_OK)
 		die(EXIT_SERVER, "tables: %s", isp_errmsg(c));
-	isp_free(c);
+	client_done(c);
 	rows_print(&rs, cols, heads, keys, 4);
 	rows_free(&rs);
 	return 0;
@@ -1301,7 +1314,7 @@ cmd_stats(int argc, char **argv)
 	c = connect_or_die();
 	if (isp_query_stats(c, rows_cb, &rs, QUERY_TIMEOUT_MS) != ISP_OK)
 		die(EXIT_SERVER, "stats: %s", isp_errmsg(c));
-	isp_free(c);
+	client_done(c);
 	if (rs.n == 0)
 		die(EXIT_SERVER, "stats: ispd sent no counters");
 	for (i = 0; i < rs.r[0].n; i++)

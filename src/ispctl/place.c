@@ -72,7 +72,7 @@ cmd_place(int argc, char **argv)
 
 	if ((server = getenv("ISPD_SERVER")) == NULL || *server == '\0')
 		server = ISP_DEFAULT_SERVER;
-	optind = 1;
+	optind = 0;	/* glibc: start over, permuting: options anywhere */
 	while ((ch = getopt_long(argc, argv, "js:", opts, NULL)) != -1) {
 		if (ch == 'j')
 			json = 1;

@@ -448,6 +448,14 @@ else
 	else
 		not_ok "ispctl place" "$p1" "$p2"
 	fi
+	# --json before or after the arguments: the same record.
+	j1=$("$ISPCTL" place --json registrar "sip:alice@$D" 2>&1)
+	j2=$("$ISPCTL" place registrar "sip:alice@$D" --json 2>&1)
+	if [[ "$j1" == '{"instance":"'"${p1%% *}"'","account":"sip:alice@'"$D"'","fields":{"role":"registrar","uri":"'* ]] && [ "$j1" = "$j2" ]; then
+		ok "ispctl place --json, before or after ROLE ACCOUNT, prints the instance's record"
+	else
+		not_ok "ispctl place --json in either place" "$j1" "$j2"
+	fi
 fi
 
 # --- placement passes over a draining instance (an Asterisk told
