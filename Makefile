@@ -127,6 +127,7 @@ deps:
 # "N passed, N failed" for each and the sum last.
 check: deps
 	@scripts/asterisk.sh --if-sources
+	@scripts/kamailio.sh --if-sources >/dev/null
 	@$(MAKE) --no-print-directory tests
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build/asan tests
 	@$(MAKE) --no-print-directory fuzz-build

@@ -5,7 +5,7 @@
 #	scripts/deps.sh			what `make`, `make check` and
 #					`make demo` need
 #	scripts/deps.sh bench		and the peers of `make bench`
-#	scripts/deps.sh bench-sip	and Kamailio, for `make bench-sip`
+#	scripts/deps.sh bench-sip	the same (Kamailio is in the default set)
 #	scripts/deps.sh asterisk	and what building Asterisk 22 needs
 #					(scripts/asterisk.sh)
 #
@@ -18,14 +18,16 @@ set -e
 # libssl-dev, openssl: TLS and digests, test certificates.
 # libsofia-sip-ua-dev, pkg-config: the SIP stack of isp-registrar and
 # isp-locator. sip-tester (SIPp), baresip-core: the SIP peers of the tests.
+# kamailio: the Kamailio that loads the ispd module in its tests (and
+# kamcmd to ask it).
 pkgs="build-essential libcmocka-dev clang libclang-rt-14-dev valgrind
     libssl-dev openssl libsofia-sip-ua-dev pkg-config sip-tester
-    baresip-core"
+    baresip-core kamailio"
 case "${1:-check}" in
 check)		;;
 bench)		pkgs="$pkgs redis-server libhiredis-dev nats-server libnats-dev
 		    gnuplot-nox" ;;
-bench-sip)	pkgs="$pkgs kamailio" ;;
+bench-sip)	;;
 # Asterisk's own build needs: libedit (its console), jansson, libxml2,
 # sqlite3 (astdb), uuid, OpenSSL; bzip2 and patch unpack and patch its
 # bundled pjproject.
