@@ -19,13 +19,7 @@ BUILD=${1:-build}
 . "$(dirname "$0")/../asterisk/lib.sh"
 
 HARNESS=${ISP_AST_HARNESS:-0}
-skip_all() {
-	echo "1..1"
-	if [ "${ISP_REQUIRE_ASTERISK:-0}" = 1 ]; then echo "not ok 1 - asterisk: $1"; exit 1; fi
-	echo "ok 1 - asterisk # SKIP $1"
-	echo "*** test_asterisk SKIPPED: $1 ***" >&2
-	exit 0
-}
+skip_all() { skip_whole asterisk ISP_REQUIRE_ASTERISK "$1"; }
 [ -x "$ASTERISK" ] || skip_all "$ASTERISK is not installed (scripts/asterisk.sh)"
 [ "$HARNESS" = 1 ] || [ -f "$ISP_MODULE" ] || skip_all "$ISP_MODULE is not built (make asterisk-module)"
 [ "$HARNESS" = 1 ] || [ -f "$WIZ_MODULE" ] || skip_all "$WIZ_MODULE is not built (make asterisk-module)"

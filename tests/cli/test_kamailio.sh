@@ -21,13 +21,7 @@ CFG=$ROOT/examples/kamailio/kamailio.cfg
 CALL=$ROOT/tests/kamailio/call.xml
 PHONES=${ISP_KAM_PHONES:-10000}
 
-skip_all() {
-	echo "1..1"
-	if [ "${ISP_REQUIRE_KAMAILIO:-0}" = 1 ]; then echo "not ok 1 - kamailio: $1"; exit 1; fi
-	echo "ok 1 - kamailio # SKIP $1"
-	echo "*** test_kamailio SKIPPED: $1 ***" >&2
-	exit 0
-}
+skip_all() { skip_whole kamailio ISP_REQUIRE_KAMAILIO "$1"; }
 # The sanitizer build makes no module: Debian's Kamailio loads no ASan
 # code. The plain build's run is the test.
 case $BUILD in */asan) echo "1..1"; echo "ok 1 - kamailio # SKIP not in the sanitizer build"; exit 0 ;; esac
