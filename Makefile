@@ -143,16 +143,22 @@ golden: all
 	@ISP_GOLDEN_UPDATE=1 bash tests/cli/test_ispctl.sh $(BUILD) >/dev/null || true
 	@git --no-pager diff --stat -- tests/cli/golden 2>/dev/null || true
 
-# Last, the Asterisk pool (scripts/demo-asterisk.sh), when Asterisk is
-# installed or its sources are there to build it (once per machine).
+# Last, the Asterisk pool (scripts/demo-asterisk.sh), and the whole pool
+# behind a Kamailio BGW (scripts/demo-pool.sh), when Asterisk is
+# installed or its sources are there to build it (once per machine), and
+# the Kamailio sources are there.
 demo: deps all
 	@scripts/demo.sh $(BUILD)
 	@scripts/demo-sip.sh $(BUILD)
 	@scripts/asterisk.sh --if-sources
 	@if scripts/asterisk.sh --check; then \
 	    $(MAKE) --no-print-directory asterisk-module && \
-	    scripts/demo-asterisk.sh $(BUILD); \
-	else echo "demo: no Asterisk 22: the pool demo is skipped"; fi
+	    scripts/demo-asterisk.sh $(BUILD) && \
+	    if src=$$(scripts/kamailio.sh --if-sources) && [ -n "$$src" ]; then \
+		$(MAKE) --no-print-directory kamailio-module && \
+		scripts/demo-pool.sh $(BUILD); \
+	    else echo "demo: no Kamailio sources: the BGW demo is skipped"; fi; \
+	else echo "demo: no Asterisk 22: the pool demos are skipped"; fi
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \

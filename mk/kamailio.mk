@@ -6,6 +6,8 @@
 #				(or KAMAILIO_SRC=/path/to/kamailio-5.6.x)
 #	make install-kamailio-module
 #				into Kamailio's module directory
+#	make demo-pool		the whole pool: a phone, two Kamailio BGW
+#				nodes, two Asterisks (scripts/demo-pool.sh)
 #
 # The module is loaded by Debian 12's own kamailio package: it is
 # compiled with the definitions of that build (scripts/kamailio.sh writes
@@ -26,7 +28,7 @@ KAM_CFLAGS	 = -std=gnu11 -D_GNU_SOURCE -fPIC -pthread $(WARN) \
 		   -isystem $(KAMAILIO_SRC)/src -Iinclude -Isrc/common \
 		   -Isrc/kamailio
 
-.PHONY: kamailio-module install-kamailio-module
+.PHONY: kamailio-module install-kamailio-module demo-pool
 
 # Built with the suite when the sources are prepared (make check runs
 # scripts/kamailio.sh first); not in the sanitizer build: Debian's
@@ -50,6 +52,11 @@ $(KAM_MODULE): $(KAM_OBJ) $(BUILD)/libisp.a src/kamailio/ispd.map
 kamailio-module:
 	@src=$$(scripts/kamailio.sh) && \
 	    $(MAKE) --no-print-directory KAMAILIO_SRC=$$src $(KAM_MODULE)
+
+# Builds Asterisk first when it is not there (once per machine).
+demo-pool: deps all
+	@$(MAKE) --no-print-directory asterisk kamailio-module
+	@scripts/demo-pool.sh $(BUILD)
 
 install-kamailio-module: kamailio-module
 	install -d $(DESTDIR)$(KAMAILIO_MODDIR)

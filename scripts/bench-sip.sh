@@ -38,6 +38,8 @@ wait_for() {
 	for i in $(seq 1 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
 	return 1
 }
+# at_least N CMD...: CMD prints N or more, run at each try of wait_for.
+at_least() { local v; v=$("${@:2}"); [ "${v:-0}" -ge "$1" ] 2>/dev/null; }
 for p in sipp kamailio kamcmd "$BUILD/isp-registrar" "$BUILD/isp-sip-watch"; do
 	command -v "$p" >/dev/null || fail "$p is missing (scripts/deps.sh bench-sip; make)"
 done
@@ -182,7 +184,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	n0=$(contacts kB)
 	load kA-rate-$r $((base + 1)) "r${r}x" "$N" "$RATE"
 	kA_rates+=("$(rate kA-rate-$r)")
-	wait_for test "$(contacts kB)" -ge $((n0 + N)) ||
+	wait_for at_least $((n0 + N)) contacts kB ||
 	    echo "bench-sip: node B holds $(contacts kB) of $((n0 + N))" >&2
 	kA_cpus+=("$(per1k "$c0" "$(cpu $(kpids kA) $(kpids kB))" "$N")")
 done
@@ -199,7 +201,7 @@ b0=$(contacts kB)
 (while :; do echo "$EPOCHREALTIME $(contacts kB)"; done) >"$tmp/kB.poll" 2>/dev/null &
 pid[poll]=$!
 load kA-lat $((base + 1)) l "$LN" 1000
-wait_for test "$(contacts kB)" -ge $((b0 + LN))
+wait_for at_least $((b0 + LN)) contacts kB
 sleep 0.2
 kill "${pid[poll]}"; wait "${pid[poll]}" 2>/dev/null; unset "pid[poll]"
 sort -k2,2n "$tmp/kA-lat.ok" | awk -v b0="$b0" '

@@ -54,7 +54,7 @@ for n in ast-a ast-b; do
 	[ $n = ast-a ] && p=$PA || p=$PB
 	start_asterisk $n "$p" "server = 127.0.0.1:$port_r1" "name = $n" "uri = sip:127.0.0.1:$p" ||
 	    fail "$n did not boot: $(tail -n 5 "$tmp/$n.out")"
-	WAIT_S=10 wait_for test "$(ami_field $n ISPStatus Ready)" = 1 ||
+	WAIT_S=10 wait_for prints 1 ami_field $n ISPStatus Ready ||
 	    fail "res_pjsip_isp is not up on $n: $(ami $n ISPStatus | tr '\n' ' ')"
 done
 echo "  ispd on 127.0.0.1:$port_r1, isp-registrar on 127.0.0.1:$port_reg (UDP)"

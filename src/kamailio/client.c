@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "core/dprint.h"
+#include "core/parser/parse_uri.h"
 #include "core/qvalue.h"
 
 #include "hash.h"
@@ -482,6 +483,29 @@ copy_field(char *dst, size_t size, const struct isp_record *r,
 	snprintf(dst, size, "%.*s", s.len, s.s);
 }
 
+/* The host and port of an instance's uri (5060 when it names none). */
+static void
+uri_host_port(struct ispk_instance *i)
+{
+	struct sip_uri	 u;
+	int		 n;
+
+	i->host[0] = '\0';
+	i->port = 0;
+	if (parse_uri(i->uri, (int)strlen(i->uri), &u) != 0)
+		return;
+	n = u.host.len;
+	if (n >= 2 && u.host.s[0] == '[') {
+		u.host.s++;
+		n -= 2;
+	}
+	if (n <= 0 || (size_t)n >= sizeof(i->host))
+		return;
+	memcpy(i->host, u.host.s, (size_t)n);
+	i->host[n] = '\0';
+	i->port = u.port_no != 0 ? u.port_no : 5060;
+}
+
 static int
 inst_visit(const struct isp_record *r, void *arg)
 {
@@ -498,6 +522,7 @@ inst_visit(const struct isp_record *r, void *arg)
 	i->id[r->key_len] = '\0';
 	copy_field(i->role, sizeof(i->role), r, "role");
 	copy_field(i->uri, sizeof(i->uri), r, "uri");
+	uri_host_port(i);
 	copy_field(st, sizeof(st), r, "status");
 	i->draining = strcmp(st, "draining") == 0;
 	return 0;

@@ -53,6 +53,8 @@ struct ispk_instance {
 	char		 id[ISPK_ID_MAX];
 	char		 role[ISPK_ROLE_MAX];
 	char		 uri[ISPK_URI_MAX];
+	char		 host[64];	/* of uri, for isp_from() */
+	unsigned	 port;
 	int		 draining;
 };
 

@@ -15,6 +15,7 @@
 
 #include "core/cfg/cfg_struct.h"
 #include "core/dprint.h"
+#include "core/ip_addr.h"
 #include "core/mem/mem.h"
 #include "core/mem/shm_mem.h"
 #include "core/mod_fix.h"
@@ -44,12 +45,15 @@ static int	 mod_init(void);
 static int	 child_init(int);
 static void	 mod_destroy(void);
 static int	 w_isp_route(struct sip_msg *, char *, char *);
+static int	 w_isp_from(struct sip_msg *, char *, char *);
 static int	 set_server(modparam_t, void *);
 
 static cmd_export_t cmds[] = {
 	{ "isp_route", (cmd_function)w_isp_route, 2, fixup_spve_spve,
 	    fixup_free_spve_spve, REQUEST_ROUTE | FAILURE_ROUTE |
 	    BRANCH_ROUTE },
+	{ "isp_from", (cmd_function)w_isp_from, 1, fixup_spve_null,
+	    fixup_free_spve_null, ANY_ROUTE },
 	{ 0, 0, 0, 0, 0, 0 }
 };
 
@@ -306,6 +310,36 @@ w_isp_route(struct sip_msg *msg, char *p1, char *p2)
 		return -1;
 	}
 	return 1;
+}
+
+/*
+ * isp_from(role): 1 when the request came from a live instance of the
+ * role (its source address is the host and port of the instance's uri),
+ * else -1. A BGW tells the pool's requests from the phones' with it.
+ */
+static int
+w_isp_from(struct sip_msg *msg, char *p1, char *p2)
+{
+	str	 role;
+	char	*src;
+	int	 i, found = 0;
+
+	if (get_str_fparam(&role, msg, (fparam_t *)p1) != 0) {
+		LM_ERR("isp_from: cannot read its parameter\n");
+		return -1;
+	}
+	src = ip_addr2a(&msg->rcv.src_ip);
+	lock_get(&ispk_shm->lock);
+	for (i = 0; i < ispk_shm->ninstances && !found; i++) {
+		struct ispk_instance	*in = &ispk_shm->instances[i];
+
+		found = (int)strlen(in->role) == role.len &&
+		    memcmp(in->role, role.s, (size_t)role.len) == 0 &&
+		    in->port == msg->rcv.src_port &&
+		    strcmp(in->host, src) == 0;
+	}
+	lock_release(&ispk_shm->lock);
+	return found ? 1 : -1;
 }
 
 static void

@@ -69,6 +69,11 @@ wait_for() {
 	for i in $(seq 1 $((${WAIT_S:-10} * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
 	return 1
 }
+# prints VALUE CMD...: CMD prints VALUE; at_least N CMD...: N or more. For
+# wait_for, which runs them at each try (wait_for test "$(CMD)" = V would
+# test the one value CMD printed before the wait).
+prints() { [ "$("${@:2}")" = "$1" ]; }
+at_least() { local v; v=$("${@:2}"); [ "${v:-0}" -ge "$1" ] 2>/dev/null; }
 
 # A free port, TCP and UDP both, never handed out before by this test:
 # random in 20000-59999 and absent from ss's listening and bound sockets.

@@ -96,10 +96,12 @@ if ami_barrier ast-a && [ "$(ami_devstate_events ast-a PJSIP/2003)" -ge 3 ] &&
 else
 	not_ok "0: AMI event log" "$(ami_devstate_events ast-a PJSIP/2003) events for PJSIP/2003"
 fi
+# mwi_notifies PHONE: the NOTIFYs it received that say 3 new, 1 old.
+mwi_notifies() { phone_msgs "$1" received 'Voice-Message: 3\/1' | grep -c NOTIFY; }
 if [ "$HARNESS" = 1 ]; then
 	PHONE_S=60 phone_start p0m 2005 "127.0.0.1:$PA" 127.0.0.1
 	if mwi_set ast-a 3 1 && wait_for phone_got p0m "^NOTIFY sip:2005@.* $(via ast-a)" &&
-	    wait_for test "$(phone_msgs p0m received 'Voice-Message: 3\/1' | grep -c NOTIFY)" -ge 1; then
+	    wait_for at_least 1 mwi_notifies p0m; then
 		ok "0: a mailbox change of 2005@default reaches the phone as an unsolicited NOTIFY (3/1)"
 	else
 		not_ok "0: MWI" "$(phone_msgs p0m received)"
@@ -229,7 +231,7 @@ else
 	not_ok "3: call after the migration" "$(phone_msgs p3 sent | grep REGISTER)" "$(phone_msgs p3 received)"
 fi
 ast_rx "$X" "isp undrain" >/dev/null 2>&1
-if wait_for inst_is "$X" up && wait_for test "$(place "$Y" 2001)" = "$X"; then
+if wait_for inst_is "$X" up && wait_for prints "$X" place "$Y" 2001; then
 	ok "3: isp undrain: $X is up again and serves 2001 again"
 else
 	not_ok "3: undrain" "$(inst "$X")"
@@ -358,7 +360,7 @@ SV=$(place ast-a 2005)
 NS=$(other "$SV")
 for a in ast-a ast-b; do mwi_set $a 3 1 || echo "# MWI update on $a failed"; done
 mwi_from() { phone_msgs p6 received 'Voice-Message: 3\/1' | grep -c "^NOTIFY .* $(via "$1")"; }
-if [ "$(serves "$SV" 2005)" = 1 ] && wait_for test "$(mwi_from "$SV")" -ge 1 && sleep 2 &&
+if [ "$(serves "$SV" 2005)" = 1 ] && wait_for at_least 1 mwi_from "$SV" && sleep 2 &&
     [ "$(phone_count p6 received "^NOTIFY .* $(via "$NS")")" -eq 0 ]; then
 	ok "6: mailbox 2005@default changed on both: the NOTIFY (3/1) reaches the phone from $SV, which serves 2005, none ever from $NS"
 else

@@ -30,38 +30,8 @@ command -v kamailio >/dev/null || skip_all "kamailio is not installed (scripts/d
 for p in "$ISPD" "$ISPCTL"; do [ -x "$p" ] || bail "$p is not built"; done
 command -v sipp >/dev/null && command -v kamcmd >/dev/null || bail "sipp and kamcmd are needed (scripts/deps.sh)"
 
-declare -A kport=()
-# kam_start NAME [-A DEFINE...]: a node on its own UDP port, the example
-# configuration with this stage's addresses; waits for its ispd session.
-kam_start() {
-	local name=$1 port
-	shift
-	port=${kport[$name]:-$(free_port)}
-	kport[$name]=$port
-	kamailio -f "$CFG" -DD -E -Y "$tmp" -P "$tmp/$name.pid" -m 64 -M 8 \
-	    -A "LISTEN=udp:127.0.0.1:$port" -A "NODE=\"$name\"" \
-	    -A "ISPD_1=\"127.0.0.1:$port_r1\"" -A "CTL=\"unix:$tmp/$name.ctl\"" \
-	    -A "ISPD_MODULE=\"$KMOD\"" "$@" >>"$tmp/$name.log" 2>&1 &
-	pid[$name]=$!
-	wait_for kam_up "$name"
-}
-kam_rpc() { kamcmd -s "unix:$tmp/$1.ctl" "${@:2}" 2>/dev/null; }
-kam_stat() { kam_rpc "$1" ispd.status | awk -v k="$2:" '$1 == k { print $2 }'; }
-kam_up() { [ "$(kam_stat "$1" up)" = 1 ]; }
-# contacts NAME AOR: the contacts node NAME's usrloc holds for AOR.
-contacts() { kam_rpc "$1" ul.lookup location "$2" | grep -c 'Address:'; }
-# has N CMD...: CMD prints N (for wait_for: evaluated at each try).
-has() { [ "$("${@:2}")" = "$1" ]; }
-# at_least N CMD...: CMD prints N or more.
-at_least() { local v; v=$("${@:2}"); [ "${v:-0}" -ge "$1" ] 2>/dev/null; }
-instances() { kam_rpc "$1" ispd.instances | grep -c 'role: asterisk'; }
-# caller NAME NODE USER FROM: one call to USER@example.com from FROM
-# through NODE; succeeds on a 200.
-caller() {
-	(cd "$tmp" && timeout 30 sipp -sf "$CALL" -key user "$3" -key from "$4" -key domain "$D" \
-	    -m 1 -timeout 20s -nostdin -i 127.0.0.1 -p "$(free_port)" -mp "$(free_port)" \
-	    -trace_err -error_file "$tmp/$1.err" "127.0.0.1:${kport[$2]}" </dev/null >"$tmp/$1.out" 2>&1)
-}
+. "$ROOT/tests/kamailio/lib.sh"
+
 records() { "$ISPCTL" -s "127.0.0.1:$port_r1" dump $T --json 2>/dev/null; }
 
 start_ispd r1
@@ -84,7 +54,7 @@ if [ "$names" = "$want_names" ] &&
 else
 	not_ok "1: the published record" "$rec" "fields: $names"
 fi
-if wait_for has 1 contacts bgw-b "alice@$D" && [ "$(records | grep -c '"key"')" = 1 ] &&
+if wait_for prints 1 contacts bgw-b "alice@$D" && [ "$(records | grep -c '"key"')" = 1 ] &&
     [ "$(kam_stat bgw-b remote)" = 1 ] && [ "$(kam_stat bgw-b published)" = 0 ]; then
 	ok "1: bgw-b's usrloc holds alice's contact (lookup finds it), and bgw-b publishes nothing of it again"
 else
@@ -108,9 +78,9 @@ reg() {
 owner_of() { records | grep -F "\"key\":\"sip:$1@$D|" | sed -n 's/.*"owner":"\([^"]*\)".*/\1/p'; }
 bp=$(free_port)
 reg bob-a bgw-a bob "$bp" 1
-wait_for has 1 contacts bgw-b "bob@$D"
+wait_for prints 1 contacts bgw-b "bob@$D"
 reg bob-b bgw-b bob "$bp" 2
-if wait_for has bgw-b owner_of bob && wait_for has 1 contacts bgw-a "bob@$D" &&
+if wait_for prints bgw-b owner_of bob && wait_for prints 1 contacts bgw-a "bob@$D" &&
     [ "$(contacts bgw-b "bob@$D")" = 1 ]; then
 	ok "2: bob registered at bgw-a, then at bgw-b: the binding is bgw-b's, and each node holds one contact of it"
 else
@@ -118,7 +88,7 @@ else
 fi
 { kill -KILL "${pid[bgw-a]}"; wait "${pid[bgw-a]}"; } 2>/dev/null
 t0=$(date +%s%N)
-if wait_for has 0 contacts bgw-b "alice@$D" && [ -z "$(owner_of alice)" ]; then
+if wait_for prints 0 contacts bgw-b "alice@$D" && [ -z "$(owner_of alice)" ]; then
 	ok "2: bgw-a killed: alice's contact is gone from bgw-b after $((($(date +%s%N) - t0) / 1000000)) ms (not at expiry), and from ispd"
 else
 	not_ok "2: bgw-a killed" "$(kam_rpc bgw-b ul.dump)" "$(records)"
@@ -137,7 +107,7 @@ else
 fi
 # A back: it gets bgw-b's binding from ispd.
 kam_start bgw-a
-if wait_for has 1 contacts bgw-a "alice@$D"; then
+if wait_for prints 1 contacts bgw-a "alice@$D"; then
 	ok "2: bgw-a restarted: alice's contact (bgw-b's) is in its usrloc again"
 else
 	not_ok "2: bgw-a restarted" "contacts: $(contacts bgw-a "alice@$D")" "$(kam_rpc bgw-a ul.lookup location "alice@$D")"
@@ -164,7 +134,7 @@ reg_many round2 2
 # The barrier: one new binding after the refreshes; once bgw-b has it,
 # ispd has handled every refresh before it.
 PHONE_S=20 phone_start p3 marker "127.0.0.1:${kport[bgw-a]}"
-wait_for has 1 contacts bgw-b "marker@$D"
+wait_for prints 1 contacts bgw-b "marker@$D"
 e1=$(kam_stat bgw-b events)
 if [ "$(ok_calls round1)" = "$PHONES" ] && [ "$(ok_calls round2)" = "$PHONES" ] && [ $((e1 - e0)) = 1 ]; then
 	ok "3: $PHONES phones registered at bgw-a and refreshed: bgw-b received nothing for the refreshes (1 event: the marker after them)"
@@ -183,7 +153,7 @@ inst() {
 }
 inst ast-1 up 1
 inst ast-2 up 1
-wait_for has 2 instances bgw-b
+wait_for prints 2 instances bgw-b
 owner=$("$ISPCTL" -s "127.0.0.1:$port_r1" place asterisk 2001 2>/dev/null | cut -d' ' -f1)
 other=ast-1; [ "$owner" = ast-1 ] && other=ast-2
 if [ -n "$owner" ] && caller c2 bgw-b 9999 2001 && phone_got "$owner" '^INVITE sip:9999@' &&
@@ -204,12 +174,46 @@ fi
 # None live: 503.
 stop "inst-$owner-2"
 stop "inst-$other-1"
-wait_for has 0 instances bgw-b
+wait_for prints 0 instances bgw-b
 caller c4 bgw-b 9997 2001
 if grep -q '503 No Asterisk serves' "$tmp/c4.err" 2>/dev/null || grep -q 'Unexpected.*503' "$tmp/c4.out"; then
 	ok "isp_route: no instance live: 503"
 else
 	not_ok "isp_route with no instance" "$(tail -n 8 "$tmp/c4.out")"
+fi
+
+# --- 4. the pool: phone, BGW, Asterisk with res_pjsip_isp ----------------
+# Needs Asterisk and the module (test_asterisk's stage); without them
+# this part is skipped, unless ISP_REQUIRE_ASTERISK=1.
+if [ -x "$ASTERISK" ] && [ -f "$ISP_MODULE" ] && [ -f "$WIZ_MODULE" ]; then
+	for a in ast-x ast-y; do
+		p=$(free_port)
+		start_asterisk "$a" "$p" "server = 127.0.0.1:$port_r1" "name = $a" "uri = sip:127.0.0.1:$p" ||
+		    bail "Asterisk $a did not boot: $(tail -n 5 "$tmp/$a.out")"
+	done
+	PHONE_S=60 phone_start ph2002 2002 "127.0.0.1:${kport[bgw-a]}"
+	reached() { [ "$(ami_field "$1" ISPStatus Contacts)" -ge 1 ] 2>/dev/null && devstate_is "$1" 2002 NOT_INUSE; }
+	X=$("$ISPCTL" -s "127.0.0.1:$port_r1" place asterisk 2001 2>/dev/null | cut -d' ' -f1)
+	Y=ast-y; [ "$X" = ast-y ] && Y=ast-x
+	if wait_for reached ast-x && wait_for reached ast-y && wait_for prints 2 instances bgw-b &&
+	    caller c5 bgw-b 2002 2001 && [ "$(invites_via ph2002 "${sip_port[$X]}")" = 1 ] &&
+	    [ "$(invites_via ph2002 "${sip_port[$Y]}")" = 0 ]; then
+		ok "4: 2002 registered at bgw-a is a contact on both Asterisks; 2001 calls it through bgw-b, which places the call on $X (as placement names), and $X reaches 2002 through bgw-a (the Path)"
+	else
+		not_ok "4: a call through the pool" "X=$X" "$(tail -n 5 "$tmp/c5.out")" "$(kam_rpc bgw-b ispd.instances)" "via $X: $(invites_via ph2002 "${sip_port[$X]}"), via $Y: $(invites_via ph2002 "${sip_port[$Y]}")"
+	fi
+	ast_rx "$X" "isp drain" >/dev/null 2>&1
+	drained() { kam_rpc bgw-b ispd.instances | grep -A 3 "id: $X" | grep -q 'status: draining'; }
+	if wait_for drained && caller c6 bgw-b 2002 2001 && [ "$(invites_via ph2002 "${sip_port[$Y]}")" = 1 ] &&
+	    [ "$(phone_count ph2002 sent '^REGISTER')" = 1 ]; then
+		ok "4: $X drained: the next call from 2001 lands on $Y, which reaches 2002; the phone sent no REGISTER in between"
+	else
+		not_ok "4: after the drain" "$(tail -n 5 "$tmp/c6.out")" "via $Y: $(invites_via ph2002 "${sip_port[$Y]}")" "REGISTERs sent: $(phone_count ph2002 sent '^REGISTER')"
+	fi
+elif [ "${ISP_REQUIRE_ASTERISK:-0}" = 1 ]; then
+	not_ok "4: the pool" "Asterisk or the module is not built ($ASTERISK, $ISP_MODULE)"
+else
+	skip "4: the pool" "no Asterisk with res_pjsip_isp (scripts/asterisk.sh, make asterisk-module)"
 fi
 
 # --- bad module parameters ----------------------------------------------

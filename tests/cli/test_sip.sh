@@ -48,6 +48,8 @@ wait_for() {
 	for i in $(seq 1 $((${WAIT_S:-10} * 20))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
 	return 1
 }
+# prints VALUE CMD...: CMD prints VALUE, run at each try of wait_for.
+prints() { [ "$("${@:2}")" = "$1" ]; }
 
 # start NAME CMD...: starts a daemon whose port file is $tmp/NAME.port.
 start() {
@@ -173,7 +175,7 @@ else
 	not_ok "a pure refresh is silent" "events before $before, after $(events "$A")" "$(answer refresh)"
 fi
 if reg refresh-q $port_r1 reg_200.xml alice '<sip:alice@10.0.0.1:5060>;q=0.9' 60 cid-alice 3 &&
-    wait_for test "$(events "$A")" -eq $((before + 1)) && [ "$(field "$A" q)" = 0.9 ] && [ "$(field "$A" cseq)" = 3 ]; then
+    wait_for prints $((before + 1)) events "$A" && [ "$(field "$A" q)" = 0.9 ] && [ "$(field "$A" cseq)" = 3 ]; then
 	ok "a refresh that changes a field (q) is one replace event"
 else
 	not_ok "a changing refresh is an event" "events $(events "$A"), q $(field "$A" q)"
@@ -264,7 +266,7 @@ E="sip:erin@$D|$IN"
 if reg erin1 $port_r1 reg_200.xml erin "<sip:erin@10.0.0.7>;+sip.instance=\"$IN\"" 300 cid-erin-1 1 &&
     wait_for present "$E" && [ "$(field "$E" instance)" = "$IN" ] &&
     reg erin2 $port_r1 reg_200.xml erin "<sip:erin@10.0.0.8>;+sip.instance=\"$IN\"" 300 cid-erin-2 1 &&
-    wait_for test "$(field "$E" contact)" = "sip:erin@10.0.0.8" &&
+    wait_for prints "sip:erin@10.0.0.8" field "$E" contact &&
     [ "$(count_prefix "sip:erin@$D|")" -eq 1 ] && [ "$(field "$E" call_id)" = cid-erin-2 ]; then
 	ok "+sip.instance identifies the binding: a new contact and Call-ID replace it (RFC 5626)"
 else
@@ -465,7 +467,8 @@ for i in 1 2 3; do
 	    uri=sip:127.0.0.1:500$i status=up 2>/dev/null &
 	pid[pool$i]=$!
 done
-wait_for test "$("$ISPCTL" dump INSTANCES --json 2>/dev/null | grep -c '"role":"pool"')" = 3
+pools() { "$ISPCTL" dump INSTANCES --json 2>/dev/null | grep -c '"role":"pool"'; }
+wait_for prints 3 pools
 owner=$("$ISPCTL" place pool sip:2001@$D 2>/dev/null | cut -d' ' -f1)
 n=${owner#pool-}
 "$ISPCTL" --name "pool-$n-drained" announce INSTANCES "$owner" role=pool \
