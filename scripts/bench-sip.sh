@@ -2,9 +2,11 @@
 # make bench-sip: REGISTERs per second through isp-registrar driven by
 # SIPp, and the time from the 200 OK to the binding being visible in a
 # remote mirror, side by side with Kamailio 5.6 (Debian) as a registrar
-# with usrloc in memory, and with two Kamailio nodes replicating with
-# dmq_usrloc. Everything on loopback in this one run; every process it
-# starts is stopped at the end.
+# with usrloc in memory, with two Kamailio nodes replicating with
+# dmq_usrloc, and with two Kamailio nodes sharing usrloc through ispd
+# (the ispd module, build/kamailio/ispd.so, when it is built). Everything
+# on loopback in this one run; every process it starts is stopped at the
+# end.
 #
 # Usage: scripts/bench-sip.sh BUILD_DIR
 # BENCH_SIP_N (20000) REGISTERs for the rate, sent as fast as SIPp can
@@ -20,6 +22,8 @@ LN=${BENCH_SIP_LAT_N:-10000}
 RATE=${BENCH_SIP_RATE:-30000}
 ROUNDS=${BENCH_SIP_ROUNDS:-3}
 KMOD=/usr/lib/x86_64-linux-gnu/kamailio/modules/
+ISPMOD=$BUILD/kamailio/ispd.so
+case $ISPMOD in /*) ;; *) ISPMOD=$(pwd)/$ISPMOD ;; esac
 
 tmp=$(mktemp -d /tmp/isp-bench-sip.XXXXXX)
 declare -A pid=()
@@ -106,11 +110,14 @@ wait_for test -s "$tmp/reg.port" || fail "isp-registrar did not start"
 rport=$(cat "$tmp/reg.port")
 
 # --- Kamailio ----------------------------------------------------------
-# kam NAME SIP-PORT [DMQ-PORT PEER-DMQ-PORT]: a registrar, usrloc in
-# memory (db_mode 0), two worker processes (one per core), 1 GiB of
-# shared memory (256 MiB runs out in the dmq pair after ~60,000 AORs).
+# kam NAME SIP-PORT [DMQ-PORT PEER-DMQ-PORT | isp]: a registrar, usrloc
+# in memory (db_mode 0), two worker processes (one per core), 1 GiB of
+# shared memory (256 MiB runs out in the dmq pair after ~60,000 AORs);
+# with dmq_usrloc, or with the ispd module ("isp": its session to this
+# run's ispd, the node named NAME).
 kam() {
-	local name=$1 sp=$2 dp=${3:-} op=${4:-}
+	local name=$1 sp=$2 dp=${3:-} op=${4:-} isp=
+	[ "$dp" = isp ] && { isp=1; dp=; }
 	{
 		echo '#!KAMAILIO'
 		echo 'debug=1'
@@ -122,7 +129,15 @@ kam() {
 		echo "mpath=\"$KMOD\""
 		for m in tm sl pv maxfwd textops usrloc registrar ctl kex; do echo "loadmodule \"$m.so\""; done
 		[ -n "$dp" ] && echo 'loadmodule "dmq.so"' && echo 'loadmodule "dmq_usrloc.so"'
+		[ -n "$isp" ] && echo "loadmodule \"$ISPMOD\""
 		echo 'modparam("usrloc", "db_mode", 0)'
+		if [ -n "$isp" ]; then
+			echo "modparam(\"ispd\", \"server\", \"$ISPD_SERVER\")"
+			echo "modparam(\"ispd\", \"name\", \"$name\")"
+			echo 'modparam("ispd", "aor_domain", "bench.example.com")'
+			# Its own table: the registrar's bindings are not theirs.
+			echo 'modparam("ispd", "table", "SIP_REGISTRATION_KAM")'
+		fi
 		echo "modparam(\"ctl\", \"binrpc\", \"unix:$tmp/$name.sock\")"
 		if [ -n "$dp" ]; then
 			echo "modparam(\"dmq\", \"server_address\", \"sip:127.0.0.1:$dp\")"
@@ -163,13 +178,21 @@ read -r isp_p50 isp_p99 < <(pct "$tmp/isp-lat.ms")
 kam k1 $base
 kam kA $((base + 1)) $((base + 11)) $((base + 12))
 kam kB $((base + 2)) $((base + 12)) $((base + 11))
-sleep 1	# the pair finds each other
+ipair=0
+if [ -f "$ISPMOD" ]; then
+	ipair=1
+	kam iA $((base + 3)) isp
+	kam iB $((base + 4)) isp
+else
+	echo "bench-sip: $ISPMOD is not built (make kamailio-module): no row for the ispd pair" >&2
+fi
+sleep 1	# the pairs find each other
 
 # The rate, in ROUNDS rounds, the three systems in turn in each, so a
 # disturbance on this machine hits all of them alike; the median counts.
 # median VALUES...: the middle one.
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-isp_rates=() isp_cpus=() k1_rates=() k1_cpus=() kA_rates=() kA_cpus=() rtx=()
+isp_rates=() isp_cpus=() k1_rates=() k1_cpus=() kA_rates=() kA_cpus=() iA_rates=() iA_cpus=()
 for r in $(seq 1 "$ROUNDS"); do
 	echo "round $r of $ROUNDS: $N REGISTERs as fast as SIPp sends them, to each system..."
 	c0=$(cpu "${pid[reg]}" "${pid[ispd]}")
@@ -187,24 +210,37 @@ for r in $(seq 1 "$ROUNDS"); do
 	wait_for at_least $((n0 + N)) contacts kB ||
 	    echo "bench-sip: node B holds $(contacts kB) of $((n0 + N))" >&2
 	kA_cpus+=("$(per1k "$c0" "$(cpu $(kpids kA) $(kpids kB))" "$N")")
+	[ $ipair = 1 ] || continue
+	c0=$(cpu $(kpids iA) $(kpids iB) "${pid[ispd]}")
+	n0=$(contacts iB)
+	load iA-rate-$r $((base + 3)) "r${r}x" "$N" "$RATE"
+	iA_rates+=("$(rate iA-rate-$r)")
+	wait_for at_least $((n0 + N)) contacts iB ||
+	    echo "bench-sip: node B of the ispd pair holds $(contacts iB) of $((n0 + N))" >&2
+	iA_cpus+=("$(per1k "$c0" "$(cpu $(kpids iA) $(kpids iB) "${pid[ispd]}")" "$N")")
 done
 isp_rate=$(median "${isp_rates[@]}") isp_cpu=$(median "${isp_cpus[@]}")
 k1_rate=$(median "${k1_rates[@]}") k1_cpu=$(median "${k1_cpus[@]}")
 kA_rate=$(median "${kA_rates[@]}") kA_cpu=$(median "${kA_cpus[@]}")
+if [ $ipair = 1 ]; then
+	iA_rate=$(median "${iA_rates[@]}") iA_cpu=$(median "${iA_cpus[@]}")
+fi
 kstop k1
 
-echo "kamailio pair: $LN REGISTERs at 1,000/s to node A, node B polled..."
-b0=$(contacts kB)
-# Node B has no hook for replicated contacts, so its contact count is
-# polled over RPC (about every 3 ms); the k-th 200 OK at A is visible at
-# B when B's count first reaches b0 + k.
-(while :; do echo "$EPOCHREALTIME $(contacts kB)"; done) >"$tmp/kB.poll" 2>/dev/null &
-pid[poll]=$!
-load kA-lat $((base + 1)) l "$LN" 1000
-wait_for at_least $((b0 + LN)) contacts kB
-sleep 0.2
-kill "${pid[poll]}"; wait "${pid[poll]}" 2>/dev/null; unset "pid[poll]"
-sort -k2,2n "$tmp/kA-lat.ok" | awk -v b0="$b0" '
+# pair_latency A B PORT-OF-A: LN REGISTERs at 1,000/s to node A; node
+# B has no hook for replicated contacts, so its contact count is polled
+# over RPC (about every 3 ms); the k-th 200 OK at A is visible at B when
+# B's count first reaches b0 + k. Prints p50 and p99 (ms).
+pair_latency() {
+	local a=$1 b=$2 port=$3 b0
+	b0=$(contacts "$b")
+	(while :; do echo "$EPOCHREALTIME $(contacts "$b")"; done) >"$tmp/$b.poll" 2>/dev/null &
+	pid[poll]=$!
+	load "$a-lat" "$port" "l$a" "$LN" 1000
+	wait_for at_least $((b0 + LN)) contacts "$b"
+	sleep 0.2
+	kill "${pid[poll]}"; wait "${pid[poll]}" 2>/dev/null; unset "pid[poll]"
+	sort -k2,2n "$tmp/$a-lat.ok" | awk -v b0="$b0" '
     NR == FNR { if ($2 != "") { pt[++np] = $1; pc[np] = $2 - b0 }; next }
     { ok[++n] = $2 }
     END {
@@ -214,10 +250,19 @@ sort -k2,2n "$tmp/kA-lat.ok" | awk -v b0="$b0" '
 		if (j > np) break
 		printf "%.6f\n", pt[j] - ok[k]
 	}
-    }' "$tmp/kB.poll" - >"$tmp/kA-lat.ms"
-read -r kd_p50 kd_p99 < <(pct "$tmp/kA-lat.ms")
+	    }' "$tmp/$b.poll" - >"$tmp/$a-lat.ms"
+	pct "$tmp/$a-lat.ms"
+}
+echo "kamailio pair (dmq_usrloc): $LN REGISTERs at 1,000/s to node A, node B polled..."
+read -r kd_p50 kd_p99 < <(pair_latency kA kB $((base + 1)))
 kstop kA
 kstop kB
+if [ $ipair = 1 ]; then
+	echo "kamailio pair (ispd): $LN REGISTERs at 1,000/s to node A, node B polled..."
+	read -r ki_p50 ki_p99 < <(pair_latency iA iB $((base + 3)))
+	kstop iA
+	kstop iB
+fi
 kill "${pid[reg]}" "${pid[ispd]}"; wait "${pid[reg]}" "${pid[ispd]}" 2>/dev/null
 unset "pid[reg]" "pid[ispd]"
 
@@ -229,8 +274,10 @@ row "---" "---:" "---:" "---:" "---:" "---:"
 row "isp-registrar + ispd (+ remote mirror)" "$isp_rate" "$isp_cpu" "$(retrans isp-rate-1)" "$isp_p50" "$isp_p99"
 row "Kamailio $(kamailio -v | sed -n 's/^version: kamailio \([0-9.]*\).*/\1/p'), usrloc in memory" "$k1_rate" "$k1_cpu" "$(retrans k1-rate-1)" "-" "-"
 row "Kamailio pair, dmq_usrloc (B polled ~3 ms)" "$kA_rate" "$kA_cpu" "$(retrans kA-rate-1)" "$kd_p50" "$kd_p99"
+[ $ipair = 1 ] &&
+    row "Kamailio pair, ispd module (B polled ~3 ms)" "$iA_rate" "$iA_cpu" "$(retrans iA-rate-1)" "$ki_p50" "$ki_p99"
 echo
 echo "REGISTER/s: $N new AORs per round, SIPp at up to ${RATE}/s with 400 outstanding; the middle 90% of the 200 OKs"
-echo "over their time span; median of $ROUNDS rounds (each: isp $(echo "${isp_rates[@]}"); kamailio $(echo "${k1_rates[@]}"); pair $(echo "${kA_rates[@]}")). retrans: round 1."
-echo "CPU ms/1k: CPU time of the server processes (registrar and ispd; every Kamailio process) per 1,000 REGISTERs."
+echo "over their time span; median of $ROUNDS rounds (each: isp $(echo "${isp_rates[@]}"); kamailio $(echo "${k1_rates[@]}"); dmq pair $(echo "${kA_rates[@]}"); ispd pair $(echo "${iA_rates[@]:-}")). retrans: round 1."
+echo "CPU ms/1k: CPU time of the server processes (registrar and ispd; every Kamailio process; the ispd pair's and ispd) per 1,000 REGISTERs."
 echo "Latency: $LN new AORs at 1,000/s; negative when the mirror had the binding before SIPp had the 200 OK."
