@@ -5,7 +5,10 @@
 #	scripts/deps.sh			what `make`, `make check` and
 #					`make demo` need
 #	scripts/deps.sh bench		and the peers of `make bench`
-#	scripts/deps.sh bench-sip	the same (Kamailio is in the default set)
+#	scripts/deps.sh bench-sip, kamailio
+#					the same (Kamailio, for the SIP
+#					benchmark and the Kamailio module's
+#					tests, is in the default set)
 #	scripts/deps.sh asterisk	and what building Asterisk 22 needs
 #					(scripts/asterisk.sh)
 #
@@ -27,13 +30,13 @@ case "${1:-check}" in
 check)		;;
 bench)		pkgs="$pkgs redis-server libhiredis-dev nats-server libnats-dev
 		    gnuplot-nox" ;;
-bench-sip)	;;
+bench-sip|kamailio)	;;
 # Asterisk's own build needs: libedit (its console), jansson, libxml2,
 # sqlite3 (astdb), uuid, OpenSSL; bzip2 and patch unpack and patch its
 # bundled pjproject.
 asterisk)	pkgs="$pkgs libedit-dev libjansson-dev libxml2-dev libsqlite3-dev
 		    uuid-dev bzip2 patch" ;;
-*)		echo "usage: scripts/deps.sh [check|bench|bench-sip|asterisk]" >&2
+*)		echo "usage: scripts/deps.sh [check|bench|bench-sip|kamailio|asterisk]" >&2
 		exit 2 ;;
 esac
 

@@ -66,6 +66,13 @@ else
 	not_ok "1: call through bgw-b" "$(tail -n 5 "$tmp/c1.out")" "$(tail -n 5 "$tmp/c1.err" 2>/dev/null)"
 fi
 
+j=$(jsonrpc bgw-b ispd.status | tr -d ' \n\t')
+if [[ "$j" == *'"name":"bgw-b"'* && "$j" == *'"remote":1'* && "$j" == *'"up":1'* ]]; then
+	ok "1: ispd.status over JSON-RPC (jsonrpcs): bgw-b, a session up, one remote contact"
+else
+	not_ok "1: ispd.status over jsonrpcs" "$j"
+fi
+
 # --- 2. a phone moves; A killed: its contacts gone from B at once --------
 # reg NAME NODE USER PORT CSEQ: one REGISTER of USER from 127.0.0.1:PORT
 # (Contact sip:USER@127.0.0.1:PORT, Call-ID cid-USER) at NODE.

@@ -16,11 +16,21 @@ kam_start() {
 	kamailio -f "$CFG" -DD -E -Y "$tmp" -P "$tmp/$name.pid" -m 64 -M 8 \
 	    -A "LISTEN=udp:127.0.0.1:$port" -A "NODE=\"$name\"" \
 	    -A "ISPD_1=\"127.0.0.1:$port_r1\"" -A "CTL=\"unix:$tmp/$name.ctl\"" \
+	    -A "JSONRPC_FIFO=\"$tmp/$name.rpc\"" -A "JSONRPC_DIR=\"$tmp/\"" \
 	    -A "ISPD_MODULE=\"$KMOD\"" "$@" >>"$tmp/$name.log" 2>&1 &
 	pid[$name]=$!
 	wait_for kam_up "$name"
 }
 kam_rpc() { kamcmd -s "unix:$tmp/$1.ctl" "${@:2}" 2>/dev/null; }
+# jsonrpc NAME METHOD: the JSON-RPC answer of node NAME (jsonrpcs over
+# its FIFO; the reply FIFO's name may hold no dot), bounded to 5 s.
+jsonrpc() {
+	local r=reply_$RANDOM
+	mkfifo "$tmp/$r" || return 1
+	printf '{"jsonrpc": "2.0", "method": "%s", "reply_name": "%s", "id": 1}\n' "$2" "$r" |
+	    timeout 5 tee "$tmp/$1.rpc" >/dev/null && timeout 5 cat "$tmp/$r"
+	rm -f "$tmp/$r"
+}
 kam_stat() { kam_rpc "$1" ispd.status | awk -v k="$2:" '$1 == k { print $2 }'; }
 kam_up() { [ "$(kam_stat "$1" up)" = 1 ]; }
 # contacts NAME AOR: the contacts node NAME's usrloc holds for AOR.
