@@ -300,6 +300,22 @@ burst(isp_client *pub)
 	assert_int_equal(isp_sync(pub, 5000), ISP_OK);
 }
 
+/* ispd, a publisher (returned), and f->c subscribed with free_in_cb. */
+static isp_client *
+victim_stage(struct ispd_proc *d, struct freer *f)
+{
+	isp_client	*pub;
+
+	ispd_start(d, NULL);
+	memset(f, 0, sizeof(*f));
+	pub = client_new(d, "pub");
+	f->c = client_new(d, "victim");
+	assert_int_equal(isp_subscribe(f->c, T, NULL, 0, 0, free_in_cb, f),
+	    ISP_OK);
+	assert_int_equal(isp_sync(f->c, 5000), ISP_OK);
+	return pub;
+}
+
 /*
  * Modes 1 and 2: the callback frees its own client on the first of ten
  * events; the call that delivered it returns ISP_E_CLOSED and the
@@ -316,13 +332,7 @@ free_client_blocking(int mode)
 	int64_t			 end;
 	int			 rc = ISP_OK;
 
-	ispd_start(&d, NULL);
-	memset(&f, 0, sizeof(f));
-	pub = client_new(&d, "pub");
-	f.c = client_new(&d, "victim");
-	assert_int_equal(isp_subscribe(f.c, T, NULL, 0, 0, free_in_cb, &f),
-	    ISP_OK);
-	assert_int_equal(isp_sync(f.c, 5000), ISP_OK);
+	pub = victim_stage(&d, &f);
 	burst(pub);
 	/* Not pump(): the client must not be touched once freed. */
 	end = now_ms() + 5000;
@@ -369,13 +379,7 @@ test_free_client_in_callback_thread(void **state)
 	int			 before;
 
 	(void)state;
-	ispd_start(&d, NULL);
-	memset(&f, 0, sizeof(f));
-	pub = client_new(&d, "pub");
-	f.c = client_new(&d, "victim");
-	assert_int_equal(isp_subscribe(f.c, T, NULL, 0, 0, free_in_cb, &f),
-	    ISP_OK);
-	assert_int_equal(isp_sync(f.c, 5000), ISP_OK);
+	pub = victim_stage(&d, &f);
 	before = threads_now();
 	assert_int_equal(isp_start(f.c), ISP_OK);
 	assert_int_equal(threads_now(), before + 1);
