@@ -494,7 +494,7 @@ fi
 if [ "$tp_warn" -eq 0 ]; then
 	ok "7: no taskprocessor queue warning in either Asterisk's log during the load"
 else
-	not_ok "7: taskprocessor warnings: $tp_warn" "$(load_warnings | head -n 3)"
+	not_ok "7: taskprocessor warnings: $tp_warn: $(load_warnings | sed -n "s/.*Taskprocessor .\([^']*\). queue reached.*/\1/p" | sort -u | tr "\n" " ")" "$(load_warnings | head -n 3)"
 fi
 if wait_for st_is ast-a NoAor $((na_a + 100000)) && st_is ast-a Contacts "$c_a" &&
     ast_rx ast-a "isp show registrations like 3999" | grep -q '3999@'; then
