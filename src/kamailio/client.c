@@ -56,7 +56,18 @@ struct pub {
 	char			 data[];
 };
 
+/* A key this process put into usrloc as another node's contact. */
+struct rkey {
+	struct hash_node	 node;
+	size_t			 len;
+	char			 key[];
+};
+
 static struct hash	 pubs;
+/* The keys of other nodes' contacts in usrloc: a change of a record of
+ * ours (ispd sends them back too) or a withdraw touches usrloc only
+ * for those. */
+static struct hash	 remotes;
 static isp_client	*cl;
 static isp_mirror	*regs, *insts;
 
@@ -66,6 +77,35 @@ pub_eq(const struct hash_node *n, const void *key, size_t len)
 	const struct pub	*p = (const struct pub *)n;
 
 	return p->key_len == len && memcmp(p->data, key, len) == 0;
+}
+
+static int
+rkey_eq(const struct hash_node *n, const void *key, size_t len)
+{
+	const struct rkey	*k = (const struct rkey *)n;
+
+	return k->len == len && memcmp(k->key, key, len) == 0;
+}
+
+static struct rkey *
+rkey_find(const void *key, size_t len)
+{
+	return (struct rkey *)hash_find(&remotes, hash_bytes(key, len), key,
+	    len, rkey_eq);
+}
+
+static void
+rkey_add(const void *key, size_t len)
+{
+	struct rkey	*k;
+
+	if (rkey_find(key, len) != NULL ||
+	    (k = malloc(sizeof(*k) + len)) == NULL)
+		return;
+	k->len = len;
+	memcpy(k->key, key, len);
+	if (hash_insert(&remotes, &k->node, hash_bytes(key, len)) != 0)
+		free(k);
 }
 
 /* Splits a datagram's fields into f[]. Returns how many, or -1. */
@@ -406,6 +446,7 @@ remote_put(const struct isp_record *r)
 		isnew = 1;
 	ispk_ul.release_urecord(ur);
 	ispk_ul.unlock_udomain(ispk_dom, &aor);
+	rkey_add(r->key, r->key_len);
 	if (isnew)
 		count(&ispk_shm->remote, 1);
 }
@@ -419,7 +460,12 @@ remote_drop(const void *key, size_t key_len)
 	str		 aor, ruid;
 	char		 abuf[1024], rbuf[64];
 	int		 gone = 0;
+	struct rkey	*k;
 
+	if ((k = rkey_find(key, key_len)) == NULL)
+		return;		/* not one we put there */
+	hash_remove(&remotes, &k->node);
+	free(k);
 	if (bar == NULL || ul_aor(key, (size_t)(bar - (const char *)key),
 	    abuf, sizeof(abuf), &aor) != 0)
 		return;
@@ -620,6 +666,7 @@ ispk_client_main(void)
 
 	ispk_in_client = 1;
 	hash_init(&pubs);
+	hash_init(&remotes);
 	/* Kamailio gone (killed, even): so is this process, and with it the
 	 * session, so ispd withdraws what this instance published. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
