@@ -174,7 +174,7 @@ announce(const struct pub *p)
 		LM_ERR("announce %.*s: %s\n", (int)p->key_len, p->data,
 		    isp_errmsg(cl));
 	else
-		count(&ispk_shm->published, 1);
+		count(&ispk_shm->n.published, 1);
 }
 
 /* One datagram of a worker. */
@@ -203,7 +203,7 @@ handle(const char *buf, size_t len)
 		free(old);
 		if (cl != NULL && isp_withdraw(cl, ispk.table, key,
 		    h.key_len) == ISP_OK)
-			count(&ispk_shm->withdrawn, 1);
+			count(&ispk_shm->n.withdrawn, 1);
 		return;
 	}
 	if (fields_of(key + h.key_len, buf + len, h.nfields, fnew) < 0)
@@ -219,7 +219,7 @@ handle(const char *buf, size_t len)
 	if ((p = malloc(sizeof(*p) + len - sizeof(h))) == NULL) {
 		LM_ERR("out of memory: %.*s not published\n", (int)h.key_len,
 		    key);
-		count(&ispk_shm->dropped, 1);
+		count(&ispk_shm->n.dropped, 1);
 		return;
 	}
 	p->until = h.ttl == 0 ? 0 : time(NULL) + h.ttl;
@@ -233,7 +233,7 @@ handle(const char *buf, size_t len)
 	}
 	if (hash_insert(&pubs, &p->node, hv) != 0) {
 		free(p);
-		count(&ispk_shm->dropped, 1);
+		count(&ispk_shm->n.dropped, 1);
 		return;
 	}
 	announce(p);
@@ -448,7 +448,7 @@ remote_put(const struct isp_record *r)
 	ispk_ul.unlock_udomain(ispk_dom, &aor);
 	rkey_add(r->key, r->key_len);
 	if (isnew)
-		count(&ispk_shm->remote, 1);
+		count(&ispk_shm->n.remote, 1);
 }
 
 static void
@@ -481,7 +481,7 @@ remote_drop(const void *key, size_t key_len)
 	}
 	ispk_ul.unlock_udomain(ispk_dom, &aor);
 	if (gone)
-		count(&ispk_shm->remote, -1);
+		count(&ispk_shm->n.remote, -1);
 }
 
 static void
@@ -489,7 +489,7 @@ on_registration(isp_client *c, const struct isp_event *ev, void *arg)
 {
 	if (ev->type == ISP_EV_ANNOUNCE || ev->type == ISP_EV_REPLACE ||
 	    ev->type == ISP_EV_WITHDRAW)
-		count(&ispk_shm->events, 1);
+		count(&ispk_shm->n.events, 1);
 	switch (ev->type) {
 	case ISP_EV_ANNOUNCE:
 	case ISP_EV_REPLACE:
@@ -602,7 +602,7 @@ on_state(isp_client *c, const struct isp_server_event *e, void *arg)
 		LM_WARN("ispd %s: %s; retrying in %d ms\n", e->server, e->why,
 		    e->retry_ms);
 	lock_get(&ispk_shm->lock);
-	ispk_shm->nup = (int)e->nup;
+	ispk_shm->n.nup = (int)e->nup;
 	lock_release(&ispk_shm->lock);
 }
 
@@ -635,7 +635,7 @@ connect_all(void)
 		return NULL;
 	}
 	lock_get(&ispk_shm->lock);
-	ispk_shm->nup = (int)isp_servers_up(c);
+	ispk_shm->n.nup = (int)isp_servers_up(c);
 	lock_release(&ispk_shm->lock);
 	regs = isp_mirror_new(c, ispk.table, NULL, 0, on_registration, NULL);
 	insts = isp_mirror_new(c, ISP_INSTANCES_TABLE, NULL, 0, on_instances,

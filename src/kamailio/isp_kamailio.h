@@ -58,9 +58,8 @@ struct ispk_instance {
 	int		 draining;
 };
 
-/* Shared memory, written by the client process under lock. */
-struct ispk_shared {
-	gen_lock_t		 lock;
+/* What ispd.status says. */
+struct ispk_counters {
 	int			 nup;		/* servers with a session */
 	uint64_t		 published;	/* records announced */
 	uint64_t		 withdrawn;
@@ -68,6 +67,13 @@ struct ispk_shared {
 	uint64_t		 dropped;	/* changes not published */
 	uint64_t		 events;	/* changes of SIP_REGISTRATION
 						 * received from ispd */
+};
+
+/* Shared memory, written by the client process under lock (dropped by
+ * the workers too). */
+struct ispk_shared {
+	gen_lock_t		 lock;
+	struct ispk_counters	 n;
 	int			 ninstances;
 	struct ispk_instance	 instances[ISPK_MAX_INSTANCES];
 };

@@ -276,7 +276,8 @@ static int
 w_isp_route(struct sip_msg *msg, char *p1, char *p2)
 {
 	const char	*ids[ISPK_MAX_INSTANCES];
-	char		 uris[ISPK_MAX_INSTANCES][ISPK_URI_MAX];
+	int		 at[ISPK_MAX_INSTANCES];	/* ids[k] is instance at[k] */
+	char		 dst[ISPK_URI_MAX];
 	str		 role, account, uri;
 	long		 pick;
 	size_t		 n = 0;
@@ -295,16 +296,17 @@ w_isp_route(struct sip_msg *msg, char *p1, char *p2)
 		    memcmp(in->role, role.s, (size_t)role.len) != 0 ||
 		    in->uri[0] == '\0')
 			continue;
-		ids[n] = in->id;
-		memcpy(uris[n], in->uri, sizeof(uris[n]));
-		n++;
+		at[n] = i;
+		ids[n++] = in->id;
 	}
 	pick = isp_place_pick(ids, NULL, n, account.s, (size_t)account.len);
+	if (pick >= 0)
+		memcpy(dst, ispk_shm->instances[at[pick]].uri, sizeof(dst));
 	lock_release(&ispk_shm->lock);
 	if (pick < 0)
 		return -1;
-	uri.s = uris[pick];
-	uri.len = (int)strlen(uris[pick]);
+	uri.s = dst;
+	uri.len = (int)strlen(dst);
 	if (set_dst_uri(msg, &uri) != 0) {
 		LM_ERR("isp_route: cannot set the destination %s\n", uri.s);
 		return -1;
@@ -345,11 +347,11 @@ w_isp_from(struct sip_msg *msg, char *p1, char *p2)
 static void
 rpc_status(rpc_t *rpc, void *ctx)
 {
-	void		*h;
-	struct ispk_shared	 s;
+	struct ispk_counters	 s;
+	void			*h;
 
 	lock_get(&ispk_shm->lock);
-	s = *ispk_shm;
+	s = ispk_shm->n;
 	lock_release(&ispk_shm->lock);
 	if (rpc->add(ctx, "{", &h) < 0)
 		return;

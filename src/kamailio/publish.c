@@ -231,7 +231,7 @@ send_msg(const char *buf, size_t len)
 	LM_ERR("cannot hand a change to the ispd client process: %s\n",
 	    n == -1 ? strerror(errno) : "short write");
 	lock_get(&ispk_shm->lock);
-	ispk_shm->dropped++;
+	ispk_shm->n.dropped++;
 	lock_release(&ispk_shm->lock);
 }
 
@@ -310,7 +310,7 @@ publish(const ucontact_t *c, int withdraw)
 		LM_ERR("contact <%.*s>: its record is over %d bytes: not "
 		    "published\n", c->c.len, c->c.s, ISPK_MSG_MAX);
 		lock_get(&ispk_shm->lock);
-		ispk_shm->dropped++;
+		ispk_shm->n.dropped++;
 		lock_release(&ispk_shm->lock);
 		return;
 	}

@@ -169,6 +169,20 @@ if [ -n "$owner" ] && caller c2 bgw-b 9999 2001 && phone_got "$owner" '^INVITE s
 else
 	not_ok "isp_route" "owner '$owner'" "$(tail -n 5 "$tmp/c2.out")" "$(kam_rpc bgw-b ispd.instances)"
 fi
+# A call from the pool itself (an instance's address) to a registered
+# phone goes to the phone (isp_from), not back into the pool.
+cp=$(free_port)
+"$ISPCTL" -s "127.0.0.1:$port_r1" --name ast-c announce INSTANCES ast-c role=asterisk \
+    "uri=sip:127.0.0.1:$cp" status=up >/dev/null 2>&1 &
+pid[inst-ast-c]=$!
+wait_for prints 3 instances bgw-b
+if caller c7 bgw-b alice 2001 "$cp" && phone_got p2 '^INVITE sip:alice@'; then
+	ok "isp_from: a call from an Asterisk of the pool to alice reaches her phone, not another Asterisk"
+else
+	not_ok "isp_from" "$(tail -n 5 "$tmp/c7.out")" "$(kam_rpc bgw-b ispd.instances)"
+fi
+stop inst-ast-c
+wait_for prints 2 instances bgw-b
 # Drained: the next call goes to the other instance.
 stop "inst-$owner-1"
 inst "$owner" draining 2

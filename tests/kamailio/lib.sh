@@ -36,11 +36,12 @@ kam_up() { [ "$(kam_stat "$1" up)" = 1 ]; }
 # contacts NAME AOR: the contacts node NAME's usrloc holds for AOR.
 contacts() { kam_rpc "$1" ul.lookup location "$2" | grep -c 'Address:'; }
 instances() { kam_rpc "$1" ispd.instances | grep -c 'role: asterisk'; }
-# caller NAME NODE USER FROM: one call to USER@example.com from FROM
-# through NODE; succeeds on a 200.
+# caller NAME NODE USER FROM [PORT]: one call to USER@example.com from
+# FROM through NODE, from 127.0.0.1:PORT (a free one by default);
+# succeeds on a 200.
 caller() {
 	(cd "$tmp" && timeout 30 sipp -sf "$CALL" -key user "$3" -key from "$4" -key domain "$D" \
-	    -m 1 -timeout 20s -nostdin -i 127.0.0.1 -p "$(free_port)" -mp "$(free_port)" \
+	    -m 1 -timeout 20s -nostdin -i 127.0.0.1 -p "${5:-$(free_port)}" -mp "$(free_port)" \
 	    -trace_err -error_file "$tmp/$1.err" "127.0.0.1:${kport[$2]}" </dev/null >"$tmp/$1.out" 2>&1)
 }
 # invites_via PHONE PORT: INVITEs the phone received that passed through
