@@ -73,9 +73,9 @@ extern "C" {
 /* This header's version of libisp; isp_version() gives the library's,
  * which may be newer than the header a program was built with. */
 #define ISP_VERSION_MAJOR	1
-#define ISP_VERSION_MINOR	4
+#define ISP_VERSION_MINOR	5
 #define ISP_VERSION_PATCH	0
-#define ISP_VERSION		"1.4.0"
+#define ISP_VERSION		"1.5.0"
 /* major * 10000 + minor * 100 + patch, for #if. */
 #define ISP_VERSION_NUMBER	(ISP_VERSION_MAJOR * 10000 + \
 				 ISP_VERSION_MINOR * 100 + ISP_VERSION_PATCH)
@@ -365,12 +365,31 @@ uint32_t	 isp_hold_ms(const isp_client *);
 unsigned	 isp_servers_up(const isp_client *);
 
 /*
- * Requests. Each is queued for every server with a session up and sent
- * as soon as the socket takes it; it returns ISP_OK once queued, or
- * ISP_E_INVALID for arguments out of the protocol's limits, ISP_E_STATE
- * when not connected, ISP_E_NOMEM. ispd answers only failures, through
- * on_error, with the request's id; with several servers each may refuse
- * the same request, and on_error is called for each refusal.
+ * Requests. Each is queued for every server with a session up; it
+ * returns ISP_OK once queued, or ISP_E_INVALID for arguments out of the
+ * protocol's limits, ISP_E_STATE when not connected, ISP_E_NOMEM. ispd
+ * answers only failures, through on_error, with the request's id; with
+ * several servers each may refuse the same request, and on_error is
+ * called for each refusal.
+ *
+ * When a request leaves (since 1.5; before, each went out at once, one
+ * send(2) apiece). Requests are written in batches, with no timer:
+ *   - a session's queue is written at the end of every pass of the loop
+ *     that runs the client: isp_run(), isp_process(), isp_sync(), a
+ *     query, and in mode 3 each pass of the library thread;
+ *   - in mode 3 a request from another thread that finds the queue
+ *     empty wakes the library thread, which writes what has been queued
+ *     by the time it runs (requests made meanwhile join the batch);
+ *   - in modes 1 and 2, isp_timeout_ms() is 0 while requests wait, so a
+ *     loop that waits as isp_timeout_ms() says writes them at once (in
+ *     mode 2 with isp_fd() a session's socket, isp_want() also says
+ *     ISP_WANT_WRITE); requests made from a callback leave when the
+ *     call that ran the callback returns;
+ *   - whenever 64 KiB are queued for a server, they are written at once
+ *     (within the request call), whatever the mode;
+ *   - isp_flush() writes them now, and isp_free() before its BYE.
+ * "Written" is as far as the socket takes it; the rest goes when it can
+ * take more. That ispd has processed them is what isp_sync() waits for.
  *
  * With reconnect set, the library keeps the latest intent per (table,
  * key) this client announced: fields, ttl and request id, until
@@ -411,6 +430,12 @@ int		 isp_replay_done(isp_client *);
  * it right after the request. 0 when this thread's last request went to
  * another client, or it made none. */
 uint32_t	 isp_last_req_id(const isp_client *);
+
+/* Writes what this client queued (see "When a request leaves") as far
+ * as each socket takes it now, without waiting; the rest goes in the
+ * next pass. Any mode, any thread, also from a callback. ISP_OK, or
+ * ISP_E_STATE when not connected or the session has ended. Since 1.5. */
+int		 isp_flush(isp_client *);
 
 #define ISP_SUB_ONCE	0x01	/* snapshot and end marker only */
 
@@ -469,7 +494,8 @@ int		 isp_fd(const isp_client *);
 /* Which readiness to wait for on isp_fd(). */
 int		 isp_want(const isp_client *);
 /* Milliseconds until isp_process() must run again for keepalives,
- * reconnect attempts and stale sweeps; -1 when nothing is due. */
+ * reconnect attempts and stale sweeps; 0 while requests wait to be
+ * written; -1 when nothing is due. */
 int		 isp_timeout_ms(const isp_client *);
 /* Reads what is there without blocking, delivers it, writes what is
  * queued, sends keepalives, reconnects, sweeps stale mirror records.

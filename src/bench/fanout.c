@@ -455,7 +455,7 @@ fan_lat_table(struct fan_cell (*cells)[NCOL], int same)
 	}
 	tab_note(&t, "* ispd-batch: ispd with the bench's own publisher, "
 	    "which writes ANNOUNCE frames (libisp's codec) 64 KiB at a time; "
-	    "libisp writes each announce at once.");
+	    "a diagnostic beside libisp, which batches its writes itself.");
 	tab_print(&t);
 	tab_free(&t);
 }
@@ -559,7 +559,7 @@ scen_fanout(void)
 	}
 	tab_note(&t, "* ispd-batch: ispd with the bench's own publisher, "
 	    "which writes ANNOUNCE frames (libisp's codec) 64 KiB at a time; "
-	    "libisp writes each announce at once.");
+	    "a diagnostic beside libisp, which batches its writes itself.");
 	tab_note(&t, "tcp-limit: the same bytes (%zu per ispd event frame) "
 	    "written in 64 KiB chunks by one process to N reader processes "
 	    "over TCP loopback.", frame);

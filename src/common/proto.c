@@ -16,6 +16,7 @@ struct rd {
 	const uint8_t	*p;
 	const uint8_t	*end;
 	int		 bad;
+	int		 trusted;	/* names checked for length only */
 };
 
 static int
@@ -144,7 +145,8 @@ rd_table(struct rd *r, struct proto_msg *m, const char **why)
 	m->table = rd_bytes(r, len);
 	if (r->bad)
 		return ISP_E_PROTOCOL;
-	if (!proto_table_valid(m->table.p, m->table.len)) {
+	if (r->trusted ? len < 1 || len > PROTO_MAX_TABLE_BYTES :
+	    !proto_table_valid(m->table.p, m->table.len)) {
 		*why = "table name must be 1 to 64 bytes of A-Z a-z 0-9 _ . : -";
 		return ISP_E_BAD_TABLE;
 	}
@@ -182,11 +184,11 @@ rd_str(struct rd *r, struct proto_bytes *s, const char **why)
 	return 0;
 }
 
-int
-proto_fields_check(const uint8_t *p, size_t len, uint16_t *nfields,
-    const char **why)
+static int
+fields_check(const uint8_t *p, size_t len, uint16_t *nfields,
+    const char **why, int trusted)
 {
-	struct rd	 r = { p, p + len, 0 };
+	struct rd	 r = { p, p + len, 0, trusted };
 	size_t		 nlen, vlen;
 	uint16_t	 count, i;
 
@@ -205,7 +207,7 @@ proto_fields_check(const uint8_t *p, size_t len, uint16_t *nfields,
 			*why = "truncated field name";
 			return ISP_E_PROTOCOL;
 		}
-		if (!proto_fname_valid(r.p, nlen)) {
+		if (trusted ? nlen < 1 : !proto_fname_valid(r.p, nlen)) {
 			*why = "field name must be 1 to 255 printable bytes "
 			    "without '=' or space";
 			return ISP_E_BAD_FIELDS;
@@ -234,6 +236,13 @@ proto_fields_check(const uint8_t *p, size_t len, uint16_t *nfields,
 	return 0;
 }
 
+int
+proto_fields_check(const uint8_t *p, size_t len, uint16_t *nfields,
+    const char **why)
+{
+	return fields_check(p, len, nfields, why, 0);
+}
+
 /* Reads a fields block that runs to the end of the frame. */
 static int
 rd_fields(struct rd *r, struct proto_bytes *f, uint16_t *nfields,
@@ -245,7 +254,7 @@ rd_fields(struct rd *r, struct proto_bytes *f, uint16_t *nfields,
 		return ISP_E_PROTOCOL;
 	f->p = r->p;
 	f->len = (size_t)(r->end - r->p);
-	if ((rc = proto_fields_check(f->p, f->len, nfields, why)) != 0)
+	if ((rc = fields_check(f->p, f->len, nfields, why, r->trusted)) != 0)
 		return rc;
 	r->p = r->end;
 	return 0;
@@ -274,12 +283,30 @@ rd_fields_inner(struct rd *r, struct proto_bytes *f, uint16_t *nfields,
 	}
 	f->p = start;
 	f->len = (size_t)(r->p - start);
-	return proto_fields_check(f->p, f->len, nfields, why);
+	return fields_check(f->p, f->len, nfields, why, r->trusted);
 }
+
+static int
+decode(const uint8_t *frame, size_t len, struct proto_msg *m,
+    const char **why, int trusted);
 
 int
 proto_decode(const uint8_t *frame, size_t len, struct proto_msg *m,
     const char **why)
+{
+	return decode(frame, len, m, why, 0);
+}
+
+int
+proto_decode_trusted(const uint8_t *frame, size_t len, struct proto_msg *m,
+    const char **why)
+{
+	return decode(frame, len, m, why, 1);
+}
+
+static int
+decode(const uint8_t *frame, size_t len, struct proto_msg *m,
+    const char **why, int trusted)
 {
 	struct rd	 r;
 	uint32_t	 i;
@@ -296,6 +323,7 @@ proto_decode(const uint8_t *frame, size_t len, struct proto_msg *m,
 	r.p = frame + PROTO_HEADER_BYTES;
 	r.end = frame + len;
 	r.bad = 0;
+	r.trusted = trusted;
 
 	switch (m->type) {
 	case PROTO_HELLO:
@@ -465,6 +493,7 @@ proto_rows_next(struct proto_bytes *rows, struct proto_bytes *row)
 	r.p = rows->p;
 	r.end = rows->p + rows->len;
 	r.bad = 0;
+	r.trusted = 0;
 	count = rd_u16(&r);
 	for (i = 0; i < count && !r.bad; i++) {
 		(void)rd_bytes(&r, rd_u8(&r));

@@ -201,6 +201,12 @@ int	proto_frame_check(const uint8_t *, size_t, uint32_t max_frame_bytes,
  */
 int	proto_decode(const uint8_t *, size_t, struct proto_msg *,
 	    const char **why);
+/* The same for a frame from ispd, which checked every table and field
+ * name on its way in: those are checked for their length only (the
+ * client's decoder). Every length and bound is still checked, so a
+ * frame either decodes into members inside it or is refused. */
+int	proto_decode_trusted(const uint8_t *, size_t, struct proto_msg *,
+	    const char **why);
 
 /* Checks an encoded fields block on its own; same return as
  * proto_decode(). Sets *nfields. */

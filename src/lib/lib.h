@@ -72,6 +72,10 @@
 /* Reads per isp_process() and server before the output and the
  * keepalives get a turn, so a flood of events cannot starve them. */
 #define CLIENT_READS_PER_PASS		16
+/* Requests wait in a session's queue until the pass of the loop that
+ * runs the client ends (isp.h, "When a request leaves"), or until this
+ * much is queued: one send(2) per batch, not per request. */
+#define CLIENT_FLUSH_BYTES		(64 * 1024)
 
 enum client_state {
 	CLIENT_NEW,		/* isp_new() done, not connected */
@@ -251,6 +255,7 @@ struct isp_client {
 	 * and NUL-terminated, and its fields. */
 	struct buf		 scratch;
 	struct isp_field	 sfields[PROTO_MAX_FIELDS];
+	uint8_t			 sfields_name_len[PROTO_MAX_FIELDS];
 	/* A request frame, encoded once and copied to every conn. */
 	struct buf		 frame;
 
@@ -415,9 +420,14 @@ void		 wire_read(struct conn *);
 void		 wire_flush(struct conn *);
 size_t		 wire_pending(const struct conn *);
 /* After encoding a frame at cn->out from mark on: undoes it when memory
- * ran out (ISP_E_NOMEM), else sends what the socket takes and wakes the
- * library thread if bytes are left. */
+ * ran out (ISP_E_NOMEM). Else the frame waits for the end of the pass
+ * (wire_process()), or is sent now when the session is not READY yet
+ * or CLIENT_FLUSH_BYTES are queued; the library thread is woken when
+ * the queue was empty. */
 int		 wire_queued(struct conn *, size_t mark);
+/* 1 when a READY session has bytes queued that its socket would take:
+ * the next pass must come at once (client_timeout_ms() 0). */
+int		 wire_due(const struct conn *);
 /* Appends an encoded frame (c->frame) to the conn's queue and sends. */
 int		 wire_put_frame(struct conn *, const struct buf *);
 int		 wire_timeout_ms(const struct conn *, uint64_t now);
@@ -507,6 +517,8 @@ int		 run_wait(struct isp_client *, struct waiter *,
 /* thread.c */
 /* Wakes the library thread, if one runs, to look at its work again. */
 void		 thread_wake(struct isp_client *);
+/* thread_wake() unless called on the library thread itself. */
+void		 thread_wake_other(struct isp_client *);
 
 /* mirror.c */
 /* A mirror not tied to a client, fed by mirror_apply*() only: what

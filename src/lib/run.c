@@ -107,6 +107,32 @@ isp_process(isp_client *c)
 }
 
 int
+isp_flush(isp_client *c)
+{
+	struct conn	*cn;
+	unsigned	 i;
+	int		 rc;
+
+	if (c == NULL)
+		return ISP_E_INVALID;
+	client_lock(c);
+	if ((rc = client_check_ready(c, "isp_flush")) == ISP_OK) {
+		for (i = 0; i < c->nconns; i++) {
+			cn = &c->conns[i];
+			if (cn->state != CONN_READY || wire_pending(cn) == 0)
+				continue;
+			wire_flush(cn);
+			/* What the socket did not take, and a failure, are
+			 * the next pass's: wake the thread for it. */
+			if (wire_due(cn) || cn->out_full)
+				thread_wake_other(c);
+		}
+	}
+	client_unlock(c);
+	return rc;
+}
+
+int
 isp_fd(const isp_client *c)
 {
 	int	 fd;

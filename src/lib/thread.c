@@ -1,8 +1,9 @@
 /*
  * thread: run mode 3. A library thread polls the client's epoll
  * descriptor (every server's socket) and an eventfd;
- * other threads write the eventfd when they queue output the socket did
- * not take at once, or to ask the thread to stop. The thread holds the
+ * other threads write the eventfd when their request makes the queue of
+ * a session non-empty (the thread's pass ends with a flush), or to ask
+ * the thread to stop. The thread holds the
  * client's mutex while it processes input and calls callbacks, so every
  * callback of a client in mode 3 runs on this thread, and other threads'
  * calls wait at most for one pass.
@@ -29,6 +30,15 @@ thread_wake(struct isp_client *c)
 	do {
 		n = write(c->evfd, &one, sizeof(one));
 	} while (n == -1 && errno == EINTR);
+}
+
+void
+thread_wake_other(struct isp_client *c)
+{
+	/* The library thread ends every pass with a flush. */
+	if (c->evfd == -1 || pthread_equal(c->thread, pthread_self()))
+		return;
+	thread_wake(c);
 }
 
 static void *

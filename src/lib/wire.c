@@ -84,6 +84,14 @@ wire_flush(struct conn *cn)
 			    cn->tls_why);
 			break;
 		}
+		/* After a session-fatal ERROR the close is ispd's answer:
+		 * the ERROR is the reason, not the failed write. */
+		if (cn->fatal_err != 0) {
+			cn->dead_err = cn->fatal_err;
+			snprintf(cn->dead_why, sizeof(cn->dead_why), "%s",
+			    cn->fatal_why);
+			break;
+		}
 		cn->dead_err = ISP_E_CLOSED;
 		snprintf(cn->dead_why, sizeof(cn->dead_why),
 		    "connection to ispd at %s lost: %s", cn->addr,
@@ -101,17 +109,42 @@ wire_flush(struct conn *cn)
 }
 
 int
+wire_due(const struct conn *cn)
+{
+	return cn->state == CONN_READY && (cn->dead_err != 0 ||
+	    (wire_pending(cn) > 0 && !cn->out_full));
+}
+
+int
 wire_queued(struct conn *cn, size_t mark)
 {
+	struct isp_client	*c = cn->c;
+	int			 was_empty = mark == cn->out_off;
+
 	if (buf_failed(&cn->out)) {
 		cn->out.len = mark;
 		buf_clear_failed(&cn->out);
-		return client_seterr(cn->c, ISP_E_NOMEM,
+		return client_seterr(c, ISP_E_NOMEM,
 		    "out of memory queuing a request");
 	}
-	wire_flush(cn);
-	if (wire_pending(cn) > 0 || cn->dead_err != 0)
-		thread_wake(cn->c);
+	/*
+	 * Batching: a READY session's requests wait for the end of the
+	 * pass that runs the client, so a burst costs one send(2). Before
+	 * READY (HELLO, the handshake) and past CLIENT_FLUSH_BYTES they go
+	 * at once. A socket that said EAGAIN is written when epoll says it
+	 * can take more.
+	 */
+	if (cn->state != CONN_READY ||
+	    wire_pending(cn) >= CLIENT_FLUSH_BYTES) {
+		wire_flush(cn);
+		if (wire_pending(cn) > 0 || cn->dead_err != 0)
+			thread_wake_other(c);
+		return ISP_OK;
+	}
+	/* Mode 3: the library thread ends its pass with a flush; another
+	 * thread wakes it once, when the queue stops being empty. */
+	if (was_empty && !cn->out_full)
+		thread_wake_other(c);
 	return ISP_OK;
 }
 
@@ -264,6 +297,44 @@ fields_copy(struct isp_client *c, struct proto_bytes block)
 	return n;
 }
 
+/*
+ * An event's strings, NUL-terminated where they lie in the input buffer
+ * instead of copied. The byte after each one is a length the decoder
+ * has read already (a name's value length, a key's owner_session, the
+ * owner's field count, a value's next field), or the first byte after
+ * the frame, which the caller saves and puts back (wire_read() keeps a
+ * spare byte past the input for it). So the walk of the fields comes
+ * first, and the NULs after it.
+ */
+static size_t
+fields_in_place(struct isp_client *c, struct proto_bytes block)
+{
+	struct proto_field_iter	 it;
+	struct proto_field	 f;
+	size_t			 n = 0, i;
+
+	proto_fields_iter(&it, block);
+	while (n < PROTO_MAX_FIELDS && proto_fields_next(&it, &f)) {
+		c->sfields[n].name = (const char *)f.name.p;
+		c->sfields[n].value = (const char *)f.value.p;
+		c->sfields[n].value_len = f.value.len;
+		c->sfields_name_len[n] = (uint8_t)f.name.len;
+		n++;
+	}
+	for (i = 0; i < n; i++) {
+		((char *)c->sfields[i].name)[c->sfields_name_len[i]] = '\0';
+		((char *)c->sfields[i].value)[c->sfields[i].value_len] = '\0';
+	}
+	return n;
+}
+
+static const char *
+nul_in_place(struct proto_bytes b)
+{
+	((char *)b.p)[b.len] = '\0';
+	return (const char *)b.p;
+}
+
 static void
 text_copy(char *dst, size_t dstsz, struct proto_bytes t)
 {
@@ -407,7 +478,7 @@ on_going_down(struct conn *cn, const struct proto_msg *m)
 }
 
 static void
-on_event(struct conn *cn, const struct proto_msg *m)
+on_event(struct conn *cn, const struct proto_msg *m, uint8_t *end)
 {
 	struct isp_client	*c = cn->c;
 	struct isp_event	 ev;
@@ -415,6 +486,7 @@ on_event(struct conn *cn, const struct proto_msg *m)
 	struct sub_conn		*sc;
 	unsigned		 i;
 	int			 any;
+	uint8_t			 after = *end;
 
 	if ((s = client_sub_find(c, m->table.p, m->table.len)) == NULL)
 		return;		/* unsubscribed meanwhile */
@@ -422,11 +494,8 @@ on_event(struct conn *cn, const struct proto_msg *m)
 	if (sc->wait_token != 0 || !sc->active)
 		return;		/* the previous subscription's, or one
 				 * this server refused or ended */
-	if (scratch_reserve(cn, m->table.len + m->key.len + m->owner.len +
-	    m->fields.len, 3 + 2 * (size_t)m->nfields) == -1)
-		return;
 	memset(&ev, 0, sizeof(ev));
-	ev.table = scratch_put(&c->scratch, m->table.p, m->table.len);
+	ev.table = s->table;
 	ev.seq = m->seq;
 	ev.server = cn->server;
 	ev.server_index = cn->idx;
@@ -435,7 +504,7 @@ on_event(struct conn *cn, const struct proto_msg *m)
 	case PROTO_EV_REPLACE:
 		ev.type = m->type == PROTO_EV_ANNOUNCE ? ISP_EV_ANNOUNCE :
 		    ISP_EV_REPLACE;
-		ev.rec.nfields = fields_copy(c, m->fields);
+		ev.rec.nfields = fields_in_place(c, m->fields);
 		ev.rec.fields = ev.rec.nfields > 0 ? c->sfields : NULL;
 		break;
 	case PROTO_EV_WITHDRAW:
@@ -448,10 +517,9 @@ on_event(struct conn *cn, const struct proto_msg *m)
 		break;
 	}
 	if (ev.type != ISP_EV_END) {
-		ev.rec.key = scratch_put(&c->scratch, m->key.p, m->key.len);
+		ev.rec.key = nul_in_place(m->key);
 		ev.rec.key_len = m->key.len;
-		ev.rec.owner = scratch_put(&c->scratch, m->owner.p,
-		    m->owner.len);
+		ev.rec.owner = nul_in_place(m->owner);
 		ev.rec.owner_session = m->owner_session;
 		ev.rec.seq = m->seq;
 		ev.snapshot = !sc->ended;
@@ -464,6 +532,7 @@ on_event(struct conn *cn, const struct proto_msg *m)
 	}
 
 	client_sub_deliver(c, s, &ev);
+	*end = after;
 	if (ev.type == ISP_EV_END && (s->flags & ISP_SUB_ONCE)) {
 		for (i = 0, any = 0; i < c->nconns; i++)
 			any |= s->sc[i].active;
@@ -531,7 +600,7 @@ wire_dispatch(struct conn *cn, const uint8_t *frame, size_t len)
 	const char		*why;
 	int			 rc;
 
-	rc = proto_decode(frame, len, &m, &why);
+	rc = proto_decode_trusted(frame, len, &m, &why);
 	/* A type this version does not know: the framing is intact, so
 	 * skipping it is safe, and a newer ispd may add informational
 	 * frames without breaking old clients. */
@@ -588,7 +657,8 @@ wire_dispatch(struct conn *cn, const uint8_t *frame, size_t len)
 	case PROTO_EV_REPLACE:
 	case PROTO_EV_WITHDRAW:
 	case PROTO_EV_END:
-		on_event(cn, &m);
+		/* The frame lies in cn->in, which is ours to write. */
+		on_event(cn, &m, (uint8_t *)frame + len);
 		break;
 	case PROTO_ROWS:
 		on_rows(cn, &m);
@@ -691,12 +761,14 @@ wire_read(struct conn *cn)
 		if (cn->in.len >= 4 &&
 		    get_be32(cn->in.data) + 4 - cn->in.len > need)
 			need = get_be32(cn->in.data) + 4 - cn->in.len;
-		if (buf_reserve(&cn->in, need) == -1) {
+		/* One spare byte past what is read: on_event() writes the
+		 * NUL after a frame's last string there. */
+		if (buf_reserve(&cn->in, need + 1) == -1) {
 			conn_end(cn, ISP_E_NOMEM, "out of memory reading "
 			    "from ispd at %s", cn->addr);
 			return;
 		}
-		room = cn->in.cap - cn->in.len;
+		room = cn->in.cap - cn->in.len - 1;
 		n = cn->ssl != NULL ? ctls_read(cn, cn->in.data + cn->in.len,
 		    room) : recv(cn->fd, cn->in.data + cn->in.len, room, 0);
 		if (n > 0) {
@@ -832,6 +904,8 @@ client_timeout_ms(const struct isp_client *c)
 	int			 ms = -1, t;
 
 	for (i = 0; i < c->nconns; i++) {
+		if (wire_due(&c->conns[i]))
+			return 0;
 		t = wire_timeout_ms(&c->conns[i], now);
 		if (t >= 0 && (ms < 0 || t < ms))
 			ms = t;
@@ -873,6 +947,13 @@ wire_process(struct isp_client *c)
 		if (c->reconnect)
 			intent_prune(c, now);
 	}
+	/* The pass ends with a flush of what it queued: answers, PINGs,
+	 * a replay, and requests made by callbacks (a callback of one
+	 * server's events queues for every server). A failure ends the
+	 * session in the next pass, which wire_due() makes immediate. */
+	for (i = 0; i < c->nconns; i++)
+		if (wire_due(&c->conns[i]))
+			wire_flush(&c->conns[i]);
 	if (c->cb_depth == 0) {
 		client_sub_reap(c);
 		client_reap_mirrors(c);

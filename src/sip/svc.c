@@ -4,9 +4,11 @@
  * One thread: su_root (sofia-sip's loop) owns the SIP sockets and timers,
  * and the libisp client is driven in its application-loop mode: its
  * socket is registered in the same root, and isp_process() runs when it
- * is readable or when isp_timeout_ms() says a keepalive is due. Requests
- * such as isp_announce() write at once, so a REGISTER's announce leaves
- * in the same loop iteration as its 200 OK.
+ * is readable or when isp_timeout_ms() says it is due. Requests such as
+ * isp_announce() wait in libisp's queue until that isp_process(), which
+ * runs right after the SIP handlers of the same loop iteration: a
+ * REGISTER's announce leaves with its 200 OK, and the announces of every
+ * REGISTER handled in one iteration leave in one write.
  *
  * The session is soft state. When it ends, the service keeps answering
  * SIP, tries to connect every second, and on success re-announces its
@@ -386,8 +388,8 @@ svc_run(struct svc *s)
 		if (s->isp != NULL) {
 			if ((t = isp_timeout_ms(s->isp)) >= 0 && t < wait)
 				wait = t;
-			/* Something queued (a write the socket did not
-			 * take at once): flush on the next pass. */
+			/* Requests queued (libisp writes them at the end
+			 * of isp_process()): no wait before the pass. */
 			if (isp_want(s->isp) & ISP_WANT_WRITE)
 				wait = 0;
 		}

@@ -66,11 +66,19 @@ fi
 major=$(sed -n 's/^#define ISP_VERSION_MAJOR[[:space:]]*\([0-9]*\)$/\1/p' "$ROOT/include/isp.h")
 minor=$(sed -n 's/^#define ISP_VERSION_MINOR[[:space:]]*\([0-9]*\)$/\1/p' "$ROOT/include/isp.h")
 newest=$(grep -oE '^LIBISP_[0-9.]+' "$ROOT/src/lib/libisp.map" | tail -n 1)
-if [ -n "$major" ] && [ "$newest" = "LIBISP_$major.$minor" ] && grep -qx "isp_version@@$newest" <<<"$dyn"; then
-	ok "the newest version node, $newest, is isp.h's ISP_VERSION_MAJOR.MINOR, and holds isp_version"
+if [ -n "$major" ] && [ "$newest" = "LIBISP_$major.$minor" ] && grep -q "@@$newest\$" <<<"$dyn"; then
+	ok "the newest version node, $newest, is isp.h's ISP_VERSION_MAJOR.MINOR, and exports a function"
 else
-	not_ok "version node and header agree" "isp.h: $major.$minor" "libisp.map newest: $newest" "isp_version: $(grep '^isp_version@' <<<"$dyn")"
+	not_ok "version node and header agree" "isp.h: $major.$minor" "libisp.map newest: $newest" "exported: $(grep "@@$newest" <<<"$dyn")"
 fi
+# Each function added since 1.3 lives under the version that added it.
+for fv in isp_version@@LIBISP_1.4 isp_flush@@LIBISP_1.5; do
+	if grep -qx "$fv" <<<"$dyn"; then
+		ok "$fv"
+	else
+		not_ok "$fv" "exported: $(grep "^${fv%@@*}@" <<<"$dyn")"
+	fi
+done
 
 echo "1..$n"
 [ "$failed" -eq 0 ]

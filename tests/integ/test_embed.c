@@ -235,6 +235,9 @@ test_record_stale_any_record(void **state)
 	    &sub), ISP_OK);
 	assert_non_null(m = isp_mirror_new(c[2], T, NULL, 0, stale_of_event,
 	    &mir));
+	/* Both subscribed before the first announce: six live events. */
+	assert_int_equal(isp_sync(c[1], 5000), ISP_OK);
+	assert_int_equal(isp_sync(c[2], 5000), ISP_OK);
 	put(c[0], "k1", "1");
 	put(c[0], "k2", "1");
 	put(c[0], "k3", "1");

@@ -150,6 +150,15 @@ fake_expect(struct fake *f, uint8_t type, struct proto_msg *m)
 	}
 }
 
+/* A request of c reaches the server: c writes its queue (requests wait
+ * for the end of a pass, isp.h), then the frame is read. */
+static void
+sent_expect(isp_client *c, uint8_t type, struct proto_msg *m)
+{
+	assert_int_equal(isp_flush(c), ISP_OK);
+	fake_expect(&srv, type, m);
+}
+
 static void
 on_event(isp_client *c, const struct isp_event *ev, void *arg)
 {
@@ -462,7 +471,7 @@ test_announce_frames(void **state)
 	    3, 3600), ISP_OK);
 	id = isp_last_req_id(c);
 	assert_int_equal(id, 1);
-	fake_expect(&srv, PROTO_ANNOUNCE, &m);
+	sent_expect(c, PROTO_ANNOUNCE, &m);
 	assert_int_equal(m.req_id, id);
 	assert_int_equal(m.ttl_s, 3600);
 	assert_int_equal(m.table.len, 16);
@@ -483,7 +492,7 @@ test_announce_frames(void **state)
 	assert_int_equal(isp_withdraw(c, "SIP_REGISTRATION", "alice\0x", 7),
 	    ISP_OK);
 	assert_int_equal(isp_last_req_id(c), 2);
-	fake_expect(&srv, PROTO_WITHDRAW, &m);
+	sent_expect(c, PROTO_WITHDRAW, &m);
 	assert_int_equal(m.req_id, 2);
 	assert_int_equal(m.key.len, 7);
 
@@ -520,7 +529,7 @@ test_subscribe_events(void **state)
 
 	assert_int_equal(isp_subscribe(c, "T", "sip:", 4, 0, on_event,
 	    &seen), ISP_OK);
-	fake_expect(&srv, PROTO_SUBSCRIBE, &m);
+	sent_expect(c, PROTO_SUBSCRIBE, &m);
 	assert_int_equal(m.req_id, isp_last_req_id(c));
 	assert_int_equal(m.flags, 0);
 	assert_int_equal(m.key.len, 4);
@@ -561,7 +570,7 @@ test_subscribe_events(void **state)
 
 	/* Unsubscribed: later events for the table are dropped. */
 	assert_int_equal(isp_unsubscribe(c, "T"), ISP_OK);
-	fake_expect(&srv, PROTO_UNSUBSCRIBE, &m);
+	sent_expect(c, PROTO_UNSUBSCRIBE, &m);
 	assert_int_equal(isp_unsubscribe(c, "T"), ISP_E_STATE);
 	send_record(PROTO_EV_ANNOUNCE, "T", 5, "sip:c", "c", "1");
 	assert_int_equal(isp_run(c, 100), ISP_OK);
@@ -577,7 +586,7 @@ test_subscribe_once_and_unsub_in_callback(void **state)
 
 	assert_int_equal(isp_subscribe(c, "T", NULL, 0, ISP_SUB_ONCE,
 	    on_event, &seen), ISP_OK);
-	fake_expect(&srv, PROTO_SUBSCRIBE, &m);
+	sent_expect(c, PROTO_SUBSCRIBE, &m);
 	assert_int_equal(m.flags, PROTO_SUB_ONCE);
 	send_record(PROTO_EV_ANNOUNCE, "T", 1, "a", "c", "1");
 	proto_put_ev_end(&srv.out, PB("T"), 1, 1);
@@ -591,19 +600,63 @@ test_subscribe_once_and_unsub_in_callback(void **state)
 	 * the subscription's own callback is safe. */
 	assert_int_equal(isp_subscribe(c, "T", NULL, 0, 0, on_event, &seen),
 	    ISP_OK);
-	fake_expect(&srv, PROTO_SUBSCRIBE, &m);
+	sent_expect(c, PROTO_SUBSCRIBE, &m);
 	seen.unsub_in_cb = 1;
 	send_record(PROTO_EV_ANNOUNCE, "T", 3, "c", "c", "1");
 	send_record(PROTO_EV_ANNOUNCE, "T", 4, "d", "c", "1");
 	run_until_events(c, 3);
 	assert_int_equal(isp_run(c, 100), ISP_OK);
 	assert_int_equal(seen.nev, 3);
-	fake_expect(&srv, PROTO_UNSUBSCRIBE, &m);
+	sent_expect(c, PROTO_UNSUBSCRIBE, &m);
 	isp_free(c);
 }
 
 /* Resubscribing right after an unsubscribe: events ispd had queued for
  * the old subscription must not reach the new one as its snapshot. */
+/*
+ * An event's strings are NUL-terminated where they lie in the input
+ * (isp.h promises NUL-terminated values): the NULs overwrite lengths
+ * already read, and the byte after the frame, which belongs to the next
+ * frame, is put back. Three frames in one write, the last value of each
+ * at its frame's end.
+ */
+static void
+test_event_strings_in_place(void **state)
+{
+	struct proto_msg	 m;
+	struct buf		 fb;
+	isp_client		*c = connect_fake(30000);
+	size_t			 s;
+
+	assert_int_equal(isp_subscribe(c, "T", NULL, 0, 0, on_event, &seen),
+	    ISP_OK);
+	sent_expect(c, PROTO_SUBSCRIBE, &m);
+	buf_init(&fb);
+	s = proto_fields_begin(&fb);
+	proto_put_field(&fb, "contact", 7, "sip:a@h", 7);
+	proto_put_field(&fb, "e", 1, "", 0);
+	proto_put_field(&fb, "last", 4, "zz", 2);
+	proto_fields_end(&fb, s, 3);
+	proto_put_ev_record(&srv.out, PROTO_EV_ANNOUNCE, PB("T"), 1,
+	    PB("k1"), 9, PB("bgw-1"), proto_bytes(fb.data, fb.len));
+	proto_put_ev_record(&srv.out, PROTO_EV_ANNOUNCE, PB("T"), 2,
+	    PB("k2"), 9, PB("bgw-2"), proto_bytes(fb.data, fb.len));
+	proto_put_ev_withdraw(&srv.out, PB("T"), 3, PB("k1"), 9, PB("bgw-1"),
+	    PROTO_WD_OWNER);
+	fake_send(&srv);
+	buf_free(&fb);
+	run_until_events(c, 3);
+	assert_string_equal(seen.key[0], "k1");
+	assert_string_equal(seen.fields[0], "contact=sip:a@h,e=,last=zz");
+	assert_string_equal(seen.key[1], "k2");
+	assert_string_equal(seen.fields[1], "contact=sip:a@h,e=,last=zz");
+	assert_int_equal(seen.type[2], ISP_EV_WITHDRAW);
+	assert_string_equal(seen.key[2], "k1");
+	assert_string_equal(seen.owner, "bgw-1");
+	assert_int_equal(seen.seq[2], 3);
+	isp_free(c);
+}
+
 static void
 test_resubscribe_drains(void **state)
 {
@@ -613,15 +666,15 @@ test_resubscribe_drains(void **state)
 
 	assert_int_equal(isp_subscribe(c, "T", NULL, 0, 0, on_event, &seen),
 	    ISP_OK);
-	fake_expect(&srv, PROTO_SUBSCRIBE, &m);
+	sent_expect(c, PROTO_SUBSCRIBE, &m);
 	assert_int_equal(isp_unsubscribe(c, "T"), ISP_OK);
-	fake_expect(&srv, PROTO_UNSUBSCRIBE, &m);
+	sent_expect(c, PROTO_UNSUBSCRIBE, &m);
 	assert_true(fake_recv(&srv, &m, 1000));
 	assert_int_equal(m.type, PROTO_PING);
 	token = m.token;
 	assert_int_equal(isp_subscribe(c, "T", NULL, 0, 0, on_event, &seen),
 	    ISP_OK);
-	fake_expect(&srv, PROTO_SUBSCRIBE, &m);
+	sent_expect(c, PROTO_SUBSCRIBE, &m);
 
 	send_record(PROTO_EV_ANNOUNCE, "T", 7, "stale", "c", "1");
 	proto_put_ev_withdraw(&srv.out, PB("T"), 8, PB("stale"), 9,
@@ -649,7 +702,7 @@ test_server_errors(void **state)
 
 	assert_int_equal(isp_withdraw(c, "T", "k", 1), ISP_OK);
 	id = isp_last_req_id(c);
-	fake_expect(&srv, PROTO_WITHDRAW, &m);
+	sent_expect(c, PROTO_WITHDRAW, &m);
 	proto_put_error(&srv.out, id, ISP_E_NOT_OWNER, "k is owned by bgw-2");
 	fake_send(&srv);
 	while (seen.nerr == 0)
@@ -662,7 +715,7 @@ test_server_errors(void **state)
 	assert_int_equal(isp_subscribe(c, "ispd.sessions", NULL, 0, 0,
 	    on_event, &seen), ISP_OK);
 	id = isp_last_req_id(c);
-	fake_expect(&srv, PROTO_SUBSCRIBE, &m);
+	sent_expect(c, PROTO_SUBSCRIBE, &m);
 	proto_put_error(&srv.out, id, ISP_E_LIMIT, "too many subscriptions");
 	fake_send(&srv);
 	while (seen.nerr == 1)
@@ -965,6 +1018,114 @@ test_sync_and_queries(void **state)
 	isp_free(c);
 }
 
+/* Answers each live event with an announce of its own. */
+static void
+echo_cb(isp_client *c, const struct isp_event *ev, void *arg)
+{
+	struct isp_field	 f = { "re", "1", 1 };
+
+	(void)arg;
+	if (ev->type == ISP_EV_ANNOUNCE)
+		assert_int_equal(isp_announce(c, "R", ev->rec.key,
+		    ev->rec.key_len, &f, 1, 0), ISP_OK);
+}
+
+/* The socket holds nothing from the client: the client made no
+ * send(2) since the last read (a socketpair delivers at once). */
+static void
+assert_nothing_sent(void)
+{
+	struct proto_msg	 m;
+
+	assert_int_equal(srv.in.len, 0);
+	assert_false(fake_recv(&srv, &m, 0));
+}
+
+/*
+ * When a request leaves (isp.h): at the end of the pass, at
+ * isp_flush(), at once past 64 KiB, when the call that ran a callback
+ * returns, and in mode 3 without any call of the application.
+ */
+static void
+test_flush_rule(void **state)
+{
+	char			 big[1000];
+	struct isp_field	 f = { "v", "1", 1 };
+	struct isp_field	 fb = { "v", big, sizeof(big) };
+	struct proto_msg	 m;
+	isp_client		*c = connect_fake(30000);
+	char			 key[16];
+	int			 i, n;
+
+	/* Queued, not written; the loop is told to run at once. */
+	assert_int_equal(isp_announce(c, "T", "a", 1, &f, 1, 0), ISP_OK);
+	assert_int_equal(isp_announce(c, "T", "b", 1, &f, 1, 0), ISP_OK);
+	assert_int_equal(isp_withdraw(c, "T", "a", 1), ISP_OK);
+	assert_nothing_sent();
+	assert_int_equal(isp_timeout_ms(c), 0);
+	assert_int_equal(isp_want(c), ISP_WANT_READ | ISP_WANT_WRITE);
+	/* The pass writes all three, in order. */
+	assert_int_equal(isp_process(c), ISP_OK);
+	assert_true(fake_recv(&srv, &m, 0));
+	assert_int_equal(m.type, PROTO_ANNOUNCE);
+	assert_true(fake_recv(&srv, &m, 0));
+	assert_int_equal(m.type, PROTO_ANNOUNCE);
+	assert_true(fake_recv(&srv, &m, 0));
+	assert_int_equal(m.type, PROTO_WITHDRAW);
+	assert_nothing_sent();
+	assert_true(isp_timeout_ms(c) > 1000);
+	assert_int_equal(isp_want(c), ISP_WANT_READ);
+
+	/* isp_flush() writes now; so does isp_run(c, 0). */
+	assert_int_equal(isp_announce(c, "T", "c", 1, &f, 1, 0), ISP_OK);
+	assert_nothing_sent();
+	assert_int_equal(isp_flush(c), ISP_OK);
+	assert_true(fake_recv(&srv, &m, 0));
+	assert_int_equal(m.type, PROTO_ANNOUNCE);
+	assert_int_equal(isp_flush(c), ISP_OK);		/* nothing queued */
+	assert_int_equal(isp_announce(c, "T", "d", 1, &f, 1, 0), ISP_OK);
+	assert_int_equal(isp_run(c, 0), ISP_OK);
+	assert_true(fake_recv(&srv, &m, 0));
+	assert_nothing_sent();
+
+	/* 64 KiB queued go within the request call that reached it. */
+	memset(big, 'x', sizeof(big));
+	for (n = 1; n <= 100; n++) {
+		snprintf(key, sizeof(key), "big%d", n);
+		assert_int_equal(isp_announce(c, "T", key, strlen(key), &fb, 1,
+		    0), ISP_OK);
+		if (fake_recv(&srv, &m, 0))
+			break;
+	}
+	/* Frames of about 1,030 bytes: the 64th crossed 64 KiB. */
+	assert_true(n * 1030 >= 64 * 1024 && (n - 1) * 1000 < 64 * 1024);
+	for (i = 1; i < n; i++) {
+		assert_true(fake_recv(&srv, &m, 0));
+		assert_int_equal(m.type, PROTO_ANNOUNCE);
+	}
+	assert_nothing_sent();
+
+	/* A request made by a callback leaves when the call returns. */
+	assert_int_equal(isp_subscribe(c, "T", NULL, 0, 0, echo_cb, NULL),
+	    ISP_OK);
+	sent_expect(c, PROTO_SUBSCRIBE, &m);
+	proto_put_ev_end(&srv.out, PB("T"), 0, 0);
+	fake_send(&srv);
+	send_record(PROTO_EV_ANNOUNCE, "T", 1, "k", "c", "1");
+	for (i = 0; i < 100 && !fake_recv(&srv, &m, 0); i++)
+		assert_int_equal(isp_run(c, 20), ISP_OK);
+	assert_int_equal(m.type, PROTO_ANNOUNCE);
+	assert_memory_equal(m.table.p, "R", 1);
+	assert_nothing_sent();
+
+	/* Mode 3: the library thread writes it; no call of ours. */
+	assert_int_equal(isp_start(c), ISP_OK);
+	assert_int_equal(isp_announce(c, "T", "e", 1, &f, 1, 0), ISP_OK);
+	fake_expect(&srv, PROTO_ANNOUNCE, &m);
+	assert_memory_equal(m.key.p, "e", 1);
+	isp_free(c);
+}
+
 static void
 test_thread_mode(void **state)
 {
@@ -1069,6 +1230,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_subscribe_once_and_unsub_in_callback, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_event_strings_in_place,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resubscribe_drains, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_server_errors, setup,
@@ -1082,6 +1245,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_keepalive, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_sync_and_queries, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_flush_rule, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_thread_mode, setup,
 		    teardown),

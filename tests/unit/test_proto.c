@@ -367,6 +367,66 @@ test_framing(void **state)
 	assert_int_equal(proto_frame_check(hdr, 4, 1024, &n), -1);
 }
 
+/* The client's decoder checks names for length only, and everything
+ * else as strictly as proto_decode(). */
+static void
+test_decode_trusted(void **state)
+{
+	struct proto_msg	 m;
+	struct buf		 fb;
+	const char		*why;
+	size_t			 s, len;
+
+	/* Names ispd would never send: refused by the strict decoder,
+	 * taken as they are by the trusted one. */
+	buf_init(&fb);
+	s = proto_fields_begin(&fb);
+	proto_put_field(&fb, "a b", 3, "v", 1);
+	proto_fields_end(&fb, s, 1);
+	proto_put_ev_record(&b, PROTO_EV_ANNOUNCE, PB("bad table"), 1,
+	    PB("k"), 9, PB("o"), proto_bytes(fb.data, fb.len));
+	assert_int_equal(proto_decode(b.data, b.len, &m, &why),
+	    ISP_E_BAD_TABLE);
+	assert_int_equal(proto_decode_trusted(b.data, b.len, &m, &why), 0);
+	assert_bytes(m.table, "bad table");
+	assert_int_equal(m.nfields, 1);
+
+	b.len = 0;
+	proto_put_ev_record(&b, PROTO_EV_ANNOUNCE, PB("T"), 1, PB("k"), 9,
+	    PB("o"), proto_bytes(fb.data, fb.len));
+	assert_int_equal(proto_decode(b.data, b.len, &m, &why),
+	    ISP_E_BAD_FIELDS);
+	assert_int_equal(proto_decode_trusted(b.data, b.len, &m, &why), 0);
+
+	/* Lengths are still checked: an empty table name, an empty field
+	 * name, a value running past the frame. */
+	b.len = 0;
+	proto_put_ev_end(&b, PB(""), 1, 0);
+	assert_int_equal(proto_decode_trusted(b.data, b.len, &m, &why),
+	    ISP_E_BAD_TABLE);
+	fb.len = 0;
+	s = proto_fields_begin(&fb);
+	proto_put_field(&fb, "", 0, "v", 1);
+	proto_fields_end(&fb, s, 1);
+	b.len = 0;
+	proto_put_ev_record(&b, PROTO_EV_ANNOUNCE, PB("T"), 1, PB("k"), 9,
+	    PB("o"), proto_bytes(fb.data, fb.len));
+	assert_int_equal(proto_decode_trusted(b.data, b.len, &m, &why),
+	    ISP_E_BAD_FIELDS);
+	fb.len = 0;
+	s = proto_fields_begin(&fb);
+	proto_put_field(&fb, "n", 1, "value", 5);
+	proto_fields_end(&fb, s, 1);
+	b.len = 0;
+	proto_put_ev_record(&b, PROTO_EV_ANNOUNCE, PB("T"), 1, PB("k"), 9,
+	    PB("o"), proto_bytes(fb.data, fb.len));
+	len = b.len - 2;
+	put_be32(b.data, (uint32_t)(len - 4));
+	assert_int_equal(proto_decode_trusted(b.data, len, &m, &why),
+	    ISP_E_PROTOCOL);
+	buf_free(&fb);
+}
+
 static void
 test_malformed(void **state)
 {
@@ -542,6 +602,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_framing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_decode_trusted, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
