@@ -1,9 +1,12 @@
 /*
  * ispctl: the command-line client of ispd, built on libisp.
  *
- * Exit codes: 0 ok, 1 not found, 2 usage, 3 cannot connect or server
- * error. Every failure prints one line on stderr that says what failed
- * and, where it can, what to do.
+ * Exit codes (ispctl.h): 0 ok, 1 not found, 2 usage, 3 cannot reach
+ * ispd, 4 refused by ispd. Every failure prints one line on stderr that
+ * says what failed and, where it can, what to do.
+ *
+ * --json may stand anywhere before a "--": main() takes it out of the
+ * arguments before any parser sees them.
  *
  * Several servers (-s A -s B, or ISPD_SERVER=A,B) are redundant
  * reflectors (docs/HA.md): the long-running commands (announce, publish,
@@ -25,10 +28,8 @@
 #include <unistd.h>
 
 #include "isp.h"
-
-#define EXIT_NOTFOUND	1
-#define EXIT_USAGE	2
-#define EXIT_SERVER	3
+#include "ispctl.h"
+#include "version.h"
 
 #define QUERY_TIMEOUT_MS	10000
 
@@ -42,11 +43,11 @@ static int		 tls;
 static const char	*tls_ca, *tls_cert, *tls_key, *tls_server_name;
 static char		 secret[1025];
 static int		 have_secret;
-static int		 json;
+int			 json;
+static int		 timestamps;	/* watch --timestamps */
 static volatile sig_atomic_t	 stop_requested;
 /* The client of the command, which die() frees before it exits. */
 static isp_client		*live_client;
-static void		 client_done(isp_client *);
 
 static void
 print_usage(FILE *out)
@@ -62,13 +63,14 @@ print_usage(FILE *out)
 	    "  publish TABLE [--ttl SECONDS]      lines from stdin:\n"
 	    "                                     announce KEY [NAME=VALUE]...\n"
 	    "                                     withdraw KEY\n"
-	    "  watch TABLE [--prefix P] [--json]\n"
+	    "  watch TABLE [--prefix P] [--timestamps] [--json]\n"
 	    "  dump TABLE [--prefix P] [--json]\n"
 	    "  get TABLE KEY [--json]\n"
 	    "  tables [--json]\n"
 	    "  sessions [--json]\n"
 	    "  stats [--json]\n"
 	    "  place ROLE ACCOUNT [--json]       the live instance serving it\n"
+	    "--json anywhere: JSON Lines output; -V, --version: the version\n"
 	    "server: -s (repeat it for redundant reflectors), else $ISPD_SERVER\n"
 	    "(a comma-separated list), else %s\n"
 	    "--tls: TLS, the server's certificate checked against --tls-ca "
@@ -91,9 +93,9 @@ ispctl_options(struct isp_options *o)
 	o->secret = have_secret ? secret : NULL;
 }
 
-/* A usage error: says what is wrong (when fmt is set), shows the usage,
- * exits 2. */
-static void __attribute__((noreturn, format(printf, 1, 2)))
+/* A usage error: says what is wrong (when fmt is set; getopt has said
+ * it otherwise), and where the help is. Exits 2. */
+void
 usage(const char *fmt, ...)
 {
 	va_list	 ap;
@@ -105,11 +107,51 @@ usage(const char *fmt, ...)
 		va_end(ap);
 		fprintf(stderr, "\n");
 	}
-	print_usage(stderr);
+	fprintf(stderr, "Try 'ispctl --help' for the commands and their "
+	    "options.\n");
 	exit(EXIT_USAGE);
 }
 
-static void __attribute__((noreturn, format(printf, 2, 3)))
+int
+exit_for(int err)
+{
+	switch (err) {
+	case ISP_OK:
+		return 0;
+	case ISP_E_NOT_FOUND:
+		return EXIT_NOTFOUND;
+	case ISP_E_INVALID:
+	case ISP_E_BAD_TABLE:
+	case ISP_E_BAD_KEY:
+	case ISP_E_BAD_FIELDS:
+	case ISP_E_BAD_REQUEST:
+		return EXIT_USAGE;
+	case ISP_E_NOT_OWNER:
+	case ISP_E_READONLY:
+	case ISP_E_ALREADY_SUBSCRIBED:
+	case ISP_E_LIMIT:
+	case ISP_E_AUTH:
+	case ISP_E_DENIED:
+		return EXIT_REFUSED;
+	default:
+		return EXIT_UNREACHED;
+	}
+}
+
+/* libisp names the call its checks failed in ("isp_announce: key
+ * is ..."); the user named no call. */
+const char *
+lib_error(isp_client *c)
+{
+	const char	*m = isp_errmsg(c), *colon;
+
+	if (strncmp(m, "isp_", 4) == 0 && (colon = strstr(m, ": ")) != NULL &&
+	    strcspn(m, " ") > (size_t)(colon - m))
+		return colon + 2;
+	return m;
+}
+
+void
 die(int code, const char *fmt, ...)
 {
 	va_list	 ap;
@@ -124,7 +166,7 @@ die(int code, const char *fmt, ...)
 }
 
 /* Frees a client of ispctl's (isp_free()), and forgets it. */
-static void
+void
 client_done(isp_client *c)
 {
 	if (c == live_client)
@@ -194,6 +236,7 @@ connect_all_or_die(void)
 {
 	struct isp_options	 o;
 	isp_client		*c;
+	int			 rc;
 
 	isp_options_init(&o);
 	o.servers = servers;
@@ -204,19 +247,19 @@ connect_all_or_die(void)
 	o.arg = &errs;
 	o.reconnect = 1;
 	if ((live_client = c = isp_new(&o)) == NULL)
-		die(EXIT_SERVER, "out of memory");
-	if (isp_connect(c) != ISP_OK)
-		die(EXIT_SERVER, "%s", isp_errmsg(c));
+		die(EXIT_UNREACHED, "out of memory");
+	if ((rc = isp_connect(c)) != ISP_OK)
+		die(exit_for(rc), "%s", isp_errmsg(c));
 	return c;
 }
 
-/* A one-shot client: the first server of the list that answers. */
-static isp_client *
+isp_client *
 connect_or_die(void)
 {
 	struct isp_options	 o;
 	isp_client		*c = NULL;
 	size_t			 i;
+	int			 rc = ISP_E_CONNECT;
 
 	for (i = 0; i < nservers; i++) {
 		isp_options_init(&o);
@@ -225,8 +268,8 @@ connect_or_die(void)
 		o.on_error = on_error;
 		o.arg = &errs;
 		if ((live_client = c = isp_new(&o)) == NULL)
-			die(EXIT_SERVER, "out of memory");
-		if (isp_connect(c) == ISP_OK)
+			die(EXIT_UNREACHED, "out of memory");
+		if ((rc = isp_connect(c)) == ISP_OK)
 			return c;
 		if (i + 1 < nservers) {
 			fprintf(stderr, "ispctl: %s; trying %s\n",
@@ -234,19 +277,90 @@ connect_or_die(void)
 			client_done(c);
 		}
 	}
-	die(EXIT_SERVER, "%s", isp_errmsg(c));
+	die(exit_for(rc), "%s", isp_errmsg(c));
+}
+
+/* Rows of QUERY TABLES, looking for one name. */
+struct table_seek {
+	const char	*name;
+	int		 found;
+};
+
+static void
+table_seek_cb(const struct isp_field *f, size_t n, void *arg)
+{
+	struct table_seek	*ts = arg;
+	size_t			 i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(f[i].name, "name") == 0 &&
+		    strcmp(f[i].value, ts->name) == 0)
+			ts->found = 1;
+}
+
+int
+table_exists(isp_client *c, const char *table)
+{
+	struct table_seek	 ts = { table, 0 };
+	int			 rc;
+
+	if ((rc = isp_query_tables(c, table_seek_cb, &ts, QUERY_TIMEOUT_MS)) !=
+	    ISP_OK)
+		die(exit_for(rc), "asking ispd for its tables: %s",
+		    isp_errmsg(c));
+	return ts.found;
+}
+
+/*
+ * The length of the UTF-8 sequence at s (n bytes there), 0 when it is
+ * not valid UTF-8 (RFC 3629: no overlong form, no surrogate, nothing
+ * past U+10FFFF); *cp is the code point.
+ */
+static size_t
+utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	size_t	 len, i;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		*cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		len = 3;
+		*cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		*cp = s[0] & 0x07;
+	} else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		*cp = *cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && *cp < 0x800) || (len == 4 && (*cp < 0x10000 ||
+	    *cp > 0x10ffff)) || (*cp >= 0xd800 && *cp <= 0xdfff))
+		return 0;
+	return len;
 }
 
 /* JSON output. */
 
-static void
+void
 json_str(const void *p, size_t len)
 {
 	const unsigned char	*s = p;
-	size_t			 i;
+	size_t			 i, l;
+	uint32_t		 cp;
 
 	putchar('"');
-	for (i = 0; i < len; i++) {
+	for (i = 0; i < len; i += l) {
+		l = 1;
 		switch (s[i]) {
 		case '"':	fputs("\\\"", stdout); break;
 		case '\\':	fputs("\\\\", stdout); break;
@@ -256,8 +370,16 @@ json_str(const void *p, size_t len)
 		default:
 			if (s[i] < 0x20 || s[i] == 0x7f)
 				printf("\\u%04x", s[i]);
-			else
+			else if (s[i] < 0x80)
 				putchar(s[i]);
+			else if ((l = utf8_seq(s + i, len - i, &cp)) > 0)
+				fwrite(s + i, 1, l, stdout);
+			else {
+				/* JSON is text: a byte that is not
+				 * UTF-8 cannot be carried as it is. */
+				fputs("\\ufffd", stdout);
+				l = 1;
+			}
 		}
 	}
 	putchar('"');
@@ -311,11 +433,41 @@ reason_name(int reason)
 	}
 }
 
+/* watch --timestamps: when the event was printed, UTC, to the ms. */
+static char	 event_time[48];
+
+static void
+event_time_set(void)
+{
+	struct timespec	 ts;
+	struct tm	 tm;
+	char		 date[32];
+
+	event_time[0] = '\0';
+	if (!timestamps || clock_gettime(CLOCK_REALTIME, &ts) == -1 ||
+	    gmtime_r(&ts.tv_sec, &tm) == NULL)
+		return;
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(event_time, sizeof(event_time), "%s.%03dZ", date,
+	    (int)(ts.tv_nsec / 1000000));
+}
+
+/* The start of a JSON line, or the time column of a text line. */
+static void
+event_start(void)
+{
+	if (json)
+		printf(event_time[0] ? "{\"time\":\"%s\"," : "{", event_time);
+	else if (event_time[0])
+		printf("%s ", event_time);
+}
+
 static void
 json_event(const char *table, int type, const struct isp_record *r,
     uint64_t seq, int reason)
 {
-	printf("{\"event\":\"%s\",\"table\":", event_name(type));
+	event_start();
+	printf("\"event\":\"%s\",\"table\":", event_name(type));
 	json_cstr(table);
 	printf(",\"key\":");
 	json_str(r->key, r->key_len);
@@ -333,23 +485,48 @@ json_event(const char *table, int type, const struct isp_record *r,
 	printf("}\n");
 }
 
-/* Human output. A value is printed as is when printable, else in
- * C-style escapes, so a line never breaks the terminal. */
+/* Human output. A value is printed as is when it is printable ASCII or
+ * UTF-8 text, else in C-style escapes (\xNN, and \\ for a backslash),
+ * so a line never breaks the terminal. quote: also escape '"' (a quoted value). Returns the
+ * columns printed, a code point counting one. */
+
+static size_t
+text_put(const void *p, size_t len, int quote, int print)
+{
+	const unsigned char	*s = p;
+	size_t			 i, l, cols = 0;
+	uint32_t		 cp;
+
+	for (i = 0; i < len; i += l) {
+		l = 1;
+		if (s[i] == '\\' || (quote && s[i] == '"')) {
+			if (print)
+				printf("\\%c", s[i]);
+			cols += 2;
+		} else if (s[i] >= 0x20 && s[i] < 0x7f) {
+			if (print)
+				putchar(s[i]);
+			cols++;
+		} else if (s[i] >= 0x80 && (l = utf8_seq(s + i, len - i,
+		    &cp)) > 0 && cp >= 0xa0) {
+			/* Text, but not the C1 controls U+0080..U+009F. */
+			if (print)
+				fwrite(s + i, 1, l, stdout);
+			cols++;
+		} else {
+			if (print)
+				printf("\\x%02x", s[i]);
+			cols += 4;
+			l = 1;
+		}
+	}
+	return cols;
+}
 
 static void
 text_bytes(const void *p, size_t len)
 {
-	const unsigned char	*s = p;
-	size_t			 i;
-
-	for (i = 0; i < len; i++) {
-		if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\')
-			putchar(s[i]);
-		else if (s[i] == '\\')
-			fputs("\\\\", stdout);
-		else
-			printf("\\x%02x", s[i]);
-	}
+	(void)text_put(p, len, 0, 1);
 }
 
 /* Fields as NAME=VALUE words, a value quoted when it holds a blank, a
@@ -374,29 +551,70 @@ text_fields(const struct isp_field *f, size_t n)
 			continue;
 		}
 		putchar('"');
-		for (j = 0; j < f[i].value_len; j++) {
-			if (v[j] == '"')
-				fputs("\\\"", stdout);
-			else
-				text_bytes(v + j, 1);
-		}
+		(void)text_put(v, f[i].value_len, 1, 1);
 		putchar('"');
 	}
 }
 
-/* Arguments: NAME=VALUE fields. */
+/* Arguments. */
 
-static struct isp_field *
-parse_fields(char **argv, int argc)
+/* A key as the user gave it: 1 to 1024 bytes (docs/PROTOCOL.md). NULL
+ * when it will do, else what is wrong with it. */
+static const char *
+key_problem(const char *key)
 {
+	static char	 why[128];
+	size_t		 len = strlen(key);
+
+	if (len == 0)
+		return "the key is empty: a key is 1 to 1024 bytes";
+	if (len > 1024) {
+		snprintf(why, sizeof(why), "the key is %zu bytes long: a key "
+		    "is 1 to 1024 bytes", len);
+		return why;
+	}
+	return NULL;
+}
+
+/* A table name: 1 to 64 of A-Z a-z 0-9 _ . : - (docs/PROTOCOL.md). */
+static int
+valid_table_arg(const char *t)
+{
+	size_t	 len = strlen(t);
+
+	return len >= 1 && len <= 64 && strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789_.:-") == len;
+}
+
+static void
+check_key_arg(const char *key)
+{
+	const char	*why;
+
+	if ((why = key_problem(key)) != NULL)
+		usage("%s", why);
+}
+
+/*
+ * NAME=VALUE fields. Returns NULL with *why set when one is not of that
+ * form or a name is given twice: the protocol keeps both (PROTOCOL.md),
+ * but one field given twice on a command line is a mistake.
+ */
+static struct isp_field *
+parse_fields(char **argv, int argc, const char **why)
+{
+	static char		 msg[320];
 	struct isp_field	*f;
 	char			*eq;
-	int			 i;
+	int			 i, j;
 
 	if ((f = calloc((size_t)argc + 1, sizeof(*f))) == NULL)
-		die(EXIT_SERVER, "out of memory");
+		die(EXIT_UNREACHED, "out of memory");
 	for (i = 0; i < argc; i++) {
 		if ((eq = strchr(argv[i], '=')) == NULL || eq == argv[i]) {
+			snprintf(msg, sizeof(msg), "\"%.64s\" is not a field: "
+			    "fields are NAME=VALUE", argv[i]);
+			*why = msg;
 			free(f);
 			return NULL;
 		}
@@ -404,6 +622,14 @@ parse_fields(char **argv, int argc)
 		f[i].name = argv[i];
 		f[i].value = eq + 1;
 		f[i].value_len = strlen(eq + 1);
+		for (j = 0; j < i; j++)
+			if (strcmp(f[j].name, f[i].name) == 0) {
+				snprintf(msg, sizeof(msg), "field \"%.64s\" "
+				    "is given twice", f[i].name);
+				*why = msg;
+				free(f);
+				return NULL;
+			}
 	}
 	return f;
 }
@@ -430,7 +656,7 @@ sync_or_die(isp_client *c)
 	int	 rc;
 
 	if ((rc = isp_sync(c, QUERY_TIMEOUT_MS)) != ISP_OK)
-		die(EXIT_SERVER, "%s", isp_errmsg(c));
+		die(exit_for(rc), "%s", isp_errmsg(c));
 }
 
 /* announce TABLE KEY [NAME=VALUE]... [--ttl SECONDS] */
@@ -443,6 +669,7 @@ cmd_announce(int argc, char **argv)
 	};
 	struct isp_field	*f;
 	isp_client		*c;
+	const char		*why;
 	unsigned		 ttl = 0;
 	int			 ch, rc;
 
@@ -462,8 +689,9 @@ cmd_announce(int argc, char **argv)
 	}
 	if (argc < 2)
 		usage("announce needs TABLE and KEY");
-	if ((f = parse_fields(argv + 2, argc - 2)) == NULL)
-		usage("fields must be NAME=VALUE");
+	check_key_arg(argv[1]);
+	if ((f = parse_fields(argv + 2, argc - 2, &why)) == NULL)
+		usage("%s", why);
 
 	catch_signals();
 	c = connect_all_or_die();
@@ -471,19 +699,26 @@ cmd_announce(int argc, char **argv)
 	    (size_t)argc - 2, ttl);
 	free(f);
 	if (rc != ISP_OK)
-		die(rc == ISP_E_INVALID ? EXIT_USAGE : EXIT_SERVER, "%s",
-		    isp_errmsg(c));
+		die(exit_for(rc), "%s", lib_error(c));
 	sync_or_die(c);
 	if (errs.count > 0)
-		die(EXIT_SERVER, "announce %s in %s: %s (%s)", argv[1], argv[0],
-		    errs.reason, isp_strerror(errs.code));
+		die(exit_for(errs.code), "announce %s in %s: %s (%s)", argv[1],
+		    argv[0], errs.reason, isp_strerror(errs.code));
 	fprintf(stderr, "ispctl: announced %s in %s as session %" PRIu64
 	    "; holding it until interrupted\n", argv[1], argv[0],
 	    isp_session_id(c));
+	if (json) {
+		printf("{\"event\":\"announced\",\"table\":");
+		json_str(argv[0], strlen(argv[0]));
+		printf(",\"key\":");
+		json_str(argv[1], strlen(argv[1]));
+		printf(",\"session\":%" PRIu64 "}\n", isp_session_id(c));
+		fflush(stdout);
+	}
 	while (!stop_requested) {
 		if ((rc = isp_run(c, 200)) != ISP_OK) {
 			client_done(c);
-			die(EXIT_SERVER, "session ended: %s", isp_strerror(rc));
+			die(EXIT_UNREACHED, "session ended: %s", isp_strerror(rc));
 		}
 	}
 	client_done(c);
@@ -548,6 +783,7 @@ struct publisher {
 	size_t		 cappend;
 	unsigned long	 lineno;
 	unsigned long	 bad;		/* lines that failed */
+	int		 refused;	/* ispd refused one of them */
 	int		 seen_errors;	/* errs.count already reported */
 };
 
@@ -557,13 +793,26 @@ publish_line(struct publisher *p, char *line)
 {
 	struct isp_field	*f;
 	char			*words[MAX_LINE_WORDS];
+	const char		*why;
 	int			 n, rc;
 
 	p->lineno++;
 	if ((n = split_words(line, words, MAX_LINE_WORDS)) == 0)
 		return 0;
-	if (n > 1 && strcmp(words[0], "announce") == 0 &&
-	    (f = parse_fields(words + 2, n - 2)) != NULL) {
+	if (n > 1 && (strcmp(words[0], "announce") == 0 ||
+	    strcmp(words[0], "withdraw") == 0) &&
+	    (why = key_problem(words[1])) != NULL) {
+		fprintf(stderr, "ispctl: line %lu: %s\n", p->lineno, why);
+		p->bad++;
+		return 0;
+	}
+	if (n > 1 && strcmp(words[0], "announce") == 0) {
+		if ((f = parse_fields(words + 2, n - 2, &why)) == NULL) {
+			fprintf(stderr, "ispctl: line %lu: %s\n", p->lineno,
+			    why);
+			p->bad++;
+			return 0;
+		}
 		rc = isp_announce(p->c, p->table, words[1], strlen(words[1]), f,
 		    (size_t)n - 2, p->ttl);
 		free(f);
@@ -577,7 +826,7 @@ publish_line(struct publisher *p, char *line)
 	}
 	if (rc != ISP_OK) {
 		fprintf(stderr, "ispctl: line %lu: %s\n", p->lineno,
-		    isp_errmsg(p->c));
+		    lib_error(p->c));
 		p->bad++;
 		return rc == ISP_E_INVALID ? 0 : -1;
 	}
@@ -585,7 +834,7 @@ publish_line(struct publisher *p, char *line)
 		p->cappend = p->cappend ? p->cappend * 2 : 256;
 		p->pend = realloc(p->pend, p->cappend * sizeof(*p->pend));
 		if (p->pend == NULL)
-			die(EXIT_SERVER, "out of memory");
+			die(EXIT_UNREACHED, "out of memory");
 	}
 	p->pend[p->npend].req_id = isp_last_req_id(p->c);
 	p->pend[p->npend++].line = p->lineno;
@@ -612,6 +861,7 @@ publish_report(struct publisher *p)
 	fprintf(stderr, "ispctl: line %lu: %s (%s)\n", where, errs.reason,
 	    isp_strerror(errs.code));
 	p->bad++;
+	p->refused = 1;
 }
 
 /*
@@ -645,6 +895,9 @@ cmd_publish(int argc, char **argv)
 	if (argc - optind != 1)
 		usage("publish needs TABLE");
 	p.table = argv[optind];
+	if (!valid_table_arg(p.table))
+		usage("invalid table name \"%s\": 1 to 64 characters of A-Z a-z "
+		    "0-9 _ . : -", p.table);
 
 	catch_signals();
 	p.c = connect_all_or_die();
@@ -656,16 +909,16 @@ cmd_publish(int argc, char **argv)
 		    ((isp_want(p.c) & ISP_WANT_WRITE) ? POLLOUT : 0);
 		n = poll(pfd, 2, isp_timeout_ms(p.c));
 		if (n == -1 && errno != EINTR)
-			die(EXIT_SERVER, "poll: %s", strerror(errno));
+			die(EXIT_UNREACHED, "poll: %s", strerror(errno));
 		if (n > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
 			if (incap - inlen < 65536) {
 				incap = incap ? incap * 2 : 131072;
 				if ((in = realloc(in, incap + 1)) == NULL)
-					die(EXIT_SERVER, "out of memory");
+					die(EXIT_UNREACHED, "out of memory");
 			}
 			r = read(STDIN_FILENO, in + inlen, incap - inlen);
 			if (r == -1 && errno != EINTR && errno != EAGAIN)
-				die(EXIT_SERVER, "reading standard input: %s",
+				die(EXIT_UNREACHED, "reading standard input: %s",
 				    strerror(errno));
 			if (r == 0) {
 				eof = 1;
@@ -699,19 +952,22 @@ cmd_publish(int argc, char **argv)
 			}
 		}
 		if (isp_process(p.c) != ISP_OK)
-			die(EXIT_SERVER, "session ended: %s", isp_errmsg(p.c));
+			die(EXIT_UNREACHED, "session ended: %s", isp_errmsg(p.c));
 		publish_report(&p);
 	}
 	free(in);
 	if (!stop_requested && !gone) {
 		/* Let ispd answer the last lines before the session ends. */
 		if (isp_sync(p.c, QUERY_TIMEOUT_MS) != ISP_OK)
-			die(EXIT_SERVER, "%s", isp_errmsg(p.c));
+			die(EXIT_UNREACHED, "%s", isp_errmsg(p.c));
 		publish_report(&p);
 	}
 	free(p.pend);
 	client_done(p.c);
-	return p.bad > 0 ? EXIT_SERVER : 0;
+	/* Lines ispd refused, else lines not understood. */
+	if (p.bad > 0)
+		return p.refused ? EXIT_REFUSED : EXIT_USAGE;
+	return 0;
 }
 
 /* A snapshot collected in memory, for dump, get and sessions. */
@@ -730,6 +986,7 @@ struct snap {
 	size_t		 n;
 	size_t		 cap;
 	int		 done;
+	int		 no_table;	/* the table does not exist */
 };
 
 static void *
@@ -738,7 +995,7 @@ xmemdup(const void *p, size_t len)
 	char	*d;
 
 	if ((d = malloc(len + 1)) == NULL)
-		die(EXIT_SERVER, "out of memory");
+		die(EXIT_UNREACHED, "out of memory");
 	memcpy(d, p, len);
 	d[len] = '\0';
 	return d;
@@ -764,7 +1021,7 @@ snap_cb(isp_client *c, const struct isp_event *ev, void *arg)
 	if (s->n == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 256;
 		if ((s->r = realloc(s->r, s->cap * sizeof(*s->r))) == NULL)
-			die(EXIT_SERVER, "out of memory");
+			die(EXIT_UNREACHED, "out of memory");
 	}
 	r = &s->r[s->n];
 	r->order = s->n++;
@@ -776,7 +1033,7 @@ snap_cb(isp_client *c, const struct isp_event *ev, void *arg)
 	r->seq = ev->rec.seq;
 	r->nfields = r->withdrawn ? 0 : ev->rec.nfields;
 	if ((r->fields = calloc(r->nfields + 1, sizeof(*r->fields))) == NULL)
-		die(EXIT_SERVER, "out of memory");
+		die(EXIT_UNREACHED, "out of memory");
 	for (i = 0; i < r->nfields; i++) {
 		r->fields[i].name = xmemdup(ev->rec.fields[i].name,
 		    strlen(ev->rec.fields[i].name));
@@ -830,7 +1087,8 @@ snap_done(void *arg)
 	return ((struct snap *)arg)->done;
 }
 
-/* Reads the records of table under prefix, sorted by key. */
+/* Reads the records of table under prefix, sorted by key. With nothing
+ * found, asks whether the table exists at all (s->no_table). */
 static void
 snap_fetch(struct snap *s, const char *table, const char *prefix)
 {
@@ -843,20 +1101,23 @@ snap_fetch(struct snap *s, const char *table, const char *prefix)
 	rc = isp_subscribe(c, table, prefix, prefix ? strlen(prefix) : 0,
 	    ISP_SUB_ONCE, snap_cb, s);
 	if (rc != ISP_OK)
-		die(rc == ISP_E_INVALID ? EXIT_USAGE : EXIT_SERVER, "%s",
-		    isp_errmsg(c));
+		die(exit_for(rc), "%s", lib_error(c));
 	deadline = (int64_t)time(NULL) + QUERY_TIMEOUT_MS / 1000;
 	while (!snap_done(s) && errs.count == 0) {
 		if ((rc = isp_run(c, 100)) != ISP_OK)
-			die(EXIT_SERVER, "%s", isp_errmsg(c));
+			die(exit_for(rc), "%s", isp_errmsg(c));
 		/* A large table keeps arriving; only silence times out. */
 		if (s->n == 0 && time(NULL) > deadline)
-			die(EXIT_SERVER, "no answer from ispd for %d s",
+			die(EXIT_UNREACHED, "no answer from ispd for %d s",
 			    QUERY_TIMEOUT_MS / 1000);
 	}
 	if (errs.count > 0)
-		die(EXIT_SERVER, "%s: %s (%s)", table, errs.reason,
+		die(exit_for(errs.code), "%s: %s (%s)", table, errs.reason,
 		    isp_strerror(errs.code));
+	/* A subscription for its snapshot alone does not create a table:
+	 * an empty answer may be a typo. */
+	if (s->n == 0)
+		s->no_table = !table_exists(c, table);
 	client_done(c);
 	snap_settle(s);
 }
@@ -903,12 +1164,7 @@ snaprec_record(const struct snaprec *r)
 static size_t
 printable_len(const void *p, size_t len)
 {
-	const unsigned char	*s = p;
-	size_t			 i, n = 0;
-
-	for (i = 0; i < len; i++)
-		n += (s[i] >= 0x20 && s[i] < 0x7f) ? (s[i] == '\\' ? 2 : 1) : 4;
-	return n;
+	return text_put(p, len, 0, 0);
 }
 
 static void
@@ -925,7 +1181,7 @@ parse_view_opts(int argc, char **argv, int nargs, const char *what,
 {
 	static const struct option	 opts[] = {
 		{ "prefix", required_argument, NULL, 'p' },
-		{ "json", no_argument, NULL, 'j' },
+		{ "timestamps", no_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char	*prefix = NULL;
@@ -935,8 +1191,10 @@ parse_view_opts(int argc, char **argv, int nargs, const char *what,
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch == 'p' && nargs == 1)
 			prefix = optarg;
-		else if (ch == 'j')
-			json = 1;
+		else if (ch == 'T' && strcmp(what, "watch") == 0)
+			timestamps = 1;
+		else if (ch == 'T')
+			usage("--timestamps is an option of watch");
 		else
 			usage(NULL);
 	}
@@ -959,6 +1217,10 @@ cmd_dump(int argc, char **argv)
 
 	prefix = parse_view_opts(argc, argv, 1, "dump", &args);
 	snap_fetch(&s, args[0], prefix);
+	if (s.no_table) {
+		snap_free(&s);
+		die(EXIT_NOTFOUND, "table %s does not exist", args[0]);
+	}
 	if (json) {
 		for (i = 0; i < s.n; i++) {
 			rec = snaprec_record(&s.r[i]);
@@ -1002,6 +1264,7 @@ cmd_get(int argc, char **argv)
 	size_t			 i, j, nw;
 
 	(void)parse_view_opts(argc, argv, 2, "get", &args);
+	check_key_arg(args[1]);
 	snap_fetch(&s, args[0], args[1]);
 	for (i = 0; i < s.n; i++)
 		if (strcmp(s.r[i].key, args[1]) == 0 &&
@@ -1009,6 +1272,8 @@ cmd_get(int argc, char **argv)
 			break;
 	if (i == s.n) {
 		snap_free(&s);
+		if (s.no_table)
+			die(EXIT_NOTFOUND, "table %s does not exist", args[0]);
 		die(EXIT_NOTFOUND, "%s not found in %s", args[1], args[0]);
 	}
 	rec = snaprec_record(&s.r[i]);
@@ -1044,8 +1309,9 @@ watch_state_line(const struct isp_event *ev)
 {
 	const char	*srv = ev->server != NULL ? ev->server : "";
 
+	event_start();
 	if (json) {
-		printf("{\"event\":\"%s\",\"table\":",
+		printf("\"event\":\"%s\",\"table\":",
 		    event_name(ev->type));
 		json_cstr(ev->table);
 		printf(",\"server\":");
@@ -1067,13 +1333,15 @@ watch_cb(isp_client *c, const struct isp_event *ev, void *arg)
 {
 	size_t	 w;
 
+	event_time_set();
 	if (ev->type == ISP_EV_STALE || ev->type == ISP_EV_FRESH) {
 		watch_state_line(ev);
 		return;
 	}
 	if (json) {
 		if (ev->type == ISP_EV_END) {
-			printf("{\"event\":\"end\",\"table\":");
+			event_start();
+			printf("\"event\":\"end\",\"table\":");
 			json_cstr(ev->table);
 			printf(",\"count\":%" PRIu64 ",\"seq\":%" PRIu64 "}\n",
 			    ev->count, ev->seq);
@@ -1083,6 +1351,7 @@ watch_cb(isp_client *c, const struct isp_event *ev, void *arg)
 		fflush(stdout);
 		return;
 	}
+	event_start();
 	printf("%-9s seq=%-8" PRIu64 " ", event_name(ev->type), ev->seq);
 	if (ev->type == ISP_EV_END) {
 		printf("%" PRIu64 " record%s in %s; live events follow\n",
@@ -1119,18 +1388,25 @@ cmd_watch(int argc, char **argv)
 	int		 rc;
 
 	prefix = parse_view_opts(argc, argv, 1, "watch", &args);
+	if (!valid_table_arg(args[0]))
+		usage("invalid table name \"%s\": 1 to 64 characters of A-Z a-z "
+		    "0-9 _ . : -", args[0]);
 	catch_signals();
 	c = connect_all_or_die();
+	/* A live subscription creates its table in ispd; a typo should
+	 * not pass unseen. */
+	if (!table_exists(c, args[0]))
+		fprintf(stderr, "ispctl: table %s does not exist yet: ispd "
+		    "creates it, empty, for this watch\n", args[0]);
 	m = isp_mirror_new(c, args[0], prefix, prefix ? strlen(prefix) : 0,
 	    watch_cb, NULL);
 	if (m == NULL)
-		die(strstr(isp_errmsg(c), "invalid") != NULL ? EXIT_USAGE :
-		    EXIT_SERVER, "%s", isp_errmsg(c));
+		die(EXIT_UNREACHED, "%s", lib_error(c));
 	while (!stop_requested) {
 		if ((rc = isp_run(c, 200)) != ISP_OK)
-			die(EXIT_SERVER, "session ended: %s", isp_errmsg(c));
+			die(EXIT_UNREACHED, "session ended: %s", isp_errmsg(c));
 		if (errs.count > 0)
-			die(EXIT_SERVER, "watch %s: %s (%s)", args[0],
+			die(exit_for(errs.code), "watch %s: %s (%s)", args[0],
 			    errs.reason, isp_strerror(errs.code));
 	}
 	isp_mirror_free(m);
@@ -1156,7 +1432,7 @@ row_alloc(struct row *r, size_t n)
 	r->n = 0;
 	if ((r->name = calloc(n + 1, sizeof(*r->name))) == NULL ||
 	    (r->value = calloc(n + 1, sizeof(*r->value))) == NULL)
-		die(EXIT_SERVER, "out of memory");
+		die(EXIT_UNREACHED, "out of memory");
 }
 
 static void
@@ -1169,7 +1445,7 @@ rows_cb(const struct isp_field *f, size_t n, void *arg)
 	if (rs->n == rs->cap) {
 		rs->cap = rs->cap ? rs->cap * 2 : 32;
 		if ((rs->r = realloc(rs->r, rs->cap * sizeof(*rs->r))) == NULL)
-			die(EXIT_SERVER, "out of memory");
+			die(EXIT_UNREACHED, "out of memory");
 	}
 	r = &rs->r[rs->n++];
 	row_alloc(r, n);
@@ -1265,18 +1541,12 @@ static void
 only_json_opt(int argc, char **argv, const char *what)
 {
 	static const struct option	 opts[] = {
-		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int	 ch;
 
 	optind = 0;	/* glibc: start over, argv[0] is the command */
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (ch == 'j')
-			json = 1;
-		else
-			usage(NULL);
-	}
+	if (getopt_long(argc, argv, "", opts, NULL) != -1)
+		usage(NULL);
 	if (optind != argc)
 		usage("%s takes no arguments", what);
 }
@@ -1296,7 +1566,7 @@ cmd_tables(int argc, char **argv)
 	only_json_opt(argc, argv, "tables");
 	c = connect_or_die();
 	if (isp_query_tables(c, rows_cb, &rs, QUERY_TIMEOUT_MS) != ISP_OK)
-		die(EXIT_SERVER, "tables: %s", isp_errmsg(c));
+		die(EXIT_UNREACHED, "tables: %s", isp_errmsg(c));
 	client_done(c);
 	rows_print(&rs, cols, heads, keys, 4);
 	rows_free(&rs);
@@ -1313,10 +1583,10 @@ cmd_stats(int argc, char **argv)
 	only_json_opt(argc, argv, "stats");
 	c = connect_or_die();
 	if (isp_query_stats(c, rows_cb, &rs, QUERY_TIMEOUT_MS) != ISP_OK)
-		die(EXIT_SERVER, "stats: %s", isp_errmsg(c));
+		die(EXIT_UNREACHED, "stats: %s", isp_errmsg(c));
 	client_done(c);
 	if (rs.n == 0)
-		die(EXIT_SERVER, "stats: ispd sent no counters");
+		die(EXIT_UNREACHED, "stats: ispd sent no counters");
 	for (i = 0; i < rs.r[0].n; i++)
 		if (strlen(rs.r[0].name[i]) > w)
 			w = strlen(rs.r[0].name[i]);
@@ -1354,7 +1624,7 @@ cmd_sessions(int argc, char **argv)
 	only_json_opt(argc, argv, "sessions");
 	snap_fetch(&s, ISP_SESSIONS_TABLE, NULL);
 	if ((rs.r = calloc(s.n + 1, sizeof(*rs.r))) == NULL)
-		die(EXIT_SERVER, "out of memory");
+		die(EXIT_UNREACHED, "out of memory");
 	for (i = 0; i < s.n; i++) {
 		r = &rs.r[rs.n++];
 		row_alloc(r, 1 + s.r[i].nfields);
@@ -1438,6 +1708,7 @@ main(int argc, char **argv)
 		{ "tls-server-name", required_argument, NULL,
 		    OPT_TLS_SERVER_NAME },
 		{ "secret-file", required_argument, NULL, OPT_SECRET_FILE },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const struct {
@@ -1456,10 +1727,27 @@ main(int argc, char **argv)
 	};
 	char	*env = NULL, *tok, *save = NULL;
 	size_t	 i;
-	int	 ch;
+	int	 ch, in, out;
+
+	/* getopt's own messages name the program as the others do. */
+	argv[0] = "ispctl";
+	/* --json, before the command or after it, anywhere up to "--". */
+	for (in = out = 1; in < argc; in++) {
+		if (strcmp(argv[in], "--") == 0) {
+			while (in < argc)
+				argv[out++] = argv[in++];
+			break;
+		}
+		if (strcmp(argv[in], "--json") == 0)
+			json = 1;
+		else
+			argv[out++] = argv[in];
+	}
+	argc = out;
+	argv[argc] = NULL;
 
 	/* "+": stop at the command; its own options come after it. */
-	while ((ch = getopt_long(argc, argv, "+s:n:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+s:n:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			if (nservers == ISP_MAX_SERVERS)
@@ -1471,6 +1759,10 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			print_usage(stdout);
+			return 0;
+		case 'V':
+			printf("ispctl %s (libisp %s)\n", ISP_RELEASE,
+			    isp_version());
 			return 0;
 		/* Each TLS option implies --tls. */
 		case OPT_TLS:
@@ -1515,7 +1807,7 @@ main(int argc, char **argv)
 		servers[nservers++] = ISP_DEFAULT_SERVER;
 	/* place.c connects on its own and reads the server from here. */
 	if (setenv("ISPD_SERVER", servers[0], 1) == -1)
-		die(EXIT_SERVER, "setenv: %s", strerror(errno));
+		die(EXIT_UNREACHED, "setenv: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[0], cmds[i].name) == 0)

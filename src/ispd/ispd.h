@@ -21,8 +21,8 @@
 #include "hash.h"
 #include "isp.h"		/* the wire's error codes, ISP_E_* */
 #include "proto.h"
+#include "version.h"	/* ISP_RELEASE */
 
-#define ISPD_VERSION		"0.1.0"
 #define ISPD_DEFAULT_LISTEN	"127.0.0.1:7460"
 #define ISPD_DEFAULT_HOLD_MS	9000
 #define ISPD_DEFAULT_GRACEFUL_S	30	/* --graceful-seconds */

@@ -365,7 +365,7 @@ parse_options(int argc, char **argv)
 			usage(stdout, 1);
 			exit(0);
 		case 'V':
-			printf("ispd %s\n", ISPD_VERSION);
+			printf("ispd %s\n", ISP_RELEASE);
 			exit(0);
 		case ':':
 			if (optopt >= OPT_LIMIT)
@@ -747,7 +747,7 @@ main(int argc, char **argv)
 		exit(1);
 	if (running.item[CONF_USER].set)
 		privileges_drop(running.item[CONF_USER].str);
-	log_info("ispd %s started, hold %u ms, server id %s", ISPD_VERSION,
+	log_info("ispd %s started, hold %u ms, server id %s", ISP_RELEASE,
 	    ispd_conf.hold_ms, ispd_conf.server_id);
 
 	loop_run();

@@ -876,6 +876,43 @@ session_frame(struct session *s, const uint8_t *f, size_t len)
 }
 
 /*
+ * The first bytes of a session that is not HELLO but another protocol
+ * pointed at an ispd port by mistake: a web client (or an HTTP health
+ * check), or a TLS client at a plain port. Either would otherwise read
+ * as a frame of a billion bytes. Says which in one line at warn and
+ * closes s; returns 1 then. Needs 4 bytes, as the length check does.
+ */
+static int
+session_foreign(struct session *s, const uint8_t *p, size_t len)
+{
+	static const char	*methods[] = { "GET ", "HEAD ", "POST ",
+				    "PUT ", "DELETE ", "OPTIONS ", "PATCH ",
+				    "CONNECT ", "TRACE ", "PRI * HTTP/2" };
+	const char		*what = NULL, *hint = "";
+	size_t			 i, n;
+
+	if (s->state != SESSION_NEW || len < 4)
+		return 0;
+	if (p[0] == 0x16 && p[1] == 0x03 && p[2] <= 0x04 && s->ssl == NULL) {
+		/* A TLS record of type handshake, version 3.x. */
+		what = "a TLS ClientHello";
+		hint = ": TLS clients connect to a --listen-tls port";
+	}
+	for (i = 0; what == NULL && i < sizeof(methods) / sizeof(methods[0]);
+	    i++) {
+		n = strlen(methods[i]) < len ? strlen(methods[i]) : len;
+		if (memcmp(p, methods[i], n) == 0)
+			what = "an HTTP request";
+	}
+	if (what == NULL)
+		return 0;
+	log_warnx("session %" PRIu64 " (%s): %s, not the ispd protocol%s; "
+	    "closing", s->id, s->peer, what, hint);
+	session_end(s, SESSION_CLOSE_NOW, what, 0);
+	return 1;
+}
+
+/*
  * Handles the whole frames at the start of p. Returns the bytes used;
  * stops early when the session is closing or at a partial frame, whose
  * length has then been checked.
@@ -888,6 +925,8 @@ session_parse(struct session *s, const uint8_t *p, size_t len)
 
 	while (off < len && s->state <= SESSION_READY && !s->in_paused) {
 		if (len - off >= 4) {
+			if (off == 0 && session_foreign(s, p, len))
+				break;
 			n = get_be32(p + off);
 			if (n == 0) {
 				session_fail(s, 0, ISP_E_PROTOCOL,

@@ -286,8 +286,8 @@ subscr_rows_stats(uint32_t req_id)
 
 	start = proto_rows_begin(&enc, req_id);
 	fstart = proto_fields_begin(&enc);
-	proto_put_field(&enc, "version", 7, ISPD_VERSION,
-	    strlen(ISPD_VERSION));
+	proto_put_field(&enc, "version", 7, ISP_RELEASE,
+	    strlen(ISP_RELEASE));
 	subscr_put_u64(&enc, "uptime_s",
 	    (loop_now_ms() - ispd_stats.start_ms) / 1000);
 	subscr_put_u64(&enc, "sessions", session_count());

@@ -108,11 +108,11 @@ lm_locate(struct lmain *lm, nta_incoming_t *irq, const sip_t *sip)
 		nta_incoming_treply(irq, SIP_416_UNSUPPORTED_URI, TAG_END());
 	else if (n == 0)
 		nta_incoming_treply(irq, SIP_480_TEMPORARILY_UNAVAILABLE,
-		    SIPTAG_SERVER_STR(PROG "/" SIPSVC_VERSION), TAG_END());
+		    SIPTAG_SERVER_STR(PROG "/" ISP_RELEASE), TAG_END());
 	else
 		nta_incoming_treply(irq, SIP_302_MOVED_TEMPORARILY,
 		    SIPTAG_CONTACT(contacts),
-		    SIPTAG_SERVER_STR(PROG "/" SIPSVC_VERSION), TAG_END());
+		    SIPTAG_SERVER_STR(PROG "/" ISP_RELEASE), TAG_END());
 	if (svc_log_enabled(SVC_LOG_DEBUG))
 		svc_log(SVC_LOG_DEBUG, "%s %s: %d contact%s",
 		    sip->sip_request->rq_method_name, url_as_string(home, ruri),
@@ -133,7 +133,7 @@ lm_request(void *magic, nta_leg_t *leg, nta_incoming_t *irq,
 			/* To us, not to an AOR: a keepalive. */
 			nta_incoming_treply(irq, SIP_200_OK,
 			    SIPTAG_ALLOW_STR(ALLOW), SIPTAG_ACCEPT_STR(""),
-			    SIPTAG_SERVER_STR(PROG "/" SIPSVC_VERSION),
+			    SIPTAG_SERVER_STR(PROG "/" ISP_RELEASE),
 			    TAG_END());
 			return 0;
 		}
@@ -196,7 +196,7 @@ main(int argc, char **argv)
 			usage(stdout, 1);
 			return 0;
 		case 'V':
-			printf(PROG " " SIPSVC_VERSION "\n");
+			printf(PROG " " ISP_RELEASE "\n");
 			return 0;
 		default:
 			usage(stderr, 0);

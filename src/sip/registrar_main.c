@@ -193,7 +193,7 @@ rm_reply_register(struct rmain *rm, nta_incoming_t *irq, const sip_t *sip)
 	    SIPTAG_UNSUPPORTED_STR(rep.unsupported)),
 	    TAG_IF(rep.status == 200, SIPTAG_DATE(sip_date_create(home,
 	    sip_now()))),
-	    SIPTAG_SERVER_STR(PROG "/" SIPSVC_VERSION),
+	    SIPTAG_SERVER_STR(PROG "/" ISP_RELEASE),
 	    TAG_END());
 	/* A refused REGISTER is worth a line; a malformed one a warning. */
 	level = rep.status == 200 || rep.status == 401 ? SVC_LOG_DEBUG :
@@ -221,7 +221,7 @@ rm_request(void *magic, nta_leg_t *leg, nta_incoming_t *irq,
 		/* RFC 3261 §11: what we can do; proxies use it as a ping. */
 		nta_incoming_treply(irq, SIP_200_OK, SIPTAG_ALLOW_STR(ALLOW),
 		    SIPTAG_ACCEPT_STR(""), SIPTAG_SUPPORTED_STR("path, outbound"),
-		    SIPTAG_SERVER_STR(PROG "/" SIPSVC_VERSION), TAG_END());
+		    SIPTAG_SERVER_STR(PROG "/" ISP_RELEASE), TAG_END());
 		return 0;
 	case sip_method_ack:
 		return 0;	/* never answered */
@@ -325,7 +325,7 @@ main(int argc, char **argv)
 			usage(stdout, 1);
 			return 0;
 		case 'V':
-			printf(PROG " " SIPSVC_VERSION "\n");
+			printf(PROG " " ISP_RELEASE "\n");
 			return 0;
 		default:
 			usage(stderr, 0);

@@ -34,8 +34,7 @@ struct svc;
 #include <sofia-sip/nta.h>
 
 #include "isp.h"
-
-#define SIPSVC_VERSION		"0.1"
+#include "version.h"	/* ISP_RELEASE */
 
 /* The tables (see docs/SIP.md for their fields). */
 #define SIP_REG_TABLE		"SIP_REGISTRATION"

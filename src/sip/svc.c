@@ -346,8 +346,8 @@ svc_announce_instance(struct svc *s)
 	f[1].value = s->sip_addr;
 	f[1].value_len = strlen(s->sip_addr);
 	f[2].name = "version";
-	f[2].value = SIPSVC_VERSION;
-	f[2].value_len = strlen(SIPSVC_VERSION);
+	f[2].value = ISP_RELEASE;
+	f[2].value_len = strlen(ISP_RELEASE);
 	f[3].name = "started";
 	f[3].value = started;
 	f[3].value_len = strlen(started);

@@ -73,14 +73,47 @@ wait_for test -s "$tmp/port" || { echo "Bail out! ispd did not start"; cat "$tmp
 export ISPD_SERVER=127.0.0.1:$(head -1 "$tmp/port")
 C() { "$ISPCTL" "$@"; }
 
-# Usage and connection errors.
-expect usage 2 "usage: ispctl" C
+# Usage and connection errors. A usage error is one line and a hint,
+# not the whole help.
+expect usage 2 "no command given" C
 expect unknown-command 2 'unknown command "frobnicate"' C frobnicate
-expect bad-field 2 "NAME=VALUE" C announce $T k novalue
+if [ "$(wc -l <"$tmp/unknown-command.err")" -eq 2 ] &&
+   grep -q "^Try 'ispctl --help'" "$tmp/unknown-command.err"; then
+	ok usage-one-line
+else
+	not_ok usage-one-line "$(cat "$tmp/unknown-command.err")"
+fi
+expect unknown-option 2 "unrecognized option '--frob'" C --frob tables
+expect bad-field 2 '"novalue" is not a field: fields are NAME=VALUE' C announce $T k novalue
+expect dup-field 2 'field "a" is given twice' C announce $T k a=1 b=2 a=3
 expect bad-ttl 2 'invalid --ttl "soon"' C announce $T k a=1 --ttl soon
-expect bad-table 2 "table" C dump "no such"
-expect refused 3 "cannot connect to 127.0.0.1:1" C -s 127.0.0.1:1 tables
-expect refused-hint 3 "is ispd running?" C -s 127.0.0.1:1 tables
+expect bad-table 2 "invalid table name" C dump "no such"
+expect bad-table-watch 2 "invalid table name" C watch "no such"
+# get and announce judge an empty or long key alike, in the user's terms.
+expect get-empty-key 2 "the key is empty: a key is 1 to 1024 bytes" C get $T ''
+expect announce-empty-key 2 "the key is empty: a key is 1 to 1024 bytes" C announce $T ''
+long=$(head -c 1100 /dev/zero | tr '\0' k)
+expect get-long-key 2 "the key is 1100 bytes long" C get $T "$long"
+grep -q "isp_\|prefix" "$tmp/get-long-key.err" && not_ok get-long-key-words "$(cat "$tmp/get-long-key.err")" ||
+    ok get-long-key-words
+expect unreachable 3 "cannot connect to 127.0.0.1:1" C -s 127.0.0.1:1 tables
+expect unreachable-hint 3 "is ispd running?" C -s 127.0.0.1:1 tables
+
+# One version for every program of the tree.
+v=$(C --version) || not_ok version "ispctl --version failed"
+case "$v" in
+"ispctl "[0-9]*" (libisp "[0-9]*")")
+	want=$(echo "$v" | cut -d' ' -f2)
+	bad=""
+	for prog in ispd isp-registrar isp-locator; do
+		[ -x "$BUILD/$prog" ] || continue
+		got=$("$BUILD/$prog" --version 2>&1)
+		[ "$got" = "$prog $want" ] || bad="$bad [$got]"
+	done
+	[ -z "$bad" ] && ok version || not_ok version "ispctl says $want, the others:$bad"
+	;;
+*)	not_ok version "$v" ;;
+esac
 
 # A watcher started before anything exists sees everything live.
 # Background clients run $ISPCTL itself (not through a function), so $!
@@ -114,7 +147,24 @@ golden dump-prefix 0 C dump $T --prefix bob
 golden get 0 C get $T 'bob@example.com|1'
 golden get-json 0 C get $T 'alice@example.com|1' --json
 expect get-missing 1 "nobody|1 not found in $T" C get $T 'nobody|1'
-golden dump-empty 0 C dump NO_SUCH_TABLE
+# A table that does not exist is not an empty one, and asking creates
+# none.
+expect dump-missing 1 "table NO_SUCH_TABLE does not exist" C dump NO_SUCH_TABLE
+expect get-missing-table 1 "table NO_SUCH_TABLE does not exist" C get NO_SUCH_TABLE k
+expect place-missing 1 "ispd has no INSTANCES table" C place registrar sip:a@example.com --json
+C tables | grep -q "NO_SUCH_TABLE\|INSTANCES" && not_ok no-table-created "$(C tables)" ||
+    ok no-table-created
+# --json anywhere: before the command, after it, between its words.
+for form in "--json get $T alice@example.com|1" "get --json $T alice@example.com|1" \
+    "get $T --json alice@example.com|1"; do
+	# shellcheck disable=SC2086 # the words of $form, as a user types them
+	(IFS=' '; C $form) >"$tmp/json-anywhere.out" 2>&1
+	if ! diff -q "$GOLDEN/get-json.out" "$tmp/json-anywhere.out" >/dev/null; then
+		not_ok "json-anywhere ($form)" "$(cat "$tmp/json-anywhere.out")"
+		continue
+	fi
+	ok "json-anywhere ($form)"
+done
 
 # Another client takes bob over; bgw-1 can no longer withdraw him.
 # (3>&-: the publisher's FIFO must not stay open in other children.)
@@ -167,8 +217,9 @@ wait_for sh -c "! '$ISPCTL' get $T 'bob@example.com|1'" && ok killed-withdrawn |
 exec 3>&-
 wait $pub_pid
 rc=$?
-[ "$rc" -eq 3 ] && ok publish-exit || not_ok publish-exit "exit $rc, want 3 (lines failed)"
+[ "$rc" -eq 4 ] && ok publish-exit || not_ok publish-exit "exit $rc, want 4 (a line refused by ispd)"
 wait_for sh -c "'$ISPCTL' dump $T | grep -q '^0 records'" && ok publisher-eof || not_ok publisher-eof "$(C dump $T)"
+golden dump-empty 0 C dump $T
 wait_for grep -q '"seq":9' "$tmp/watch.json"
 golden watch-json 0 cat "$tmp/watch.json"
 
@@ -179,7 +230,7 @@ wait_for C get $T 'dave@example.com|1' && ok ttl-present || not_ok ttl-present
 wait_for sh -c "! '$ISPCTL' get $T 'dave@example.com|1'" && ok ttl-expired || not_ok ttl-expired
 
 # A line longer than any frame is refused and skipped; the next works.
-expect long-line 3 "line 1: longer than" sh -c "(head -c 3000000 /dev/zero | tr '\\0' a; echo;
+expect long-line 2 "line 1: longer than" sh -c "(head -c 3000000 /dev/zero | tr '\\0' a; echo;
     echo 'announce longline|1 a=1') | '$ISPCTL' publish $T"
 grep -q "line 2" "$tmp/long-line.err" && not_ok long-line-next "$(cat "$tmp/long-line.err")" || ok long-line-next
 
@@ -222,6 +273,75 @@ if wait_for test -s "$tmp/gport"; then
 	fi
 else
 	not_ok graceful-ispd "$(cat "$tmp/gispd.log")"
+fi
+
+# announce --json confirms on stdout; publish takes --json too.
+timeout 2 "$ISPCTL" announce JSONT 'k|1' a=1 --json >"$tmp/ann-json.out" 2>"$tmp/ann-json.err"
+if grep -q '^{"event":"announced","table":"JSONT","key":"k|1","session":[0-9]*}$' "$tmp/ann-json.out"; then
+	ok announce-json
+else
+	not_ok announce-json "$(cat "$tmp/ann-json.out" "$tmp/ann-json.err")"
+fi
+echo 'announce k|2 a=1' | "$ISPCTL" publish --json JSONT >"$tmp/pub-json.out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] && ok publish-json || not_ok publish-json "exit $rc" "$(cat "$tmp/pub-json.out")"
+# Refused by ispd is not "cannot reach": exit 4.
+expect refused-readonly 4 "read-only" C announce ispd.sessions k a=1
+
+# Text is printed as text: UTF-8 as it is, other bytes escaped (in JSON,
+# which must be UTF-8, as U+FFFD).
+"$ISPCTL" announce TEXT 'utf|1' name=Müller city=Zürich bad=$'\xff' 'quoted=a "b" ü' \
+    2>/dev/null &
+pids+=($!)
+if wait_for C get TEXT 'utf|1'; then
+	C get TEXT 'utf|1' >"$tmp/utf.out" 2>&1
+	C get TEXT 'utf|1' --json >"$tmp/utf.json" 2>&1
+	C dump TEXT >"$tmp/utf.dump" 2>&1
+	if grep -q '^name  *Müller$' "$tmp/utf.out" && grep -q '^bad  *\\xff$' "$tmp/utf.out" &&
+	   grep -qF '"name":"Müller","city":"Zürich","bad":"\ufffd","quoted":"a \"b\" ü"' "$tmp/utf.json" &&
+	   grep -qF 'name=Müller city=Zürich bad=\xff quoted="a \"b\" ü"' "$tmp/utf.dump"; then
+		ok utf8-text
+	else
+		not_ok utf8-text "$(cat "$tmp/utf.out" "$tmp/utf.json" "$tmp/utf.dump")"
+	fi
+else
+	not_ok utf8-text "the record did not arrive"
+fi
+
+# watch --timestamps: each line starts with the time it was printed.
+timeout 1 "$ISPCTL" watch TEXT --timestamps >"$tmp/ts.out" 2>/dev/null
+timeout 1 "$ISPCTL" watch TEXT --timestamps --json >"$tmp/ts.json" 2>/dev/null
+ts='20[0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\.[0-9][0-9][0-9]Z'
+if grep -q "^$ts announce  seq=" "$tmp/ts.out" && grep -q "^$ts end " "$tmp/ts.out" &&
+   grep -q "^{\"time\":\"$ts\",\"event\":\"announce\"" "$tmp/ts.json" &&
+   grep -q "^{\"time\":\"$ts\",\"event\":\"end\"" "$tmp/ts.json"; then
+	ok watch-timestamps
+else
+	not_ok watch-timestamps "$(cat "$tmp/ts.out" "$tmp/ts.json")"
+fi
+expect timestamps-watch-only 2 "--timestamps is an option of watch" C dump TEXT --timestamps
+# Watching a table that does not exist says so (the watch creates it).
+timeout 1 "$ISPCTL" watch WATCH_TYPO >/dev/null 2>"$tmp/typo.err"
+grep -q "table WATCH_TYPO does not exist yet" "$tmp/typo.err" && ok watch-typo ||
+    not_ok watch-typo "$(cat "$tmp/typo.err")"
+
+# Another protocol at ispd's port: one line at warn that says which,
+# not a frame of a billion bytes.
+port=$(head -1 "$tmp/port")
+foreign() {
+	exec 5<>"/dev/tcp/127.0.0.1/$port" || return 1
+	printf "$1" >&5
+	timeout 2 cat <&5 >/dev/null
+	exec 5>&-
+}
+foreign 'GET /metrics HTTP/1.1\r\nHost: ispd\r\n\r\n'
+foreign '\026\003\001\000\200\001\000\000\174\003\003'
+if wait_for grep -q "warn: session [0-9]* (127.0.0.1:[0-9]*): an HTTP request, not the ispd protocol; closing" "$tmp/ispd.log" &&
+   wait_for grep -q "warn: session [0-9]* (127.0.0.1:[0-9]*): a TLS ClientHello, not the ispd protocol: TLS clients connect to a --listen-tls port; closing" "$tmp/ispd.log" &&
+   ! grep -q "bytes is over the limit" "$tmp/ispd.log"; then
+	ok foreign-protocols
+else
+	not_ok foreign-protocols "$(grep -i "http\|tls\|limit" "$tmp/ispd.log")"
 fi
 
 echo "1..$n"
