@@ -185,6 +185,13 @@ enum isp_withdraw_reason {
 	ISP_WD_SESSION = 3,	/* owner's session ended */
 	ISP_WD_STALE = 4,	/* mirror only: stale for stale_grace_ms and
 				 * no server announced it again */
+	ISP_WD_HELD = 5,	/* since 1.5: held for its client's graceful
+				 * restart (its session was lost), and not
+				 * announced again before the grace time
+				 * ended or the client's END_OF_REPLAY
+				 * (older servers said ISP_WD_SESSION).
+				 * Treat a reason not listed here as a
+				 * withdrawal all the same. */
 };
 
 /* A record, as the server sent it. key is NUL-terminated one byte past

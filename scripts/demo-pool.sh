@@ -82,7 +82,7 @@ echo "  2001 -> bgw-b -> isp_route -> $Y -> bgw-a -> phone: answered; REGISTERs 
 [ "$nreg" -eq 1 ] || fail "the phone sent $nreg REGISTERs"
 
 say "bgw-a is killed: ispd withdraws its bindings, the phone's contact goes everywhere"
-{ kill -KILL "${pid[bgw-a]}"; wait "${pid[bgw-a]}"; } 2>/dev/null
+kam_kill bgw-a
 wait_for prints 0 contacts bgw-b "2002@$D" || fail "bgw-b still has 2002"
 for a in ast-x ast-y; do
 	wait_for devstate_is $a 2002 UNAVAILABLE || fail "device state of 2002 on $a: $(devstate $a 2002)"

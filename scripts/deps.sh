@@ -22,10 +22,11 @@ set -e
 # libsofia-sip-ua-dev, pkg-config: the SIP stack of isp-registrar and
 # isp-locator. sip-tester (SIPp), baresip-core: the SIP peers of the tests.
 # kamailio: the Kamailio that loads the ispd module in its tests (and
-# kamcmd to ask it).
+# kamcmd to ask it). systemd: systemd-analyze, which checks the units of
+# examples/systemd.
 pkgs="build-essential libcmocka-dev clang libclang-rt-14-dev valgrind
     libssl-dev openssl libsofia-sip-ua-dev pkg-config sip-tester
-    baresip-core kamailio"
+    baresip-core kamailio systemd"
 case "${1:-check}" in
 check)		;;
 bench)		pkgs="$pkgs redis-server libhiredis-dev nats-server libnats-dev

@@ -91,6 +91,9 @@ enum proto_type {
 #define PROTO_WD_OWNER		1	/* the owner withdrew it */
 #define PROTO_WD_EXPIRED	2	/* its TTL ran out */
 #define PROTO_WD_SESSION	3	/* its owner's session ended */
+/* 4 is not sent: libisp's ISP_WD_STALE, a mirror's own withdrawal. */
+#define PROTO_WD_HELD		5	/* held for a graceful restart, and
+					 * not announced again in time */
 
 /* Capability bits in HELLO/WELCOME; a server answers with the bits it
  * shares with the client. PROTO_CAPS is what a client sends unless it

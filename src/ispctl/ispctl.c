@@ -428,6 +428,7 @@ reason_name(int reason)
 	case ISP_WD_OWNER:	return "withdrawn";
 	case ISP_WD_EXPIRED:	return "expired";
 	case ISP_WD_SESSION:	return "session ended";
+	case ISP_WD_HELD:	return "held, not taken back";
 	case ISP_WD_STALE:	return "stale";
 	default:		return "unknown";
 	}

@@ -594,6 +594,17 @@ conf_creds_report(void *arg, int line, const char *msg)
 	conf_report(r->c, where, msg);
 }
 
+/* A TLS file's problem, at the line that named that file. */
+static void
+conf_tls_report(enum tls_file f, const char *why, void *arg)
+{
+	struct conf	*c = arg;
+	int		 item = f == TLS_FILE_CERT ? CONF_TLS_CERT :
+			    f == TLS_FILE_KEY ? CONF_TLS_KEY : CONF_TLS_CA;
+
+	conf_error(c, c->item[item].line, "%s", why);
+}
+
 /*
  * Checks what c's settings mean together and loads what they name: the
  * TLS certificate, key and CA, the credentials, the user. Fills out
@@ -633,13 +644,10 @@ conf_load(struct conf *c, struct conf_loaded *out)
 		conf_error(c, auth->line, "auth required needs a way to "
 		    "authenticate: credentials, or tls-require-client-cert "
 		    "yes");
-	if (cert->set && key->set) {
+	if (cert->set && key->set)
 		out->tls = tls_ctx_new(cert->str, key->str,
-		    ca->set ? ca->str : NULL, req->set && req->num, err,
-		    sizeof(err));
-		if (out->tls == NULL)
-			conf_error(c, key->line, "%s", err);
-	}
+		    ca->set ? ca->str : NULL, req->set && req->num,
+		    conf_tls_report, c);
 	if (cred->set) {
 		rep.c = c;
 		rep.file = cred->str;

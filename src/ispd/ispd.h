@@ -223,6 +223,7 @@ struct session {
 	int			 in_paused;	/* input not read: see session.c */
 	int			 resuming;	/* on the resume list */
 	int			 ghost;		/* ended; records being withdrawn */
+	uint8_t			 ghost_reason;	/* with this PROTO_WD_* */
 	int			 lost;		/* ended without BYE: the peer
 						 * went away (table.c holds
 						 * its graceful records) */
@@ -470,9 +471,28 @@ void		 sync_record_removed(struct table *, struct record *);
 void		 sync_stats(struct sync_stats *);
 void		 sync_free(void);
 
+/* notify.c */
+void		 notify_init(void);
+void		 notify_ready(const char *status);
+void		 notify_reloading(void);
+void		 notify_status(const char *status);
+void		 notify_stopping(void);
+uint64_t	 notify_next_ms(void);
+void		 notify_timers(uint64_t now_ms);
+void		 notify_free(void);
+
 /* tls.c */
+/* Which of the TLS files a problem is about, so that conf.c can name
+ * the line that gave it. */
+enum tls_file {
+	TLS_FILE_CERT,
+	TLS_FILE_KEY,
+	TLS_FILE_CA,
+};
+typedef void	 tls_report_fn(enum tls_file, const char *why, void *arg);
 struct ssl_ctx_st *tls_ctx_new(const char *cert, const char *key,
-		    const char *ca, int require_cert, char *err, size_t errsz);
+		    const char *ca, int require_cert, tls_report_fn *,
+		    void *arg);
 void		 tls_ctx_free(struct ssl_ctx_st *);
 void		 tls_ctx_set(struct ssl_ctx_st *);
 int		 tls_session_start(struct session *);

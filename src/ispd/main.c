@@ -476,11 +476,14 @@ config_reload(void)
 	log_info("received SIGHUP, reloading the configuration%s%s",
 	    config_file != NULL ? " from " : "", config_file != NULL ?
 	    config_file : "");
+	notify_reloading();
 	if (config_read(&c, &ld, 1) != 0) {
 		log_warnx("reload failed with %d errors; the running "
 		    "configuration is kept", c.nerrors);
 		conf_loaded_free(&ld);
 		conf_free(&c);
+		notify_ready("serving; the last reload failed, the running "
+		    "configuration is kept");
 		return;
 	}
 	same = c.nlisten == running.nlisten;
@@ -509,6 +512,7 @@ config_reload(void)
 	 * compared with that at the next reload too. */
 	conf_free(&c);
 	log_info("reload done: %zu rules, %zu credentials", nrules, ncreds);
+	notify_ready("serving; configuration reloaded");
 }
 
 /*
@@ -577,6 +581,7 @@ drain_start(void)
 		return;
 	log_info("received SIGUSR1, draining: closing the sessions in %u s",
 	    drain_seconds);
+	notify_status("draining: the sessions close soon");
 	session_going_down(loop_now_ms() + (uint64_t)drain_seconds * 1000,
 	    "ispd going down for maintenance");
 	if (drain_seconds == 0) {
@@ -732,6 +737,7 @@ main(int argc, char **argv)
 
 	loop_init();
 	signal_setup();
+	notify_init();
 	table_init();
 	for (i = 0; i < (size_t)running.ngraceful; i++)
 		if (table_graceful_add(running.graceful[i]) == -1)
@@ -749,9 +755,12 @@ main(int argc, char **argv)
 		privileges_drop(running.item[CONF_USER].str);
 	log_info("ispd %s started, hold %u ms, server id %s", ISP_RELEASE,
 	    ispd_conf.hold_ms, ispd_conf.server_id);
+	/* Every listener is bound: clients can connect from now on. */
+	notify_ready("serving");
 
 	loop_run();
 
+	notify_stopping();
 	listen_close_all();
 	session_shutdown_all();
 	table_free_all();
@@ -767,6 +776,7 @@ main(int argc, char **argv)
 		close(drain_fd);
 	}
 	loop_free();
+	notify_free();
 	conf_free(&running);
 	conf_free(&cli);
 	log_info("exiting");

@@ -908,7 +908,11 @@ session_foreign(struct session *s, const uint8_t *p, size_t len)
 		return 0;
 	log_warnx("session %" PRIu64 " (%s): %s, not the ispd protocol%s; "
 	    "closing", s->id, s->peer, what, hint);
-	session_end(s, SESSION_CLOSE_NOW, what, 0);
+	/* A TLS client reads the plain ERROR as a record it cannot parse,
+	 * which libisp explains ("is it a TLS port of ispd?"). */
+	session_error(s, 0, ISP_E_PROTOCOL, "%s, not the ispd protocol%s",
+	    what, hint);
+	session_end(s, SESSION_CLOSE_FLUSH, what, 0);
 	return 1;
 }
 

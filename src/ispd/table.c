@@ -624,7 +624,7 @@ table_ghost_step(void)
 	while (withdraw_budget > 0 && (s = TAILQ_FIRST(&ghosts)) != NULL) {
 		for (n = 0; n < GHOST_PASS_RECORDS && withdraw_budget > 0 &&
 		    (r = TAILQ_FIRST(&s->owned)) != NULL; n++) {
-			record_remove(r, PROTO_WD_SESSION);
+			record_remove(r, s->ghost_reason);
 			withdraw_budget--;
 		}
 		TAILQ_REMOVE(&ghosts, s, ghost_entry);
@@ -770,6 +770,7 @@ held_release(struct session *head, const char *why)
 			continue;
 		}
 		h->ghost = 1;
+		h->ghost_reason = PROTO_WD_HELD;
 		TAILQ_INSERT_TAIL(&ghosts, h, ghost_entry);
 	}
 	table_ghost_step();
@@ -853,6 +854,7 @@ table_session_end(struct session *s)
 		    "records, %d per loop turn", s->id, s->peer, s->nrecords,
 		    TABLE_WITHDRAW_SLICE);
 	s->ghost = 1;
+	s->ghost_reason = PROTO_WD_SESSION;
 	TAILQ_INSERT_TAIL(&ghosts, s, ghost_entry);
 	table_ghost_step();
 }

@@ -105,25 +105,43 @@ tls_readable(const char *path, const char *what, char *err, size_t errsz)
 
 /*
  * A server context from the certificate chain, key and (for client
- * certificates) CA files. Returns NULL with err filled when one cannot
- * be used; the key file must not be accessible to every user.
+ * certificates) CA files. Returns NULL when one cannot be used, after
+ * telling report about every problem, each with its file: one run of
+ * --check-config shows them all. The key file must not be accessible to
+ * every user.
  */
 SSL_CTX *
 tls_ctx_new(const char *cert, const char *key, const char *ca,
-    int require_cert, char *err, size_t errsz)
+    int require_cert, tls_report_fn *report, void *arg)
 {
 	SSL_CTX			*ctx;
 	STACK_OF(X509_NAME)	*names;
+	char			 err[1024];
+	int			 nerr = 0, cert_ok = 0, key_ok = 0;
+	int			 cert_read = 1, key_read = 1, ca_read = 1;
 
 	ERR_clear_error();
-	if (file_check_private(key, "TLS key", err, errsz) == -1 ||
-	    tls_readable(cert, "certificate", err, errsz) == -1 ||
-	    tls_readable(key, "TLS key", err, errsz) == -1 ||
-	    (ca != NULL && tls_readable(ca, "CA file", err, errsz) == -1))
-		return NULL;
+	/* Each file is read even when another failed. */
+	if (tls_readable(cert, "certificate", err, sizeof(err)) == -1) {
+		report(TLS_FILE_CERT, err, arg);
+		cert_read = 0;
+		nerr++;
+	}
+	if (file_check_private(key, "TLS key", err, sizeof(err)) == -1 ||
+	    tls_readable(key, "TLS key", err, sizeof(err)) == -1) {
+		report(TLS_FILE_KEY, err, arg);
+		key_read = 0;
+		nerr++;
+	}
+	if (ca != NULL && tls_readable(ca, "CA file", err, sizeof(err)) == -1) {
+		report(TLS_FILE_CA, err, arg);
+		ca_read = 0;
+		nerr++;
+	}
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
-		snprintf(err, errsz, "cannot set up TLS: %s",
+		snprintf(err, sizeof(err), "cannot set up TLS: %s",
 		    tls_reason("SSL_CTX_new failed"));
+		report(TLS_FILE_CERT, err, arg);
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -136,43 +154,67 @@ tls_ctx_new(const char *cert, const char *key, const char *ca,
 	SSL_CTX_set_default_passwd_cb(ctx, tls_no_passphrase);
 	if (SSL_CTX_set_cipher_list(ctx,
 	    "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL") != 1) {
-		snprintf(err, errsz, "cannot set the TLS 1.2 ciphers: %s",
+		snprintf(err, sizeof(err), "cannot set the TLS 1.2 ciphers: %s",
 		    tls_reason("no cipher"));
-		goto fail;
+		report(TLS_FILE_CERT, err, arg);
+		SSL_CTX_free(ctx);
+		return NULL;
 	}
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		snprintf(err, errsz, "cannot load the certificate %s: %s",
+	if (!cert_read)
+		;
+	else if (SSL_CTX_use_certificate_chain_file(ctx, cert) == 1)
+		cert_ok = 1;
+	else {
+		snprintf(err, sizeof(err), "cannot load the certificate %s: %s",
 		    cert, tls_reason("unknown error"));
-		goto fail;
+		report(TLS_FILE_CERT, err, arg);
+		nerr++;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		snprintf(err, errsz, "cannot load the private key %s: %s "
+	/* Without a certificate OpenSSL loads the key alone (it checks the
+	 * pair when both are there). */
+	if (!key_read)
+		;
+	else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1)
+		key_ok = 1;
+	else {
+		snprintf(err, sizeof(err), "cannot load the private key %s: %s "
 		    "(an unencrypted PEM key is needed)", key,
 		    tls_reason("unknown error"));
-		goto fail;
+		/* A key that parses but does not match the certificate
+		 * says "key values mismatch" here. */
+		report(TLS_FILE_KEY, err, arg);
+		nerr++;
 	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(err, errsz, "the private key %s does not belong to "
-		    "the certificate %s", key, cert);
+	if (cert_ok && key_ok && SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, sizeof(err), "the private key %s does not belong "
+		    "to the certificate %s", key, cert);
 		ERR_clear_error();
-		goto fail;
+		report(TLS_FILE_KEY, err, arg);
+		nerr++;
 	}
-	if (ca != NULL) {
+	if (ca != NULL && !ca_read)
+		;
+	else if (ca != NULL) {
 		if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1 ||
 		    (names = SSL_load_client_CA_file(ca)) == NULL) {
-			snprintf(err, errsz, "cannot load the CA certificates "
-			    "%s: %s", ca, tls_reason("no certificate in it"));
-			goto fail;
+			snprintf(err, sizeof(err), "cannot load the CA "
+			    "certificates %s: %s", ca,
+			    tls_reason("no certificate in it"));
+			report(TLS_FILE_CA, err, arg);
+			nerr++;
+		} else {
+			SSL_CTX_set_client_CA_list(ctx, names);
+			SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
+			    (require_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT :
+			    0), NULL);
 		}
-		SSL_CTX_set_client_CA_list(ctx, names);
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (require_cert ?
-		    SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
 	} else
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (nerr > 0) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	return ctx;
-fail:
-	SSL_CTX_free(ctx);
-	return NULL;
 }
 
 void

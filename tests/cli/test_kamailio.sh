@@ -93,7 +93,7 @@ if wait_for prints bgw-b owner_of bob && wait_for prints 1 contacts bgw-a "bob@$
 else
 	not_ok "2: a phone that moves" "owner $(owner_of bob)" "bgw-a: $(contacts bgw-a "bob@$D"), bgw-b: $(contacts bgw-b "bob@$D")"
 fi
-{ kill -KILL "${pid[bgw-a]}"; wait "${pid[bgw-a]}"; } 2>/dev/null
+kam_kill bgw-a
 t0=$(date +%s%N)
 if wait_for prints 0 contacts bgw-b "alice@$D" && [ -z "$(owner_of alice)" ]; then
 	ok "2: bgw-a killed: alice's contact is gone from bgw-b after $((($(date +%s%N) - t0) / 1000000)) ms (not at expiry), and from ispd"

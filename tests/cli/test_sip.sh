@@ -470,14 +470,14 @@ done
 pools() { "$ISPCTL" dump INSTANCES --json 2>/dev/null | grep -c '"role":"pool"'; }
 wait_for prints 3 pools
 owner=$("$ISPCTL" place pool sip:2001@$D 2>/dev/null | cut -d' ' -f1)
-n=${owner#pool-}
-"$ISPCTL" --name "pool-$n-drained" announce INSTANCES "$owner" role=pool \
-    uri=sip:127.0.0.1:500$n status=draining 2>/dev/null &
+pn=${owner#pool-}
+"$ISPCTL" --name "pool-$pn-drained" announce INSTANCES "$owner" role=pool \
+    uri=sip:127.0.0.1:500$pn status=draining 2>/dev/null &
 pid[drain]=$!
 wait_for "$ISPCTL" dump INSTANCES --json --prefix "$owner" | grep -q draining
 drained=$("$ISPCTL" place pool sip:2001@$D 2>/dev/null | cut -d' ' -f1)
-kill "${pid[drain]}" "${pid[pool$n]}" 2>/dev/null
-unset "pid[drain]" "pid[pool$n]"
+kill "${pid[drain]}" "${pid[pool$pn]}" 2>/dev/null
+unset "pid[drain]" "pid[pool$pn]"
 wait_for sh -c "! '$ISPCTL' dump INSTANCES --prefix '$owner' 2>/dev/null | grep -q ."
 gone=$("$ISPCTL" place pool sip:2001@$D 2>/dev/null | cut -d' ' -f1)
 if [[ "$owner" =~ ^pool-[123]$ ]] && [ -n "$drained" ] && [ "$drained" != "$owner" ] &&
@@ -508,7 +508,7 @@ gevents() { grep -cF "\"key\":\"$1\"" "$tmp/gwatch.json"; }
 held() { gctl stats --json 2>/dev/null | sed -n 's/.*"held_records":\([0-9]*\).*/\1/p'; }
 held_is() { [ "$(held)" = "$1" ]; }
 # The watcher saw K3 withdrawn by ispd for the session (not by its owner).
-k3_swept() { grep -F "\"key\":\"$K3\"" "$tmp/gwatch.json" | grep '"event":"withdraw"' | grep -q '"reason":"session ended"'; }
+k3_swept() { grep -F "\"key\":\"$K3\"" "$tmp/gwatch.json" | grep '"event":"withdraw"' | grep -q '"reason":"held, not taken back"'; }
 # Datagrams waiting in the registrar's UDP socket.
 r3_queued() { [ "$(ss -Hnua "sport = :$port_r3" | awk '{ n += $2 } END { print n + 0 }')" -gt 0 ]; }
 # Not through gctl: $! must be ispctl's own pid, for cleanup.
@@ -558,7 +558,7 @@ if WAIT_S=10 wait_for held_is 0; then
 	    grep -q 'republished 2 bindings' "$tmp/r3.log" &&
 	    [ "$(grep -c 'connected to ispd' "$tmp/r3.log")" -eq 2 ] &&
 	    grep -q 'client reg-3: end of replay' "$tmp/ispd_g.log"; then
-		ok "the registrar reconnects, republishes and ends its replay: nothing held ${back_ms} ms after it runs again (grace 30 s), the unregistered binding withdrawn (reason session), the others unchanged without an event"
+		ok "the registrar reconnects, republishes and ends its replay: nothing held ${back_ms} ms after it runs again (grace 30 s), the unregistered binding withdrawn (reason held), the others unchanged without an event"
 	else
 		not_ok "graceful reconnect of the registrar" "kim-rm sipp exit $rm_rc; kim withdraws $withdraws" \
 		    "$(gctl dump $T 2>&1)" "$(grep -F -e "$K1" -e "$K2" -e "$K3" "$tmp/gwatch.json")" \

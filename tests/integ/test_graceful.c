@@ -934,7 +934,7 @@ test_killed_publisher_same_client_replays(void **state)
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, NULL, 2);
 	expect_n(&w.o.l, mark, 0, T, NULL, 3);
 	expect_n(&w.o.l, mark, 0, D, NULL, 0);
-	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_HELD);
 	expect_ev(&w.o.l, mark, ISP_EV_REPLACE, T, "k2", again[1].value,
 	    "pub", isp_session_id(c));
 	/* The new session has its row; the old one's went once. */
@@ -972,7 +972,7 @@ test_no_return(void **state)
 	for (i = 0; i < 4; i++)
 		expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, K[i].key, 1);
 	expect_n(&w.o.l, mark, 0, T, NULL, 4);
-	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_HELD);
 	/* Not before the grace time (2 s from when ispd saw the loss,
 	 * which is after the kill), not long after it. */
 	expect_times(&w, mark, 0, T, t_kill, 1900, 4000, "the kill");
@@ -1177,7 +1177,7 @@ takeover(int by_expiry)
 	expect_n(&w.o.l, mark, ISP_EV_REPLACE, T, "k1", 1);
 	expect_n(&w.o.l, mark, 0, T, "k2", 1);
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k2", 1);
-	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_HELD);
 	expect_held(&w, 0, 0);
 	expect_table(&w.d, &k1, 1, "other", isp_session_id(other));
 	gw_stop(&w);
@@ -1248,7 +1248,7 @@ test_back_before_loss_noticed(void **state)
 	assert_true(now_ms() - t_kill >= 1900);
 	quiet(&w);
 	expect_n(&w.o.l, mark, 0, T, NULL, 1);
-	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_HELD);
 	/* The held record kept its owner: the lost session. */
 	expect_ev(&w.o.l, mark, ISP_EV_WITHDRAW, T, "k2", NULL, "pub", old_id);
 	expect_held(&w, 0, 0);
@@ -1350,7 +1350,7 @@ test_lost_again(void **state)
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x1", 1);
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x2", 1);
 	expect_n(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x3", 1);
-	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_HELD);
 	/* Each withdrawn with the owner that lost it. */
 	expect_ev(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x2", NULL, "x", x_first);
 	expect_ev(&w.o.l, mark, ISP_EV_WITHDRAW, T, "x1", NULL, "x",
@@ -1502,7 +1502,7 @@ test_watcher_of_same_name_sweeps_nothing(void **state)
 		    NULL, strtoull(prow, NULL, 10));
 	}
 	expect_n(&w.o.l, mark, 0, T, NULL, 3);
-	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_HELD);
 	expect_held(&w, 0, 0);
 	/* The in-test watcher saw them go too, once. */
 	assert_int_equal(ev_count(&wl, 0, ISP_EV_WITHDRAW, T, NULL), 3);
@@ -1583,7 +1583,7 @@ test_replay_done_reaches_later_server(void **state)
 	wait_ev(&w, mark_a, ISP_EV_WITHDRAW, T, "k3", 1, PROMPT_MS);
 	quiet(&w);
 	expect_n(&w.o.l, mark_a, 0, T, NULL, 2);
-	expect_reasons(&w.o.l, mark_a, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_reasons(&w.o.l, mark_a, ISP_EV_WITHDRAW, T, ISP_WD_HELD);
 	expect_held(&w, 0, 0);
 	/* B was frozen all along: no session with it yet. */
 	assert_int_equal(isp_servers_up(c), 1);
@@ -1608,7 +1608,7 @@ test_replay_done_reaches_later_server(void **state)
 	quiet(&w);
 	expect_n(&w.o2.l, mark_b, 0, T, NULL, 2);
 	expect_n(&w.o2.l, mark_b, 0, T, "k1", 0);
-	expect_reasons(&w.o2.l, mark_b, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_reasons(&w.o2.l, mark_b, ISP_EV_WITHDRAW, T, ISP_WD_HELD);
 	wait_held_of(&w, ob, 0, 0, 0);
 	assert_true(ispd_log_has(&w.d2, "end of replay"));
 	/* Nothing more at A. */
@@ -1684,7 +1684,7 @@ test_first_connect_keeps_held(void **state)
 	wait_ev(&w, mark, ISP_EV_WITHDRAW, T, "k3", 1, PROMPT_MS);
 	quiet(&w);
 	expect_n(&w.o.l, mark, 0, T, NULL, 1);
-	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_HELD);
 	expect_held(&w, 0, 0);
 	/* A second END_OF_REPLAY finds nothing and changes nothing. */
 	end_replay(c);
@@ -1911,7 +1911,7 @@ test_reconnect_changes_while_lost(void **state)
 	expect_n(&w.o.l, mark, 0, T, "k3", 1);
 	expect_n(&w.o.l, mark, 0, T, "k4", 0);
 	/* The withdraw went to the dead session: END_OF_REPLAY did it. */
-	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_SESSION);
+	expect_reasons(&w.o.l, mark, ISP_EV_WITHDRAW, T, ISP_WD_HELD);
 	expect_ev(&w.o.l, mark, ISP_EV_REPLACE, T, "k3", NULL, NULL,
 	    strtoull(row2, NULL, 10));
 	assert_int_equal(isp_session_id(c), strtoull(row2, NULL, 10));
@@ -2073,7 +2073,7 @@ bulk_cb(isp_client *c, const struct isp_event *ev, void *arg)
 	case ISP_EV_WITHDRAW:
 		b->withdrawn[i]++;
 		b->nwithdrawn++;
-		if (ev->reason != ISP_WD_SESSION)
+		if (ev->reason != ISP_WD_HELD)
 			b->bad_reason++;
 		break;
 	default:

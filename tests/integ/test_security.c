@@ -622,6 +622,7 @@ test_check_config(void **state)
 {
 	const char	*bad, *good;
 	char		 out[8192], line[256], cmd[8192];
+	char		 open_key[160], bad_file[160];
 	int		 rc;
 
 	bad = conf_write("bad.conf",
@@ -686,6 +687,45 @@ test_check_config(void **state)
 	    secrets);
 	out_has(out, line);
 	secrets_reset();
+
+	/* Every bad TLS file at the line that names it, in one run. */
+	snprintf(open_key, sizeof(open_key), "%s/open.key", dir);
+	file_write(open_key, 0644, "not a key\n");
+	snprintf(bad_file, sizeof(bad_file), "%s/garbage.pem", dir);
+	file_write(bad_file, 0600, "not a certificate, not a key\n");
+	snprintf(out, sizeof(out),
+	    "listen-tls 127.0.0.1:0\n"
+	    "tls-cert %s/missing.crt\n"		/* 2: missing */
+	    "tls-key %s\n"				/* 3: every user reads it */
+	    "tls-ca %s\n",				/* 4: no certificate */
+	    dir, open_key, bad_file);
+	bad = conf_write("tls-files.conf", out);
+	rc = ispd_run(out, sizeof(out), "--check-config", bad, NULL);
+	assert_int_equal(rc, 1);
+	snprintf(line, sizeof(line), "%s:2: cannot read the certificate", bad);
+	out_has(out, line);
+	snprintf(line, sizeof(line), "%s:3: TLS key", bad);
+	out_has(out, line);
+	out_has(out, "is accessible to every user");
+	snprintf(line, sizeof(line), "%s:4: cannot load the CA certificates",
+	    bad);
+	out_has(out, line);
+	out_has(out, "ispd: 3 errors in the configuration");
+	/* A certificate that is none, and a key that is none, each at its
+	 * own line too. */
+	snprintf(out, sizeof(out),
+	    "listen-tls 127.0.0.1:0\n"
+	    "tls-cert %s\n"				/* 2: no certificate */
+	    "tls-key %s\n",				/* 3: no key */
+	    bad_file, bad_file);
+	bad = conf_write("tls-files2.conf", out);
+	rc = ispd_run(out, sizeof(out), "--check-config", bad, NULL);
+	assert_int_equal(rc, 1);
+	snprintf(line, sizeof(line), "%s:2: cannot load the certificate", bad);
+	out_has(out, line);
+	snprintf(line, sizeof(line), "%s:3: cannot load the private key", bad);
+	out_has(out, line);
+	out_has(out, "ispd: 2 errors in the configuration");
 
 	snprintf(out, sizeof(out),
 	    "listen 127.0.0.1:0\n"

@@ -22,6 +22,16 @@ kam_start() {
 	wait_for kam_up "$name"
 }
 kam_rpc() { kamcmd -s "unix:$tmp/$1.ctl" "${@:2}" 2>/dev/null; }
+# kam_kill NAME: the node dies at once, every process of it (SIGKILL of
+# the main process alone would leave its children serving, and running
+# after the test).
+kam_kill() {
+	local p=${pid[$1]} kids
+	kids=$(pgrep -P "$p")
+	# shellcheck disable=SC2086 # the children's pids, one word each
+	kill -KILL "$p" $kids 2>/dev/null
+	wait "$p" 2>/dev/null
+}
 # jsonrpc NAME METHOD: the JSON-RPC answer of node NAME (jsonrpcs over
 # its FIFO; the reply FIFO's name may hold no dot), bounded to 5 s.
 jsonrpc() {

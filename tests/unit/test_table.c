@@ -855,7 +855,7 @@ test_query(void **state)
 	assert_int_equal(m->nrows, 1);
 	rows = m->rows;
 	assert_true(proto_rows_next(&rows, &row));
-	assert_string_equal(field(row, "version"), ISPD_VERSION);
+	assert_string_equal(field(row, "version"), ISP_RELEASE);
 	assert_string_equal(field(row, "sessions"), "1");
 	assert_string_equal(field(row, "tables"), "3");
 	assert_string_equal(field(row, "records"), "4");
@@ -949,7 +949,7 @@ test_graceful_restart(void **state)
 	buf_init(&bb);
 	proto_put_end_of_replay(&bb, 9);
 	tc_write(a2, &bb);
-	expect_withdraw(w, "k3", 5, a_id, PROTO_WD_SESSION);
+	expect_withdraw(w, "k3", 5, a_id, PROTO_WD_HELD);
 	tc_expect_nothing(w);
 	tc_expect_nothing(a2);
 	assert_int_equal(table_held_records(&nheld), 0);
@@ -967,8 +967,8 @@ test_graceful_restart(void **state)
 	table_held_expire(table_held_next_ms() - 1);
 	tc_expect_nothing(w);
 	table_held_expire(table_held_next_ms());
-	expect_withdraw(w, "k1", 6, a2->id, PROTO_WD_SESSION);
-	expect_withdraw(w, "k2", 7, a2->id, PROTO_WD_SESSION);
+	expect_withdraw(w, "k1", 6, a2->id, PROTO_WD_HELD);
+	expect_withdraw(w, "k2", 7, a2->id, PROTO_WD_HELD);
 	tc_expect_nothing(w);
 	assert_int_equal(table_held_records(&nheld), 0);
 	assert_int_equal(table_held_next_ms(), UINT64_MAX);
@@ -1041,8 +1041,8 @@ test_graceful_lost_twice(void **state)
 	table_held_expire(deadline - 1);
 	tc_expect_nothing(w);
 	table_held_expire(deadline);
-	expect_withdraw(w, "k2", 4, a->id, PROTO_WD_SESSION);
-	expect_withdraw(w, "k1", 5, a2->id, PROTO_WD_SESSION);
+	expect_withdraw(w, "k2", 4, a->id, PROTO_WD_HELD);
+	expect_withdraw(w, "k1", 5, a2->id, PROTO_WD_HELD);
 	tc_expect_nothing(w);
 	assert_int_equal(table_held_records(&nheld), 0);
 	assert_int_equal(nheld, 0);
