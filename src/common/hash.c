@@ -103,6 +103,23 @@ hash_remove(struct hash *h, struct hash_node *n)
 	}
 }
 
+void
+hash_replace(struct hash *h, struct hash_node *old, struct hash_node *nw)
+{
+	struct hash_node	**pp;
+
+	for (pp = &h->slots[old->hv & (h->nslots - 1)]; *pp != NULL;
+	    pp = &(*pp)->next) {
+		if (*pp == old) {
+			nw->hv = old->hv;
+			nw->next = old->next;
+			*pp = nw;
+			old->next = NULL;
+			return;
+		}
+	}
+}
+
 struct hash_node *
 hash_next(const struct hash *h, size_t *pos, struct hash_node *n)
 {

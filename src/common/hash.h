@@ -36,6 +36,9 @@ struct hash_node *hash_find(const struct hash *, uint64_t hv, const void *key,
  * table could not grow and was left as it was. */
 int		 hash_insert(struct hash *, struct hash_node *, uint64_t hv);
 void		 hash_remove(struct hash *, struct hash_node *);
+/* nw takes old's place (and hash value); old is out of the table. */
+void		 hash_replace(struct hash *, struct hash_node *old,
+		    struct hash_node *nw);
 
 /* Iteration: start with *pos = 0 and n = NULL; do not insert while
  * iterating. Removing the node just returned is allowed if the caller

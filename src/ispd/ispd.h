@@ -356,7 +356,7 @@ struct table {
 	char			 name[PROTO_MAX_TABLE_BYTES + 1];
 };
 
-#define TTL_NONE	SIZE_MAX
+#define TTL_NONE	UINT32_MAX
 
 struct record {
 	struct hash_node	 node;
@@ -367,12 +367,14 @@ struct record {
 	struct session		*owner;		/* NULL: ispd itself */
 	uint64_t		 seq;		/* table seq of last change */
 	uint64_t		 expire_ms;	/* 0: no TTL */
-	size_t			 ttl_idx;	/* heap index, or TTL_NONE */
-	uint8_t			*fields;	/* the encoded block */
+	uint32_t		 ttl_idx;	/* heap index, or TTL_NONE */
 	uint32_t		 fields_len;
 	uint16_t		 key_len;
-	uint8_t			 key[];
+	uint8_t			 key[];		/* the key, then the encoded
+						 * fields block: one
+						 * allocation per record */
 };
+#define RECORD_HEAD	offsetof(struct record, key)
 
 void		 table_init(void);
 void		 table_free_all(void);
@@ -468,6 +470,8 @@ void		 sync_event(struct subscr *, uint8_t type, const struct record *,
 		    uint8_t reason, struct obuf **);
 int		 sync_fill(struct session *);
 void		 sync_record_removed(struct table *, struct record *);
+void		 sync_record_moved(struct table *, const struct record *,
+		    struct record *);
 void		 sync_stats(struct sync_stats *);
 void		 sync_free(void);
 
@@ -639,6 +643,7 @@ const char	*conf_where(const struct conf *, int line, char *buf,
 int		 ttl_reserve(void);
 void		 ttl_set(struct record *, uint64_t expire_ms);
 void		 ttl_clear(struct record *);
+void		 ttl_moved(const struct record *, struct record *);
 uint64_t	 ttl_next_ms(void);
 int		 ttl_expire(uint64_t now_ms);
 void		 ttl_free(void);

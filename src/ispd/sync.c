@@ -438,6 +438,18 @@ sync_record_removed(struct table *t, struct record *r)
 	}
 }
 
+/* r moved to nw (table.c: a replace with fields of another size):
+ * cursors standing on it follow. */
+void
+sync_record_moved(struct table *t, const struct record *r, struct record *nw)
+{
+	struct subscr	*sub;
+
+	TAILQ_FOREACH(sub, &t->cursors, cursor_entry)
+		if (sub->cursor == r)
+			sub->cursor = nw;
+}
+
 void
 sync_stats(struct sync_stats *st)
 {

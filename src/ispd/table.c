@@ -188,7 +188,7 @@ record_key(const struct record *r)
 struct proto_bytes
 record_fields(const struct record *r)
 {
-	return proto_bytes(r->fields, r->fields_len);
+	return proto_bytes(r->key + r->key_len, r->fields_len);
 }
 
 struct proto_bytes
@@ -339,29 +339,49 @@ record_unown(struct record *r)
 static void
 record_free(struct record *r)
 {
-	free(r->fields);
 	free(r);
+}
+
+/*
+ * A replace whose fields have another size: nw, allocated for them,
+ * takes r's header and key and r's place everywhere a record is linked
+ * (the table's hash and order, the TTL heap, snapshot cursors, a
+ * session's row). r must be unowned; the caller owns nw. Frees r.
+ */
+static struct record *
+record_move(struct record *r, struct record *nw)
+{
+	struct table	*t = r->table;
+
+	memcpy(nw, r, RECORD_HEAD + r->key_len);
+	hash_replace(&t->records, &r->node, &nw->node);
+	TAILQ_INSERT_BEFORE(r, nw, order_entry);
+	TAILQ_REMOVE(&t->order, r, order_entry);
+	ttl_moved(r, nw);
+	sync_record_moved(t, r, nw);
+	free(r);
+	return nw;
 }
 
 /*
  * Stores key with fields in t, owned by owner, expiring at expire_ms (0:
  * never). Emits EV_ANNOUNCE for a new key, EV_REPLACE for a changed one;
  * the same owner announcing the same fields only moves the expiry.
- * Returns 0, or -1 when out of memory, with nothing changed: everything
- * that can fail is allocated before the table is touched.
+ * Returns 0 with *rp (when set) pointing at the record, which a replace
+ * of another size moves; or -1 when out of memory, with nothing changed:
+ * everything that can fail is allocated before the table is touched.
  */
 static int
 table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
-    struct session *owner, uint64_t expire_ms)
+    struct session *owner, uint64_t expire_ms, struct record **rp)
 {
-	struct record	*r;
-	uint8_t		*copy;
+	struct record	*r, *nw = NULL;
 	uint64_t	 hv = hash_bytes(key.p, key.len);
 	uint8_t		 type;
 
 	r = record_find(t, hv, key);
 	if (r != NULL && r->fields_len == fields.len &&
-	    memcmp(r->fields, fields.p, fields.len) == 0 &&
+	    memcmp(r->key + r->key_len, fields.p, fields.len) == 0 &&
 	    (r->owner == owner || (r->owner != NULL && r->owner->held &&
 	    owner != NULL && same_client(r->owner, owner)))) {
 		/* A refresh (SIP re-REGISTER), or a client's new session
@@ -378,28 +398,29 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
 			ttl_clear(r);
 		else
 			ttl_set(r, expire_ms);
+		if (rp != NULL)
+			*rp = r;
 		return 0;
 	}
 
-	if ((copy = malloc(fields.len)) == NULL)
+	/* Record, key and fields in one allocation; a replace of the same
+	 * size keeps it. */
+	if ((r == NULL || r->fields_len != fields.len) &&
+	    (nw = malloc(RECORD_HEAD + key.len + fields.len)) == NULL)
 		return -1;
-	memcpy(copy, fields.p, fields.len);
 	if (expire_ms != 0 && (r == NULL || r->ttl_idx == TTL_NONE) &&
 	    ttl_reserve() == -1) {
-		free(copy);
+		free(nw);
 		return -1;
 	}
 	if (r == NULL) {
-		if ((r = calloc(1, sizeof(*r) + key.len)) == NULL) {
-			free(copy);
-			return -1;
-		}
+		r = nw;
+		memset(r, 0, RECORD_HEAD);
 		r->table = t;
 		r->ttl_idx = TTL_NONE;
 		r->key_len = (uint16_t)key.len;
 		memcpy(r->key, key.p, key.len);
 		if (hash_insert(&t->records, &r->node, hv) == -1) {
-			free(copy);
 			free(r);
 			return -1;
 		}
@@ -408,11 +429,12 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
 		nrecords_total++;
 		type = PROTO_EV_ANNOUNCE;
 	} else {
-		free(r->fields);
 		record_unown(r);
+		if (nw != NULL)
+			r = record_move(r, nw);
 		type = PROTO_EV_REPLACE;
 	}
-	r->fields = copy;
+	memcpy(r->key + r->key_len, fields.p, fields.len);
 	r->fields_len = (uint32_t)fields.len;
 	record_own(r, owner);
 	if (expire_ms == 0)
@@ -422,6 +444,8 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
 	r->seq = ++t->seq;
 	ispd_stats.events++;
 	subscr_event(t, type, r, 0);
+	if (rp != NULL)
+		*rp = r;
 	return 0;
 }
 
@@ -499,7 +523,7 @@ table_announce(struct session *s, const struct proto_msg *m, char *why,
 		return rc;
 	if (m->ttl_s > 0)
 		expire_ms = loop_now_ms() + (uint64_t)m->ttl_s * 1000;
-	return table_store(t, m->key, m->fields, s, expire_ms);
+	return table_store(t, m->key, m->fields, s, expire_ms, NULL);
 }
 
 /* WITHDRAW from s. Returns as table_announce() does. */
@@ -569,7 +593,7 @@ table_row_store(struct session *s)
 		return -1;
 	}
 	if (table_store(sessions_table, proto_bytes(key, strlen(key)),
-	    proto_bytes(row_buf.data, row_buf.len), NULL, 0) == -1)
+	    proto_bytes(row_buf.data, row_buf.len), NULL, 0, &s->row) == -1)
 		return -1;
 	s->row_nrecords = s->nrecords;
 	return 0;
@@ -580,19 +604,7 @@ table_row_store(struct session *s)
 int
 table_session_welcome(struct session *s)
 {
-	char		 key[24];
-	struct record	*r;
-
-	if (table_row_store(s) == -1)
-		return -1;
-	snprintf(key, sizeof(key), "%" PRIu64, s->id);
-	r = record_find(sessions_table, hash_bytes(key, strlen(key)),
-	    proto_bytes(key, strlen(key)));
-	if (r == NULL)
-		fatalx("table_session_welcome: row of session %" PRIu64
-		    " missing", s->id);
-	s->row = r;
-	return 0;
+	return table_row_store(s);	/* sets s->row */
 }
 
 /* s's row leaves ispd.sessions. */

@@ -12,6 +12,7 @@
  * than its record's expiry, and the head is never later than the
  * earliest expiry: the loop may wake early, never late.
  */
+#include <inttypes.h>
 #include <stdlib.h>
 
 #include "ispd.h"
@@ -34,7 +35,7 @@ static void
 ttl_place(size_t i, struct ttl_entry e)
 {
 	ttl_heap[i] = e;
-	e.rec->ttl_idx = i;
+	e.rec->ttl_idx = (uint32_t)i;
 }
 
 static void
@@ -84,6 +85,9 @@ ttl_reserve(void)
 
 	if (ttl_n < ttl_cap)
 		return 0;
+	/* Indexes are 32-bit, TTL_NONE the largest. */
+	if (ttl_cap >= TTL_NONE / 2)
+		return -1;
 	cap = ttl_cap ? ttl_cap * 2 : 64;
 	if ((heap = reallocarray(ttl_heap, cap, sizeof(*heap))) == NULL)
 		return -1;
@@ -110,6 +114,19 @@ ttl_set(struct record *r, uint64_t expire_ms)
 		ttl_heap[r->ttl_idx].key = expire_ms;
 		ttl_up(r->ttl_idx);
 	}
+}
+
+/* The record at old is now at nw (table.c moved it): its heap entry
+ * follows. */
+void
+ttl_moved(const struct record *old, struct record *nw)
+{
+	if (nw->ttl_idx == TTL_NONE)
+		return;
+	if (ttl_heap[nw->ttl_idx].rec != old)
+		fatalx("ttl_moved: record not at its heap index %" PRIu32,
+		    nw->ttl_idx);
+	ttl_heap[nw->ttl_idx].rec = nw;
 }
 
 void

@@ -167,7 +167,8 @@ view_equals_table(struct tc *c, const char *table)
 			    v->key);
 		assert_int_equal(v->seq, r->seq);
 		assert_int_equal(v->fields_len, r->fields_len);
-		assert_memory_equal(v->fields, r->fields, r->fields_len);
+		assert_memory_equal(v->fields, record_fields(r).p,
+		    r->fields_len);
 	}
 	for (i = 0; i < VIEW_SLOTS; i++)
 		present += c->view->slots[i].used &&

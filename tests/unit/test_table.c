@@ -180,6 +180,65 @@ test_identical_reannounce_refreshes_ttl(void **state)
 	assert_true(ttl_next_ms() == UINT64_MAX);
 }
 
+static void	expect_withdraw(struct tc *, const char *, uint64_t, uint64_t,
+		    uint8_t);
+
+/*
+ * A replace with fields of another size moves the record into an
+ * allocation of that size (record, key and fields are one allocation):
+ * the table's hash, its creation order, the TTL heap and the session's
+ * row in ispd.sessions follow it. (ASan sees any pointer left behind.)
+ */
+static void
+test_replace_other_size(void **state)
+{
+	struct tc	*w = tc_new("watcher"), *a = tc_new("alice");
+	struct table	*t;
+	struct record	*r, *row;
+	char		 key[24];
+	int		 i;
+
+	tc_subscribe(w, "T", "", 0);
+	expect_end(w, 0, 0);
+	tc_announce(a, "T", "k1", "short", 5);
+	expect_event(w, PROTO_EV_ANNOUNCE, "k1", 1, a, "alice", "short");
+	tc_announce(a, "T", "k2", "x", 0);
+	expect_event(w, PROTO_EV_ANNOUNCE, "k2", 2, a, "alice", "x");
+	tc_announce(a, "T", "k1", "a contact longer than before", 5);
+	expect_event(w, PROTO_EV_REPLACE, "k1", 3, a, "alice",
+	    "a contact longer than before");
+	tc_announce(a, "T", "k1", "s", 5);
+	expect_event(w, PROTO_EV_REPLACE, "k1", 4, a, "alice", "s");
+	r = lookup("T", "k1");
+	assert_ptr_equal(r->owner, a->s);
+	assert_ptr_equal(record_fields(r).p, r->key + r->key_len);
+	/* Still first in creation order, before k2. */
+	t = table_find(PB("T"));
+	assert_ptr_equal(TAILQ_FIRST(&t->order), r);
+	assert_ptr_equal(TAILQ_NEXT(r, order_entry), lookup("T", "k2"));
+	/* The TTL heap holds the moved record: it expires, once. */
+	assert_int_equal(ttl_expire(ttl_next_ms()), 1);
+	expect_withdraw(w, "k1", 5, a->id, PROTO_WD_EXPIRED);
+	assert_null(lookup("T", "k1"));
+	assert_true(ttl_next_ms() == UINT64_MAX);
+	tc_expect_nothing(w);
+
+	/* The row's records field goes from 1 to 12 digits' worth: the
+	 * row moves, and the session's pointer with it. */
+	for (i = 0; i < 12; i++) {
+		snprintf(key, sizeof(key), "n%d", i);
+		tc_announce(a, "U", key, "v", 0);
+	}
+	tc_expect_nothing(a);	/* ispd has read them */
+	assert_int_equal(a->s->nrecords, 13);
+	table_tick();
+	snprintf(key, sizeof(key), "%" PRIu64, a->id);
+	row = lookup(PROTO_SESSIONS_TABLE, key);
+	assert_non_null(row);
+	assert_ptr_equal(a->s->row, row);
+	assert_string_equal(field(record_fields(row), "records"), "13");
+}
+
 /* The owner changing its record: EV_REPLACE. */
 static void
 test_changed_reannounce_replaces(void **state)
@@ -1076,6 +1135,8 @@ main(void)
 		    tc_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_changed_reannounce_replaces, tc_setup, tc_teardown),
+		cmocka_unit_test_setup_teardown(test_replace_other_size,
+		    tc_setup, tc_teardown),
 		cmocka_unit_test_setup_teardown(test_withdraw, tc_setup,
 		    tc_teardown),
 		cmocka_unit_test_setup_teardown(
