@@ -1389,9 +1389,12 @@ test_lib_tls(void **state)
 	rc = system_out(cmd, out, sizeof(out));
 	if (rc != 0 || strstr(out, "SIP_REGISTRATION") == NULL)
 		fail_msg("ispctl tables over TLS: exit %d: %s", rc, out);
+	/* Stopped once it said so (bounded: 10 s), not after a guess. */
 	snprintf(cmd, sizeof(cmd), "%s -s %s --tls-ca %s --name bgw-1 "
-	    "--secret-file %s announce SIP_REGISTRATION bob a=1 2>&1 & "
-	    "sleep 0.5; kill $!", test_bin("ispctl"), addr, ca_crt, sfile);
+	    "--secret-file %s announce SIP_REGISTRATION bob a=1 >%s/ann.out "
+	    "2>&1 & p=$!; for i in $(seq 1 200); do grep -q 'announced bob' "
+	    "%s/ann.out && break; sleep 0.05; done; kill $p; cat %s/ann.out",
+	    test_bin("ispctl"), addr, ca_crt, sfile, dir, dir, dir);
 	rc = system_out(cmd, out, sizeof(out));
 	if (strstr(out, "announced bob") == NULL)
 		fail_msg("ispctl announce over TLS: %s", out);
