@@ -160,11 +160,9 @@ tls_ctx_new(const char *cert, const char *key, const char *ca,
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	if (!cert_read)
-		;
-	else if (SSL_CTX_use_certificate_chain_file(ctx, cert) == 1)
+	if (cert_read && SSL_CTX_use_certificate_chain_file(ctx, cert) == 1)
 		cert_ok = 1;
-	else {
+	else if (cert_read) {
 		snprintf(err, sizeof(err), "cannot load the certificate %s: %s",
 		    cert, tls_reason("unknown error"));
 		report(TLS_FILE_CERT, err, arg);
@@ -172,11 +170,10 @@ tls_ctx_new(const char *cert, const char *key, const char *ca,
 	}
 	/* Without a certificate OpenSSL loads the key alone (it checks the
 	 * pair when both are there). */
-	if (!key_read)
-		;
-	else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1)
+	if (key_read && SSL_CTX_use_PrivateKey_file(ctx, key,
+	    SSL_FILETYPE_PEM) == 1)
 		key_ok = 1;
-	else {
+	else if (key_read) {
 		snprintf(err, sizeof(err), "cannot load the private key %s: %s "
 		    "(an unencrypted PEM key is needed)", key,
 		    tls_reason("unknown error"));
@@ -192,9 +189,7 @@ tls_ctx_new(const char *cert, const char *key, const char *ca,
 		report(TLS_FILE_KEY, err, arg);
 		nerr++;
 	}
-	if (ca != NULL && !ca_read)
-		;
-	else if (ca != NULL) {
+	if (ca != NULL && ca_read) {
 		if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1 ||
 		    (names = SSL_load_client_CA_file(ca)) == NULL) {
 			snprintf(err, sizeof(err), "cannot load the CA "

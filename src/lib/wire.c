@@ -932,12 +932,8 @@ wire_process(struct isp_client *c)
 			conn_dial_check(cn);
 		if (wire_reading(cn))
 			wire_read(cn);
-		if (cn->state == CONN_READY) {
-			wire_flush(cn);
-			if (cn->dead_err != 0)
-				conn_end(cn, cn->dead_err, "%s",
-				    cn->dead_why);
-		}
+		if (cn->state == CONN_READY && cn->dead_err != 0)
+			conn_end(cn, cn->dead_err, "%s", cn->dead_why);
 		conn_timers(cn, client_now_ms());
 	}
 	if (c->state == CLIENT_READY) {
@@ -947,13 +943,18 @@ wire_process(struct isp_client *c)
 		if (c->reconnect)
 			intent_prune(c, now);
 	}
-	/* The pass ends with a flush of what it queued: answers, PINGs,
-	 * a replay, and requests made by callbacks (a callback of one
-	 * server's events queues for every server). A failure ends the
-	 * session in the next pass, which wire_due() makes immediate. */
-	for (i = 0; i < c->nconns; i++)
-		if (wire_due(&c->conns[i]))
-			wire_flush(&c->conns[i]);
+	/* The pass ends with its one write per session: what it queued
+	 * (answers, PINGs, a replay, requests made by callbacks, which a
+	 * callback of one server's events makes for every server) and
+	 * what a full socket held back (out_full: tried again, as epoll
+	 * may have said it has room). A failure ends the session in the
+	 * next pass, which wire_due() makes immediate. */
+	for (i = 0; i < c->nconns; i++) {
+		cn = &c->conns[i];
+		if (cn->state == CONN_READY && cn->dead_err == 0 &&
+		    wire_pending(cn) > 0)
+			wire_flush(cn);
+	}
 	if (c->cb_depth == 0) {
 		client_sub_reap(c);
 		client_reap_mirrors(c);

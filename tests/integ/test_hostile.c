@@ -251,34 +251,6 @@ stat_get(isp_client *c, const char *name)
 	return w.value;
 }
 
-struct table_want {
-	const char	*table;
-	long long	 records;
-};
-
-static void
-table_row(const struct isp_field *f, size_t n, void *arg)
-{
-	struct table_want	*w = arg;
-	size_t			 i;
-
-	if (n < 2 || strcmp(f[0].name, "name") != 0 ||
-	    strcmp(f[0].value, w->table) != 0)
-		return;
-	for (i = 1; i < n; i++)
-		if (strcmp(f[i].name, "records") == 0)
-			w->records = atoll(f[i].value);
-}
-
-static long long
-table_records(isp_client *c, const char *table)
-{
-	struct table_want	 w = { table, 0 };
-
-	assert_int_equal(isp_query_tables(c, table_row, &w, 10000), ISP_OK);
-	return w.records;
-}
-
 /*
  * Starts ispd like ispd_start(), but with RLIMIT_NOFILE set to soft and
  * hard first (as `prlimit --nofile=soft:hard ispd` would), so that the
@@ -631,7 +603,7 @@ test_mass_withdraw(void **state)
 	close(p[0]);
 
 	probe = client_new(&d, "probe");
-	assert_int_equal(table_records(probe, T), MASS_RECORDS);
+	assert_int_equal(table_column(probe, T, "records"), MASS_RECORDS);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
 	child = -1;
@@ -646,7 +618,7 @@ test_mass_withdraw(void **state)
 		if ((rtt = now_ms() - t0) > rtt_max)
 			rtt_max = rtt;
 		t0 = now_ms();
-		n = table_records(probe, T);
+		n = table_column(probe, T, "records");
 		if ((rtt = now_ms() - t0) > rtt_max)
 			rtt_max = rtt;
 		probes++;

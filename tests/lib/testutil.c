@@ -418,3 +418,32 @@ pump_for(isp_client **c, size_t n, int ms)
 			if (c[i] != NULL)
 				(void)isp_run(c[i], 2);
 }
+
+struct column_want {
+	const char	*table;
+	const char	*column;
+	long long	 value;
+};
+
+static void
+column_row(const struct isp_field *f, size_t n, void *arg)
+{
+	struct column_want	*w = arg;
+	size_t			 i;
+
+	if (n < 2 || strcmp(f[0].name, "name") != 0 ||
+	    strcmp(f[0].value, w->table) != 0)
+		return;
+	for (i = 1; i < n; i++)
+		if (strcmp(f[i].name, w->column) == 0)
+			w->value = atoll(f[i].value);
+}
+
+long long
+table_column(isp_client *c, const char *table, const char *column)
+{
+	struct column_want	 w = { table, column, -1 };
+
+	assert_int_equal(isp_query_tables(c, column_row, &w, 10000), ISP_OK);
+	return w.value;
+}

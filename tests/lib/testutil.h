@@ -103,5 +103,10 @@ int		 pump(isp_client **, size_t n, int (*cond)(void *), void *arg,
 void		 pump_for(isp_client **, size_t n, int ms);
 
 int64_t		 now_ms(void);
+/* A number of table's row in QUERY TABLES (column "records", "seq" or
+ * "subscribers"), -1 when ispd has no such table; fails the test when
+ * the query fails. */
+long long	 table_column(isp_client *, const char *table,
+		    const char *column);
 
 #endif
