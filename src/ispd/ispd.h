@@ -125,6 +125,7 @@ void		 loop_run(void);
 void		 loop_stop(void);
 uint64_t	 loop_now_ms(void);
 void		 loop_update_time(void);
+void		 loop_clock_advance(uint64_t ms);
 
 /* log.c */
 enum log_level {

@@ -33,6 +33,7 @@
 static int		 loop_fd = -1;
 static int		 loop_stopped;
 static uint64_t		 loop_now;
+static uint64_t		 loop_skew;	/* loop_clock_advance() */
 static uint64_t		 loop_next_tick;
 
 void
@@ -42,7 +43,17 @@ loop_update_time(void)
 
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
 		fatal("clock_gettime");
-	loop_now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	loop_now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 +
+	    loop_skew;
+}
+
+/* Moves the loop's clock forward by ms, at once: how the unit tests let
+ * time pass between two events. ispd itself never calls it. */
+void
+loop_clock_advance(uint64_t ms)
+{
+	loop_skew += ms;
+	loop_update_time();
 }
 
 /* The time at the last wakeup: every deadline set while handling one

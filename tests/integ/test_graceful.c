@@ -38,6 +38,7 @@
 
 #include "faults.h"
 #include "proto.h"
+#include "rawsock.h"
 #include "testutil.h"
 
 #define T		"SIP_REGISTRATION"	/* graceful in most tests */
@@ -678,16 +679,6 @@ stats_of(isp_client *q, struct stats *st)
 	assert_int_equal(isp_query_stats(q, stats_row, st, 10000), ISP_OK);
 }
 
-/* A counter of the test's ispd (asked by the observer), or -1. */
-static long long
-stat_get(struct gw *w, const char *name)
-{
-	struct stats	 st = { { name, NULL }, { -1, -1 } };
-
-	stats_of(w->c[0], &st);
-	return st.value[0];
-}
-
 /* Waits until held_records and held_clients (as q sees them) are these,
  * at most ms (0: they are, now). */
 static void
@@ -1269,7 +1260,7 @@ held_and_key(void *arg)
 	struct held_and_key	*h = arg;
 
 	return ev_count(&h->w->o.l, h->from, ISP_EV_ANNOUNCE, T, h->key) >=
-	    1 && stat_get(h->w, "held_records") == h->held;
+	    1 && stat_counter(h->w->c[0], "held_records") == h->held;
 }
 
 /*
@@ -1919,56 +1910,15 @@ test_reconnect_changes_while_lost(void **state)
 	gw_stop(&w);
 }
 
-/* Sends what b holds on the raw session fd, all of it; empties b. */
-static void
-raw_send(int fd, struct buf *b)
-{
-	assert_false(buf_failed(b));
-	assert_int_equal(send(fd, b->data, b->len, MSG_NOSIGNAL),
-	    (ssize_t)b->len);
-	b->len = 0;
-}
-
-/* A raw session (this test speaking the protocol itself). */
+/* A raw session (this test speaking the protocol itself), with the
+ * REPLAY capability. */
 static int
 raw_open(struct gw *w, const char *name, struct buf *b, struct buf *rb)
 {
-	struct sockaddr_in	 sin;
-	struct proto_msg	 m;
-	struct pollfd		 pfd;
-	const char		*why;
-	int64_t			 end = now_ms() + WAIT_MS;
-	size_t			 n;
-	ssize_t			 r;
-	int			 fd;
+	int	 fd = raw_connect(w->d.port);
 
-	assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) != -1);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)w->d.port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	proto_put_hello(b, PROTO_VERSION, PROTO_CAP_REPLAY, name);
-	raw_send(fd, b);
-	/* The WELCOME. */
-	for (;;) {
-		if (rb->len > 0 && proto_frame_check(rb->data, rb->len,
-		    PROTO_MAX_FRAME_BYTES, &n) == 1) {
-			assert_int_equal(proto_decode(rb->data, n, &m, &why), 0);
-			assert_int_equal(m.type, PROTO_WELCOME);
-			buf_consume(rb, n);
-			return fd;
-		}
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		if (now_ms() >= end ||
-		    poll(&pfd, 1, (int)(end - now_ms())) != 1)
-			fail_msg("no WELCOME for the raw session");
-		assert_int_equal(buf_reserve(rb, 4096), 0);
-		r = recv(fd, rb->data + rb->len, 4096, 0);
-		assert_true(r > 0);
-		rb->len += (size_t)r;
-	}
+	raw_welcome(fd, b, rb, PROTO_CAP_REPLAY, name);
+	return fd;
 }
 
 static void
@@ -2135,7 +2085,7 @@ test_many_held_records(void **state)
 	for (i = 0; i < NBULK / 2; i++)
 		announce(c, T, keys[i], "sip:bulk@10.0.0.1");
 	assert_int_equal(isp_sync(c, 4 * WAIT_MS), ISP_OK);
-	assert_int_equal(stat_get(&w, "held_records"), NBULK - NBULK / 2);
+	assert_int_equal(stat_counter(w.c[0], "held_records"), NBULK - NBULK / 2);
 	assert_int_equal(isp_replay_done(c), ISP_OK);
 	assert_int_equal(isp_sync(c, 4 * WAIT_MS), ISP_OK);
 	if (!pump(w.c, w.nc, bulk_half_withdrawn, &b, 4 * WAIT_MS))
@@ -2153,10 +2103,10 @@ test_many_held_records(void **state)
 	assert_int_equal(b.bad_reason, 0);
 	assert_int_equal(b.other, 0);
 	expect_held(&w, 0, 0);
-	assert_int_equal(stat_get(&w, "withdraw_backlog"), 0);
+	assert_int_equal(stat_counter(w.c[0], "withdraw_backlog"), 0);
 	/* What c took back, and the rows of ispd.sessions of the two
 	 * sessions left. */
-	assert_int_equal(stat_get(&w, "records"), NBULK / 2 + 2);
+	assert_int_equal(stat_counter(w.c[0], "records"), NBULK / 2 + 2);
 	gw_stop(&w);
 }
 

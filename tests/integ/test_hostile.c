@@ -39,6 +39,7 @@
 #include <cmocka.h>
 
 #include "proto.h"
+#include "rawsock.h"
 #include "testutil.h"
 
 #define T	"SIP_REGISTRATION"
@@ -78,108 +79,7 @@ static struct ispd_proc	 d;
 static pid_t		 child = -1;
 
 /* ------------------------------------------------------------------ */
-/* Raw sessions. */
-
-static int
-raw_connect_rcvbuf(int port, int rcvbuf)
-{
-	struct sockaddr_in	 sin;
-	int			 fd;
-
-	assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) != -1);
-	if (rcvbuf > 0)
-		assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
-		    sizeof(rcvbuf)), 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	return fd;
-}
-
-static int
-raw_connect(int port)
-{
-	return raw_connect_rcvbuf(port, 0);
-}
-
-static void
-raw_send(int fd, struct buf *b)
-{
-	size_t	 off = 0;
-	ssize_t	 n;
-
-	while (off < b->len) {
-		n = send(fd, b->data + off, b->len - off, MSG_NOSIGNAL);
-		assert_true(n > 0);
-		off += (size_t)n;
-	}
-	b->len = 0;
-}
-
-/*
- * Reads until rb starts with a whole frame, decoded into m (pointing into
- * rb until raw_next()). Returns 1; 0 when the peer closed; -1 after
- * timeout_ms of silence.
- */
-static int
-raw_recv(int fd, struct buf *rb, struct proto_msg *m, int timeout_ms)
-{
-	struct pollfd	 pfd = { fd, POLLIN, 0 };
-	const char	*why;
-	int64_t		 end = now_ms() + timeout_ms;
-	size_t		 n;
-	ssize_t		 r;
-	int		 left;
-
-	for (;;) {
-		if (rb->len > 0 && proto_frame_check(rb->data, rb->len,
-		    PROTO_MAX_FRAME_BYTES, &n) == 1) {
-			assert_int_equal(proto_decode(rb->data, n, m, &why), 0);
-			return 1;
-		}
-		if ((left = (int)(end - now_ms())) <= 0)
-			return -1;
-		if (poll(&pfd, 1, left) != 1)
-			return -1;
-		assert_int_equal(buf_reserve(rb, 65536), 0);
-		r = recv(fd, rb->data + rb->len, 65536, 0);
-		if (r == 0 || (r == -1 && errno == ECONNRESET))
-			return 0;
-		assert_true(r > 0);
-		rb->len += (size_t)r;
-	}
-}
-
-static void
-raw_next(struct buf *rb)
-{
-	size_t	 n;
-
-	if (proto_frame_check(rb->data, rb->len, PROTO_MAX_FRAME_BYTES,
-	    &n) == 1)
-		buf_consume(rb, n);
-}
-
-static void
-raw_hello(int fd, struct buf *b)
-{
-	proto_put_hello(b, PROTO_VERSION, 0, "raw");
-	raw_send(fd, b);
-}
-
-/* HELLO, then the WELCOME. */
-static void
-raw_welcome(int fd, struct buf *b, struct buf *rb)
-{
-	struct proto_msg	 m;
-
-	raw_hello(fd, b);
-	assert_int_equal(raw_recv(fd, rb, &m, 5000), 1);
-	assert_int_equal(m.type, PROTO_WELCOME);
-	raw_next(rb);
-}
+/* Raw sessions (tests/lib/rawsock.h). */
 
 /* The next frame is ERROR LIMIT naming option; with closes, then EOF. */
 static void
@@ -223,32 +123,6 @@ rss_kib(pid_t pid)
 			break;
 	fclose(f);
 	return kib;
-}
-
-struct stat_want {
-	const char	*name;
-	long long	 value;
-};
-
-static void
-stat_row(const struct isp_field *f, size_t n, void *arg)
-{
-	struct stat_want	*w = arg;
-	size_t			 i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(f[i].name, w->name) == 0)
-			w->value = atoll(f[i].value);
-}
-
-/* A counter of QUERY STATS, or -1 when absent. */
-static long long
-stat_get(isp_client *c, const char *name)
-{
-	struct stat_want	 w = { name, -1 };
-
-	assert_int_equal(isp_query_stats(c, stat_row, &w, 10000), ISP_OK);
-	return w.value;
 }
 
 /*
@@ -444,7 +318,7 @@ test_slow_subscriber(void **state)
 		slow_announce(pub, i);
 	assert_int_equal(isp_sync(pub, 10000), ISP_OK);
 	slow = raw_connect_rcvbuf(d.port, 4096);
-	raw_welcome(slow, &b, &rb);
+	raw_welcome(slow, &b, &rb, 0, "raw");
 	proto_put_subscribe(&b, 1, proto_bytes(T, strlen(T)), 0,
 	    proto_bytes("", 0));
 	raw_send(slow, &b);
@@ -487,10 +361,10 @@ test_slow_subscriber(void **state)
 		fail_msg("ispd grew by %ld KiB with a stalled subscriber, "
 		    "over the bound of %d KiB", rss_max - rss0,
 		    SLOW_RSS_GROWTH_KIB);
-	assert_true(stat_get(pub, "slow_subscribers") >= 1);
-	assert_true(stat_get(pub, "coalesced_events") > 0);
-	assert_true(stat_get(pub, "dirty_keys") <= SLOW_KEYS);
-	assert_true(stat_get(pub, "max_lag_keys") > 0);
+	assert_true(stat_counter(pub, "slow_subscribers") >= 1);
+	assert_true(stat_counter(pub, "coalesced_events") > 0);
+	assert_true(stat_counter(pub, "dirty_keys") <= SLOW_KEYS);
+	assert_true(stat_counter(pub, "max_lag_keys") > 0);
 
 	/* Reading again: the slow one converges to exactly the table. */
 	end = now_ms() + 60000;
@@ -520,9 +394,9 @@ test_slow_subscriber(void **state)
 	}
 	assert_int_equal(v->held, isp_mirror_count(fm));
 	end = now_ms() + 10000;
-	while (stat_get(pub, "slow_subscribers") != 0 && now_ms() < end)
+	while (stat_counter(pub, "slow_subscribers") != 0 && now_ms() < end)
 		usleep(10000);
-	assert_int_equal(stat_get(pub, "slow_subscribers"), 0);
+	assert_int_equal(stat_counter(pub, "slow_subscribers"), 0);
 	assert_true(ispd_log_has(&d, "fell behind"));
 	assert_true(ispd_log_has(&d, "caught up"));
 
@@ -786,7 +660,7 @@ test_request_limits(void **state)
 	buf_init(&b);
 	buf_init(&rb);
 	fd = raw_connect(d.port);
-	raw_welcome(fd, &b, &rb);
+	raw_welcome(fd, &b, &rb, 0, "raw");
 	put_be32(hdr, 5000);
 	hdr[4] = PROTO_ANNOUNCE;
 	buf_put(&b, hdr, sizeof(hdr));
@@ -797,6 +671,38 @@ test_request_limits(void **state)
 	buf_free(&rb);
 	assert_true(ispd_log_has(&d, "--max-frame-bytes"));
 	assert_int_equal(ispd_stop(&d), 0);
+}
+
+/*
+ * Once ispd has seen one of an address's sessions go, the address may
+ * open another: connects until welcomed, refused with ERROR LIMIT
+ * meanwhile, for 5 s at most. Returns the welcomed session's socket.
+ */
+static int
+welcome_once_gone(int port, struct buf *b, struct buf *rb)
+{
+	struct proto_msg	 m;
+	int64_t			 end = now_ms() + 5000;
+	int			 fd;
+
+	for (;;) {
+		fd = raw_connect(port);
+		raw_hello(fd, b, 0, "raw");
+		assert_int_equal(raw_recv(fd, rb, &m, 5000), 1);
+		if (m.type == PROTO_WELCOME) {
+			raw_next(rb);
+			return fd;
+		}
+		if (m.type != PROTO_ERROR || m.code != ISP_E_LIMIT)
+			fail_msg("expected WELCOME or ERROR LIMIT, got %s",
+			    proto_type_name(m.type));
+		close(fd);
+		rb->len = 0;
+		if (now_ms() >= end)
+			fail_msg("the address is still at its limit 5 s "
+			    "after one of its sessions closed");
+		usleep(10000);
+	}
 }
 
 static void
@@ -814,15 +720,13 @@ test_session_limits(void **state)
 	ispd_start(&d, "--max-sessions-per-ip", "3", NULL);
 	for (i = 0; i < 3; i++) {
 		fd[i] = raw_connect(d.port);
-		raw_welcome(fd[i], &b, &rb);
+		raw_welcome(fd[i], &b, &rb, 0, "raw");
 	}
 	fd[3] = raw_connect(d.port);
 	expect_limit(fd[3], &rb, "--max-sessions-per-ip", 1);
 	close(fd[3]);
 	close(fd[0]);
-	usleep(200000);
-	fd[0] = raw_connect(d.port);
-	raw_welcome(fd[0], &b, &rb);
+	fd[0] = welcome_once_gone(d.port, &b, &rb);
 	/* libisp says which limit it hit. */
 	{
 		struct isp_options	 o;
@@ -844,7 +748,7 @@ test_session_limits(void **state)
 	ispd_start(&d, "--max-sessions", "3", NULL);
 	for (i = 0; i < 3; i++) {
 		fd[i] = raw_connect(d.port);
-		raw_welcome(fd[i], &b, &rb);
+		raw_welcome(fd[i], &b, &rb, 0, "raw");
 	}
 	fd[3] = raw_connect(d.port);
 	expect_limit(fd[3], &rb, "--max-sessions", 1);
@@ -888,7 +792,7 @@ test_half_open(void **state)
 	for (i = 0; i < 4; i++)
 		buf_init(&rb[i]);
 	good = raw_connect(d.port);
-	raw_welcome(good, &b, &rb[3]);
+	raw_welcome(good, &b, &rb[3], 0, "raw");
 
 	start = now_ms();
 	fd[0] = raw_connect(d.port);		/* nothing at all */
@@ -955,7 +859,7 @@ test_nofile(void **state)
 	for (i = 0; i < NOFILE_CONNS; i++) {
 		buf_init(&rb[i]);
 		fd[i] = raw_connect(d.port);
-		raw_hello(fd[i], &b);
+		raw_hello(fd[i], &b, 0, "raw");
 		welcomed[i] = 0;
 	}
 	end = now_ms() + 2000;

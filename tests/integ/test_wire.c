@@ -22,75 +22,8 @@
 #include <cmocka.h>
 
 #include "proto.h"
+#include "rawsock.h"
 #include "testutil.h"
-
-static int
-raw_connect(int port)
-{
-	struct sockaddr_in	 sin;
-	int			 fd;
-
-	assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) != -1);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	return fd;
-}
-
-static void
-raw_send(int fd, const void *p, size_t n)
-{
-	assert_int_equal(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
-}
-
-static void
-send_buf(int fd, struct buf *b)
-{
-	raw_send(fd, b->data, b->len);
-	b->len = 0;
-}
-
-/*
- * Reads until rb starts with a whole frame and decodes it into m (which
- * points into rb until raw_next()). Returns 1, or 0 when the peer closed
- * the connection. Fails after 5 s of silence.
- */
-static int
-raw_recv(int fd, struct buf *rb, struct proto_msg *m)
-{
-	struct pollfd	 pfd = { fd, POLLIN, 0 };
-	const char	*why;
-	size_t		 n;
-	ssize_t		 r;
-
-	for (;;) {
-		if (rb->len > 0 && proto_frame_check(rb->data, rb->len,
-		    PROTO_MAX_FRAME_BYTES, &n) == 1) {
-			assert_int_equal(proto_decode(rb->data, n, m, &why), 0);
-			return 1;
-		}
-		assert_int_equal(poll(&pfd, 1, 5000), 1);
-		assert_int_equal(buf_reserve(rb, 65536), 0);
-		r = recv(fd, rb->data + rb->len, 65536, 0);
-		if (r == 0 || (r == -1 && errno == ECONNRESET))
-			return 0;
-		assert_true(r > 0);
-		rb->len += (size_t)r;
-	}
-}
-
-/* Drops the frame raw_recv() returned. */
-static void
-raw_next(struct buf *rb)
-{
-	size_t	 n;
-
-	if (proto_frame_check(rb->data, rb->len, PROTO_MAX_FRAME_BYTES,
-	    &n) == 1)
-		buf_consume(rb, n);
-}
 
 static void
 hello(int fd, struct buf *b, struct buf *rb, uint16_t version)
@@ -98,10 +31,10 @@ hello(int fd, struct buf *b, struct buf *rb, uint16_t version)
 	struct proto_msg	 m;
 
 	proto_put_hello(b, version, 0, "raw");
-	send_buf(fd, b);
+	raw_send(fd, b);
 	if (version != PROTO_VERSION)
 		return;
-	assert_int_equal(raw_recv(fd, rb, &m), 1);
+	assert_int_equal(raw_recv(fd, rb, &m, 5000), 1);
 	assert_int_equal(m.type, PROTO_WELCOME);
 	assert_int_equal(m.version, PROTO_VERSION);
 	assert_true(m.hold_ms > 0);
@@ -117,7 +50,7 @@ expect_error(int fd, struct buf *rb, uint32_t req_id, int code, int closes,
 	struct proto_msg	 m;
 	char			 reason[1100];
 
-	assert_int_equal(raw_recv(fd, rb, &m), 1);
+	assert_int_equal(raw_recv(fd, rb, &m, 5000), 1);
 	assert_int_equal(m.type, PROTO_ERROR);
 	assert_int_equal(m.code, code);
 	assert_int_equal(m.req_id, req_id);
@@ -127,7 +60,7 @@ expect_error(int fd, struct buf *rb, uint32_t req_id, int code, int closes,
 		fail_msg("reason \"%s\" lacks \"%s\"", reason, text);
 	raw_next(rb);
 	if (closes)
-		assert_int_equal(raw_recv(fd, rb, &m), 0);
+		assert_int_equal(raw_recv(fd, rb, &m, 5000), 0);
 }
 
 /* A session that keeps working: PING gets PONG. */
@@ -137,8 +70,8 @@ expect_alive(int fd, struct buf *b, struct buf *rb)
 	struct proto_msg	 m;
 
 	proto_put_ping(b, PROTO_PING, 4242);
-	send_buf(fd, b);
-	assert_int_equal(raw_recv(fd, rb, &m), 1);
+	raw_send(fd, b);
+	assert_int_equal(raw_recv(fd, rb, &m, 5000), 1);
 	assert_int_equal(m.type, PROTO_PONG);
 	assert_int_equal(m.token, 4242);
 	raw_next(rb);
@@ -228,7 +161,7 @@ test_request_before_hello(void **state)
 	ispd_start(&d, NULL);
 	fd = raw_connect(d.port);
 	proto_put_withdraw(&b, 1, proto_bytes("T", 1), proto_bytes("k", 1));
-	send_buf(fd, &b);
+	raw_send(fd, &b);
 	expect_error(fd, &rb, 0, ISP_E_NOT_READY, 1, NULL);
 	close(fd);
 	buf_free(&b);
@@ -259,13 +192,13 @@ test_garbage(void **state)
 	for (i = 0; i < 3; i++) {
 		fd = raw_connect(d.port);
 		if (i == 0)
-			raw_send(fd, http, sizeof(http) - 1);
+			raw_send_bytes(fd, http, sizeof(http) - 1);
 		else if (i == 1)
-			raw_send(fd, tls, sizeof(tls));
+			raw_send_bytes(fd, tls, sizeof(tls));
 		else {
 			put_be32(huge, 0x7fffffff);
 			huge[4] = PROTO_HELLO;
-			raw_send(fd, huge, sizeof(huge));
+			raw_send_bytes(fd, huge, sizeof(huge));
 		}
 		/* HTTP and TLS are named as such (and logged at warn); a
 		 * frame length past the limit is only that. */
@@ -289,7 +222,7 @@ test_garbage(void **state)
 	{
 		uint8_t	 bad[] = { 0, 0, 0, 3, PROTO_WITHDRAW, 0, 0 };
 
-		raw_send(fd, bad, sizeof(bad));
+		raw_send_bytes(fd, bad, sizeof(bad));
 	}
 	expect_error(fd, &rb, 0, ISP_E_PROTOCOL, 1, NULL);
 	close(fd);
@@ -303,7 +236,7 @@ test_garbage(void **state)
 	{
 		uint8_t	 part[] = { 0, 0, 0, 40, PROTO_ANNOUNCE, 0 };
 
-		raw_send(fd, part, sizeof(part));
+		raw_send_bytes(fd, part, sizeof(part));
 	}
 	expect_alive(good, &b, &gb);
 	close(fd);
@@ -331,35 +264,35 @@ test_unknown_type_and_bad_members(void **state)
 
 	/* Unknown type: an error, and the session goes on. */
 	proto_put_ping(&b, 0x7e, 1);
-	send_buf(fd, &b);
+	raw_send(fd, &b);
 	expect_error(fd, &rb, 0, ISP_E_UNKNOWN_TYPE, 0, NULL);
 	expect_alive(fd, &b, &rb);
 
 	/* Members out of their limits: an error for that request id. */
 	proto_put_withdraw(&b, 31, proto_bytes("no spaces", 9),
 	    proto_bytes("k", 1));
-	send_buf(fd, &b);
+	raw_send(fd, &b);
 	expect_error(fd, &rb, 31, ISP_E_BAD_TABLE, 0, "table");
 	proto_put_withdraw(&b, 32, proto_bytes("T", 1), proto_bytes("", 0));
-	send_buf(fd, &b);
+	raw_send(fd, &b);
 	expect_error(fd, &rb, 32, ISP_E_BAD_KEY, 0, "key");
 	proto_put_subscribe(&b, 33, proto_bytes("T", 1), 0, proto_bytes("", 0));
 	proto_put_subscribe(&b, 34, proto_bytes("T", 1), 0, proto_bytes("", 0));
-	send_buf(fd, &b);
-	assert_int_equal(raw_recv(fd, &rb, &m), 1);
+	raw_send(fd, &b);
+	assert_int_equal(raw_recv(fd, &rb, &m, 5000), 1);
 	assert_int_equal(m.type, PROTO_EV_END);
 	raw_next(&rb);
 	expect_error(fd, &rb, 34, ISP_E_ALREADY_SUBSCRIBED, 0, NULL);
 	proto_put_unsubscribe(&b, 35, proto_bytes("U", 1));
-	send_buf(fd, &b);
+	raw_send(fd, &b);
 	expect_error(fd, &rb, 35, ISP_E_NOT_SUBSCRIBED, 0, NULL);
 	proto_put_query(&b, 36, 99);
-	send_buf(fd, &b);
+	raw_send(fd, &b);
 	expect_error(fd, &rb, 36, ISP_E_BAD_REQUEST, 0, NULL);
 
 	/* Frames only a server sends are a protocol error. */
 	proto_put_ev_end(&b, proto_bytes("T", 1), 1, 1);
-	send_buf(fd, &b);
+	raw_send(fd, &b);
 	expect_error(fd, &rb, 0, ISP_E_PROTOCOL, 1, NULL);
 	close(fd);
 	buf_free(&b);
@@ -382,7 +315,7 @@ test_shutdown_bye(void **state)
 	fd = raw_connect(d.port);
 	hello(fd, &b, &rb, PROTO_VERSION);
 	kill(d.pid, SIGTERM);
-	assert_int_equal(raw_recv(fd, &rb, &m), 1);
+	assert_int_equal(raw_recv(fd, &rb, &m, 5000), 1);
 	assert_int_equal(m.type, PROTO_BYE);
 	assert_int_equal(m.code, ISP_E_SHUTDOWN);
 	raw_next(&rb);

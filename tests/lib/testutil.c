@@ -447,3 +447,28 @@ table_column(isp_client *c, const char *table, const char *column)
 	assert_int_equal(isp_query_tables(c, column_row, &w, 10000), ISP_OK);
 	return w.value;
 }
+
+struct stat_want {
+	const char	*name;
+	long long	 value;
+};
+
+static void
+stat_row(const struct isp_field *f, size_t n, void *arg)
+{
+	struct stat_want	*w = arg;
+	size_t			 i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(f[i].name, w->name) == 0)
+			w->value = atoll(f[i].value);
+}
+
+long long
+stat_counter(isp_client *c, const char *name)
+{
+	struct stat_want	 w = { name, -1 };
+
+	assert_int_equal(isp_query_stats(c, stat_row, &w, 10000), ISP_OK);
+	return w.value;
+}

@@ -108,5 +108,8 @@ int64_t		 now_ms(void);
  * the query fails. */
 long long	 table_column(isp_client *, const char *table,
 		    const char *column);
+/* A counter of one QUERY STATS, -1 when ispd has no such counter;
+ * fails the test when the query fails. */
+long long	 stat_counter(isp_client *, const char *name);
 
 #endif

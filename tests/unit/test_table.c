@@ -865,7 +865,7 @@ test_hold_expiry(void **state)
 	tc_announce(a, "T", "k", "x", 0);
 	expect_event(w, PROTO_EV_ANNOUNCE, "k", 1, a, "alice", "x");
 	/* w's last frame comes later than a's. */
-	usleep(5000);
+	loop_clock_advance(5);
 	tc_expect_nothing(w);
 	assert_true(w->s->last_rx_ms > a->s->last_rx_ms);
 
@@ -1084,8 +1084,7 @@ test_graceful_lost_twice(void **state)
 	assert_int_equal(table_held_records(&nheld), 1);
 	deadline = table_held_next_ms();
 	/* Later, the other session is lost too: held on its own. */
-	usleep(20000);
-	loop_once(0);
+	loop_clock_advance(20);
 	tc_hangup(a2);
 	tc_expect_nothing(w);
 	assert_int_equal(table_held_records(&nheld), 2);
