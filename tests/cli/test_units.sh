@@ -20,7 +20,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 # The installed paths become the build's, so that verify finds them.
 for u in "$UNITS"/*.service; do
-	sed -e "s#/usr/sbin/ispd#$BUILD/ispd#g" -e "s#/usr/bin/isp-#$BUILD/isp-#g" \
+	sed -e "s#/usr/sbin/ispd#$BUILD/ispd#g" -e "s#/usr/sbin/isp-#$BUILD/isp-#g" \
 	    "$u" >"$tmp/$(basename "$u")"
 done
 
@@ -62,7 +62,7 @@ else
 fi
 for svc in isp-registrar isp-locator; do
 	if miss=$(has $svc.service User=ispd NoNewPrivileges=yes ProtectSystem=strict \
-	    CapabilityBoundingSet=) && grep -q "^ExecStart=/usr/bin/$svc " "$UNITS/$svc.service"; then
+	    CapabilityBoundingSet=) && grep -q "^ExecStart=/usr/sbin/$svc " "$UNITS/$svc.service"; then
 		ok "$svc.service: its program, its own user, sandboxed"
 	else
 		not_ok "$svc.service lacks a line" "${miss:-ExecStart}"
