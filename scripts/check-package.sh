@@ -90,6 +90,33 @@ for p in $PKGS; do
 	debs="$debs $d"
 done
 
+# make install on its own, into a DESTDIR with another prefix, from the
+# objects the package build left in build/deb.
+dest=$tmp/destdir
+if make -C "$tmp/src/ispd" --no-print-directory BUILD=build/deb PREFIX=/opt/isp \
+    DESTDIR="$dest" install >"$tmp/install-make.log" 2>&1; then
+	ok "make install PREFIX=/opt/isp DESTDIR=..."
+	missing=""
+	for f in sbin/ispd sbin/isp-registrar sbin/isp-locator bin/ispctl \
+	    "lib/libisp.so.$LIBVERSION" lib/libisp.a include/isp.h include/isp_place.h \
+	    lib/pkgconfig/libisp.pc share/man/man8/ispd.8 share/man/man5/ispd.conf.5 \
+	    share/man/man1/ispctl.1 share/man/man3/libisp.3 \
+	    share/man/man8/isp-registrar.8 share/man/man8/isp-locator.8; do
+		[ -f "$dest/opt/isp/$f" ] || missing="$missing $f"
+	done
+	check "it installs every program, library, header and page${missing:+; missing:$missing}" \
+	    test -z "$missing"
+	check "libisp.so -> libisp.so.1 -> libisp.so.$LIBVERSION" \
+	    test "$(readlink "$dest/opt/isp/lib/libisp.so")" = libisp.so.1 -a \
+	    "$(readlink "$dest/opt/isp/lib/libisp.so.1")" = "libisp.so.$LIBVERSION"
+	out=$(PKG_CONFIG_PATH=$dest/opt/isp/lib/pkgconfig pkg-config --cflags --libs libisp 2>&1 |
+	    sed 's/ *$//')
+	check "its libisp.pc says the prefix: $out" \
+	    test "$out" = "-I/opt/isp/include -L/opt/isp/lib -lisp"
+else
+	not_ok "make install PREFIX=/opt/isp DESTDIR=..." "$(tail -n 15 "$tmp/install-make.log")"
+fi
+
 # lintian: errors fail; warnings are listed.
 lintian --fail-on error --no-tag-display-limit "$changes" >"$tmp/lintian.log" 2>&1
 rc=$?
