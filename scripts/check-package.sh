@@ -118,7 +118,7 @@ else
 fi
 
 # lintian: errors fail; warnings are listed.
-lintian --fail-on error --no-tag-display-limit "$changes" >"$tmp/lintian.log" 2>&1
+lintian --fail-on error --tag-display-limit 0 "$changes" >"$tmp/lintian.log" 2>&1
 rc=$?
 grep -v 'running with root privileges' "$tmp/lintian.log" >"$tmp/lintian.tags"
 if [ "$rc" -eq 0 ] && ! grep -q '^E: ' "$tmp/lintian.tags"; then
