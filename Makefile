@@ -4,6 +4,14 @@
 BUILD	?= build
 PREFIX	?= /usr/local
 DESTDIR	?=
+# Where `make install` puts things; the Debian build sets LIBDIR to the
+# multiarch directory (debian/rules).
+BINDIR	?= $(PREFIX)/bin
+SBINDIR	?= $(PREFIX)/sbin
+LIBDIR	?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR	?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 CC	?= cc
 SAN	?=
 
@@ -15,8 +23,8 @@ CFLAGS	 = -O1 -g -fno-omit-frame-pointer \
 	   -fsanitize=address,undefined -fno-sanitize-recover=all
 LDFLAGS	+= -fsanitize=address,undefined
 endif
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CFLAGS) \
-	   -Iinclude -Isrc/common
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CPPFLAGS) \
+	   $(CFLAGS) -Iinclude -Isrc/common
 ALL_LDFLAGS = -pthread $(LDFLAGS)
 
 COMMON_SRC	:= $(wildcard src/common/*.c)
@@ -160,14 +168,43 @@ demo: deps all
 	    else echo "demo: no Kamailio sources: the BGW demo is skipped"; fi; \
 	else echo "demo: no Asterisk 22: the pool demos are skipped"; fi
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
-	    $(DESTDIR)$(PREFIX)/include
-	install -m 755 $(BUILD)/ispd $(BUILD)/ispctl $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(BUILD)/libisp.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libisp.so $(DESTDIR)$(PREFIX)/lib/libisp.so.1
-	ln -sf libisp.so.1 $(DESTDIR)$(PREFIX)/lib/libisp.so
-	install -m 644 include/isp.h $(DESTDIR)$(PREFIX)/include/
+# The shared library's file is named after the library's version
+# (ISP_VERSION in isp.h, which follows its ABI): libisp.so.1.5.0, with
+# libisp.so.1 (the soname) and libisp.so (for -lisp) linking to it.
+LIB_VERSION	:= $(shell sed -n 's/^\#define ISP_VERSION[[:space:]]*"\(.*\)"$$/\1/p' include/isp.h)
+LIB_SONAME	 = libisp.so.1
+LIB_REAL	 = libisp.so.$(LIB_VERSION)
+
+# pkg-config's file, for the directories of this install: made anew by
+# every make that asks for it, since PREFIX and LIBDIR may differ.
+.PHONY: $(BUILD)/libisp.pc
+$(BUILD)/libisp.pc: src/lib/libisp.pc.in include/isp.h
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(LIB_VERSION)|' \
+	    src/lib/libisp.pc.in >$@
+
+# The daemon goes to sbin (the units of examples/systemd run
+# /usr/sbin/ispd), ispctl to bin. mk/sip.mk adds the SIP services.
+install: all $(BUILD)/libisp.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+	    $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(BUILD)/ispd $(DESTDIR)$(SBINDIR)/
+	install -m 755 $(BUILD)/ispctl $(DESTDIR)$(BINDIR)/
+	install -m 644 $(BUILD)/libisp.a $(DESTDIR)$(LIBDIR)/
+	install -m 644 $(BUILD)/libisp.so $(DESTDIR)$(LIBDIR)/$(LIB_REAL)
+	ln -sf $(LIB_REAL) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libisp.so
+	install -m 644 include/isp.h include/isp_place.h \
+	    $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(BUILD)/libisp.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	install -m 644 man/ispctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/libisp.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 man/ispd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 man/ispd.8 $(DESTDIR)$(MANDIR)/man8/
 
 clean:
 	rm -rf build

@@ -52,12 +52,15 @@ build/fuzz/fuzz_sip: tests/fuzz/fuzz_sip.c $(filter-out %_main.c,$(SIP_SRC)) \
 	clang $(FUZZ_CFLAGS) $(SIP_CFLAGS) -Isrc/lib $(filter %.c,$^) \
 	    -pthread $(SIP_LIBS) -o $@
 
-# `make install` installs the SIP services and the placement header too.
+# `make install` installs the SIP services too, with their pages; they
+# are daemons like ispd, so into sbin (examples/systemd's units run
+# /usr/sbin/isp-registrar and /usr/sbin/isp-locator).
 install: install-sip
 install-sip: $(SIP_PROGS)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include
-	install -m 755 $(SIP_PROGS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 include/isp_place.h $(DESTDIR)$(PREFIX)/include/
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(SIP_PROGS) $(DESTDIR)$(SBINDIR)/
+	install -m 644 man/isp-registrar.8 man/isp-locator.8 \
+	    $(DESTDIR)$(MANDIR)/man8/
 
 # The benchmark's remote mirror (libisp only).
 $(BUILD)/isp-sip-watch: $(call obj,$(SIP_BENCH_SRC)) $(BUILD)/libisp.a

@@ -11,6 +11,9 @@
 #					tests, is in the default set)
 #	scripts/deps.sh asterisk	and what building Asterisk 22 needs
 #					(scripts/asterisk.sh)
+#	scripts/deps.sh package		and what building, checking and
+#					installing the Debian packages needs
+#					(make check-package)
 #
 # docs/DEPENDENCIES.md says why each package is there.
 set -e
@@ -23,10 +26,10 @@ set -e
 # isp-locator. sip-tester (SIPp), baresip-core: the SIP peers of the tests.
 # kamailio: the Kamailio that loads the ispd module in its tests (and
 # kamcmd to ask it). systemd: systemd-analyze, which checks the units of
-# examples/systemd.
+# examples/systemd. mandoc: checks the man pages (tests/cli/test_man.sh).
 pkgs="build-essential libcmocka-dev clang libclang-rt-14-dev valgrind
     libssl-dev openssl libsofia-sip-ua-dev pkg-config sip-tester
-    baresip-core kamailio systemd"
+    baresip-core kamailio systemd mandoc"
 case "${1:-check}" in
 check)		;;
 bench)		pkgs="$pkgs redis-server libhiredis-dev nats-server libnats-dev
@@ -35,9 +38,13 @@ bench-sip|kamailio)	;;
 # Asterisk's own build needs: libedit (its console), jansson, libxml2,
 # sqlite3 (astdb), uuid, OpenSSL; bzip2 and patch unpack and patch its
 # bundled pjproject.
+# The Debian packages: debhelper and dpkg-dev build them (fakeroot for
+# dpkg-buildpackage), lintian checks them, man-db's man finds their
+# pages once installed.
+package)	pkgs="$pkgs debhelper dpkg-dev fakeroot lintian man-db" ;;
 asterisk)	pkgs="$pkgs libedit-dev libjansson-dev libxml2-dev libsqlite3-dev
 		    uuid-dev bzip2 patch" ;;
-*)		echo "usage: scripts/deps.sh [check|bench|bench-sip|kamailio|asterisk]" >&2
+*)		echo "usage: scripts/deps.sh [check|bench|bench-sip|kamailio|asterisk|package]" >&2
 		exit 2 ;;
 esac
 

@@ -74,7 +74,11 @@ log_vwrite(int level, int errnum, const char *fmt, va_list ap)
 			n = sizeof(line) - 2;
 	}
 	line[n++] = '\n';
-	(void)write(STDERR_FILENO, line, n);
+	/* A failed write of the log has nowhere to be reported. (A cast to
+	 * void does not silence glibc's warn_unused_result, which
+	 * _FORTIFY_SOURCE, as Debian builds, turns on.) */
+	if (write(STDERR_FILENO, line, n) == -1)
+		return;
 }
 
 void

@@ -1,8 +1,8 @@
 #!/bin/bash
 # The systemd units of examples/systemd: `systemd-analyze verify` finds
 # nothing to say about any of them (their programs taken from the build
-# directory), and they say what a network daemon's unit should. Prints
-# TAP.
+# directory, the pages of their Documentation= from man/), and they say
+# what a network daemon's unit should. Prints TAP.
 #
 # Usage: tests/cli/test_units.sh BUILD_DIR
 set -u
@@ -20,9 +20,17 @@ trap 'rm -rf "$tmp"' EXIT
 
 # The installed paths become the build's, so that verify finds them.
 for u in "$UNITS"/*.service; do
-	sed -e "s#/usr/sbin/ispd#$BUILD/ispd#g" -e "s#/usr/bin/isp-#$BUILD/isp-#g" \
+	sed -e "s#/usr/sbin/ispd#$BUILD/ispd#g" -e "s#/usr/sbin/isp-#$BUILD/isp-#g" \
 	    "$u" >"$tmp/$(basename "$u")"
 done
+
+# verify runs man for each page of Documentation=: the tree's pages
+# (man/) are what it finds.
+for p in "$HERE"/../../man/*.[1-8]; do
+	mkdir -p "$tmp/man/man${p##*.}"
+	ln -s "$p" "$tmp/man/man${p##*.}/"
+done
+export MANPATH=$tmp/man
 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
 	not_ok "systemd-analyze verify" "no systemd-analyze: scripts/deps.sh installs systemd"
@@ -62,7 +70,7 @@ else
 fi
 for svc in isp-registrar isp-locator; do
 	if miss=$(has $svc.service User=ispd NoNewPrivileges=yes ProtectSystem=strict \
-	    CapabilityBoundingSet=) && grep -q "^ExecStart=/usr/bin/$svc " "$UNITS/$svc.service"; then
+	    CapabilityBoundingSet=) && grep -q "^ExecStart=/usr/sbin/$svc " "$UNITS/$svc.service"; then
 		ok "$svc.service: its program, its own user, sandboxed"
 	else
 		not_ok "$svc.service lacks a line" "${miss:-ExecStart}"
