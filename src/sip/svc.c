@@ -356,16 +356,9 @@ svc_refusal(int err)
 static const char *
 svc_hint(int err)
 {
-	switch (err) {
-	case ISP_E_AUTH:
-		return " (check --secret-file against the line of --id in "
-		    "ispd's credentials file)";
-	case ISP_E_TLS:
-		return " (check --tls-ca, --tls-server-name, --tls-cert and "
-		    "--tls-key against ispd's TLS settings)";
-	default:
-		return "";
-	}
+	/* libisp's TLS messages carry their own hint. */
+	return err == ISP_E_AUTH ? " (check --secret-file against the line "
+	    "of --id in ispd's credentials file)" : "";
 }
 
 static void
