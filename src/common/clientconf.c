@@ -20,6 +20,8 @@
 static const char	*conf_file;
 static int		 conf_lines[CONF_ARGS_MAX + 1];
 static int		 conf_nargs;
+/* The vector clientconf_args() made: the program's for its whole life. */
+static char		**conf_argv;
 
 void
 clientconf_init(struct clientconf *cc)
@@ -416,8 +418,21 @@ clientconf_args(const char *prog, int argc, char **argv,
 		v[n + i] = argv[i];
 	conf_file = path;
 	conf_nargs = n;
+	conf_argv = v;
 	*out = v;
 	return argc + n;
+}
+
+void
+clientconf_args_free(void)
+{
+	int	 i;
+
+	for (i = 0; i < conf_nargs; i++)
+		free(conf_argv[1 + i]);
+	free(conf_argv);
+	conf_argv = NULL;
+	conf_nargs = 0;
 }
 
 int

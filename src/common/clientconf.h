@@ -83,6 +83,9 @@ void	 clientconf_apply(const struct clientconf *, struct isp_options *);
 int	 clientconf_args(const char *prog, int argc, char **argv,
 	    const struct option *opts, const char *const *paths,
 	    const char *const *repeatable, char ***out);
+/* Frees what clientconf_args() made, once the arguments are no longer
+ * used (at the end of the program). */
+void	 clientconf_args_free(void);
 /* 1 when the option getopt_long() just returned came from the file:
  * call it with optind, inside the loop. */
 int	 clientconf_from_file(int optind_now);

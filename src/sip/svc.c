@@ -548,6 +548,7 @@ svc_close(struct svc *s)
 		s->isp = NULL;
 	}
 	clientconf_free(&s->conn);
+	clientconf_args_free();
 	su_root_destroy(s->root);
 	s->root = NULL;
 	su_home_deinit(s->home);
