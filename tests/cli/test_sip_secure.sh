@@ -179,7 +179,7 @@ openssl x509 -req -in loc.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
     -days 1 -out loc.crt &&
 chmod 600 ca.key other-ca.key server.key loc.key) >"$tmp/openssl.log" 2>&1 ||
     { echo "Bail out! cannot make certificates: $(tail -n 3 "$tmp/openssl.log")"; exit 1; }
-for who in reg-tls reg-cf watcher; do
+for who in reg-tls reg-cf loc-ex watcher; do
 	s=$(openssl rand -hex 16)
 	(umask 077; echo "$who $s" >>"$tmp/secrets"; echo "$s" >"$tmp/$who.secret")
 done
@@ -191,7 +191,7 @@ tls-ca ca.crt
 credentials secrets
 default deny
 allow reg-* announce,create $T
-allow loc-tls subscribe,create $T
+allow loc-* subscribe,create $T
 allow watcher subscribe *
 EOF
 start S "$ISPD" --config "$tmp/ispd.conf" --listen-tls 127.0.0.1:0
@@ -360,6 +360,24 @@ if [ $rc1 -eq 2 ] && grep -q "^isp-registrar: $tmp/bad1.conf:3: invalid --max-co
 	ok "bad configuration lines are named FILE:LINE, all of them, and refused (exit 2); so is a missing file"
 else
 	not_ok "bad configuration" "$rc1 $out1" "$rc2 $out2" "$rc3 $out3"
+fi
+
+# The examples stay valid: with the test's addresses, files and names
+# in place of theirs, each starts and connects over TLS.
+ex() {	# NAME PROGRAM ID SECRET
+	sed -e "s|^listen .*|listen sip:127.0.0.1:0|" -e "s|^ispd 10.1.0.1:7461|ispd $SP|" \
+	    -e "/^ispd 10.1.0.2:7461/d" -e "s|^id .*|id $3|" -e "s|^secret-file .*|secret-file $4|" \
+	    "$ROOT/examples/$2.conf" >"$tmp/etc/$1.conf"
+	cp "$tmp/$4" "$tmp/etc/"
+	"$BUILD/$2" --config "$tmp/etc/$1.conf" --port-file "$tmp/$1.port" 2>"$tmp/$1.log" &
+	pid[$1]=$!
+	wait_for grep -q "connected to ispd at $SP as $3 .* over TLS" "$tmp/$1.log"
+}
+if ex exreg isp-registrar reg-cf reg-cf.secret && ex exloc isp-locator loc-ex loc-ex.secret &&
+    stop exreg && stop exloc; then
+	ok "examples/isp-registrar.conf and examples/isp-locator.conf are valid (their addresses and files replaced)"
+else
+	not_ok "example configurations" "$(tail -n 3 "$tmp/exreg.log")" "$(tail -n 3 "$tmp/exloc.log")"
 fi
 
 rc_all=0
