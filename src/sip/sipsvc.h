@@ -173,7 +173,7 @@ enum {
 	{ "secret-file", required_argument, NULL, SVC_O_SECRET_FILE }, \
 	{ "config", required_argument, NULL, SVC_O_CONFIG }
 /* Keywords of the configuration file whose value is a path (relative
- * to the file's directory), and the ones that may repeat. */
+ * to the file's directory). */
 #define SVC_CONN_PATHS	"port-file", "tls-ca", "tls-cert", "tls-key", \
 			"secret-file"
 /* The usage lines of these options. */
