@@ -37,7 +37,10 @@ UNIT_SRC	:= $(wildcard tests/unit/test_*.c)
 INTEG_SRC	:= $(wildcard tests/integ/test_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
-COMMON_OBJ	:= $(call obj,$(COMMON_SRC))
+# clientconf.c is the command line of the programs built on libisp
+# (ispctl, the SIP services): neither ispd nor libisp holds it.
+CLIENTCONF_OBJ	:= $(call obj,src/common/clientconf.c)
+COMMON_OBJ	:= $(filter-out $(CLIENTCONF_OBJ),$(call obj,$(COMMON_SRC)))
 ISPD_OBJ	:= $(call obj,$(ISPD_SRC))
 ISPD_CORE_OBJ	:= $(filter-out %/main.o,$(ISPD_OBJ))
 LIB_OBJ		:= $(call obj,$(LIB_SRC))
@@ -77,7 +80,7 @@ $(BUILD)/libisp.so: $(LIB_OBJ) $(COMMON_OBJ) src/lib/libisp.map
 	$(CC) -shared -Wl,-soname,libisp.so.1 -Wl,--version-script=src/lib/libisp.map \
 	    $(filter %.o,$^) $(ALL_LDFLAGS) -o $@
 
-$(BUILD)/ispctl: $(ISPCTL_OBJ) $(BUILD)/libisp.a
+$(BUILD)/ispctl: $(ISPCTL_OBJ) $(CLIENTCONF_OBJ) $(BUILD)/libisp.a
 	$(CC) $^ $(ALL_LDFLAGS) -o $@
 
 # Unit tests link the daemon's own objects (all but main.o), their

@@ -30,16 +30,17 @@ fuzz-build: build/fuzz/fuzz_sip
 sip: $(SIP_PROGS)
 
 $(BUILD)/isp-registrar: $(call obj,src/sip/registrar_main.c) $(SIP_CORE_OBJ) \
-    $(BUILD)/libisp.a
+    $(CLIENTCONF_OBJ) $(BUILD)/libisp.a
 	$(CC) $^ $(ALL_LDFLAGS) $(SIP_LIBS) -o $@
 
 $(BUILD)/isp-locator: $(call obj,src/sip/locator_main.c) $(SIP_CORE_OBJ) \
-    $(BUILD)/libisp.a
+    $(CLIENTCONF_OBJ) $(BUILD)/libisp.a
 	$(CC) $^ $(ALL_LDFLAGS) $(SIP_LIBS) -o $@
 
 # The registrar core against parsed REGISTERs, no sockets (cmocka, TAP);
 # tests/run.sh runs every $(BUILD)/tests/test_* it finds.
-$(SIP_TEST_BIN): tests/sip/test_sip_core.c $(SIP_CORE_OBJ) $(BUILD)/libisp.a
+$(SIP_TEST_BIN): tests/sip/test_sip_core.c $(SIP_CORE_OBJ) $(CLIENTCONF_OBJ) \
+    $(BUILD)/libisp.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SIP_CFLAGS) -Itests/lib $^ $(ALL_LDFLAGS) \
 	    $(SIP_LIBS) -lcmocka -o $@

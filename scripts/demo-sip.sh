@@ -70,14 +70,71 @@ invite() {	# NAME LOCATOR-PORT PHONE SCENARIO
 	sipp_call "$1" "$2" "$4" -key user "$3" -key domain $D
 }
 
+REG=$BUILD/isp-registrar LOC=$BUILD/isp-locator
+ISPD_LISTEN=--listen
+# DEMO_TLS=1: as scripts/demo.sh does for its part, ispd on TLS with a
+# shared secret per client and rules (docs/SECURITY.md); the registrars
+# and locators reach it over TLS with their own secrets
+# (--tls-ca, --secret-file: docs/SIP.md).
+if [ "${DEMO_TLS:-0}" = 1 ]; then
+	(cd "$tmp" &&
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout ca.key -out ca.crt -days 1 -subj "/CN=ispd demo CA" &&
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout server.key -out server.csr -subj "/CN=localhost" &&
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext &&
+	openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key \
+	    -CAcreateserial -days 1 -extfile server.ext -out server.crt &&
+	chmod 600 ca.key server.key) >"$tmp/openssl.log" 2>&1 ||
+	    fail "cannot make the demo's certificates: $(cat "$tmp/openssl.log")"
+	for n in bgw-registrar-1 bgw-registrar-2 locator-1 locator-2 demo ispctl; do
+		s=$(openssl rand -hex 16)
+		(umask 077; echo "$n $s" >>"$tmp/secrets"; echo "$s" >"$tmp/$n.secret")
+	done
+	cat >"$tmp/ispd.conf" <<-EOF
+	tls-cert server.crt
+	tls-key server.key
+	credentials secrets
+	default deny
+	allow bgw-registrar-* announce,create $T INSTANCES
+	allow locator-* subscribe,create $T
+	allow locator-* announce,create INSTANCES
+	allow demo subscribe *
+	allow ispctl subscribe *
+	EOF
+	ISPD="$ISPD --config $tmp/ispd.conf" ISPD_LISTEN=--listen-tls
+	ispctl_bin=$(realpath "$ISPCTL")
+	cat >"$tmp/ispctl" <<-EOF
+	#!/bin/sh
+	# ispctl on TLS, with the secret of its --name.
+	name=ispctl prev=
+	for a in "\$@"; do [ "\$prev" = --name ] && name=\$a; prev=\$a; done
+	exec "$ispctl_bin" --tls-ca "$tmp/ca.crt" --secret-file "$tmp/\$name.secret" "\$@"
+	EOF
+	chmod 755 "$tmp/ispctl"
+	ISPCTL=$tmp/ispctl
+	say "DEMO_TLS=1: TLS, a shared secret per client, and these rules:"
+	grep -E '^(default|allow|deny)' "$tmp/ispd.conf"
+fi
+# The SIP services with the TLS options (DEMO_TLS=1): --id ID first.
+sipsvc() {	# PROGRAM ID ARGS...
+	local prog=$1 id=$2
+	shift 2
+	if [ "${DEMO_TLS:-0}" = 1 ]; then
+		set -- --tls-ca "$tmp/ca.crt" --secret-file "$tmp/$id.secret" "$@"
+	fi
+	exec "$prog" --id "$id" "$@"
+}
+
 say "ispd, one registrar, two locators (loopback, ephemeral ports)"
-start ispd "$ISPD" --listen 127.0.0.1:0
+start ispd $ISPD $ISPD_LISTEN 127.0.0.1:0
 export ISPD_SERVER=127.0.0.1:$port_ispd
-start reg "$BUILD/isp-registrar" --listen sip:127.0.0.1:0 --id bgw-registrar-1 --domain $D
-start loc1 "$BUILD/isp-locator" --listen sip:127.0.0.1:0 --id locator-1
-start loc2 "$BUILD/isp-locator" --listen sip:127.0.0.1:0 --id locator-2
+start reg sipsvc "$REG" bgw-registrar-1 --listen sip:127.0.0.1:0 --domain $D
+start loc1 sipsvc "$LOC" locator-1 --listen sip:127.0.0.1:0
+start loc2 sipsvc "$LOC" locator-2 --listen sip:127.0.0.1:0
 wait_for sh -c "'$ISPCTL' dump INSTANCES | grep -q '^3 records'" || fail "instances missing"
 "$ISPCTL" --name demo dump INSTANCES
+[ "${DEMO_TLS:-0}" = 1 ] && grep -ho 'connected to ispd at .*' "$tmp/reg.log" "$tmp/loc1.log" | sed 's/^/  /'
 
 say "three SIPp phones REGISTER through the registrar (udp 127.0.0.1:$port_reg)"
 for p in $PHONES; do
@@ -112,7 +169,7 @@ invite gone2 "$port_loc2" 2002 inv_480.xml || fail "locator-2 still redirects"
 echo "  locator-2 answers:"; answer gone2
 
 say "a new registrar starts; phone 2002 re-registers and is found again"
-start reg "$BUILD/isp-registrar" --listen sip:127.0.0.1:0 --id bgw-registrar-2 --domain $D
+start reg sipsvc "$REG" bgw-registrar-2 --listen sip:127.0.0.1:0 --domain $D
 register 2002 demo-2002-again || fail "phone 2002 could not re-register"
 wait_for sh -c "'$ISPCTL' dump $T | grep -q '^1 record'" || fail "binding missing"
 invite back "$port_loc2" 2002 inv_302.xml || fail "locator-2 did not find 2002 again"

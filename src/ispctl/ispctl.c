@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clientconf.h"
 #include "isp.h"
 #include "ispctl.h"
 #include "version.h"
@@ -35,14 +36,10 @@
 
 int			 cmd_place(int, char **);	/* place.c */
 void			 ispctl_options(struct isp_options *);
-static const char	*servers[ISP_MAX_SERVERS];
-static size_t		 nservers;
 static const char	*client_name = "ispctl";
-/* TLS and authentication (docs/SECURITY.md). */
-static int		 tls;
-static const char	*tls_ca, *tls_cert, *tls_key, *tls_server_name;
-static char		 secret[1025];
-static int		 have_secret;
+/* Servers, TLS and authentication (docs/SECURITY.md), as the SIP
+ * services take them (src/common/clientconf.c). */
+static struct clientconf	 conn;
 int			 json;
 static int		 timestamps;	/* watch --timestamps */
 static volatile sig_atomic_t	 stop_requested;
@@ -84,13 +81,11 @@ print_usage(FILE *out)
 void
 ispctl_options(struct isp_options *o)
 {
+	clientconf_apply(&conn, o);
+	/* One-shot clients set their one server after this. */
+	o->servers = NULL;
+	o->nservers = 0;
 	o->name = client_name;
-	o->tls = tls;
-	o->tls_ca_file = tls_ca;
-	o->tls_cert_file = tls_cert;
-	o->tls_key_file = tls_key;
-	o->tls_server_name = tls_server_name;
-	o->secret = have_secret ? secret : NULL;
 }
 
 /* A usage error: says what is wrong (when fmt is set; getopt has said
@@ -239,9 +234,9 @@ connect_all_or_die(void)
 	int			 rc;
 
 	isp_options_init(&o);
-	o.servers = servers;
-	o.nservers = nservers;
 	ispctl_options(&o);
+	o.servers = conn.servers;
+	o.nservers = conn.nservers;
 	o.on_error = on_error;
 	o.on_state = on_state;
 	o.arg = &errs;
@@ -261,9 +256,9 @@ connect_or_die(void)
 	size_t			 i;
 	int			 rc = ISP_E_CONNECT;
 
-	for (i = 0; i < nservers; i++) {
+	for (i = 0; i < conn.nservers; i++) {
 		isp_options_init(&o);
-		o.server = servers[i];
+		o.server = conn.servers[i];
 		ispctl_options(&o);
 		o.on_error = on_error;
 		o.arg = &errs;
@@ -271,9 +266,9 @@ connect_or_die(void)
 			die(EXIT_UNREACHED, "out of memory");
 		if ((rc = isp_connect(c)) == ISP_OK)
 			return c;
-		if (i + 1 < nservers) {
+		if (i + 1 < conn.nservers) {
 			fprintf(stderr, "ispctl: %s; trying %s\n",
-			    isp_errmsg(c), servers[i + 1]);
+			    isp_errmsg(c), conn.servers[i + 1]);
 			client_done(c);
 		}
 	}
@@ -1654,39 +1649,6 @@ cmd_sessions(int argc, char **argv)
 	return 0;
 }
 
-/*
- * The secret of --secret-file: its first line, blanks around it
- * dropped. Like ssh with a private key, a file every user can read is
- * refused. Exits 2 when it cannot be used.
- */
-static void
-secret_read(const char *path)
-{
-	struct stat	 st;
-	FILE		*f;
-	size_t		 n;
-
-	if ((f = fopen(path, "r")) == NULL)
-		die(EXIT_USAGE, "cannot read the secret file %s: %s", path,
-		    strerror(errno));
-	if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IRWXO))
-		die(EXIT_USAGE, "the secret file %s is readable by every user "
-		    "(mode %04o); chmod 600 %s", path,
-		    (unsigned)(st.st_mode & 07777), path);
-	if (fgets(secret, sizeof(secret), f) == NULL)
-		secret[0] = '\0';
-	fclose(f);
-	n = strcspn(secret, "\r\n");
-	secret[n] = '\0';
-	while (n > 0 && (secret[n - 1] == ' ' || secret[n - 1] == '\t'))
-		secret[--n] = '\0';
-	n = strspn(secret, " \t");
-	memmove(secret, secret + n, strlen(secret + n) + 1);
-	if (secret[0] == '\0')
-		die(EXIT_USAGE, "the secret file %s is empty", path);
-	have_secret = 1;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -1726,7 +1688,7 @@ main(int argc, char **argv)
 		{ "stats", cmd_stats },
 		{ "place", cmd_place },		/* place.c */
 	};
-	char	*env = NULL, *tok, *save = NULL;
+	char	 err[512];
 	size_t	 i;
 	int	 ch, in, out;
 
@@ -1751,9 +1713,9 @@ main(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "+s:n:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
-			if (nservers == ISP_MAX_SERVERS)
-				usage("at most %d servers", ISP_MAX_SERVERS);
-			servers[nservers++] = optarg;
+			if (clientconf_add_servers(&conn, optarg, err,
+			    sizeof(err)) != 0)
+				usage("%s", err);
 			break;
 		case 'n':
 			client_name = optarg;
@@ -1767,47 +1729,43 @@ main(int argc, char **argv)
 			return 0;
 		/* Each TLS option implies --tls. */
 		case OPT_TLS:
-			tls = 1;
+			conn.tls = 1;
 			break;
 		case OPT_TLS_CA:
-			tls = 1;
-			tls_ca = optarg;
+			conn.tls = 1;
+			conn.tls_ca = optarg;
 			break;
 		case OPT_TLS_CERT:
-			tls = 1;
-			tls_cert = optarg;
+			conn.tls = 1;
+			conn.tls_cert = optarg;
 			break;
 		case OPT_TLS_KEY:
-			tls = 1;
-			tls_key = optarg;
+			conn.tls = 1;
+			conn.tls_key = optarg;
 			break;
 		case OPT_TLS_SERVER_NAME:
-			tls = 1;
-			tls_server_name = optarg;
+			conn.tls = 1;
+			conn.tls_server_name = optarg;
 			break;
 		case OPT_SECRET_FILE:
-			secret_read(optarg);
+			if (clientconf_secret_read(&conn, optarg, err,
+			    sizeof(err)) != 0)
+				die(EXIT_USAGE, "%s", err);
 			break;
 		default:
 			usage(NULL);
 		}
 	}
-	if ((tls_cert == NULL) != (tls_key == NULL))
+	if ((conn.tls_cert == NULL) != (conn.tls_key == NULL))
 		usage("--tls-cert and --tls-key go together");
 	argc -= optind;
 	argv += optind;
 	if (argc < 1)
 		usage("no command given");
-	if (nservers == 0 && getenv("ISPD_SERVER") != NULL &&
-	    (env = strdup(getenv("ISPD_SERVER"))) != NULL) {
-		for (tok = strtok_r(env, ", ", &save); tok != NULL &&
-		    nservers < ISP_MAX_SERVERS; tok = strtok_r(NULL, ", ", &save))
-			servers[nservers++] = tok;
-	}
-	if (nservers == 0)
-		servers[nservers++] = ISP_DEFAULT_SERVER;
+	if (clientconf_finish(&conn, err, sizeof(err)) != 0)
+		usage("%s", err);
 	/* place.c connects on its own and reads the server from here. */
-	if (setenv("ISPD_SERVER", servers[0], 1) == -1)
+	if (setenv("ISPD_SERVER", conn.servers[0], 1) == -1)
 		die(EXIT_UNREACHED, "setenv: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)

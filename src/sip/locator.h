@@ -1,11 +1,11 @@
 /*
- * locator: the index behind isp-locator. It is fed the events of a
- * subscription to SIP_REGISTRATION and answers "where is this AOR now"
- * with the contacts of its bindings.
+ * locator: the index behind isp-locator. It is fed the changes of a
+ * mirror of SIP_REGISTRATION (merged over the reflectors by libisp) and
+ * answers "where is this AOR now" with the contacts of its bindings.
  *
- * It keeps its own index by AOR rather than an isp_mirror: a mirror
- * answers a key prefix by walking every record, and a lookup per INVITE
- * must not cost O(registrations).
+ * It keeps its own index by AOR beside the mirror: a mirror answers a
+ * key prefix by walking every record, and a lookup per INVITE must not
+ * cost O(registrations).
  */
 #ifndef ISP_LOCATOR_H
 #define ISP_LOCATOR_H
@@ -43,13 +43,13 @@ struct locator {
 
 void		 loc_init(struct locator *);
 void		 loc_free(struct locator *);
-/* Applies one event of the SIP_REGISTRATION subscription. END after a
+/* Applies one change of the SIP_REGISTRATION mirror. END after a
  * loc_mark_stale() drops every binding the new snapshot did not
  * mention. */
 void		 loc_event(struct locator *, const struct isp_event *);
-/* Called on reconnect, before subscribing again: what the new snapshot
- * does not repeat goes at its end. Until then lookups keep answering
- * from what is known (graceful restart). */
+/* Called when the mirror went with its client and a new one is to come:
+ * what the new snapshot does not repeat goes at its end. Until then
+ * lookups keep answering from what is known. */
 void		 loc_mark_stale(struct locator *);
 /* The Contacts for the AOR of uri (q kept, received added for a contact
  * behind NAT) into *out, allocated in home. Returns how many, 0 when

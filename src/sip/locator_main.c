@@ -5,11 +5,13 @@
  * with every current contact, or 480 Temporarily Unavailable when it has
  * none. It never registers anything: a REGISTER gets 405.
  *
- * Its index follows a subscription to SIP_REGISTRATION, so a binding
- * announced by any registrar is found here as soon as ispd fans it out.
- * Until the first snapshot has arrived it answers 503 (it cannot yet say
- * "not registered"); after a lost session it keeps answering from what
- * it knows while it reconnects, and the new snapshot replaces it.
+ * Its index follows a mirror of SIP_REGISTRATION, so a binding announced
+ * by any registrar is found here as soon as ispd fans it out. The mirror
+ * is libisp's merge over every reflector given (docs/HA.md): a reflector
+ * lost changes nothing while another holds the same bindings, and with
+ * none left the bindings stay (stale) for the mirror's grace time while
+ * libisp reconnects. Until the first snapshot has arrived it answers 503
+ * (it cannot yet say "not registered").
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,6 +37,7 @@
 struct lmain {
 	struct svc	 svc;
 	struct locator	 loc;
+	isp_mirror	*mirror;	/* of SIP_REGISTRATION, merged */
 	nta_agent_t	*agent;
 	nta_leg_t	*leg;
 };
@@ -43,32 +46,52 @@ static void
 usage(FILE *f, int full)
 {
 	fprintf(f,
-	    "usage: " PROG " [--listen SIP-URL] [--port-file PATH] "
-	    "[--ispd HOST:PORT] [--id NAME]\n"
+	    "usage: " PROG " [--config FILE] [--listen SIP-URL] "
+	    "[--port-file PATH]\n"
+	    "       [--ispd HOST:PORT[,HOST:PORT...]]... [--id NAME] "
+	    "[--tls] [--tls-ca FILE]\n"
+	    "       [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME] "
+	    "[--secret-file FILE]\n"
 	    "       [--log-level LEVEL] [-h] [-V]\n");
 	if (!full)
 		return;
 	fprintf(f,
 	    "\n"
-	    "  --listen SIP-URL     UDP and TCP address (default "
+	    "  --listen SIP-URL       UDP and TCP address (default "
 	    "sip:127.0.0.1:5070; port 0 picks one)\n"
-	    "  --port-file PATH     write the SIP port there once bound\n"
-	    "  --ispd HOST:PORT     ispd to follow (default $ISPD_SERVER, "
-	    "else " ISP_DEFAULT_SERVER ")\n"
-	    "  --id NAME            INSTANCES key and client name "
-	    "(default locator@ADDRESS)\n"
-	    "  --log-level LEVEL    error, warn, info or debug "
-	    "(default info)\n");
+	    "  --port-file PATH       write the SIP port there once bound\n"
+	    "  --id NAME              INSTANCES key, client name and "
+	    "identity\n"
+	    "                         (default locator@ADDRESS)\n"
+	    "  --log-level LEVEL      error, warn, info or debug "
+	    "(default info)\n"
+	    SVC_CONN_USAGE);
 }
 
 #define usage_error(...)	svc_usage_error(PROG, usage, __VA_ARGS__)
 
+/* The mirror's changes of its merged view: each key new to it, changed,
+ * or gone (from every reflector, or stale past the grace time), and END
+ * once, when the first reflector's snapshot ended. */
 static void
 lm_event(isp_client *c, const struct isp_event *ev, void *arg)
 {
 	struct lmain	*lm = arg;
 	int		 was_ready = lm->loc.ready;
 
+	switch (ev->type) {
+	case ISP_EV_STALE:
+		if (ev->count > 0)
+			svc_log(SVC_LOG_WARN, "%llu bindings are known from "
+			    "no live reflector now; answering from them for "
+			    "up to %d s", (unsigned long long)ev->count,
+			    ISP_STALE_GRACE_MS / 1000);
+		return;
+	case ISP_EV_FRESH:
+		return;
+	default:
+		break;
+	}
 	loc_event(&lm->loc, ev);
 	if (ev->type == ISP_EV_END && !was_ready)
 		svc_log(SVC_LOG_INFO, "snapshot of %s: %zu bindings; answering",
@@ -80,14 +103,30 @@ lm_on_connect(struct svc *s, void *arg)
 {
 	struct lmain	*lm = arg;
 
-	loc_mark_stale(&lm->loc);
-	if (isp_subscribe(s->isp, SIP_REG_TABLE, NULL, 0, 0, lm_event, lm) !=
-	    ISP_OK) {
+	/* Once per client: libisp subscribes the mirror again on every
+	 * reconnect and to every reflector. */
+	if (!s->fresh)
+		return 0;
+	if ((lm->mirror = isp_mirror_new(s->isp, SIP_REG_TABLE, NULL, 0,
+	    lm_event, lm)) == NULL) {
 		svc_log(SVC_LOG_ERROR, "cannot subscribe to %s: %s",
 		    SIP_REG_TABLE, isp_errmsg(s->isp));
 		return -1;
 	}
 	return 0;
+}
+
+static void
+lm_on_disconnect(struct svc *s, void *arg)
+{
+	struct lmain	*lm = arg;
+
+	/* Only when the client itself ended (svc.c makes a new one): its
+	 * mirror went with it. */
+	if (s->isp == NULL) {
+		lm->mirror = NULL;
+		loc_mark_stale(&lm->loc);
+	}
 }
 
 static void
@@ -166,27 +205,35 @@ lm_request(void *magic, nta_leg_t *leg, nta_incoming_t *irq,
 int
 main(int argc, char **argv)
 {
-	enum { O_LISTEN = 256, O_PORTFILE, O_ISPD, O_ID, O_LOG };
+	enum { O_LISTEN = 256, O_PORTFILE, O_ID, O_LOG };
 	static const struct option	 opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "port-file", required_argument, NULL, O_PORTFILE },
-		{ "ispd", required_argument, NULL, O_ISPD },
+		SVC_CONN_OPTIONS,
 		{ "id", required_argument, NULL, O_ID },
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const char *const	 paths[] = { SVC_CONN_PATHS, NULL };
+	static const char *const	 repeatable[] = { "ispd", NULL };
 	static struct lmain	 lm;
+	static struct clientconf conn;
 	const char		*listen = "sip:127.0.0.1:5070";
-	const char		*port_file = NULL, *id = NULL, *ispd = NULL;
+	const char		*port_file = NULL, *id = NULL;
 	int			 ch, level = SVC_LOG_INFO;
 
+	/* --config FILE: its settings come first, so the command line
+	 * wins (src/common/clientconf.h). */
+	argc = svc_config_args(PROG, argc, argv, opts, paths, repeatable,
+	    &argv);
 	while ((ch = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+		if (svc_conn_option(PROG, usage, &conn, ch, optarg))
+			continue;
 		switch (ch) {
 		case O_LISTEN:	listen = optarg; break;
 		case O_PORTFILE: port_file = optarg; break;
-		case O_ISPD:	ispd = optarg; break;
 		case O_ID:	id = optarg; break;
 		case O_LOG:
 			if ((level = svc_log_level_parse(optarg)) < 0)
@@ -205,17 +252,20 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage_error("unexpected argument \"%s\"", argv[optind]);
+	svc_conn_finish(PROG, usage, &conn);
 
 	svc_log_init(PROG, level);
 	svc_init(&lm.svc, PROG, "locator");
 	svc_log_sofia();
 	loc_init(&lm.loc);
-	lm.svc.ispd = ispd != NULL ? ispd : svc_default_ispd();
+	lm.svc.conn = conn;
+	explicit_bzero(&conn, sizeof(conn));	/* svc holds it now */
 	lm.agent = svc_sip_listen(&lm.svc, listen, lm_request, &lm, port_file,
 	    &lm.leg);
 	if (svc_set_id(&lm.svc, id) != 0)
 		usage_error("--id must be 1 to 64 printable characters");
 	lm.svc.on_connect = lm_on_connect;
+	lm.svc.on_disconnect = lm_on_disconnect;
 	lm.svc.arg = &lm;
 
 	svc_run(&lm.svc);
@@ -226,7 +276,7 @@ main(int argc, char **argv)
 	svc_quiet_sofia();
 	nta_leg_destroy(lm.leg);
 	nta_agent_destroy(lm.agent);
-	svc_close(&lm.svc);
+	svc_close(&lm.svc);	/* frees the mirror with the client */
 	loc_free(&lm.loc);
-	return 0;
+	return lm.svc.exit_code;
 }

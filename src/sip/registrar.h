@@ -153,7 +153,8 @@ void		 reg_handle(struct registrar *, su_home_t *, const sip_t *,
 /* Drops every binding whose expiry has passed (withdraw hook with
  * REG_GONE_EXPIRED). Returns how many. */
 size_t		 reg_expire(struct registrar *, time_t now);
-/* Calls the announce hook for every binding (after a reconnect). */
+/* Calls the announce hook for every binding (when a new ispd client
+ * is up: libisp replays on its own reconnects). */
 void		 reg_replay(struct registrar *, time_t now);
 
 /* reg_store.c */

@@ -43,8 +43,12 @@ static void
 usage(FILE *f, int full)
 {
 	fprintf(f,
-	    "usage: " PROG " [--listen SIP-URL] [--port-file PATH] "
-	    "[--ispd HOST:PORT] [--id NAME]\n"
+	    "usage: " PROG " [--config FILE] [--listen SIP-URL] "
+	    "[--port-file PATH]\n"
+	    "       [--ispd HOST:PORT[,HOST:PORT...]]... [--id NAME] "
+	    "[--tls] [--tls-ca FILE]\n"
+	    "       [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME] "
+	    "[--secret-file FILE]\n"
 	    "       [--min-expires S] [--max-expires S] [--default-expires S] "
 	    "[--max-contacts N]\n"
 	    "       [--domain HOST]... [--realm REALM --credentials FILE "
@@ -57,10 +61,10 @@ usage(FILE *f, int full)
 	    "  --listen SIP-URL       UDP and TCP address (default "
 	    "sip:127.0.0.1:5060; port 0 picks one)\n"
 	    "  --port-file PATH       write the SIP port there once bound\n"
-	    "  --ispd HOST:PORT       ispd to publish into (default "
-	    "$ISPD_SERVER, else " ISP_DEFAULT_SERVER ")\n"
 	    "  --id NAME              this registrar's id: reg_server, "
-	    "INSTANCES key (default registrar@ADDRESS)\n"
+	    "INSTANCES key,\n"
+	    "                         client name and identity (default "
+	    "registrar@ADDRESS)\n"
 	    "  --min-expires S        shorter expiries get 423 (default 60)\n"
 	    "  --max-expires S        longer expiries are lowered (default "
 	    "3600)\n"
@@ -76,7 +80,8 @@ usage(FILE *f, int full)
 	    "(the default)\n"
 	    "  --nonce-ttl S          nonce lifetime (default 300)\n"
 	    "  --log-level LEVEL      error, warn, info or debug "
-	    "(default info)\n");
+	    "(default info)\n"
+	    SVC_CONN_USAGE);
 }
 
 #define usage_error(...)	svc_usage_error(PROG, usage, __VA_ARGS__)
@@ -95,8 +100,9 @@ parse_uint(const char *opt, const char *s, unsigned max)
 	return (unsigned)v;
 }
 
-/* The publish hooks: libisp requests, when connected. While the session
- * is down they do nothing; reg_replay() catches up on reconnect. */
+/* The publish hooks: libisp requests. Before the first connect they do
+ * nothing (reg_replay() catches up then); after it, libisp keeps what was
+ * announced while a session is down and replays it on reconnect. */
 static void
 rm_announce(struct registrar *r, const struct binding *b, unsigned ttl_s,
     void *arg)
@@ -136,19 +142,21 @@ rm_on_connect(struct svc *s, void *arg)
 {
 	struct rmain	*rm = arg;
 
-	reg_replay(&rm->reg, time(NULL));
-	if (rm->reg.nbindings > 0)
+	/* A new client holds nothing: announce what was registered before
+	 * it. Not END_OF_REPLAY: the bindings a previous run published
+	 * (if it died) are still right until they expire, and ispd keeps
+	 * them for the grace time (docs/HA.md). After a reconnect libisp
+	 * has announced every binding again and says END_OF_REPLAY itself,
+	 * so what ispd held for the lost session and is gone meanwhile
+	 * goes at once. */
+	if (s->fresh) {
+		reg_replay(&rm->reg, time(NULL));
+		if (rm->reg.nbindings > 0)
+			svc_log(SVC_LOG_INFO, "published %zu bindings",
+			    rm->reg.nbindings);
+	} else if (rm->reg.nbindings > 0)
 		svc_log(SVC_LOG_INFO, "republished %zu bindings",
 		    rm->reg.nbindings);
-	/* After a reconnect that is every binding this registrar holds:
-	 * what ispd still holds for its lost session and it did not
-	 * announce again (bindings gone meanwhile) goes now (graceful
-	 * restart, docs/HA.md). Not at the first connect: the bindings a
-	 * previous run published are still right until they expire, and
-	 * ispd keeps them for the grace time. */
-	if (rm->svc.connects > 1 && isp_replay_done(rm->svc.isp) != ISP_OK)
-		svc_log(SVC_LOG_WARN, "cannot end the replay: %s",
-		    isp_errmsg(rm->svc.isp));
 	return 0;
 }
 
@@ -245,12 +253,12 @@ int
 main(int argc, char **argv)
 {
 	enum { O_MINEXP = 256, O_MAXEXP, O_DEFEXP, O_MAXCONT, O_DOMAIN,
-	    O_REALM, O_CREDS, O_ALGS, O_NONCE, O_LOG, O_ID, O_ISPD, O_LISTEN,
+	    O_REALM, O_CREDS, O_ALGS, O_NONCE, O_LOG, O_ID, O_LISTEN,
 	    O_PORTFILE };
 	static const struct option	 opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "port-file", required_argument, NULL, O_PORTFILE },
-		{ "ispd", required_argument, NULL, O_ISPD },
+		SVC_CONN_OPTIONS,
 		{ "id", required_argument, NULL, O_ID },
 		{ "min-expires", required_argument, NULL, O_MINEXP },
 		{ "max-expires", required_argument, NULL, O_MAXEXP },
@@ -266,14 +274,19 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const char *const	 paths[] = { SVC_CONN_PATHS,
+	    "credentials", NULL };
+	static const char *const	 repeatable[] = { "ispd", "domain",
+	    NULL };
 	static struct rmain	 rm;
+	static struct clientconf conn;
 	static const char	*domains[MAX_DOMAINS];
 	struct reg_config	 cfg;
 	struct reg_hooks	 hooks;
 	const char		*listen = "sip:127.0.0.1:5060";
-	const char		*port_file = NULL, *id = NULL, *ispd = NULL;
+	const char		*port_file = NULL, *id = NULL;
 	char			*algs = NULL, *tok, *save, err[512];
-	int			 ch, level = SVC_LOG_INFO;
+	int			 ch, level = SVC_LOG_INFO, domains_cmdline = 0;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.min_expires = 60;
@@ -281,11 +294,16 @@ main(int argc, char **argv)
 	cfg.default_expires = 3600;
 	cfg.max_contacts = 10;
 	cfg.nonce_ttl_s = 300;
+	/* --config FILE: its settings come first, so the command line
+	 * wins (src/common/clientconf.h). */
+	argc = svc_config_args(PROG, argc, argv, opts, paths, repeatable,
+	    &argv);
 	while ((ch = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+		if (svc_conn_option(PROG, usage, &conn, ch, optarg))
+			continue;
 		switch (ch) {
 		case O_LISTEN:	listen = optarg; break;
 		case O_PORTFILE: port_file = optarg; break;
-		case O_ISPD:	ispd = optarg; break;
 		case O_ID:	id = optarg; break;
 		case O_MINEXP:
 			cfg.min_expires = parse_uint("--min-expires", optarg,
@@ -304,6 +322,11 @@ main(int argc, char **argv)
 			    10000);
 			break;
 		case O_DOMAIN:
+			/* The command line's replace the file's. */
+			if (!clientconf_from_file(optind) && !domains_cmdline) {
+				cfg.ndomains = 0;
+				domains_cmdline = 1;
+			}
 			if (cfg.ndomains == MAX_DOMAINS)
 				usage_error("at most %d --domain", MAX_DOMAINS);
 			domains[cfg.ndomains++] = optarg;
@@ -334,6 +357,7 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage_error("unexpected argument \"%s\"", argv[optind]);
+	svc_conn_finish(PROG, usage, &conn);
 	if (cfg.min_expires > cfg.max_expires)
 		usage_error("--min-expires %u is above --max-expires %u",
 		    cfg.min_expires, cfg.max_expires);
@@ -353,7 +377,8 @@ main(int argc, char **argv)
 	svc_log_init(PROG, level);
 	svc_init(&rm.svc, PROG, "registrar");
 	svc_log_sofia();
-	rm.svc.ispd = ispd != NULL ? ispd : svc_default_ispd();
+	rm.svc.conn = conn;
+	explicit_bzero(&conn, sizeof(conn));	/* svc holds it now */
 	rm.agent = svc_sip_listen(&rm.svc, listen, rm_request, &rm, port_file,
 	    &rm.leg);
 	if (svc_set_id(&rm.svc, id) != 0)
@@ -392,5 +417,5 @@ main(int argc, char **argv)
 	nta_agent_destroy(rm.agent);
 	reg_free(&rm.reg);
 	svc_close(&rm.svc);
-	return 0;
+	return rm.svc.exit_code;
 }

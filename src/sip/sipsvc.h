@@ -3,9 +3,12 @@
  * sofia-sip event loop (su_root) that also drives a libisp client in the
  * application-loop mode (isp_fd/isp_want/isp_process), so every SIP
  * callback and every ispd event runs on one thread and no state needs a
- * lock. The session to ispd is soft: when it ends the service keeps
- * serving SIP, reconnects every second, and on reconnect replays what it
- * owns (the registrar its bindings, both their INSTANCES record).
+ * lock. The client holds a session with every reflector it was given
+ * (docs/HA.md), over TLS and with a secret when told to; the sessions
+ * are soft: when one ends the service keeps serving SIP and libisp
+ * reconnects, announces again what the service holds (its bindings, its
+ * INSTANCES record) and subscribes again; the locator's view is a
+ * mirror that libisp merges over the reflectors.
  *
  * Files: svc.c (the loop, the ispd session, INSTANCES, logging, the
  * listen/port-file plumbing), aor.c (address-of-record and binding keys).
@@ -13,6 +16,7 @@
 #ifndef ISP_SIPSVC_H
 #define ISP_SIPSVC_H
 
+#include <getopt.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +37,7 @@ struct svc;
 #include <sofia-sip/url.h>
 #include <sofia-sip/nta.h>
 
+#include "clientconf.h"
 #include "isp.h"
 #include "version.h"	/* ISP_RELEASE */
 
@@ -58,24 +63,33 @@ struct svc {
 	const char	*prog;		/* "isp-registrar" */
 	const char	*role;		/* INSTANCES role: "registrar" */
 	char		 id[128];	/* instance id: client name, key */
-	const char	*ispd;		/* HOST:PORT of ispd */
+	struct clientconf conn;		/* the reflectors, TLS, secret */
 	char		 sip_addr[160];	/* "sip:127.0.0.1:5060" */
 	time_t		 started;
 	su_root_t	*root;
 	su_home_t	 home[1];
 
-	isp_client	*isp;		/* NULL while disconnected */
+	/* NULL until the first connect succeeded: libisp's client connects
+	 * once (isp_connect()); until one server has answered the service
+	 * makes a new client every second. From then on libisp
+	 * reconnects by itself. */
+	isp_client	*isp;
 	su_wait_t	 isp_wait[1];
-	int		 isp_fd;	/* dup() of the client's socket */
+	int		 isp_fd;	/* isp_fd(): stable for the client */
 	int		 isp_index;	/* su_root registration, or -1 */
-	int		 isp_events;	/* SU_WAIT_* asked for */
-	int		 isp_ready;	/* the socket woke the loop */
+	int		 isp_ready;	/* the descriptor woke the loop */
 	uint64_t	 next_connect_ms;
-	uint64_t	 connects;	/* sessions made so far */
-	unsigned	 connect_failures;	/* in a row */
+	uint64_t	 connects;	/* sessions made so far, any server */
+	unsigned	 connect_failures;	/* first connects, in a row */
+	int		 fresh;		/* in on_connect: a new client,
+					 * which holds nothing yet */
+	unsigned char	 refused[ISP_MAX_SERVERS];	/* said so once */
+	int		 exit_code;	/* main's, once svc_run() returned */
 
-	/* Called after each (re)connect: replay what the service owns,
-	 * subscribe. Returns 0, or -1 to drop the session and retry. */
+	/* Called when a session comes up: with fresh set (the first
+	 * session of a new client) the service announces what it holds
+	 * and subscribes; otherwise libisp has done it again. Returns 0,
+	 * or -1 when the service cannot go on (svc_run() ends, exit 1). */
 	int		(*on_connect)(struct svc *, void *);
 	/* Called when a session ends. */
 	void		(*on_disconnect)(struct svc *, void *);
@@ -131,8 +145,72 @@ int		 svc_set_id(struct svc *, const char *id);
 /* Announces this instance into INSTANCES (no TTL: it dies with the
  * session). */
 int		 svc_announce_instance(struct svc *);
-/* The default ispd address: $ISPD_SERVER, else ISP_DEFAULT_SERVER. */
-const char	*svc_default_ispd(void);
+/*
+ * The options of the session to ispd, the same in both services and as
+ * ispctl's (src/common/clientconf.c): --ispd (repeatable, each a list
+ * "A,B"; default $ISPD_SERVER, else ISP_DEFAULT_SERVER), --tls,
+ * --tls-ca, --tls-cert, --tls-key, --tls-server-name, --secret-file.
+ * SVC_CONN_OPTIONS goes into the program's struct option table; its
+ * getopt loop hands these values to svc_conn_option().
+ */
+enum {
+	SVC_O_ISPD = 1000,
+	SVC_O_TLS,
+	SVC_O_TLS_CA,
+	SVC_O_TLS_CERT,
+	SVC_O_TLS_KEY,
+	SVC_O_TLS_SERVER_NAME,
+	SVC_O_SECRET_FILE,
+	SVC_O_CONFIG,
+};
+#define SVC_CONN_OPTIONS \
+	{ "ispd", required_argument, NULL, SVC_O_ISPD }, \
+	{ "tls", no_argument, NULL, SVC_O_TLS }, \
+	{ "tls-ca", required_argument, NULL, SVC_O_TLS_CA }, \
+	{ "tls-cert", required_argument, NULL, SVC_O_TLS_CERT }, \
+	{ "tls-key", required_argument, NULL, SVC_O_TLS_KEY }, \
+	{ "tls-server-name", required_argument, NULL, SVC_O_TLS_SERVER_NAME }, \
+	{ "secret-file", required_argument, NULL, SVC_O_SECRET_FILE }, \
+	{ "config", required_argument, NULL, SVC_O_CONFIG }
+/* Keywords of the configuration file whose value is a path (relative
+ * to the file's directory). */
+#define SVC_CONN_PATHS	"port-file", "tls-ca", "tls-cert", "tls-key", \
+			"secret-file"
+/* The usage lines of these options. */
+#define SVC_CONN_USAGE \
+	"  --ispd HOST:PORT[,HOST:PORT...]  the reflectors (repeatable; default\n" \
+	"                         $ISPD_SERVER, else " ISP_DEFAULT_SERVER ")\n" \
+	"  --tls                  TLS to ispd, its certificate checked against\n" \
+	"                         --tls-ca (else the system's CAs) and its name\n" \
+	"  --tls-ca FILE          CA certificates (PEM) of ispd's certificate\n" \
+	"  --tls-cert FILE        a client certificate (PEM), with --tls-key\n" \
+	"  --tls-key FILE         its key (PEM, unencrypted)\n" \
+	"  --tls-server-name N    the name ispd's certificate must bear\n" \
+	"                         (default the host of --ispd)\n" \
+	"  --secret-file FILE     the shared secret of --id, on the first line\n" \
+	"                         of a file only its owner can read\n" \
+	"  --config FILE          every option above as 'keyword value' lines;\n" \
+	"                         the command line wins over the file\n"
+
+/* Takes one of SVC_CONN_OPTIONS (ch) into cc; a bad value is a usage
+ * error. Returns 1 when ch was one of them, else 0. */
+int		 svc_conn_option(const char *prog,
+		    void (*usage)(FILE *, int), struct clientconf *cc, int ch,
+		    const char *arg);
+/* After the option loop: $ISPD_SERVER or the default when no --ispd,
+ * and the checks that need no server. Usage errors exit 2. */
+void		 svc_conn_finish(const char *prog,
+		    void (*usage)(FILE *, int), struct clientconf *cc);
+/* Reads --config's file into the argument vector (clientconf_args());
+ * exits 2 on an error in it. */
+int		 svc_config_args(const char *prog, int argc, char **argv,
+		    const struct option *opts, const char *const *paths,
+		    const char *const *repeatable, char ***out);
+
+/* Exit codes: 2 for a usage error (as svc_usage_error()), 4 when ispd
+ * refused the service (its secret, its certificate), as ispctl's. */
+#define SVC_EXIT_USAGE		2
+#define SVC_EXIT_REFUSED	4
 
 /* aor.c */
 /* Writes the canonical AOR of url (RFC 3261 §10.3 step 5: scheme, user,

@@ -10,9 +10,16 @@
  * REGISTER's announce leaves with its 200 OK, and the announces of every
  * REGISTER handled in one iteration leave in one write.
  *
- * The session is soft state. When it ends, the service keeps answering
- * SIP, tries to connect every second, and on success re-announces its
- * INSTANCES record and lets the service replay the rest (on_connect).
+ * The client holds a session with each reflector it was given, with
+ * libisp's reconnect: when a session ends the service keeps answering
+ * SIP, and libisp reconnects with its backoff (include/isp.h), announces
+ * again every record the service holds (its INSTANCES record, the
+ * registrar's bindings), subscribes again and says END_OF_REPLAY. The
+ * service has no reconnect loop of its own; it only retries the first
+ * connect, every second, since a client whose isp_connect() failed is
+ * done. At that first connect, a refusal that retrying cannot mend (the
+ * secret or the certificate refused, an invalid address) ends the
+ * program; later ones are logged and libisp goes on trying.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -36,7 +43,7 @@
 #include <sofia-sip/tport_tag.h>
 
 
-#define SVC_RETRY_MS		1000
+#define SVC_RETRY_MS		1000	/* the first connect only */
 #define SVC_CONNECT_MS		1000
 /* The loop wakes at least this often to look at signals and retries. */
 #define SVC_MAX_SLEEP_MS	500
@@ -139,13 +146,86 @@ svc_usage_error(const char *prog, void (*usage)(FILE *, int),
 {
 	va_list	 ap;
 
-	fprintf(stderr, "%s: ", prog);
+	/* An option from --config's file: its line. */
+	fprintf(stderr, "%s: %s", prog, clientconf_where(optind));
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
 	usage(stderr, 0);
 	exit(2);
+}
+
+int
+svc_conn_option(const char *prog, void (*usage)(FILE *, int),
+    struct clientconf *cc, int ch, const char *arg)
+{
+	static int	 servers_from_cmdline;
+	char		 err[512];
+
+	switch (ch) {
+	case SVC_O_ISPD:
+		/* The command line's --ispd replace the file's. */
+		if (!clientconf_from_file(optind) && !servers_from_cmdline) {
+			clientconf_clear_servers(cc);
+			servers_from_cmdline = 1;
+		}
+		if (clientconf_add_servers(cc, arg, err, sizeof(err)) != 0)
+			svc_usage_error(prog, usage, "--ispd: %s", err);
+		return 1;
+	/* Each TLS option implies --tls, as with ispctl. */
+	case SVC_O_TLS:
+		cc->tls = 1;
+		return 1;
+	case SVC_O_TLS_CA:
+		cc->tls = 1;
+		cc->tls_ca = arg;
+		return 1;
+	case SVC_O_TLS_CERT:
+		cc->tls = 1;
+		cc->tls_cert = arg;
+		return 1;
+	case SVC_O_TLS_KEY:
+		cc->tls = 1;
+		cc->tls_key = arg;
+		return 1;
+	case SVC_O_TLS_SERVER_NAME:
+		cc->tls = 1;
+		cc->tls_server_name = arg;
+		return 1;
+	case SVC_O_SECRET_FILE:
+		if (clientconf_secret_read(cc, arg, err, sizeof(err)) != 0)
+			svc_usage_error(prog, usage, "%s", err);
+		return 1;
+	case SVC_O_CONFIG:
+		return 1;	/* read before the loop: svc_config_args() */
+	default:
+		return 0;
+	}
+}
+
+void
+svc_conn_finish(const char *prog, void (*usage)(FILE *, int),
+    struct clientconf *cc)
+{
+	char	 err[512];
+
+	if (clientconf_finish(cc, err, sizeof(err)) != 0 ||
+	    clientconf_check(cc, err, sizeof(err)) != 0)
+		svc_usage_error(prog, usage, "%s", err);
+}
+
+int
+svc_config_args(const char *prog, int argc, char **argv,
+    const struct option *opts, const char *const *paths,
+    const char *const *repeatable, char ***out)
+{
+	int	 n;
+
+	if ((n = clientconf_args(prog, argc, argv, opts, paths, repeatable,
+	    out)) < 0)
+		exit(SVC_EXIT_USAGE);
+	return n;
 }
 
 /* sofia-sip logs in fragments that end with a newline; keep them until
@@ -187,14 +267,6 @@ svc_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-const char *
-svc_default_ispd(void)
-{
-	const char	*s = getenv("ISPD_SERVER");
-
-	return s != NULL && *s != '\0' ? s : ISP_DEFAULT_SERVER;
-}
-
 static void
 svc_on_signal(int sig)
 {
@@ -212,6 +284,7 @@ svc_init(struct svc *s, const char *prog, const char *role)
 	s->isp_index = -1;
 	s->isp_fd = -1;
 	s->started = time(NULL);
+	clientconf_init(&s->conn);
 	su_home_init(s->home);
 	if (su_init() != 0)
 		svc_fatalx("cannot initialise sofia-sip");
@@ -231,8 +304,11 @@ svc_on_error(isp_client *c, uint32_t req_id, int code, const char *reason,
 {
 	struct svc	*s = arg;
 
-	svc_log(SVC_LOG_WARN, "ispd at %s refused request %u: %s (%s)",
-	    s->ispd, req_id, reason, isp_strerror(code));
+	/* A rule that forbids a request is the operator's to fix: say it
+	 * as an error, with ispd's reason (it names the rule). */
+	svc_log(code == ISP_E_DENIED || code == ISP_E_AUTH ? SVC_LOG_ERROR :
+	    SVC_LOG_WARN, "ispd (%s) refused request %u of %s: %s (%s)",
+	    s->conn.names, req_id, s->id, reason, isp_strerror(code));
 }
 
 static int
@@ -243,19 +319,16 @@ svc_isp_ready(struct svc *s, su_wait_t *w, struct svc *arg)
 	return 0;
 }
 
-/* The loop watches a dup() of the client's socket: libisp closes its own
- * descriptor when a session ends, and the loop must still be able to
- * remove the one it watches. */
+/* isp_fd() of a client with reconnect is an epoll descriptor over every
+ * server's socket, the same for the client's life: registered once. */
 static int
 svc_watch(struct svc *s, int fd)
 {
-	if ((s->isp_fd = dup(fd)) < 0)
-		return -1;
+	s->isp_fd = fd;
 	if (su_wait_create(s->isp_wait, s->isp_fd, SU_WAIT_IN) != 0 ||
 	    (s->isp_index = su_root_register(s->root, s->isp_wait,
 	    svc_isp_ready, s, 0)) < 0) {
 		s->isp_index = -1;
-		close(s->isp_fd);
 		s->isp_fd = -1;
 		return -1;
 	}
@@ -268,22 +341,58 @@ svc_unwatch(struct svc *s)
 	if (s->isp_index >= 0)
 		su_root_deregister(s->root, s->isp_index);
 	s->isp_index = -1;
-	if (s->isp_fd >= 0)
-		close(s->isp_fd);
 	s->isp_fd = -1;
 }
 
-static void
-svc_disconnect(struct svc *s, const char *why)
+/* A refusal that no retry mends: the secret or the certificate, the
+ * protocol version, a name or address libisp rejects. */
+static int
+svc_refusal(int err)
 {
-	svc_log(SVC_LOG_WARN, "session to ispd at %s ended: %s; serving SIP "
-	    "on and reconnecting every %d ms", s->ispd, why, SVC_RETRY_MS);
-	svc_unwatch(s);
-	isp_free(s->isp);
-	s->isp = NULL;
-	s->next_connect_ms = svc_now_ms() + SVC_RETRY_MS;
-	if (s->on_disconnect != NULL)
-		s->on_disconnect(s, s->arg);
+	return err == ISP_E_AUTH || err == ISP_E_TLS || err == ISP_E_DENIED ||
+	    err == ISP_E_VERSION || err == ISP_E_INVALID;
+}
+
+static const char *
+svc_hint(int err)
+{
+	/* libisp's TLS messages carry their own hint. */
+	return err == ISP_E_AUTH ? " (check --secret-file against the line "
+	    "of --id in ispd's credentials file)" : "";
+}
+
+static void
+svc_on_state(isp_client *c, const struct isp_server_event *e, void *arg)
+{
+	struct svc	*s = arg;
+
+	if (e->up) {
+		s->connects++;
+		s->refused[e->index] = 0;
+		svc_log(SVC_LOG_INFO, "connected to ispd at %s as %s (session "
+		    "%llu, %u of %zu up)", e->server, s->id,
+		    (unsigned long long)e->session_id, e->nup,
+		    s->conn.nservers);
+		s->fresh = 0;
+		if (s->on_connect != NULL && s->on_connect(s, s->arg) != 0)
+			svc_stop = 1;
+		return;
+	}
+	if (e->attempt == 0) {
+		svc_log(SVC_LOG_WARN, "session to ispd at %s ended: %s; %u of "
+		    "%zu up, serving SIP on, reconnecting", e->server, e->why,
+		    e->nup, s->conn.nservers);
+		if (s->on_disconnect != NULL)
+			s->on_disconnect(s, s->arg);
+	} else if (svc_refusal(e->err) && !s->refused[e->index]) {
+		/* Loud once per server until it works again. */
+		s->refused[e->index] = 1;
+		svc_log(SVC_LOG_ERROR, "ispd at %s refuses %s: %s%s; retrying "
+		    "every %d ms or so", e->server, s->id, e->why,
+		    svc_hint(e->err), e->retry_ms);
+	} else
+		svc_log(SVC_LOG_DEBUG, "ispd at %s: %s; next attempt in %d ms",
+		    e->server, e->why, e->retry_ms);
 }
 
 static void
@@ -291,45 +400,61 @@ svc_connect(struct svc *s)
 {
 	struct isp_options	 o;
 	isp_client		*c;
-	int			 fd;
+	int			 rc;
 
 	isp_options_init(&o);
-	o.server = s->ispd;
+	clientconf_apply(&s->conn, &o);
 	o.name = s->id;
 	o.connect_timeout_ms = SVC_CONNECT_MS;
+	o.reconnect = 1;
 	o.on_error = svc_on_error;
+	o.on_state = svc_on_state;
 	o.arg = s;
 	s->next_connect_ms = svc_now_ms() + SVC_RETRY_MS;
 	if ((c = isp_new(&o)) == NULL) {
 		svc_log(SVC_LOG_ERROR, "out of memory creating the ispd client");
 		return;
 	}
-	if (isp_connect(c) != ISP_OK) {
-		/* Loud once, then quiet until it works. */
-		svc_log(s->connect_failures++ == 0 ? SVC_LOG_WARN :
-		    SVC_LOG_DEBUG, "%s; retrying every %d ms", isp_errmsg(c),
-		    SVC_RETRY_MS);
+	if ((rc = isp_connect(c)) != ISP_OK) {
+		if (svc_refusal(rc)) {
+			svc_log(SVC_LOG_ERROR, "%s%s; not retrying: that will "
+			    "not change by itself", isp_errmsg(c), svc_hint(rc));
+			s->exit_code = rc == ISP_E_INVALID ? SVC_EXIT_USAGE :
+			    SVC_EXIT_REFUSED;
+			svc_stop = 1;
+		} else
+			/* Loud once, then quiet until it works. */
+			svc_log(s->connect_failures++ == 0 ? SVC_LOG_WARN :
+			    SVC_LOG_DEBUG, "%s; retrying every %d ms",
+			    isp_errmsg(c), SVC_RETRY_MS);
 		isp_free(c);
 		return;
 	}
 	s->connect_failures = 0;
-	fd = isp_fd(c);
-	if (svc_watch(s, fd) != 0) {
-		svc_log(SVC_LOG_ERROR, "cannot watch the socket to ispd: %s",
+	if (svc_watch(s, isp_fd(c)) != 0) {
+		svc_log(SVC_LOG_ERROR, "cannot watch the sockets to ispd: %s",
 		    strerror(errno));
 		isp_free(c);
 		return;
 	}
 	s->isp = c;
-	s->isp_events = SU_WAIT_IN;
 	s->connects++;
-	svc_log(SVC_LOG_INFO, "connected to ispd at %s as %s (session %llu)",
-	    s->ispd, s->id, (unsigned long long)isp_session_id(c));
+	svc_log(SVC_LOG_INFO, "connected to ispd at %s as %s (session %llu, "
+	    "%u of %zu up)%s", s->conn.names, s->id,
+	    (unsigned long long)isp_session_id(c), isp_servers_up(c),
+	    s->conn.nservers, s->conn.tls ? " over TLS" : "");
+	if (isp_servers_up(c) < s->conn.nservers)
+		svc_log(SVC_LOG_WARN, "%s; retrying in the background",
+		    isp_errmsg(c));
+	s->fresh = 1;
 	if (svc_announce_instance(s) != ISP_OK ||
 	    (s->on_connect != NULL && s->on_connect(s, s->arg) != 0)) {
-		svc_disconnect(s, isp_errmsg(c));
-		return;
+		svc_log(SVC_LOG_ERROR, "cannot start on the session to ispd: "
+		    "%s", isp_errmsg(c));
+		s->exit_code = 1;
+		svc_stop = 1;
 	}
+	s->fresh = 0;
 }
 
 int
@@ -358,20 +483,18 @@ svc_announce_instance(struct svc *s)
 static void
 svc_process(struct svc *s)
 {
-	int	 rc, events;
-
 	if (s->isp == NULL)
 		return;
-	if ((rc = isp_process(s->isp)) != ISP_OK) {
-		svc_disconnect(s, isp_errmsg(s->isp));
-		return;
-	}
-	events = SU_WAIT_IN;
-	if (isp_want(s->isp) & ISP_WANT_WRITE)
-		events |= SU_WAIT_OUT;
-	if (events != s->isp_events && s->isp_index >= 0) {
-		su_root_eventmask(s->root, s->isp_index, s->isp_fd, events);
-		s->isp_events = events;
+	/* With reconnect, isp_process() fails only when the client cannot
+	 * go on at all (out of memory); make a new one. */
+	if (isp_process(s->isp) != ISP_OK) {
+		svc_log(SVC_LOG_ERROR, "the ispd client ended: %s; starting "
+		    "a new one", isp_errmsg(s->isp));
+		svc_unwatch(s);
+		isp_free(s->isp);
+		s->isp = NULL;
+		if (s->on_disconnect != NULL)
+			s->on_disconnect(s, s->arg);
 	}
 }
 
@@ -394,6 +517,8 @@ svc_run(struct svc *s)
 				wait = 0;
 		}
 		su_root_step(s->root, wait);
+		if (svc_stop)
+			break;
 		/* After the SIP handlers ran: read ispd's input, flush what
 		 * they queued, send keepalives; only when one of those is
 		 * due, so a REGISTER costs no extra system call. */
@@ -422,6 +547,8 @@ svc_close(struct svc *s)
 		isp_free(s->isp);
 		s->isp = NULL;
 	}
+	clientconf_free(&s->conn);
+	clientconf_args_free();
 	su_root_destroy(s->root);
 	s->root = NULL;
 	su_home_deinit(s->home);
