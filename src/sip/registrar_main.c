@@ -26,6 +26,7 @@
 #include <sofia-sip/su_tag.h>
 
 #include "registrar.h"
+#include "sip_metrics.h"
 
 #define PROG		"isp-registrar"
 #define ALLOW		"REGISTER, OPTIONS"
@@ -49,7 +50,8 @@ usage(FILE *f, int full)
 	    "[--max-contacts N]\n"
 	    "       [--domain HOST]... [--realm REALM --credentials FILE "
 	    "[--auth-algorithms LIST]\n"
-	    "       [--nonce-ttl S]] [--log-level LEVEL] [-h] [-V]\n");
+	    "       [--nonce-ttl S]] [--log-level LEVEL] [--metrics HOST:PORT] "
+	    "[-h] [-V]\n");
 	if (!full)
 		return;
 	fprintf(f,
@@ -76,7 +78,9 @@ usage(FILE *f, int full)
 	    "(the default)\n"
 	    "  --nonce-ttl S          nonce lifetime (default 300)\n"
 	    "  --log-level LEVEL      error, warn, info or debug "
-	    "(default info)\n");
+	    "(default info)\n"
+	    "  --metrics HOST:PORT    serve Prometheus metrics at /metrics "
+	    "(default off)\n");
 }
 
 #define usage_error(...)	svc_usage_error(PROG, usage, __VA_ARGS__)
@@ -246,7 +250,7 @@ main(int argc, char **argv)
 {
 	enum { O_MINEXP = 256, O_MAXEXP, O_DEFEXP, O_MAXCONT, O_DOMAIN,
 	    O_REALM, O_CREDS, O_ALGS, O_NONCE, O_LOG, O_ID, O_ISPD, O_LISTEN,
-	    O_PORTFILE };
+	    O_PORTFILE, O_METRICS };
 	static const struct option	 opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "port-file", required_argument, NULL, O_PORTFILE },
@@ -262,6 +266,7 @@ main(int argc, char **argv)
 		{ "auth-algorithms", required_argument, NULL, O_ALGS },
 		{ "nonce-ttl", required_argument, NULL, O_NONCE },
 		{ "log-level", required_argument, NULL, O_LOG },
+		{ "metrics", required_argument, NULL, O_METRICS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -272,6 +277,7 @@ main(int argc, char **argv)
 	struct reg_hooks	 hooks;
 	const char		*listen = "sip:127.0.0.1:5060";
 	const char		*port_file = NULL, *id = NULL, *ispd = NULL;
+	const char		*metrics = NULL;
 	char			*algs = NULL, *tok, *save, err[512];
 	int			 ch, level = SVC_LOG_INFO;
 
@@ -287,6 +293,7 @@ main(int argc, char **argv)
 		case O_PORTFILE: port_file = optarg; break;
 		case O_ISPD:	ispd = optarg; break;
 		case O_ID:	id = optarg; break;
+		case O_METRICS:	metrics = optarg; break;
 		case O_MINEXP:
 			cfg.min_expires = parse_uint("--min-expires", optarg,
 			    86400 * 365);
@@ -375,6 +382,7 @@ main(int argc, char **argv)
 	    cfg.min_expires, cfg.max_expires, cfg.default_expires,
 	    cfg.max_contacts, cfg.realm ? "on" : "off");
 
+	sip_metrics_registrar(&rm.svc, metrics, &rm.reg);
 	svc_run(&rm.svc);
 
 	svc_log(SVC_LOG_INFO, "stopping: %llu REGISTERs, %llu accepted, "
@@ -387,6 +395,7 @@ main(int argc, char **argv)
 	    (unsigned long long)rm.reg.stats.refreshes,
 	    (unsigned long long)rm.reg.stats.expired);
 	su_timer_destroy(rm.tick);
+	sip_metrics_close();
 	svc_quiet_sofia();
 	nta_leg_destroy(rm.leg);
 	nta_agent_destroy(rm.agent);
