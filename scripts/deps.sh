@@ -23,10 +23,13 @@ set -e
 # isp-locator. sip-tester (SIPp), baresip-core: the SIP peers of the tests.
 # kamailio: the Kamailio that loads the ispd module in its tests (and
 # kamcmd to ask it). systemd: systemd-analyze, which checks the units of
-# examples/systemd.
+# examples/systemd. libmicrohttpd-dev (and its runtime, libmicrohttpd12):
+# the HTTP of the --metrics endpoints. prometheus (promtool with it), curl,
+# jq: the metrics test scrapes, checks and queries them.
 pkgs="build-essential libcmocka-dev clang libclang-rt-14-dev valgrind
     libssl-dev openssl libsofia-sip-ua-dev pkg-config sip-tester
-    baresip-core kamailio systemd"
+    baresip-core kamailio systemd libmicrohttpd-dev libmicrohttpd12
+    prometheus curl jq"
 case "${1:-check}" in
 check)		;;
 bench)		pkgs="$pkgs redis-server libhiredis-dev nats-server libnats-dev
