@@ -24,8 +24,9 @@
  * limit_defs. */
 #define OPT_LIMIT	1000
 /* File descriptors ispd uses besides sessions: stdio, epoll, signalfd,
- * listeners. */
-#define NOFILE_RESERVED	(8 + CONF_MAX_LISTEN)
+ * listeners, and the metrics endpoint (its listener, its epoll and at
+ * most 16 connections, prom.c). */
+#define NOFILE_RESERVED	(8 + CONF_MAX_LISTEN + 18)
 
 enum {
 	OPT_CONFIG = 256,

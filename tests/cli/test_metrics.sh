@@ -312,10 +312,32 @@ dash_ok() {
 	[ -z "$missing" ] || { echo "not in any /metrics:$missing"; return 1; }
 	[ "$(jq -r '.. | objects | .expr? // empty' "$DASH" | wc -l)" -ge 10 ]
 }
+# Each query parses as PromQL: promtool checks them as recording rules,
+# with Grafana's variables given values.
+dash_promql() {
+	local i=0
+	echo "groups:" >"$tmp/dash-rules.yml"
+	echo "  - name: dashboard" >>"$tmp/dash-rules.yml"
+	echo "    rules:" >>"$tmp/dash-rules.yml"
+	while IFS= read -r e; do
+		i=$((i + 1))
+		e=${e//\$__rate_interval/1m}
+		e=${e//\$__range/1h}
+		e=${e//\$instance/.*}
+		printf "      - record: dashboard:query_%d\n        expr: '%s'\n" $i "${e//\'/\'\'}" >>"$tmp/dash-rules.yml"
+	done < <(jq -r '.. | objects | .expr? // empty' "$DASH")
+	promtool check rules "$tmp/dash-rules.yml"
+}
 if command -v jq >/dev/null; then
 	check "every metric the Grafana dashboard queries exists in the /metrics output" dash_ok
+	if [ $have_prom = 1 ]; then
+		check "every query of the Grafana dashboard is valid PromQL (promtool check rules)" dash_promql
+	else
+		skip "Grafana dashboard PromQL" "$why_no_prom"
+	fi
 else
 	skip "Grafana dashboard names" "jq is missing"
+	skip "Grafana dashboard PromQL" "jq is missing"
 fi
 
 # --- drain: /healthz 503 ----------------------------------------------
