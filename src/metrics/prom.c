@@ -272,7 +272,7 @@ prom_answer(void *cls, struct MHD_Connection *conn, const char *url,
 	if (strcmp(url, "/healthz") == 0) {
 		if (p->health != NULL && !p->health(p->arg))
 			return prom_reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-			    "draining\n");
+			    "unavailable\n");
 		return prom_reply(conn, MHD_HTTP_OK, "ok\n");
 	}
 	return prom_reply(conn, MHD_HTTP_NOT_FOUND,
