@@ -253,20 +253,33 @@ prom_metrics(struct prom *p, struct MHD_Connection *conn)
 }
 
 /*
- * One request. Called first once the head is read: the answer is
- * queued then, and a body (none is expected) is never read.
+ * One request. libmicrohttpd calls this once the head is read, then for
+ * each piece of a body, then once more at its end. Another method is
+ * refused at the first call (libmicrohttpd then closes the connection
+ * rather than read its body); GET and HEAD are answered at the last, so
+ * that the connection may be kept for the next scrape. A body sent with
+ * them is read and dropped, within the connection's memory limit.
  */
 static enum MHD_Result
 prom_answer(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
     size_t *upload_data_size, void **con_cls)
 {
+	static int	 seen;
 	struct prom	*p = cls;
 
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return prom_reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "only GET /metrics and GET /healthz are served\n");
+	if (*con_cls == NULL) {
+		*con_cls = &seen;	/* the head is read */
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
 	if (strcmp(url, "/metrics") == 0)
 		return prom_metrics(p, conn);
 	if (strcmp(url, "/healthz") == 0) {

@@ -136,6 +136,9 @@ check "a metrics port in use stops the start (exit 1) and says why" check_busy
 check "GET /healthz: 200 while serving" prints 200 code "$M" /healthz
 check "GET /other: 404" prints 404 code "$M" /other
 check "POST /metrics: 405" prints 405 code "$M" /metrics -X POST -d x=1
+keepalive() { curl -sv --max-time 5 -o /dev/null -o /dev/null "http://$M/healthz" "http://$M/metrics" 2>&1 |
+    grep -q 'Re-using existing connection'; }
+check "two requests on one connection: the next scrape need not connect again" keepalive
 check "GET /metrics: Content-Type of the text format 0.0.4" \
     grep -qi '^content-type: text/plain; version=0.0.4' <(curl -sI --max-time 5 "http://$M/metrics")
 
