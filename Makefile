@@ -24,10 +24,13 @@ CFLAGS	 = -O1 -g -fno-omit-frame-pointer \
 LDFLAGS	+= -fsanitize=address,undefined
 endif
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CPPFLAGS) \
-	   $(CFLAGS) -Iinclude -Isrc/common
+	   $(CFLAGS) -Iinclude -Isrc/common -Isrc/metrics
 ALL_LDFLAGS = -pthread $(LDFLAGS)
 
 COMMON_SRC	:= $(wildcard src/common/*.c)
+# The Prometheus endpoint of ispd and the SIP services (not of libisp).
+PROM_SRC	:= $(wildcard src/metrics/*.c)
+PROM_LIBS	 = -lmicrohttpd
 ISPD_SRC	:= $(wildcard src/ispd/*.c)
 LIB_SRC		:= $(wildcard src/lib/*.c)
 ISPCTL_SRC	:= $(wildcard src/ispctl/*.c)
@@ -41,6 +44,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 # (ispctl, the SIP services): neither ispd nor libisp holds it.
 CLIENTCONF_OBJ	:= $(call obj,src/common/clientconf.c)
 COMMON_OBJ	:= $(filter-out $(CLIENTCONF_OBJ),$(call obj,$(COMMON_SRC)))
+PROM_OBJ	:= $(call obj,$(PROM_SRC))
 ISPD_OBJ	:= $(call obj,$(ISPD_SRC))
 ISPD_CORE_OBJ	:= $(filter-out %/main.o,$(ISPD_OBJ))
 LIB_OBJ		:= $(call obj,$(LIB_SRC))
@@ -68,8 +72,8 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/ispd: $(ISPD_OBJ) $(COMMON_OBJ)
-	$(CC) $^ $(ALL_LDFLAGS) -o $@
+$(BUILD)/ispd: $(ISPD_OBJ) $(PROM_OBJ) $(COMMON_OBJ)
+	$(CC) $^ $(ALL_LDFLAGS) $(PROM_LIBS) -o $@
 
 $(BUILD)/libisp.a: $(LIB_OBJ) $(COMMON_OBJ)
 	@rm -f $@
@@ -93,10 +97,11 @@ $(UNITLIB_OBJ): ALL_CFLAGS += $(UNIT_CFLAGS)
 # could make them intermediate files, deleted after each build.
 .SECONDARY: $(UNITLIB_OBJ)
 
-$(BUILD)/tests/%: tests/unit/%.c $(ISPD_CORE_OBJ) $(UNITLIB_OBJ) $(TESTLIB_OBJ) \
-    $(BUILD)/libisp.a
+$(BUILD)/tests/%: tests/unit/%.c $(ISPD_CORE_OBJ) $(PROM_OBJ) $(UNITLIB_OBJ) \
+    $(TESTLIB_OBJ) $(BUILD)/libisp.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(UNIT_CFLAGS) -Itests/lib $^ $(ALL_LDFLAGS) -lcmocka -o $@
+	$(CC) $(ALL_CFLAGS) $(UNIT_CFLAGS) -Itests/lib $^ $(ALL_LDFLAGS) \
+	    $(PROM_LIBS) -lcmocka -o $@
 
 $(BUILD)/tests/%: tests/integ/%.c $(TESTLIB_OBJ) $(BUILD)/libisp.a
 	@mkdir -p $(dir $@)
@@ -106,7 +111,7 @@ $(BUILD)/tests/%: tests/integ/%.c $(TESTLIB_OBJ) $(BUILD)/libisp.a
 # codec and the daemon's own objects, compiled anew by clang.
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
 	   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	   -Iinclude -Isrc/common -Isrc/ispd
+	   -Iinclude -Isrc/common -Isrc/metrics -Isrc/ispd
 FUZZ_SECONDS ?= 600
 
 build/fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c $(COMMON_SRC) \
@@ -115,9 +120,9 @@ build/fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c $(COMMON_SRC) \
 	clang $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $(ISPD_CORE_SRC) \
-    $(wildcard src/common/*.h src/ispd/*.h)
+    $(PROM_SRC) $(wildcard src/common/*.h src/ispd/*.h src/metrics/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@
+	clang $(FUZZ_CFLAGS) $(filter %.c,$^) $(PROM_LIBS) -o $@
 
 fuzz-build: $(FUZZ_BIN)
 

@@ -30,28 +30,29 @@ fuzz-build: build/fuzz/fuzz_sip
 sip: $(SIP_PROGS)
 
 $(BUILD)/isp-registrar: $(call obj,src/sip/registrar_main.c) $(SIP_CORE_OBJ) \
-    $(CLIENTCONF_OBJ) $(BUILD)/libisp.a
-	$(CC) $^ $(ALL_LDFLAGS) $(SIP_LIBS) -o $@
+    $(CLIENTCONF_OBJ) $(PROM_OBJ) $(BUILD)/libisp.a
+	$(CC) $^ $(ALL_LDFLAGS) $(SIP_LIBS) $(PROM_LIBS) -o $@
 
 $(BUILD)/isp-locator: $(call obj,src/sip/locator_main.c) $(SIP_CORE_OBJ) \
-    $(CLIENTCONF_OBJ) $(BUILD)/libisp.a
-	$(CC) $^ $(ALL_LDFLAGS) $(SIP_LIBS) -o $@
+    $(CLIENTCONF_OBJ) $(PROM_OBJ) $(BUILD)/libisp.a
+	$(CC) $^ $(ALL_LDFLAGS) $(SIP_LIBS) $(PROM_LIBS) -o $@
 
 # The registrar core against parsed REGISTERs, no sockets (cmocka, TAP);
 # tests/run.sh runs every $(BUILD)/tests/test_* it finds.
-$(SIP_TEST_BIN): tests/sip/test_sip_core.c $(SIP_CORE_OBJ) $(CLIENTCONF_OBJ) \
+$(SIP_TEST_BIN): tests/sip/test_sip_core.c $(SIP_CORE_OBJ) $(CLIENTCONF_OBJ) $(PROM_OBJ) \
     $(BUILD)/libisp.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SIP_CFLAGS) -Itests/lib $^ $(ALL_LDFLAGS) \
-	    $(SIP_LIBS) -lcmocka -o $@
+	    $(SIP_LIBS) $(PROM_LIBS) -lcmocka -o $@
 
 # The fuzz target: sofia-sip's parser (the system library, not
 # instrumented) feeding the registrar and locator cores (instrumented).
 build/fuzz/fuzz_sip: tests/fuzz/fuzz_sip.c $(filter-out %_main.c,$(SIP_SRC)) \
-    $(COMMON_SRC) $(LIB_SRC) $(wildcard src/sip/*.h src/common/*.h)
+    $(COMMON_SRC) $(LIB_SRC) $(PROM_SRC) \
+    $(wildcard src/sip/*.h src/common/*.h src/metrics/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(SIP_CFLAGS) -Isrc/lib $(filter %.c,$^) \
-	    -pthread $(SIP_LIBS) -o $@
+	    -pthread $(SIP_LIBS) $(PROM_LIBS) -o $@
 
 # `make install` installs the SIP services too, with their pages; they
 # are daemons like ispd, so into sbin (examples/systemd's units run

@@ -27,9 +27,13 @@ set -e
 # kamailio: the Kamailio that loads the ispd module in its tests (and
 # kamcmd to ask it). systemd: systemd-analyze, which checks the units of
 # examples/systemd. mandoc: checks the man pages (tests/cli/test_man.sh).
+# libmicrohttpd-dev (and its runtime, libmicrohttpd12):
+# the HTTP of the --metrics endpoints. prometheus (promtool with it), curl,
+# jq: the metrics test scrapes, checks and queries them.
 pkgs="build-essential libcmocka-dev clang libclang-rt-14-dev valgrind
     libssl-dev openssl libsofia-sip-ua-dev pkg-config sip-tester
-    baresip-core kamailio systemd mandoc"
+    baresip-core kamailio systemd libmicrohttpd-dev libmicrohttpd12
+    prometheus curl jq mandoc"
 case "${1:-check}" in
 check)		;;
 bench)		pkgs="$pkgs redis-server libhiredis-dev nats-server libnats-dev

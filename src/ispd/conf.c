@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "ispd.h"
+#include "prom.h"
 
 #define CONF_LINE_MAX	4096
 #define CONF_WORDS_MAX	64
@@ -49,6 +50,7 @@ enum conf_kind {
 	KIND_HOLD,	/* seconds, decimals allowed */
 	KIND_LEVEL,	/* a log level */
 	KIND_SECONDS,	/* whole seconds, 1 to CONF_MAX_GRACEFUL_S */
+	KIND_ADDR,	/* HOST:PORT of an HTTP listener (prom.c) */
 };
 
 static const struct conf_def {
@@ -68,6 +70,7 @@ static const struct conf_def {
 	{ "log-level", CONF_LOG_LEVEL, KIND_LEVEL, "info" },
 	{ "user", CONF_USER, KIND_TEXT, "ispd" },
 	{ "graceful-seconds", CONF_GRACEFUL_SECONDS, KIND_SECONDS, "30" },
+	{ "metrics", CONF_METRICS, KIND_ADDR, "127.0.0.1:9464" },
 };
 #define CONF_NDEFS	(sizeof(conf_defs) / sizeof(conf_defs[0]))
 
@@ -188,7 +191,7 @@ conf_set(struct conf *c, const char *key, const char *v, int line)
 	uint64_t		 num = 0;
 	char			*str = NULL;
 	int			 level;
-	char			*end;
+	char			*end, why[160];
 
 	if ((d = conf_def_find(key)) == NULL)
 		fatalx("conf_set: no setting %s", key);
@@ -256,6 +259,16 @@ conf_set(struct conf *c, const char *key, const char *v, int line)
 			return -1;
 		}
 		num = (uint64_t)level;
+		break;
+	case KIND_ADDR:
+		if (prom_addr_check(v, why, sizeof(why)) == -1) {
+			conf_error(c, line, "invalid %s '%s': %s", key, v, why);
+			return -1;
+		}
+		if ((str = strdup(v)) == NULL) {
+			conf_error(c, line, "out of memory");
+			return -1;
+		}
 		break;
 	case KIND_SECONDS:
 		errno = 0;
@@ -468,7 +481,7 @@ conf_line(struct conf *c, char *text, int line)
 		    "listen-tls, tls-cert, tls-key, tls-ca, "
 		    "tls-require-client-cert, credentials, auth, hold, "
 		    "server-id, log-level, user, graceful-table, "
-		    "graceful-seconds, limit, default, allow or deny; "
+		    "graceful-seconds, metrics, limit, default, allow or deny; "
 		    "docs/CONFIG.md)", w[0]);
 		return;
 	}

@@ -99,7 +99,17 @@ struct ispd_stats {
 	uint64_t	 sessions_refused;	/* by a session limit */
 	uint64_t	 auth_failures;		/* AUTH or certificate refused */
 	uint64_t	 denied;		/* requests a rule refused */
+	/* Events queued to subscribers, by type: PROTO_EV_ANNOUNCE,
+	 * _REPLACE, _WITHDRAW, _END, less PROTO_EV_ANNOUNCE. */
+	uint64_t	 events_sent[4];
+	uint64_t	 reloads_ok;		/* SIGHUP applied */
+	uint64_t	 reloads_failed;	/* SIGHUP with errors */
+	int		 last_reload_failed;
+	int		 draining;		/* SIGUSR1 received */
 };
+
+#define STATS_EVENT_SENT(type)	\
+	(ispd_stats.events_sent[((type) - PROTO_EV_ANNOUNCE) & 3]++)
 
 extern struct ispd_conf		 ispd_conf;
 extern struct ispd_stats	 ispd_stats;
@@ -317,6 +327,8 @@ void		 session_update_io(struct session *);
 void		 session_rules_changed(void);
 void		 session_creds_changed(const struct creds *old,
 		    const struct creds *new);
+void		 session_foreach(void (*)(const struct session *, void *),
+		    void *arg);
 
 /* limit.c */
 struct limit_def {
@@ -339,6 +351,8 @@ void		 limit_session_close(struct session *);
 int		 limit_table_create(struct session *, char *why, size_t whysz);
 int		 limit_record(const struct proto_msg *, char *why,
 		    size_t whysz);
+void		 limit_hit(const char *option);
+uint64_t	 limit_hits(size_t i);
 void		 limit_free(void);
 
 /* table.c */
@@ -580,6 +594,7 @@ enum conf_key {
 	CONF_LOG_LEVEL,		/* num: LOG_LEVEL_* */
 	CONF_USER,
 	CONF_GRACEFUL_SECONDS,	/* num: seconds */
+	CONF_METRICS,		/* str: HOST:PORT of the metrics */
 	CONF_NKEYS
 };
 
@@ -639,6 +654,12 @@ int		 conf_load(struct conf *, struct conf_loaded *);
 void		 conf_loaded_free(struct conf_loaded *);
 const char	*conf_where(const struct conf *, int line, char *buf,
 		    size_t bufsz);
+
+/* metrics.c */
+int		 metrics_open(const char *spec);
+uint64_t	 metrics_next_ms(void);
+void		 metrics_timers(uint64_t now_ms);
+void		 metrics_close(void);
 
 /* ttl.c */
 int		 ttl_reserve(void);

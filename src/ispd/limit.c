@@ -50,6 +50,9 @@ const struct limit_def	 limit_defs[] = {
 };
 const size_t	 limit_ndefs = sizeof(limit_defs) / sizeof(limit_defs[0]);
 
+/* Refusals by limit, in limit_defs order (metrics.c). */
+static uint64_t		 limit_nhits[sizeof(limit_defs) / sizeof(limit_defs[0])];
+
 /* Live sessions per source address ("127.0.0.1", "[::1]"). */
 struct addr_count {
 	struct hash_node	 node;
@@ -174,6 +177,7 @@ limit_session_open(struct session *s, char *why, size_t whysz)
 	uint64_t		 hv;
 
 	if (session_count() > ispd_conf.max_sessions) {
+		limit_hit("max-sessions");
 		snprintf(why, whysz, "ispd has %zu sessions, the limit "
 		    "(--max-sessions %" PRIu64 ")", session_count() - 1,
 		    ispd_conf.max_sessions);
@@ -181,6 +185,7 @@ limit_session_open(struct session *s, char *why, size_t whysz)
 	}
 	if ((a = addr_find(s, len, &hv)) != NULL &&
 	    a->count >= ispd_conf.max_sessions_per_ip) {
+		limit_hit("max-sessions-per-ip");
 		snprintf(why, whysz, "%zu sessions from %.*s, the limit "
 		    "(--max-sessions-per-ip %" PRIu64 ")", a->count, (int)len,
 		    s->peer, ispd_conf.max_sessions_per_ip);
@@ -242,6 +247,7 @@ limit_table_create(struct session *s, char *why, size_t whysz)
 	if (s->create_tokens > rate * 1000)
 		s->create_tokens = rate * 1000;
 	if (s->create_tokens < 1000) {
+		limit_hit("max-table-creates-per-sec");
 		snprintf(why, whysz, "this session created tables faster than "
 		    "the limit (--max-table-creates-per-sec %" PRIu64 ")",
 		    rate);
@@ -264,12 +270,14 @@ limit_record(const struct proto_msg *m, char *why, size_t whysz)
 	char			 name[PROTO_MAX_FNAME_BYTES + 1];
 
 	if (m->key.len > ispd_conf.max_key_bytes) {
+		limit_hit("max-key-bytes");
 		snprintf(why, whysz, "key of %zu bytes is over the limit of %"
 		    PRIu64 " bytes (--max-key-bytes)", m->key.len,
 		    ispd_conf.max_key_bytes);
 		return ISP_E_LIMIT;
 	}
 	if (m->nfields > ispd_conf.max_fields) {
+		limit_hit("max-fields");
 		snprintf(why, whysz, "%u fields are over the limit of %" PRIu64
 		    " (--max-fields)", m->nfields, ispd_conf.max_fields);
 		return ISP_E_LIMIT;
@@ -280,6 +288,7 @@ limit_record(const struct proto_msg *m, char *why, size_t whysz)
 	while (proto_fields_next(&it, &f)) {
 		if (f.value.len <= ispd_conf.max_value_bytes)
 			continue;
+		limit_hit("max-value-bytes");
 		snprintf(why, whysz, "value of field %s, %zu bytes, is over "
 		    "the limit of %" PRIu64 " bytes (--max-value-bytes)",
 		    log_escape(name, sizeof(name), f.name.p, f.name.len),
@@ -287,6 +296,25 @@ limit_record(const struct proto_msg *m, char *why, size_t whysz)
 		return ISP_E_LIMIT;
 	}
 	return 0;
+}
+
+/* A request or a connection was refused by the limit of option (its
+ * name in limit_defs). */
+void
+limit_hit(const char *option)
+{
+	int	 i;
+
+	if ((i = limit_find(option)) < 0)
+		fatalx("limit_hit: no limit %s", option);
+	limit_nhits[i]++;
+}
+
+/* Refusals by the limit limit_defs[i]. */
+uint64_t
+limit_hits(size_t i)
+{
+	return i < limit_ndefs ? limit_nhits[i] : 0;
 }
 
 /* At exit, after every session ended. */

@@ -144,6 +144,7 @@ loop_timers(void)
 	session_timers(loop_now);
 	listen_timers(loop_now);
 	notify_timers(loop_now);
+	metrics_timers(loop_now);
 	if (loop_now >= loop_next_tick) {
 		table_tick();
 		loop_next_tick = loop_now + TICK_MS;
@@ -166,6 +167,8 @@ loop_timeout(int max_wait_ms)
 	if ((t = table_held_next_ms()) < next)
 		next = t;
 	if ((t = notify_next_ms()) < next)
+		next = t;
+	if ((t = metrics_next_ms()) < next)
 		next = t;
 	if (table_withdraw_pending())
 		next = loop_now;

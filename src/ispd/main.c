@@ -24,8 +24,9 @@
  * limit_defs. */
 #define OPT_LIMIT	1000
 /* File descriptors ispd uses besides sessions: stdio, epoll, signalfd,
- * listeners. */
-#define NOFILE_RESERVED	(8 + CONF_MAX_LISTEN)
+ * listeners, and the metrics endpoint (its listener, its epoll and at
+ * most 16 connections, prom.c). */
+#define NOFILE_RESERVED	(8 + CONF_MAX_LISTEN + 18)
 
 enum {
 	OPT_CONFIG = 256,
@@ -41,6 +42,7 @@ enum {
 	OPT_DRAIN_SECONDS,
 	OPT_GRACEFUL_TABLE,
 	OPT_GRACEFUL_SECONDS,
+	OPT_METRICS,
 };
 
 /* The command line's settings, laid over the file's (conf.c). */
@@ -98,7 +100,8 @@ usage(FILE *f, int full)
 	    "[--log-level LEVEL] [--server-id NAME]\n"
 	    "            [--drain-seconds N] [--graceful-table PATTERN]... "
 	    "[--graceful-seconds N]\n"
-	    "            [--max-LIMIT N]... [-h|--help] [-V|--version]\n"
+	    "            [--metrics HOST:PORT] [--max-LIMIT N]... [-h|--help] "
+	    "[-V|--version]\n"
 	    "       ispd --check-config FILE\n");
 	if (!full)
 		return;
@@ -151,7 +154,11 @@ usage(FILE *f, int full)
 	    "                       back (docs/HA.md); repeatable; "
 	    "default: none\n"
 	    "  --graceful-seconds N how long they are held (default %d, 1 "
-	    "to %d)\n", ISPD_DEFAULT_GRACEFUL_S, CONF_MAX_GRACEFUL_S);
+	    "to %d)\n"
+	    "  --metrics HOST:PORT  serve Prometheus metrics at /metrics and "
+	    "health at /healthz\n"
+	    "                       over HTTP there (docs/OPERATIONS.md); "
+	    "default: off\n", ISPD_DEFAULT_GRACEFUL_S, CONF_MAX_GRACEFUL_S);
 	usage_limits(f);
 }
 
@@ -207,6 +214,8 @@ option_name(int c)
 		return "--graceful-table";
 	case OPT_GRACEFUL_SECONDS:
 		return "--graceful-seconds";
+	case OPT_METRICS:
+		return "--metrics";
 	default:
 		if (c >= OPT_LIMIT && (size_t)(c - OPT_LIMIT) < limit_ndefs)
 			return limit_defs[c - OPT_LIMIT].option;
@@ -252,6 +261,7 @@ parse_options(int argc, char **argv)
 		    OPT_GRACEFUL_TABLE },
 		{ "graceful-seconds", required_argument, NULL,
 		    OPT_GRACEFUL_SECONDS },
+		{ "metrics",	required_argument,	NULL, OPT_METRICS },
 	};
 	struct option	 longopts[sizeof(fixed) / sizeof(fixed[0]) + 32];
 	const struct limit_def *d;
@@ -361,6 +371,9 @@ parse_options(int argc, char **argv)
 		case OPT_GRACEFUL_SECONDS:
 			cli_set("graceful-seconds", optarg);
 			break;
+		case OPT_METRICS:
+			cli_set("metrics", optarg);
+			break;
 		case 'h':
 			usage(stdout, 1);
 			exit(0);
@@ -467,6 +480,7 @@ config_reload(void)
 		{ CONF_LOG_LEVEL, "log-level" },
 		{ CONF_USER, "user" },
 		{ CONF_GRACEFUL_SECONDS, "graceful-seconds" },
+		{ CONF_METRICS, "metrics" },
 	};
 	struct conf		 c;
 	struct conf_loaded	 ld;
@@ -480,6 +494,8 @@ config_reload(void)
 	if (config_read(&c, &ld, 1) != 0) {
 		log_warnx("reload failed with %d errors; the running "
 		    "configuration is kept", c.nerrors);
+		ispd_stats.reloads_failed++;
+		ispd_stats.last_reload_failed = 1;
 		conf_loaded_free(&ld);
 		conf_free(&c);
 		notify_ready("serving; the last reload failed, the running "
@@ -511,6 +527,8 @@ config_reload(void)
 	/* running stays what ispd started with: what takes a restart is
 	 * compared with that at the next reload too. */
 	conf_free(&c);
+	ispd_stats.reloads_ok++;
+	ispd_stats.last_reload_failed = 0;
 	log_info("reload done: %zu rules, %zu credentials", nrules, ncreds);
 	notify_ready("serving; configuration reloaded");
 }
@@ -581,6 +599,7 @@ drain_start(void)
 		return;
 	log_info("received SIGUSR1, draining: closing the sessions in %u s",
 	    drain_seconds);
+	ispd_stats.draining = 1;	/* /healthz answers 503 from now on */
 	notify_status("draining: the sessions close soon");
 	session_going_down(loop_now_ms() + (uint64_t)drain_seconds * 1000,
 	    "ispd going down for maintenance");
@@ -749,6 +768,9 @@ main(int argc, char **argv)
 	config_apply(&ld);
 	if (listeners_open() == -1)
 		exit(1);
+	if (running.item[CONF_METRICS].set &&
+	    metrics_open(running.item[CONF_METRICS].str) == -1)
+		exit(1);
 	if (port_file != NULL && listen_write_ports(port_file) == -1)
 		exit(1);
 	if (running.item[CONF_USER].set)
@@ -761,6 +783,7 @@ main(int argc, char **argv)
 	loop_run();
 
 	notify_stopping();
+	metrics_close();
 	listen_close_all();
 	session_shutdown_all();
 	table_free_all();

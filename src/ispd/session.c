@@ -947,6 +947,7 @@ session_parse(struct session *s, const uint8_t *p, size_t len)
 			/* Its bytes cannot be skipped without reading
 			 * them, so the session ends. */
 			if (n > ispd_conf.max_frame_bytes) {
+				limit_hit("max-frame-bytes");
 				session_fail(s, 0, ISP_E_LIMIT, "frame of %"
 				    PRIu32 " bytes is over the limit of %"
 				    PRIu64 " bytes (--max-frame-bytes)", n,
@@ -1262,6 +1263,17 @@ size_t
 session_paused_count(void)
 {
 	return npaused;
+}
+
+/* Calls fn for every session with a connection, whatever its state
+ * (metrics.c). fn must not close one. */
+void
+session_foreach(void (*fn)(const struct session *, void *), void *arg)
+{
+	const struct session	*s;
+
+	TAILQ_FOREACH(s, &sessions, entry)
+		fn(s, arg);
 }
 
 /*

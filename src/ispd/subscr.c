@@ -146,6 +146,7 @@ subscr_subscribe(struct session *s, const struct proto_msg *m, char *why,
 		/* ONCE only reads: it does not create a table. */
 		enc_begin();
 		proto_put_ev_end(&enc, m->table, 0, 0);
+		STATS_EVENT_SENT(PROTO_EV_END);
 		return subscr_send(s, 1);
 	}
 	if (t != NULL && !once && subscr_find(s, t) != NULL) {
@@ -155,6 +156,7 @@ subscr_subscribe(struct session *s, const struct proto_msg *m, char *why,
 	}
 	/* ONCE reads count too: each holds a cursor and dirty keys. */
 	if (s->nsubs >= ispd_conf.max_subscriptions) {
+		limit_hit("max-subscriptions");
 		snprintf(why, whysz, "this session has %zu subscriptions, the "
 		    "limit (--max-subscriptions %" PRIu64 ")", s->nsubs,
 		    ispd_conf.max_subscriptions);

@@ -283,6 +283,7 @@ sync_event(struct subscr *sub, uint8_t type, const struct record *r,
 	if (subscr_event_obuf(ob, t, type, r, reason) == NULL)
 		goto nomem;
 	session_push(s, *ob);
+	STATS_EVENT_SENT(type);
 	return;
 
 nomem:
@@ -310,6 +311,7 @@ sync_put_record(struct subscr *sub, uint8_t type, const struct record *r)
 {
 	const struct table	*t = sub->table;
 
+	STATS_EVENT_SENT(type);
 	proto_put_ev_record(&sbuf, type, proto_bytes(t->name, t->name_len),
 	    r->seq, record_key(r), record_owner_id(r), record_owner(r),
 	    record_fields(r));
@@ -358,6 +360,7 @@ sync_fill_one(struct subscr *sub, size_t low, unsigned *budget)
 			if (sync_flush_chunk(s, &nframes) == -1)
 				return -1;
 			session_push(s, d->withdraw);
+			STATS_EVENT_SENT(PROTO_EV_WITHDRAW);
 			if (s->state != SESSION_READY)
 				return -1;
 			sub->held--;
@@ -384,6 +387,7 @@ sync_fill_one(struct subscr *sub, size_t low, unsigned *budget)
 		 * view, and nothing since t->seq is owed. */
 		proto_put_ev_end(&sbuf, proto_bytes(t->name, t->name_len),
 		    t->seq, sub->held);
+		STATS_EVENT_SENT(PROTO_EV_END);
 		nframes++;
 		sub->ended = 1;
 		sync_account(sub);

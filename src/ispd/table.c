@@ -270,6 +270,7 @@ table_create(struct session *s, struct proto_bytes name, struct table **tp,
 
 	log_escape(tname, sizeof(tname), name.p, name.len);
 	if (n >= ispd_conf.max_tables) {
+		limit_hit("max-tables");
 		snprintf(why, whysz, "table %s not created: ispd holds %zu "
 		    "tables, the limit (--max-tables %" PRIu64 ")", tname, n,
 		    ispd_conf.max_tables);
@@ -513,6 +514,7 @@ table_announce(struct session *s, const struct proto_msg *m, char *why,
 	 * or a change of its own is always allowed. */
 	if (s->nrecords >= ispd_conf.max_records_per_session && (t == NULL ||
 	    (r = table_lookup(t, m->key)) == NULL || r->owner != s)) {
+		limit_hit("max-records-per-session");
 		snprintf(why, whysz, "this session owns %zu records, the limit "
 		    "(--max-records-per-session %" PRIu64 ")", s->nrecords,
 		    ispd_conf.max_records_per_session);

@@ -277,8 +277,10 @@ loc_lookup(struct locator *l, su_home_t *home, const url_t *uri,
 
 	*out = NULL;
 	l->lookups++;
-	if ((len = aor_canon(uri, aor, sizeof(aor))) < 0)
+	if ((len = aor_canon(uri, aor, sizeof(aor))) < 0) {
+		l->bad_uri++;
 		return -1;
+	}
 	if ((a = aor_find(l, aor, (size_t)len)) == NULL)
 		return 0;
 	for (b = a->bindings; b != NULL; b = b->next) {

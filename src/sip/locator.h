@@ -39,6 +39,8 @@ struct locator {
 	int		 ready;		/* a snapshot has ended at least once */
 	uint64_t	 lookups;
 	uint64_t	 found;
+	uint64_t	 bad_uri;	/* not a sip: AOR (416) */
+	uint64_t	 not_ready;	/* before the first snapshot (503) */
 };
 
 void		 loc_init(struct locator *);

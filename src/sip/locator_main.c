@@ -30,6 +30,7 @@
 #include <sofia-sip/su_tag.h>
 
 #include "locator.h"
+#include "sip_metrics.h"
 
 #define PROG	"isp-locator"
 #define ALLOW	"INVITE, MESSAGE, OPTIONS, ACK, CANCEL"
@@ -52,7 +53,7 @@ usage(FILE *f, int full)
 	    "[--tls] [--tls-ca FILE]\n"
 	    "       [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME] "
 	    "[--secret-file FILE]\n"
-	    "       [--log-level LEVEL] [-h] [-V]\n");
+	    "       [--log-level LEVEL] [--metrics HOST:PORT] [-h] [-V]\n");
 	if (!full)
 		return;
 	fprintf(f,
@@ -65,6 +66,8 @@ usage(FILE *f, int full)
 	    "                         (default locator@ADDRESS)\n"
 	    "  --log-level LEVEL      error, warn, info or debug "
 	    "(default info)\n"
+	    "  --metrics HOST:PORT    serve Prometheus metrics at /metrics "
+	    "(default off)\n"
 	    SVC_CONN_USAGE);
 }
 
@@ -138,6 +141,7 @@ lm_locate(struct lmain *lm, nta_incoming_t *irq, const sip_t *sip)
 	int		 n;
 
 	if (!lm->loc.ready) {
+		lm->loc.not_ready++;
 		nta_incoming_treply(irq, SIP_503_SERVICE_UNAVAILABLE,
 		    SIPTAG_RETRY_AFTER_STR("1"), TAG_END());
 		return;
@@ -205,13 +209,14 @@ lm_request(void *magic, nta_leg_t *leg, nta_incoming_t *irq,
 int
 main(int argc, char **argv)
 {
-	enum { O_LISTEN = 256, O_PORTFILE, O_ID, O_LOG };
+	enum { O_LISTEN = 256, O_PORTFILE, O_ID, O_LOG, O_METRICS };
 	static const struct option	 opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "port-file", required_argument, NULL, O_PORTFILE },
 		SVC_CONN_OPTIONS,
 		{ "id", required_argument, NULL, O_ID },
 		{ "log-level", required_argument, NULL, O_LOG },
+		{ "metrics", required_argument, NULL, O_METRICS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -222,6 +227,7 @@ main(int argc, char **argv)
 	static struct clientconf conn;
 	const char		*listen = "sip:127.0.0.1:5070";
 	const char		*port_file = NULL, *id = NULL;
+	const char		*metrics = NULL;
 	int			 ch, level = SVC_LOG_INFO;
 
 	/* --config FILE: its settings come first, so the command line
@@ -235,6 +241,7 @@ main(int argc, char **argv)
 		case O_LISTEN:	listen = optarg; break;
 		case O_PORTFILE: port_file = optarg; break;
 		case O_ID:	id = optarg; break;
+		case O_METRICS:	metrics = optarg; break;
 		case O_LOG:
 			if ((level = svc_log_level_parse(optarg)) < 0)
 				usage_error("invalid --log-level \"%s\"", optarg);
@@ -267,12 +274,14 @@ main(int argc, char **argv)
 	lm.svc.on_connect = lm_on_connect;
 	lm.svc.on_disconnect = lm_on_disconnect;
 	lm.svc.arg = &lm;
+	sip_metrics_locator(&lm.svc, metrics, &lm.loc);
 
 	svc_run(&lm.svc);
 
 	svc_log(SVC_LOG_INFO, "stopping: %llu lookups, %llu found, %zu "
 	    "bindings known", (unsigned long long)lm.loc.lookups,
 	    (unsigned long long)lm.loc.found, lm.loc.nbindings);
+	sip_metrics_close();
 	svc_quiet_sofia();
 	nta_leg_destroy(lm.leg);
 	nta_agent_destroy(lm.agent);

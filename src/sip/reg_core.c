@@ -496,10 +496,17 @@ reg_process(struct registrar *r, su_home_t *home, const sip_t *sip,
 	return 0;
 }
 
+/* Every answer reg_handle() gives (the metrics count them by code). */
+const int	 reg_codes[REG_NCODES] = {
+	200, 400, 401, 403, 404, 420, 423, 500, 503
+};
+
 void
 reg_handle(struct registrar *r, su_home_t *home, const sip_t *sip,
     const struct reg_src *src, time_t now, struct reg_reply *rep)
 {
+	size_t	 i;
+
 	memset(rep, 0, sizeof(*rep));
 	r->stats.registers++;
 	if (reg_process(r, home, sip, src, now, rep) == 0) {
@@ -508,6 +515,9 @@ reg_handle(struct registrar *r, su_home_t *home, const sip_t *sip,
 		r->stats.ok++;
 	} else
 		r->stats.refused++;
+	for (i = 0; i < REG_NCODES && reg_codes[i] != rep->status; i++)
+		;
+	r->stats.by_code[i]++;
 }
 
 size_t

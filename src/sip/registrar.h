@@ -120,7 +120,13 @@ struct reg_reply {
 	const char		*why;		/* for the log, or NULL */
 };
 
+/* The answers counted by code in reg_stats.by_code (reg_codes[], in
+ * reg_core.c); any other code is counted last. */
+#define REG_NCODES	9
+extern const int	 reg_codes[REG_NCODES];
+
 struct reg_stats {
+	uint64_t	 by_code[REG_NCODES + 1];
 	uint64_t	 registers;
 	uint64_t	 ok;
 	uint64_t	 refused;

@@ -26,6 +26,7 @@
 #include <sofia-sip/su_tag.h>
 
 #include "registrar.h"
+#include "sip_metrics.h"
 
 #define PROG		"isp-registrar"
 #define ALLOW		"REGISTER, OPTIONS"
@@ -53,7 +54,8 @@ usage(FILE *f, int full)
 	    "[--max-contacts N]\n"
 	    "       [--domain HOST]... [--realm REALM --credentials FILE "
 	    "[--auth-algorithms LIST]\n"
-	    "       [--nonce-ttl S]] [--log-level LEVEL] [-h] [-V]\n");
+	    "       [--nonce-ttl S]] [--log-level LEVEL] [--metrics HOST:PORT] "
+	    "[-h] [-V]\n");
 	if (!full)
 		return;
 	fprintf(f,
@@ -81,6 +83,8 @@ usage(FILE *f, int full)
 	    "  --nonce-ttl S          nonce lifetime (default 300)\n"
 	    "  --log-level LEVEL      error, warn, info or debug "
 	    "(default info)\n"
+	    "  --metrics HOST:PORT    serve Prometheus metrics at /metrics "
+	    "(default off)\n"
 	    SVC_CONN_USAGE);
 }
 
@@ -254,7 +258,7 @@ main(int argc, char **argv)
 {
 	enum { O_MINEXP = 256, O_MAXEXP, O_DEFEXP, O_MAXCONT, O_DOMAIN,
 	    O_REALM, O_CREDS, O_ALGS, O_NONCE, O_LOG, O_ID, O_LISTEN,
-	    O_PORTFILE };
+	    O_PORTFILE, O_METRICS };
 	static const struct option	 opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "port-file", required_argument, NULL, O_PORTFILE },
@@ -270,6 +274,7 @@ main(int argc, char **argv)
 		{ "auth-algorithms", required_argument, NULL, O_ALGS },
 		{ "nonce-ttl", required_argument, NULL, O_NONCE },
 		{ "log-level", required_argument, NULL, O_LOG },
+		{ "metrics", required_argument, NULL, O_METRICS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -285,6 +290,7 @@ main(int argc, char **argv)
 	struct reg_hooks	 hooks;
 	const char		*listen = "sip:127.0.0.1:5060";
 	const char		*port_file = NULL, *id = NULL;
+	const char		*metrics = NULL;
 	char			*algs = NULL, *tok, *save, err[512];
 	int			 ch, level = SVC_LOG_INFO, domains_cmdline = 0;
 
@@ -305,6 +311,7 @@ main(int argc, char **argv)
 		case O_LISTEN:	listen = optarg; break;
 		case O_PORTFILE: port_file = optarg; break;
 		case O_ID:	id = optarg; break;
+		case O_METRICS:	metrics = optarg; break;
 		case O_MINEXP:
 			cfg.min_expires = parse_uint("--min-expires", optarg,
 			    86400 * 365);
@@ -400,6 +407,7 @@ main(int argc, char **argv)
 	    cfg.min_expires, cfg.max_expires, cfg.default_expires,
 	    cfg.max_contacts, cfg.realm ? "on" : "off");
 
+	sip_metrics_registrar(&rm.svc, metrics, &rm.reg);
 	svc_run(&rm.svc);
 
 	svc_log(SVC_LOG_INFO, "stopping: %llu REGISTERs, %llu accepted, "
@@ -412,6 +420,7 @@ main(int argc, char **argv)
 	    (unsigned long long)rm.reg.stats.refreshes,
 	    (unsigned long long)rm.reg.stats.expired);
 	su_timer_destroy(rm.tick);
+	sip_metrics_close();
 	svc_quiet_sofia();
 	nta_leg_destroy(rm.leg);
 	nta_agent_destroy(rm.agent);
