@@ -73,6 +73,10 @@ main(int argc, char **argv)
 	save(&b);
 	proto_put_end_of_replay(&b, 6);
 	save(&b);
+	proto_put_admin_kick(&b, 7, 42);
+	save(&b);
+	proto_put_admin_evict(&b, 8, t, k);
+	save(&b);
 	proto_put_ev_record(&b, PROTO_EV_ANNOUNCE, t, 7, k, 1, o,
 	    proto_bytes(f.data, f.len));
 	save(&b);
