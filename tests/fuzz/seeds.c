@@ -73,10 +73,6 @@ main(int argc, char **argv)
 	save(&b);
 	proto_put_end_of_replay(&b, 6);
 	save(&b);
-	proto_put_admin_kick(&b, 7, 42);
-	save(&b);
-	proto_put_admin_evict(&b, 8, t, k);
-	save(&b);
 	proto_put_ev_record(&b, PROTO_EV_ANNOUNCE, t, 7, k, 1, o,
 	    proto_bytes(f.data, f.len));
 	save(&b);
@@ -103,6 +99,11 @@ main(int argc, char **argv)
 	proto_put_challenge(&b, PROTO_AUTH_HMAC_SHA256, nonce);
 	save(&b);
 	proto_put_auth(&b, PROTO_AUTH_HMAC_SHA256, nonce, nonce);
+	save(&b);
+	/* ADMIN, the operator controls. */
+	proto_put_admin_kick(&b, 7, 42);
+	save(&b);
+	proto_put_admin_evict(&b, 8, t, k);
 	save(&b);
 	buf_free(&b);
 	buf_free(&f);
