@@ -64,7 +64,7 @@ session_of() { "$ISPCTL" sessions | awk -v n="$1" '$2 == n { print $1 }' | tail 
 has_record() { "$ISPCTL" get "$1" "$2" >/dev/null 2>&1; }
 gone() { ! "$ISPCTL" sessions | awk '{ print $1 }' | grep -qx "$1"; }
 
-echo "1..20"
+echo "1..22"
 
 # --- No configuration file: every request is allowed, these too.
 start_ispd "$tmp/open"
@@ -109,6 +109,24 @@ expect kick-unknown 1 "no live session 987654321" "$ISPCTL" kick 987654321
 expect kick-usage 2 "is not a session id" "$ISPCTL" kick abc
 check "each action is in ispd's log" bash -c "grep -q 'evicted record k1 of table $T, owned by pub-1' '$tmp/open/ispd.log' &&
     grep -q 'kicked session $id of client pub-1' '$tmp/open/ispd.log'"
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+wait 2>/dev/null
+pids=()
+
+# --- A graceful table: a kicked session's records are not held for its
+# client (held, its reconnect would take them back without a withdraw).
+start_ispd "$tmp/graceful" --graceful-table G
+"$ISPCTL" --name watcher watch G >"$tmp/gwatch" 2>&1 &
+pids+=($!)
+wait_for grep -q "^end" "$tmp/gwatch" || echo "# the watch of G never began"
+"$ISPCTL" --name pub-g announce G kg d=4 >"$tmp/pubg" 2>&1 &
+pids+=($!)
+wait_for grep -q "^announce .* kg " "$tmp/gwatch" || echo "# pub-g's record never arrived"
+"$ISPCTL" kick "$(session_of pub-g)" >/dev/null 2>&1
+check "a kicked session's graceful record is withdrawn, not held" \
+    wait_for grep -q "^withdraw .* kg .*owner=pub-g (session ended)" "$tmp/gwatch"
+check "and announced again by its client's next session" \
+    wait_for bash -c "[ \$(grep -c '^announce .* kg ' '$tmp/gwatch') -ge 2 ]"
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 wait 2>/dev/null
 pids=()
