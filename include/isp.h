@@ -73,9 +73,9 @@ extern "C" {
 /* This header's version of libisp; isp_version() gives the library's,
  * which may be newer than the header a program was built with. */
 #define ISP_VERSION_MAJOR	1
-#define ISP_VERSION_MINOR	5
+#define ISP_VERSION_MINOR	6
 #define ISP_VERSION_PATCH	0
-#define ISP_VERSION		"1.5.0"
+#define ISP_VERSION		"1.6.0"
 /* major * 10000 + minor * 100 + patch, for #if. */
 #define ISP_VERSION_NUMBER	(ISP_VERSION_MAJOR * 10000 + \
 				 ISP_VERSION_MINOR * 100 + ISP_VERSION_PATCH)
@@ -192,6 +192,8 @@ enum isp_withdraw_reason {
 				 * (older servers said ISP_WD_SESSION).
 				 * Treat a reason not listed here as a
 				 * withdrawal all the same. */
+	ISP_WD_EVICTED = 6,	/* since 1.6: an operator removed it
+				 * (isp_evict(), ispctl evict) */
 };
 
 /* A record, as the server sent it. key is NUL-terminated one byte past
@@ -473,6 +475,28 @@ int		 isp_query_tables(isp_client *, isp_row_cb *, void *arg,
 		    int timeout_ms);
 int		 isp_query_stats(isp_client *, isp_row_cb *, void *arg,
 		    int timeout_ms);
+
+/* Operator controls, since 1.6 (docs/OPERATIONS.md "Operator controls").
+ * Shaped like the queries: each blocks until the answer (or timeout_ms),
+ * never from a callback of the same client (ISP_E_STATE), and rows is
+ * called once with one field, "done", saying what was done. Each needs
+ * its own right in ispd's rules (kick, evict); a refusal is
+ * ISP_E_DENIED naming the rule, and what does not exist ISP_E_NOT_FOUND,
+ * with isp_errmsg() saying why.
+ *
+ * isp_kick() ends the live session of that id (ispd.sessions lists
+ * them): it gets BYE, its records are withdrawn at once (reason
+ * ISP_WD_SESSION, not held for a graceful restart); its client may
+ * connect again. done names the session and its client.
+ *
+ * isp_evict() withdraws one record whoever owns it: subscribers see
+ * ISP_WD_EVICTED. Its owner may announce it again. done names the owner
+ * and its session. ISP_E_INVALID for a bad table name or key,
+ * ISP_E_READONLY for a table kept by ispd. */
+int		 isp_kick(isp_client *, uint64_t session_id, isp_row_cb *,
+		    void *arg, int timeout_ms);
+int		 isp_evict(isp_client *, const char *table, const void *key,
+		    size_t key_len, isp_row_cb *, void *arg, int timeout_ms);
 
 /* Blocks until ispd has processed every request sent before the call
  * (a PING/PONG round trip), delivering events and errors meanwhile (in

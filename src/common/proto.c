@@ -402,6 +402,22 @@ decode(const uint8_t *frame, size_t len, struct proto_msg *m,
 	case PROTO_END_OF_REPLAY:
 		m->req_id = rd_u32(&r);
 		break;
+	case PROTO_ADMIN:
+		m->req_id = rd_u32(&r);
+		m->what = rd_u8(&r);
+		if (r.bad)
+			break;
+		if (m->what == PROTO_ADMIN_KICK)
+			m->session_id = rd_u64(&r);
+		else if (m->what == PROTO_ADMIN_EVICT) {
+			if ((rc = rd_table(&r, m, why)) != 0)
+				break;
+			rc = rd_key(&r, &m->key, 0, why);
+		} else {
+			*why = "unknown admin operation";
+			rc = ISP_E_BAD_REQUEST;
+		}
+		break;
 	case PROTO_EV_ANNOUNCE:
 	case PROTO_EV_REPLACE:
 	case PROTO_EV_WITHDRAW:
@@ -749,6 +765,30 @@ proto_put_query(struct buf *b, uint32_t req_id, uint8_t what)
 }
 
 void
+proto_put_admin_kick(struct buf *b, uint32_t req_id, uint64_t session_id)
+{
+	size_t	 s = proto_begin(b, PROTO_ADMIN);
+
+	buf_put_u32(b, req_id);
+	buf_put_u8(b, PROTO_ADMIN_KICK);
+	buf_put_u64(b, session_id);
+	proto_end(b, s);
+}
+
+void
+proto_put_admin_evict(struct buf *b, uint32_t req_id, struct proto_bytes table,
+    struct proto_bytes key)
+{
+	size_t	 s = proto_begin(b, PROTO_ADMIN);
+
+	buf_put_u32(b, req_id);
+	buf_put_u8(b, PROTO_ADMIN_EVICT);
+	proto_put_name(b, table.p, table.len);
+	proto_put_key(b, key.p, key.len);
+	proto_end(b, s);
+}
+
+void
 proto_put_end_of_replay(struct buf *b, uint32_t req_id)
 {
 	size_t	 s = proto_begin(b, PROTO_END_OF_REPLAY);
@@ -839,6 +879,7 @@ proto_type_name(uint8_t type)
 	case PROTO_UNSUBSCRIBE:	return "UNSUBSCRIBE";
 	case PROTO_QUERY:	return "QUERY";
 	case PROTO_END_OF_REPLAY: return "END_OF_REPLAY";
+	case PROTO_ADMIN:	return "ADMIN";
 	case PROTO_EV_ANNOUNCE:	return "EV_ANNOUNCE";
 	case PROTO_EV_REPLACE:	return "EV_REPLACE";
 	case PROTO_EV_WITHDRAW:	return "EV_WITHDRAW";

@@ -65,6 +65,8 @@ enum proto_type {
 	PROTO_UNSUBSCRIBE	= 0x13,	/* C->S  u32 req_id, name table */
 	PROTO_QUERY		= 0x14,	/* C->S  u32 req_id, u8 what */
 	PROTO_END_OF_REPLAY	= 0x15,	/* C->S  u32 req_id */
+	PROTO_ADMIN		= 0x16,	/* C->S  u32 req_id, u8 op, then per op
+					 *       (PROTO_ADMIN_*) */
 
 	PROTO_EV_ANNOUNCE	= 0x20,	/* S->C  name table, u64 seq, key,
 					 *       u64 owner_session, str owner, fields */
@@ -87,6 +89,11 @@ enum proto_type {
 					 * subscribers */
 #define PROTO_QUERY_STATS	2	/* one row of counters */
 
+/* ADMIN op, and what follows it. */
+#define PROTO_ADMIN_KICK	1	/* u64 session_id: ends that session */
+#define PROTO_ADMIN_EVICT	2	/* name table, key: withdraws that
+					 * record, whoever owns it */
+
 /* EV_WITHDRAW reason. */
 #define PROTO_WD_OWNER		1	/* the owner withdrew it */
 #define PROTO_WD_EXPIRED	2	/* its TTL ran out */
@@ -94,6 +101,7 @@ enum proto_type {
 /* 4 is not sent: libisp's ISP_WD_STALE, a mirror's own withdrawal. */
 #define PROTO_WD_HELD		5	/* held for a graceful restart, and
 					 * not announced again in time */
+#define PROTO_WD_EVICTED	6	/* an operator removed it (ADMIN) */
 
 /* Capability bits in HELLO/WELCOME; a server answers with the bits it
  * shares with the client. PROTO_CAPS is what a client sends unless it
@@ -148,14 +156,14 @@ struct proto_msg {
 	uint32_t		hold_ms;
 	uint32_t		delay_ms;	/* GOING_DOWN */
 	uint32_t		ttl_s;
-	uint64_t		session_id;	/* WELCOME */
+	uint64_t		session_id;	/* WELCOME, ADMIN KICK */
 	uint64_t		token;		/* PING, PONG */
 	uint64_t		seq;
 	uint64_t		count;		/* EV_END */
 	uint64_t		owner_session;
 	uint8_t			flags;		/* SUBSCRIBE */
 	uint8_t			reason;		/* EV_WITHDRAW */
-	uint8_t			what;		/* QUERY */
+	uint8_t			what;		/* QUERY; ADMIN op */
 	uint16_t		mech;		/* CHALLENGE, AUTH */
 	struct proto_bytes	nonce;		/* CHALLENGE: the server's,
 						 * AUTH: the client's */
@@ -284,6 +292,10 @@ void	proto_put_subscribe(struct buf *, uint32_t req_id,
 void	proto_put_unsubscribe(struct buf *, uint32_t req_id,
 	    struct proto_bytes table);
 void	proto_put_query(struct buf *, uint32_t req_id, uint8_t what);
+void	proto_put_admin_kick(struct buf *, uint32_t req_id,
+	    uint64_t session_id);
+void	proto_put_admin_evict(struct buf *, uint32_t req_id,
+	    struct proto_bytes table, struct proto_bytes key);
 void	proto_put_end_of_replay(struct buf *, uint32_t req_id);
 /* type is PROTO_EV_ANNOUNCE or PROTO_EV_REPLACE. */
 void	proto_put_ev_record(struct buf *, uint8_t type,

@@ -66,6 +66,8 @@ print_usage(FILE *out)
 	    "  tables [--json]\n"
 	    "  sessions [--json]\n"
 	    "  stats [--json]\n"
+	    "  kick SESSION [--json]             end a live session (operator)\n"
+	    "  evict TABLE KEY [--json]          remove a record (operator)\n"
 	    "  place ROLE ACCOUNT [--json]       the live instance serving it\n"
 	    "--json anywhere: JSON Lines output; -V, --version: the version\n"
 	    "server: -s (repeat it for redundant reflectors), else $ISPD_SERVER\n"
@@ -425,6 +427,7 @@ reason_name(int reason)
 	case ISP_WD_SESSION:	return "session ended";
 	case ISP_WD_HELD:	return "held, not taken back";
 	case ISP_WD_STALE:	return "stale";
+	case ISP_WD_EVICTED:	return "evicted";
 	default:		return "unknown";
 	}
 }
@@ -1649,6 +1652,90 @@ cmd_sessions(int argc, char **argv)
 	return 0;
 }
 
+/* An operator request's argument words, --json aside. */
+static char **
+admin_args(int argc, char **argv, int nargs, const char *what,
+    const char *synopsis)
+{
+	static const struct option	 opts[] = {
+		{ NULL, 0, NULL, 0 },
+	};
+
+	optind = 0;	/* glibc: start over, argv[0] is the command */
+	if (getopt_long(argc, argv, "", opts, NULL) != -1)
+		usage(NULL);
+	if (argc - optind != nargs)
+		usage("%s takes %s", what, synopsis);
+	return argv + optind;
+}
+
+/* What ispd said it did: one row with the field done. */
+static void
+admin_print(struct rows *rs, const char *what)
+{
+	const char	*done = rs->n > 0 ? row_get(&rs->r[0], "done") : "";
+
+	if (json) {
+		printf("{\"done\":");
+		json_cstr(done);
+		printf("}\n");
+	} else
+		printf("%s %s\n", what, done);
+	rows_free(rs);
+}
+
+/* kick SESSION [--json]: ends a live session (ispctl sessions lists
+ * them); exit 1 when there is none of that id. */
+static int
+cmd_kick(int argc, char **argv)
+{
+	struct rows	 rs = { NULL, 0, 0 };
+	isp_client	*c;
+	char		**args, *end;
+	unsigned long long	 id;
+	int		 rc;
+
+	args = admin_args(argc, argv, 1, "kick", "a session id (ispctl "
+	    "sessions lists them)");
+	errno = 0;
+	id = strtoull(args[0], &end, 10);
+	if (args[0][0] < '0' || args[0][0] > '9' || *end != '\0' ||
+	    errno != 0)
+		usage("kick: '%s' is not a session id (ispctl sessions lists "
+		    "them)", args[0]);
+	c = connect_or_die();
+	if ((rc = isp_kick(c, (uint64_t)id, rows_cb, &rs,
+	    QUERY_TIMEOUT_MS)) != ISP_OK)
+		die(exit_for(rc), "kick: %s", lib_error(c));
+	client_done(c);
+	admin_print(&rs, "kicked");
+	return 0;
+}
+
+/* evict TABLE KEY [--json]: removes a record whoever owns it; exit 1
+ * when there is no such record. */
+static int
+cmd_evict(int argc, char **argv)
+{
+	struct rows	 rs = { NULL, 0, 0 };
+	isp_client	*c;
+	char		**args;
+	int		 rc;
+
+	args = admin_args(argc, argv, 2, "evict", "a table and a key");
+	if (!valid_table_arg(args[0]))
+		usage("invalid table name \"%s\": 1 to 64 characters of A-Z "
+		    "a-z 0-9 _ . : -", args[0]);
+	check_key_arg(args[1]);
+	c = connect_or_die();
+	if ((rc = isp_evict(c, args[0], args[1], strlen(args[1]), rows_cb,
+	    &rs, QUERY_TIMEOUT_MS)) != ISP_OK)
+		die(exit_for(rc), "evict: %s", lib_error(c));
+	client_done(c);
+	admin_print(&rs, "evicted, owned by");
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1686,6 +1773,8 @@ main(int argc, char **argv)
 		{ "tables", cmd_tables },
 		{ "sessions", cmd_sessions },
 		{ "stats", cmd_stats },
+		{ "kick", cmd_kick },
+		{ "evict", cmd_evict },
 		{ "place", cmd_place },		/* place.c */
 	};
 	char	 err[512];

@@ -62,6 +62,8 @@ struct acl {
 static struct acl	*running;
 /* No rule and the default allow: every check passes. */
 static int		 open_all = 1;
+/* No configuration file: operator requests are allowed too. */
+static int		 admin_open = 1;
 static uint64_t		 generation = 1;
 static struct log_rate	 denied_rate;
 
@@ -185,10 +187,16 @@ acl_ops_parse(const char *w, uint8_t *ops, char *err, size_t errsz)
 			*ops |= ACL_CREATE;
 		else if (strcmp(tok, "all") == 0)
 			*ops |= ACL_ALL;
+		else if (strcmp(tok, "kick") == 0)
+			*ops |= ACL_KICK;
+		else if (strcmp(tok, "evict") == 0)
+			*ops |= ACL_EVICT;
+		else if (strcmp(tok, "admin") == 0)
+			*ops |= ACL_ADMIN;
 		else {
 			snprintf(err, errsz, "unknown operation '%s': expected "
-			    "subscribe, announce, create or all, or several "
-			    "joined by commas", tok);
+			    "subscribe, announce, create, all, kick, evict or "
+			    "admin, or several joined by commas", tok);
 			return -1;
 		}
 	}
@@ -382,6 +390,56 @@ acl_check(struct session *s, uint8_t ops, const struct table *t,
 		log_info("session %" PRIu64 " (%s): request %" PRIu32
 		    " refused: %s%s", s->id, s->peer, req_id, why,
 		    log_unlogged(unlogged, "refused"));
+	return ISP_E_DENIED;
+}
+
+/* Whether ispd runs without a configuration file, where every request
+ * is allowed, operator requests included. */
+void
+acl_admin_open(int open)
+{
+	admin_open = open;
+}
+
+/*
+ * May s do the operator request op (ACL_KICK, ACL_EVICT) on the table
+ * named table ("*" for a kick, which concerns no table)? Only an allow
+ * rule naming op grants it: neither "all" nor "default allow" does, so
+ * that rules written before these rights existed give them to nobody.
+ * Returns 0, or ISP_E_DENIED with why naming the rule that decided; the
+ * refusal is counted and logged.
+ */
+int
+acl_admin_check(struct session *s, uint8_t op, struct proto_bytes table,
+    uint32_t req_id, char *why, size_t whysz)
+{
+	const struct acl_rule	*r = NULL;
+	char			 tname[PROTO_MAX_TABLE_BYTES + 16], rule[300];
+	const char		*opname = op == ACL_KICK ? "kick" : "evict";
+
+	if (admin_open)
+		return 0;
+	if (running != NULL)
+		r = acl_decide(running, s->ident, s->ident_len, table.p,
+		    table.len, op);
+	if (r != NULL && r->allow)
+		return 0;
+	if (r != NULL)
+		snprintf(rule, sizeof(rule), "denied by rule %s:%d (%s)",
+		    running->file, r->line, r->text);
+	else
+		snprintf(rule, sizeof(rule), "no rule allows it (%s needs an "
+		    "allow rule naming it)", opname);
+	log_escape(tname, sizeof(tname), table.p, table.len);
+	if (op == ACL_KICK)
+		snprintf(why, whysz, "%s may not kick sessions: %s", s->ident,
+		    rule);
+	else
+		snprintf(why, whysz, "%s may not evict from table %s: %s",
+		    s->ident, tname, rule);
+	ispd_stats.denied++;
+	log_warnx("session %" PRIu64 " (%s): ADMIN request %" PRIu32
+	    " refused: %s", s->id, s->peer, req_id, why);
 	return ISP_E_DENIED;
 }
 

@@ -399,6 +399,8 @@ int		 table_create(struct session *, struct proto_bytes name,
 struct record	*table_lookup(const struct table *, struct proto_bytes key);
 int		 table_announce(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
+int		 table_evict(struct session *, const struct proto_msg *,
+		    char *why, size_t whysz);
 int		 table_withdraw(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 void		 table_expire(struct record *);
@@ -448,6 +450,8 @@ int		 subscr_subscribe(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 int		 subscr_unsubscribe(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
+int		 subscr_reply_done(struct session *, uint32_t req_id,
+		    const char *done);
 int		 subscr_query(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 void		 subscr_event(struct table *, uint8_t type,
@@ -562,6 +566,10 @@ void		 auth_free(void);
 #define ACL_ANNOUNCE	0x02
 #define ACL_CREATE	0x04
 #define ACL_ALL		(ACL_SUBSCRIBE | ACL_ANNOUNCE | ACL_CREATE)
+/* Operator rights: never in ACL_ALL, never given by "default allow". */
+#define ACL_KICK	0x08
+#define ACL_EVICT	0x10
+#define ACL_ADMIN	(ACL_KICK | ACL_EVICT)
 
 struct acl	*acl_new(const char *file);
 void		 acl_free(struct acl *);
@@ -574,6 +582,10 @@ int		 acl_check(struct session *, uint8_t ops, const struct table *,
 		    struct proto_bytes name, uint32_t req_id, char *why,
 		    size_t whysz);
 int		 acl_may(struct session *, uint8_t op, const struct table *);
+void		 acl_admin_open(int open);
+int		 acl_admin_check(struct session *, uint8_t op,
+		    struct proto_bytes table, uint32_t req_id, char *why,
+		    size_t whysz);
 void		 acl_free_all(void);
 
 /* conf.c */

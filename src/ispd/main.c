@@ -450,6 +450,7 @@ config_apply(struct conf_loaded *ld)
 	auth_set_mode(ld->auth_required);
 	auth_set_creds(ld->creds);
 	acl_set(ld->acl);
+	acl_admin_open(config_file == NULL);
 	memset(ld, 0, sizeof(*ld));
 }
 

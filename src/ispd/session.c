@@ -128,6 +128,8 @@ static void	session_want_flush(struct session *);
 static void	session_touch(struct session *, uint64_t);
 static void	session_refuse(struct session *, const char *, int);
 static void	session_rx_later(struct session *);
+static int	session_kick(struct session *, const struct proto_msg *,
+		    char *, size_t);
 static void	session_end(struct session *, int, const char *, int);
 static void	session_lost(struct session *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
@@ -818,7 +820,7 @@ session_frame(struct session *s, const uint8_t *f, size_t len)
 		return;
 	}
 	if (rc != 0) {
-		if (type >= PROTO_ANNOUNCE && type <= PROTO_END_OF_REPLAY &&
+		if (type >= PROTO_ANNOUNCE && type <= PROTO_ADMIN &&
 		    len >= PROTO_HEADER_BYTES + 4) {
 			session_error(s, get_be32(f + PROTO_HEADER_BYTES), rc,
 			    "bad %s: %s", proto_type_name(type), why);
@@ -863,6 +865,12 @@ session_frame(struct session *s, const uint8_t *f, size_t len)
 	case PROTO_END_OF_REPLAY:
 		table_end_of_replay(s);
 		return;
+	case PROTO_ADMIN:
+		if (m.what == PROTO_ADMIN_KICK)
+			rc = session_kick(s, &m, reason, sizeof(reason));
+		else
+			rc = table_evict(s, &m, reason, sizeof(reason));
+		break;
 	default:
 		session_fail(s, 0, ISP_E_PROTOCOL, "%s is sent by servers, "
 		    "never by clients", proto_type_name(type));
@@ -873,6 +881,49 @@ session_frame(struct session *s, const uint8_t *f, size_t len)
 		    proto_type_name(type));
 	else if (rc != 0)
 		session_error(s, m.req_id, rc, "%s", reason);
+}
+
+/*
+ * ADMIN KICK from s: the session of that id gets BYE naming who ended
+ * it and ends. It is not lost but ended: its records are withdrawn at
+ * once (reason SESSION), graceful tables included, since holding them
+ * for the client's next session would undo the operator's decision. The
+ * client may connect again. Returns as table_announce() does.
+ */
+static int
+session_kick(struct session *s, const struct proto_msg *m, char *why,
+    size_t whysz)
+{
+	struct session	*k;
+	char		 done[SESSION_NAME_MAX * 2 + 64];
+	int		 rc;
+
+	if ((rc = acl_admin_check(s, ACL_KICK, proto_bytes("*", 1),
+	    m->req_id, why, whysz)) != 0)
+		return rc;
+	TAILQ_FOREACH(k, &sessions, entry)
+		if (k->id == m->session_id && k->state <= SESSION_READY)
+			break;
+	if (k == NULL) {
+		snprintf(why, whysz, "no live session %" PRIu64,
+		    m->session_id);
+		return ISP_E_NOT_FOUND;
+	}
+	snprintf(done, sizeof(done), "session %" PRIu64 " of client %s "
+	    "(identity %s)", k->id, k->name[0] != '\0' ? k->name :
+	    "(no HELLO yet)", k->ident);
+	log_info("session %" PRIu64 " (%s, client %s, identity %s): kicked %s",
+	    s->id, s->peer, s->name, s->ident, done);
+	if ((rc = subscr_reply_done(s, m->req_id, done)) != 0)
+		return rc;
+	snprintf(why, whysz, "session ended by an operator: client %s, "
+	    "identity %s (session %" PRIu64 ")", s->name, s->ident, s->id);
+	reply_begin();
+	proto_put_bye(&reply, ISP_E_DENIED, why);
+	(void)session_send(k, &reply, 1);
+	session_close(k, SESSION_CLOSE_FLUSH, "%s", why);
+	why[0] = '\0';
+	return 0;
 }
 
 /*

@@ -350,6 +350,21 @@ subscr_query(struct session *s, const struct proto_msg *m, char *why,
 	return subscr_send(s, 1);
 }
 
+/* The answer to an ADMIN request: one ROWS row of one field, done. */
+int
+subscr_reply_done(struct session *s, uint32_t req_id, const char *done)
+{
+	size_t	 start, fstart;
+
+	enc_begin();
+	start = proto_rows_begin(&enc, req_id);
+	fstart = proto_fields_begin(&enc);
+	proto_put_field(&enc, "done", 4, done, strlen(done));
+	proto_fields_end(&enc, fstart, 1);
+	proto_rows_end(&enc, start, 1);
+	return subscr_send(s, 1);
+}
+
 /* At exit, after every session ended. */
 void
 subscr_free_all(void)

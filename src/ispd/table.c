@@ -566,6 +566,50 @@ table_withdraw(struct session *s, const struct proto_msg *m, char *why,
 	return 0;
 }
 
+/*
+ * ADMIN EVICT from s: the record goes whoever owns it, a held one too,
+ * with reason EVICTED. Its owner may announce it again. Returns as
+ * table_announce() does.
+ */
+int
+table_evict(struct session *s, const struct proto_msg *m, char *why,
+    size_t whysz)
+{
+	char		 key[128], tname[PROTO_MAX_TABLE_BYTES + 1];
+	char		 owner[SESSION_NAME_MAX + 32];
+	struct table	*t;
+	struct record	*r;
+	int		 rc;
+
+	log_escape(tname, sizeof(tname), m->table.p, m->table.len);
+	if ((rc = acl_admin_check(s, ACL_EVICT, m->table, m->req_id, why,
+	    whysz)) != 0)
+		return rc;
+	if ((t = table_find(m->table)) == NULL) {
+		snprintf(why, whysz, "no table %s", tname);
+		return ISP_E_NOT_FOUND;
+	}
+	if (t->readonly) {
+		snprintf(why, whysz, "table %s is kept by ispd and is "
+		    "read-only", t->name);
+		return ISP_E_READONLY;
+	}
+	log_escape(key, sizeof(key), m->key.p, m->key.len);
+	if ((r = record_find(t, hash_bytes(m->key.p, m->key.len),
+	    m->key)) == NULL) {
+		snprintf(why, whysz, "no record %s in table %s", key, t->name);
+		return ISP_E_NOT_FOUND;
+	}
+	snprintf(owner, sizeof(owner), "%s (session %" PRIu64 ")",
+	    r->owner != NULL ? r->owner->name : ISPD_OWNER_NAME,
+	    record_owner_id(r));
+	log_info("session %" PRIu64 " (%s, client %s, identity %s): evicted "
+	    "record %s of table %s, owned by %s", s->id, s->peer, s->name,
+	    s->ident, key, t->name, owner);
+	record_remove(r, PROTO_WD_EVICTED);
+	return subscr_reply_done(s, m->req_id, owner);
+}
+
 /* Called by ttl.c for a record whose TTL ran out. */
 void
 table_expire(struct record *r)

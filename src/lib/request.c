@@ -505,8 +505,18 @@ no_session(struct isp_client *c, const char *fn)
 	    "library is reconnecting)", fn);
 }
 
+/* What a request answered by ROWS asks: a QUERY, or an ADMIN op. */
+struct rows_req {
+	uint8_t		 type;		/* PROTO_QUERY, PROTO_ADMIN */
+	uint8_t		 what;		/* QUERY what, ADMIN op */
+	uint64_t	 session_id;	/* ADMIN KICK */
+	const char	*table;		/* ADMIN EVICT */
+	const void	*key;
+	size_t		 key_len;
+};
+
 static int
-client_query(struct isp_client *c, const char *fn, uint8_t what,
+client_rows(struct isp_client *c, const char *fn, const struct rows_req *rq,
     isp_row_cb *cb, void *arg, int timeout_ms)
 {
 	struct waiter	 w;
@@ -525,7 +535,14 @@ client_query(struct isp_client *c, const char *fn, uint8_t what,
 	w.arg = arg;
 	w.pending = 1u << cn->idx;
 	mark = cn->out.len;
-	proto_put_query(&cn->out, (uint32_t)w.id, what);
+	if (rq->type == PROTO_QUERY)
+		proto_put_query(&cn->out, (uint32_t)w.id, rq->what);
+	else if (rq->what == PROTO_ADMIN_KICK)
+		proto_put_admin_kick(&cn->out, (uint32_t)w.id, rq->session_id);
+	else
+		proto_put_admin_evict(&cn->out, (uint32_t)w.id,
+		    proto_bytes(rq->table, strlen(rq->table)),
+		    proto_bytes(rq->key, rq->key_len));
 	if ((rc = wire_queued(cn, mark)) != ISP_OK)
 		return rc;
 	req_remember(c, (uint32_t)w.id);
@@ -533,6 +550,18 @@ client_query(struct isp_client *c, const char *fn, uint8_t what,
 	rc = run_wait(c, &w, timeout_ms);
 	waiter_unlink(c, &w);
 	return rc;
+}
+
+static int
+client_query(struct isp_client *c, const char *fn, uint8_t what,
+    isp_row_cb *cb, void *arg, int timeout_ms)
+{
+	struct rows_req	 rq;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.type = PROTO_QUERY;
+	rq.what = what;
+	return client_rows(c, fn, &rq, cb, arg, timeout_ms);
 }
 
 int
@@ -558,6 +587,51 @@ isp_query_stats(isp_client *c, isp_row_cb *cb, void *arg, int timeout_ms)
 	client_lock(c);
 	rc = client_query(c, "isp_query_stats", PROTO_QUERY_STATS, cb, arg,
 	    timeout_ms);
+	return client_leave(c, rc);
+}
+
+int
+isp_kick(isp_client *c, uint64_t session_id, isp_row_cb *cb, void *arg,
+    int timeout_ms)
+{
+	struct rows_req	 rq;
+	int		 rc;
+
+	if (c == NULL)
+		return ISP_E_INVALID;
+	memset(&rq, 0, sizeof(rq));
+	rq.type = PROTO_ADMIN;
+	rq.what = PROTO_ADMIN_KICK;
+	rq.session_id = session_id;
+	client_lock(c);
+	rc = client_rows(c, "isp_kick", &rq, cb, arg, timeout_ms);
+	return client_leave(c, rc);
+}
+
+int
+isp_evict(isp_client *c, const char *table, const void *key, size_t key_len,
+    isp_row_cb *cb, void *arg, int timeout_ms)
+{
+	struct rows_req	 rq;
+	int		 rc;
+
+	if (c == NULL)
+		return ISP_E_INVALID;
+	client_lock(c);
+	if (table == NULL || !proto_table_valid(table, strlen(table)) ||
+	    key == NULL || key_len == 0 || key_len > PROTO_MAX_KEY_BYTES) {
+		rc = client_seterr(c, ISP_E_INVALID, "isp_evict: a table name "
+		    "of 1 to %d characters [A-Za-z0-9_.:-] and a key of 1 to "
+		    "%d bytes", PROTO_MAX_TABLE_BYTES, PROTO_MAX_KEY_BYTES);
+		return client_leave(c, rc);
+	}
+	memset(&rq, 0, sizeof(rq));
+	rq.type = PROTO_ADMIN;
+	rq.what = PROTO_ADMIN_EVICT;
+	rq.table = table;
+	rq.key = key;
+	rq.key_len = key_len;
+	rc = client_rows(c, "isp_evict", &rq, cb, arg, timeout_ms);
 	return client_leave(c, rc);
 }
 

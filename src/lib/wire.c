@@ -419,7 +419,7 @@ on_error(struct conn *cn, const struct proto_msg *m)
 		/* A query waits for it: its caller gets the code. */
 		if ((w = waiter_find(c, WAIT_ROWS, m->req_id)) != NULL &&
 		    (w->pending & (1u << cn->idx))) {
-			client_seterr(c, code, "ispd refused the query: %s",
+			client_seterr(c, code, "ispd refused the request: %s",
 			    reason);
 			w->pending = 0;
 			client_waiter_done(c, w, code, c->errmsg);

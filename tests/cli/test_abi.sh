@@ -72,7 +72,8 @@ else
 	not_ok "version node and header agree" "isp.h: $major.$minor" "libisp.map newest: $newest" "exported: $(grep "@@$newest" <<<"$dyn")"
 fi
 # Each function added since 1.3 lives under the version that added it.
-for fv in isp_version@@LIBISP_1.4 isp_flush@@LIBISP_1.5; do
+for fv in isp_version@@LIBISP_1.4 isp_flush@@LIBISP_1.5 isp_kick@@LIBISP_1.6 \
+    isp_evict@@LIBISP_1.6; do
 	if grep -qx "$fv" <<<"$dyn"; then
 		ok "$fv"
 	else

@@ -73,6 +73,12 @@ reencode(const uint8_t *frame, size_t len, const struct proto_msg *m)
 	case PROTO_END_OF_REPLAY:
 		proto_put_end_of_replay(&b, m->req_id);
 		break;
+	case PROTO_ADMIN:
+		if (m->what == PROTO_ADMIN_KICK)
+			proto_put_admin_kick(&b, m->req_id, m->session_id);
+		else
+			proto_put_admin_evict(&b, m->req_id, m->table, m->key);
+		break;
 	case PROTO_EV_ANNOUNCE:
 	case PROTO_EV_REPLACE:
 		proto_put_ev_record(&b, m->type, m->table, m->seq, m->key,

@@ -100,6 +100,11 @@ main(int argc, char **argv)
 	save(&b);
 	proto_put_auth(&b, PROTO_AUTH_HMAC_SHA256, nonce, nonce);
 	save(&b);
+	/* ADMIN, the operator controls. */
+	proto_put_admin_kick(&b, 7, 42);
+	save(&b);
+	proto_put_admin_evict(&b, 8, t, k);
+	save(&b);
 	buf_free(&b);
 	buf_free(&f);
 	return 0;

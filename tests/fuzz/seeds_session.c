@@ -147,6 +147,17 @@ good(void)
 	proto_put_bye(&b, 0, "done");
 	save("operator", 0);
 
+	/* Operator controls: evict the peer's record and a missing one,
+	 * kick the peer, an unknown session, and this one itself. */
+	proto_put_admin_evict(&b, 1, T, PB("alice@example.com|1"));
+	proto_put_admin_evict(&b, 2, T, PB("nobody"));
+	proto_put_admin_evict(&b, 3, SESSIONS, PB("1"));
+	proto_put_admin_kick(&b, 4, 1);
+	proto_put_admin_kick(&b, 5, 999);
+	announce(6, T, "alice@example.com|1", 0, &contact1);
+	proto_put_admin_kick(&b, 7, 2);
+	save("admin", F_HELLO);
+
 	/* Against the peer's record: not the owner, then take it over. */
 	proto_put_hello(&b, PROTO_VERSION, 0, "bgw-2");
 	proto_put_withdraw(&b, 1, T, PEER_KEY);

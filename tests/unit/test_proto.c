@@ -277,6 +277,69 @@ test_requests(void **state)
 	assert_string_equal(proto_type_name(m.type), "END_OF_REPLAY");
 }
 
+/* ADMIN: each op with its members; an unknown op, a member missing or
+ * left over, a bad table or key refused. */
+static void
+test_admin(void **state)
+{
+	struct proto_msg	 m;
+	const char		*why;
+	size_t			 len;
+
+	proto_put_admin_kick(&b, 12, 0x0102030405060708ull);
+	assert_int_equal(b.len, PROTO_HEADER_BYTES + 4 + 1 + 8);
+	assert_int_equal(decode(&m, &why), 0);
+	assert_int_equal(m.type, PROTO_ADMIN);
+	assert_int_equal(m.req_id, 12);
+	assert_int_equal(m.what, PROTO_ADMIN_KICK);
+	assert_true(m.session_id == 0x0102030405060708ull);
+	assert_string_equal(proto_type_name(m.type), "ADMIN");
+
+	b.len = 0;
+	proto_put_admin_evict(&b, 13, PB("T"), PB("alice"));
+	assert_int_equal(b.len, PROTO_HEADER_BYTES + 4 + 1 + 2 + 2 + 5);
+	assert_int_equal(decode(&m, &why), 0);
+	assert_int_equal(m.what, PROTO_ADMIN_EVICT);
+	assert_int_equal(m.req_id, 13);
+	assert_memory_equal(m.table.p, "T", 1);
+	assert_int_equal(m.key.len, 5);
+	assert_memory_equal(m.key.p, "alice", 5);
+
+	/* An op not defined: BAD_REQUEST, with the request id. */
+	b.len = 0;
+	proto_put_admin_kick(&b, 14, 1);
+	b.data[PROTO_HEADER_BYTES + 4] = 9;
+	assert_int_equal(proto_decode(b.data, b.len, &m, &why),
+	    ISP_E_BAD_REQUEST);
+	assert_int_equal(m.req_id, 14);
+
+	/* KICK cut short, and with a byte too many. */
+	b.len = 0;
+	proto_put_admin_kick(&b, 15, 1);
+	len = b.len - 1;
+	put_be32(b.data, (uint32_t)(len - 4));
+	assert_int_equal(proto_decode(b.data, len, &m, &why), ISP_E_PROTOCOL);
+	b.len = 0;
+	proto_put_admin_kick(&b, 15, 1);
+	buf_put_u8(&b, 0);
+	put_be32(b.data, (uint32_t)(b.len - 4));
+	assert_int_equal(proto_decode(b.data, b.len, &m, &why), ISP_E_PROTOCOL);
+	/* No op at all. */
+	b.len = 0;
+	proto_put_end_of_replay(&b, 16);
+	b.data[4] = PROTO_ADMIN;
+	assert_int_equal(proto_decode(b.data, b.len, &m, &why), ISP_E_PROTOCOL);
+
+	/* EVICT with a bad table, with an empty key. */
+	b.len = 0;
+	proto_put_admin_evict(&b, 17, PB("bad name"), PB("k"));
+	assert_int_equal(proto_decode(b.data, b.len, &m, &why),
+	    ISP_E_BAD_TABLE);
+	b.len = 0;
+	proto_put_admin_evict(&b, 18, PB("T"), proto_bytes("", 0));
+	assert_int_equal(proto_decode(b.data, b.len, &m, &why), ISP_E_BAD_KEY);
+}
+
 static void
 test_events(void **state)
 {
@@ -599,6 +662,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_error_ping_bye, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_framing, setup, teardown),
