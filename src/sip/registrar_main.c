@@ -398,9 +398,10 @@ main(int argc, char **argv)
 		svc_fatalx("%s", err);
 	rm.svc.on_connect = rm_on_connect;
 	rm.svc.arg = &rm;
+	/* Every second: su_timer_run() repeats (su_timer_set_interval()
+	 * would fire once). */
 	rm.tick = su_timer_create(su_root_task(rm.svc.root), 1000);
-	if (rm.tick == NULL ||
-	    su_timer_set_interval(rm.tick, rm_tick, &rm.svc, 1000) != 0)
+	if (rm.tick == NULL || su_timer_run(rm.tick, rm_tick, &rm.svc) != 0)
 		svc_fatalx("cannot start the expiry timer");
 	svc_log(SVC_LOG_INFO, "registrar %s: expiries %u..%u s (default %u), "
 	    "%u contacts per AOR, authentication %s", rm.svc.id,

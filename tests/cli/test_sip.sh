@@ -400,8 +400,9 @@ X="sip:gina@$D|sip:gina@10.0.0.10"
 if reg gina $port_r1 reg_200.xml gina '<sip:gina@10.0.0.10>' 2 cid-gina 1 && wait_for present "$X" &&
     S gina-inv $port_l1 inv_302.xml -key user gina -key domain $D &&
     wait_for absent "$X" && S gina-gone $port_l1 inv_480.xml -key user gina -key domain $D &&
-    grep -qF "{\"event\":\"withdraw\",\"table\":\"$T\",\"key\":\"$X\",\"owner\":\"reg-1\"" "$tmp/watch.json"; then
-	ok "expiry removes the binding everywhere: withdrawn in ispd, 480 at the locator"
+    grep -qF "{\"event\":\"withdraw\",\"table\":\"$T\",\"key\":\"$X\",\"owner\":\"reg-1\"" "$tmp/watch.json" &&
+    grep -F "\"key\":\"$X\"" "$tmp/watch.json" | tail -1 | grep -q '"reason":"withdrawn"'; then
+	ok "expiry removes the binding everywhere: withdrawn by the registrar itself (not by ispd's TTL), 480 at the locator"
 else
 	not_ok "expiry" "$(answer gina-gone)"
 fi
