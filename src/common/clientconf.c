@@ -454,3 +454,32 @@ clientconf_where(int optind_now)
 	    conf_lines[optind_now - 1]);
 	return where;
 }
+
+int
+clientconf_option(struct clientconf *cc, int ch, const char *arg, char *err,
+    size_t errlen)
+{
+	switch (ch) {
+	case CLIENTCONF_O_TLS:
+		break;
+	case CLIENTCONF_O_TLS_CA:
+		cc->tls_ca = arg;
+		break;
+	case CLIENTCONF_O_TLS_CERT:
+		cc->tls_cert = arg;
+		break;
+	case CLIENTCONF_O_TLS_KEY:
+		cc->tls_key = arg;
+		break;
+	case CLIENTCONF_O_TLS_SERVER_NAME:
+		cc->tls_server_name = arg;
+		break;
+	case CLIENTCONF_O_SECRET_FILE:
+		return clientconf_secret_read(cc, arg, err, errlen) == 0 ?
+		    1 : -1;
+	default:
+		return 0;
+	}
+	cc->tls = 1;
+	return 1;
+}

@@ -66,6 +66,33 @@ int	 clientconf_secret_read(struct clientconf *, const char *path,
  * the TLS files can be read. Returns 0 or -1 with a sentence. */
 int	 clientconf_check(const struct clientconf *, char *err,
 	    size_t errlen);
+/*
+ * The TLS and secret options every program built on libisp takes, as
+ * getopt values: CLIENTCONF_OPTIONS goes into the program's struct
+ * option table (with <getopt.h>), and clientconf_option() takes what
+ * getopt_long() returned.
+ */
+enum {
+	CLIENTCONF_O_TLS = 2000,
+	CLIENTCONF_O_TLS_CA,
+	CLIENTCONF_O_TLS_CERT,
+	CLIENTCONF_O_TLS_KEY,
+	CLIENTCONF_O_TLS_SERVER_NAME,
+	CLIENTCONF_O_SECRET_FILE,
+};
+#define CLIENTCONF_OPTIONS \
+	{ "tls", no_argument, NULL, CLIENTCONF_O_TLS }, \
+	{ "tls-ca", required_argument, NULL, CLIENTCONF_O_TLS_CA }, \
+	{ "tls-cert", required_argument, NULL, CLIENTCONF_O_TLS_CERT }, \
+	{ "tls-key", required_argument, NULL, CLIENTCONF_O_TLS_KEY }, \
+	{ "tls-server-name", required_argument, NULL, \
+	    CLIENTCONF_O_TLS_SERVER_NAME }, \
+	{ "secret-file", required_argument, NULL, CLIENTCONF_O_SECRET_FILE }
+/* Takes option ch of CLIENTCONF_OPTIONS, with its argument, into cc;
+ * each TLS option implies --tls. Returns 1 when ch is one of them, 0
+ * when it is not, -1 with a sentence in err for a bad secret file. */
+int	 clientconf_option(struct clientconf *, int ch, const char *arg,
+	    char *err, size_t errlen);
 /* Sets servers, TLS and the secret in o. */
 void	 clientconf_apply(const struct clientconf *, struct isp_options *);
 

@@ -1739,25 +1739,11 @@ cmd_evict(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	enum {
-		OPT_TLS = 256,
-		OPT_TLS_CA,
-		OPT_TLS_CERT,
-		OPT_TLS_KEY,
-		OPT_TLS_SERVER_NAME,
-		OPT_SECRET_FILE,
-	};
 	static const struct option	 opts[] = {
 		{ "server", required_argument, NULL, 's' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
-		{ "tls", no_argument, NULL, OPT_TLS },
-		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
-		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
-		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
-		{ "tls-server-name", required_argument, NULL,
-		    OPT_TLS_SERVER_NAME },
-		{ "secret-file", required_argument, NULL, OPT_SECRET_FILE },
+		CLIENTCONF_OPTIONS,
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1816,33 +1802,15 @@ main(int argc, char **argv)
 			printf("ispctl %s (libisp %s)\n", ISP_RELEASE,
 			    isp_version());
 			return 0;
-		/* Each TLS option implies --tls. */
-		case OPT_TLS:
-			conn.tls = 1;
-			break;
-		case OPT_TLS_CA:
-			conn.tls = 1;
-			conn.tls_ca = optarg;
-			break;
-		case OPT_TLS_CERT:
-			conn.tls = 1;
-			conn.tls_cert = optarg;
-			break;
-		case OPT_TLS_KEY:
-			conn.tls = 1;
-			conn.tls_key = optarg;
-			break;
-		case OPT_TLS_SERVER_NAME:
-			conn.tls = 1;
-			conn.tls_server_name = optarg;
-			break;
-		case OPT_SECRET_FILE:
-			if (clientconf_secret_read(&conn, optarg, err,
-			    sizeof(err)) != 0)
-				die(EXIT_USAGE, "%s", err);
-			break;
 		default:
-			usage(NULL);
+			switch (clientconf_option(&conn, ch, optarg, err,
+			    sizeof(err))) {
+			case 0:
+				usage(NULL);
+				break;
+			case -1:
+				die(EXIT_USAGE, "%s", err);
+			}
 		}
 	}
 	if ((conn.tls_cert == NULL) != (conn.tls_key == NULL))

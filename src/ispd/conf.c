@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "ispd.h"
 #include "prom.h"
 
@@ -290,7 +291,7 @@ conf_set(struct conf *c, const char *key, const char *v, int line)
 	return 0;
 }
 
-/* Adds a listener (checked by listen_parse()). Returns 0 or -1 after
+/* Adds a listener (checked by addr_split()). Returns 0 or -1 after
  * reporting why. */
 int
 conf_add_listen(struct conf *c, const char *spec, int tls, int line)
@@ -298,7 +299,8 @@ conf_add_listen(struct conf *c, const char *spec, int tls, int line)
 	char	 host[256], port[8];
 	char	*copy;
 
-	if (listen_parse(spec, host, sizeof(host), port, sizeof(port)) == -1) {
+	if (addr_split(spec, "0.0.0.0", host, sizeof(host), port,
+	    sizeof(port)) == -1) {
 		conf_error(c, line, "%s '%s': expected HOST:PORT or "
 		    "[IPV6]:PORT with a port of 0 to 65535",
 		    tls ? "listen-tls" : "listen", spec);

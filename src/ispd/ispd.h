@@ -172,8 +172,6 @@ int		 log_rate_ok(struct log_rate *, uint64_t *unlogged);
 const char	*log_unlogged(uint64_t unlogged, const char *what);
 
 /* listen.c */
-int		 listen_parse(const char *spec, char *host, size_t hostsz,
-		    char *port, size_t portsz);
 int		 listen_open(const char *spec, int tls);
 int		 listen_write_ports(const char *path);
 void		 listen_close_all(void);

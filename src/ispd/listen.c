@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "ispd.h"
 
 /* Connections accepted per readiness event: a connection storm must not
@@ -35,68 +36,6 @@ struct listener {
 };
 
 static TAILQ_HEAD(, listener)	 listeners = TAILQ_HEAD_INITIALIZER(listeners);
-
-/*
- * Splits "HOST:PORT" or "[IPV6]:PORT" into host and port text. An empty
- * host or "*" means every IPv4 address. Returns 0, or -1 when spec is
- * not of that form or the port is not 0..65535.
- */
-int
-listen_parse(const char *spec, char *host, size_t hostsz, char *port,
-    size_t portsz)
-{
-	const char	*end, *p;
-	size_t		 hostlen;
-	long		 v;
-
-	if (spec[0] == '[') {
-		if ((end = strchr(spec, ']')) == NULL || end[1] != ':')
-			return -1;
-		hostlen = (size_t)(end - spec - 1);
-		if (hostlen == 0)
-			return -1;
-		spec++;
-		p = end + 2;
-	} else {
-		if ((end = strrchr(spec, ':')) == NULL)
-			return -1;
-		hostlen = (size_t)(end - spec);
-		/* A bare IPv6 address is ambiguous: "::1:80". */
-		if (memchr(spec, ':', hostlen) != NULL)
-			return -1;
-		p = end + 1;
-	}
-	if (*p == '\0' || strlen(p) > 5 || strspn(p, "0123456789") !=
-	    strlen(p))
-		return -1;
-	v = strtol(p, NULL, 10);
-	if (v > 65535 || hostlen + 1 > hostsz || strlen(p) + 1 > portsz)
-		return -1;
-	memcpy(host, spec, hostlen);
-	host[hostlen] = '\0';
-	if (hostlen == 0 || strcmp(host, "*") == 0)
-		snprintf(host, hostsz, "0.0.0.0");
-	snprintf(port, portsz, "%ld", v);
-	return 0;
-}
-
-/* "127.0.0.1:5555" or "[::1]:5555". */
-static void
-listen_format(const struct sockaddr_storage *ss, char *dst, size_t dstsz)
-{
-	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
-	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
-	char				 a[INET6_ADDRSTRLEN];
-
-	if (ss->ss_family == AF_INET &&
-	    inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a)) != NULL)
-		snprintf(dst, dstsz, "%s:%u", a, ntohs(sin->sin_port));
-	else if (ss->ss_family == AF_INET6 &&
-	    inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a)) != NULL)
-		snprintf(dst, dstsz, "[%s]:%u", a, ntohs(sin6->sin6_port));
-	else
-		snprintf(dst, dstsz, "unknown");
-}
 
 static void
 listen_pause(struct listener *l)
@@ -144,7 +83,7 @@ listen_accept(void *arg, uint32_t events)
 		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one)) == -1)
 			log_warn("setsockopt TCP_NODELAY");
-		listen_format(&ss, peer, sizeof(peer));
+		addr_format(&ss, peer, sizeof(peer));
 		if (session_open(fd, peer, l->tls) == NULL)
 			close(fd);
 	}
@@ -157,20 +96,8 @@ listen_fail(const char *spec, const char *why)
 	return -1;
 }
 
-static int
-listen_loopback(const struct sockaddr_storage *ss)
-{
-	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
-	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
-
-	if (ss->ss_family == AF_INET)
-		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-	return ss->ss_family == AF_INET6 &&
-	    IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
-}
-
 /*
- * Binds and listens on spec (already checked by listen_parse()), with
+ * Binds and listens on spec (already checked by addr_split()), with
  * TLS when tls is set. On failure prints "ispd: cannot listen on SPEC:
  * reason" to stderr and returns -1: that ends startup.
  */
@@ -184,7 +111,8 @@ listen_open(const char *spec, int tls)
 	char			 host[256], port[8];
 	int			 fd, rc, one = 1;
 
-	if (listen_parse(spec, host, sizeof(host), port, sizeof(port)) == -1)
+	if (addr_split(spec, "0.0.0.0", host, sizeof(host), port,
+	    sizeof(port)) == -1)
 		return listen_fail(spec, "not HOST:PORT or [IPV6]:PORT");
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = spec[0] == '[' ? AF_INET6 : AF_UNSPEC;
@@ -220,7 +148,7 @@ listen_open(const char *spec, int tls)
 	l->port = ntohs(ss.ss_family == AF_INET6 ?
 	    ((struct sockaddr_in6 *)&ss)->sin6_port :
 	    ((struct sockaddr_in *)&ss)->sin_port);
-	listen_format(&ss, l->name, sizeof(l->name));
+	addr_format(&ss, l->name, sizeof(l->name));
 	if (loop_add(&l->io, fd, EPOLLIN, listen_accept, l) == -1) {
 		rc = errno;
 		close(fd);
@@ -232,7 +160,7 @@ listen_open(const char *spec, int tls)
 	log_info("listening on %s%s", l->name, tls ? " (TLS)" : "");
 	/* Plain TCP beyond this host is allowed, since asked for, but not
 	 * without a word (docs/SECURITY.md). */
-	if (!tls && !listen_loopback(&ss))
+	if (!tls && !addr_is_loopback(&ss))
 		log_warnx("plain TCP on %s is reachable from other hosts: "
 		    "records travel in clear and a session can be taken over "
 		    "on the path; prefer listen-tls", l->name);

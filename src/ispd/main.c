@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "ispd.h"
 
 /* getopt_long() values of the limit options: OPT_LIMIT + their index in
@@ -290,8 +291,8 @@ parse_options(int argc, char **argv)
 		switch (c) {
 		case 'l':
 		case OPT_LISTEN_TLS:
-			if (listen_parse(optarg, host, sizeof(host), port,
-			    sizeof(port)) == -1)
+			if (addr_split(optarg, "0.0.0.0", host, sizeof(host),
+			    port, sizeof(port)) == -1)
 				usage_error("invalid %s '%s': expected "
 				    "HOST:PORT or [IPV6]:PORT with a port of "
 				    "0 to 65535", option_name(c), optarg);

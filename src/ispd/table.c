@@ -528,37 +528,56 @@ table_announce(struct session *s, const struct proto_msg *m, char *why,
 	return table_store(t, m->key, m->fields, s, expire_ms, NULL);
 }
 
+/*
+ * The record a WITHDRAW or an ADMIN EVICT names, in a table clients may
+ * change, its key printable in key; NULL with why and *rc (NOT_FOUND,
+ * READONLY) when there is none.
+ */
+static struct record *
+table_request_record(const struct proto_msg *m, char *key, size_t keysz,
+    char *why, size_t whysz, int *rc)
+{
+	char		 tname[PROTO_MAX_TABLE_BYTES + 1];
+	struct table	*t;
+	struct record	*r;
+
+	log_escape(tname, sizeof(tname), m->table.p, m->table.len);
+	*rc = ISP_E_NOT_FOUND;
+	if ((t = table_find(m->table)) == NULL) {
+		snprintf(why, whysz, "no table %s", tname);
+		return NULL;
+	}
+	if (t->readonly) {
+		snprintf(why, whysz, "table %s is kept by ispd and is "
+		    "read-only", t->name);
+		*rc = ISP_E_READONLY;
+		return NULL;
+	}
+	log_escape(key, keysz, m->key.p, m->key.len);
+	r = record_find(t, hash_bytes(m->key.p, m->key.len), m->key);
+	if (r == NULL)
+		snprintf(why, whysz, "no record %s in table %s", key, t->name);
+	return r;
+}
+
 /* WITHDRAW from s. Returns as table_announce() does. */
 int
 table_withdraw(struct session *s, const struct proto_msg *m, char *why,
     size_t whysz)
 {
-	char		 key[128], tname[PROTO_MAX_TABLE_BYTES + 1];
-	struct table	*t;
+	char		 key[128];
 	struct record	*r;
+	int		 rc;
 
-	log_escape(tname, sizeof(tname), m->table.p, m->table.len);
-	if ((t = table_find(m->table)) == NULL) {
-		snprintf(why, whysz, "no table %s", tname);
-		return ISP_E_NOT_FOUND;
-	}
-	if (t->readonly) {
-		snprintf(why, whysz, "table %s is kept by ispd and is "
-		    "read-only", t->name);
-		return ISP_E_READONLY;
-	}
-	log_escape(key, sizeof(key), m->key.p, m->key.len);
-	r = record_find(t, hash_bytes(m->key.p, m->key.len), m->key);
-	if (r == NULL) {
-		snprintf(why, whysz, "no record %s in table %s", key, t->name);
-		return ISP_E_NOT_FOUND;
-	}
+	if ((r = table_request_record(m, key, sizeof(key), why, whysz,
+	    &rc)) == NULL)
+		return rc;
 	/* What a lost session of this client left held is this client's
 	 * to withdraw too. */
 	if (r->owner != s && !(r->owner != NULL && r->owner->held &&
 	    same_client(r->owner, s))) {
 		snprintf(why, whysz, "record %s in %s is owned by session %"
-		    PRIu64 " (%s)", key, t->name, record_owner_id(r),
+		    PRIu64 " (%s)", key, r->table->name, record_owner_id(r),
 		    r->owner != NULL ? r->owner->name : ISPD_OWNER_NAME);
 		return ISP_E_NOT_OWNER;
 	}
@@ -575,37 +594,22 @@ int
 table_evict(struct session *s, const struct proto_msg *m, char *why,
     size_t whysz)
 {
-	char		 key[128], tname[PROTO_MAX_TABLE_BYTES + 1];
-	char		 owner[SESSION_NAME_MAX + 32];
-	struct table	*t;
+	char		 key[128], owner[SESSION_NAME_MAX + 32];
 	struct record	*r;
 	int		 rc;
 
-	log_escape(tname, sizeof(tname), m->table.p, m->table.len);
 	if ((rc = acl_admin_check(s, ACL_EVICT, m->table, m->req_id, why,
 	    whysz)) != 0)
 		return rc;
-	if ((t = table_find(m->table)) == NULL) {
-		snprintf(why, whysz, "no table %s", tname);
-		return ISP_E_NOT_FOUND;
-	}
-	if (t->readonly) {
-		snprintf(why, whysz, "table %s is kept by ispd and is "
-		    "read-only", t->name);
-		return ISP_E_READONLY;
-	}
-	log_escape(key, sizeof(key), m->key.p, m->key.len);
-	if ((r = record_find(t, hash_bytes(m->key.p, m->key.len),
-	    m->key)) == NULL) {
-		snprintf(why, whysz, "no record %s in table %s", key, t->name);
-		return ISP_E_NOT_FOUND;
-	}
+	if ((r = table_request_record(m, key, sizeof(key), why, whysz,
+	    &rc)) == NULL)
+		return rc;
 	snprintf(owner, sizeof(owner), "%s (session %" PRIu64 ")",
 	    r->owner != NULL ? r->owner->name : ISPD_OWNER_NAME,
 	    record_owner_id(r));
 	log_info("session %" PRIu64 " (%s, client %s, identity %s): evicted "
 	    "record %s of table %s, owned by %s", s->id, s->peer, s->name,
-	    s->ident, key, t->name, owner);
+	    s->ident, key, r->table->name, owner);
 	record_remove(r, PROTO_WD_EVICTED);
 	return subscr_reply_done(s, m->req_id, owner);
 }

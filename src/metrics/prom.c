@@ -28,6 +28,7 @@
 
 #include <microhttpd.h>
 
+#include "addr.h"
 #include "prom.h"
 
 #define PROM_MAX_CONNS		16
@@ -52,42 +53,8 @@ static int
 prom_addr_split(const char *spec, char *host, size_t hostsz, char *port,
     size_t portsz, char *err, size_t errsz)
 {
-	const char	*end, *p;
-	size_t		 hostlen;
-	long		 v;
-
-	if (spec[0] == '[') {
-		if ((end = strchr(spec, ']')) == NULL || end[1] != ':' ||
-		    end == spec + 1)
-			goto bad;
-		hostlen = (size_t)(end - spec - 1);
-		spec++;
-		p = end + 2;
-	} else {
-		if ((end = strrchr(spec, ':')) == NULL)
-			goto bad;
-		hostlen = (size_t)(end - spec);
-		/* A bare IPv6 address is ambiguous: "::1:80". */
-		if (memchr(spec, ':', hostlen) != NULL)
-			goto bad;
-		p = end + 1;
-	}
-	if (*p == '\0' || strlen(p) > 5 || strspn(p, "0123456789") !=
-	    strlen(p) || (v = strtol(p, NULL, 10)) > 65535)
-		goto bad;
-	if (hostlen + 1 > hostsz) {
-		snprintf(err, errsz, "host name too long");
-		return -1;
-	}
-	memcpy(host, spec, hostlen);
-	host[hostlen] = '\0';
-	if (hostlen == 0)
-		snprintf(host, hostsz, "127.0.0.1");
-	else if (strcmp(host, "*") == 0)
-		snprintf(host, hostsz, "0.0.0.0");
-	snprintf(port, portsz, "%u", (unsigned)(v & 0xffff));
-	return 0;
-bad:
+	if (addr_split(spec, "127.0.0.1", host, hostsz, port, portsz) == 0)
+		return 0;
 	snprintf(err, errsz, "expected HOST:PORT or [IPV6]:PORT with a port "
 	    "of 0 to 65535, e.g. 127.0.0.1:9464");
 	return -1;
@@ -100,35 +67,6 @@ prom_addr_check(const char *spec, char *err, size_t errsz)
 
 	return prom_addr_split(spec, host, sizeof(host), port, sizeof(port),
 	    err, errsz);
-}
-
-static int
-prom_loopback(const struct sockaddr_storage *ss)
-{
-	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
-	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
-
-	if (ss->ss_family == AF_INET)
-		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-	return ss->ss_family == AF_INET6 &&
-	    IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
-}
-
-static void
-prom_format(const struct sockaddr_storage *ss, char *dst, size_t dstsz)
-{
-	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
-	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
-	char				 a[INET6_ADDRSTRLEN];
-
-	if (ss->ss_family == AF_INET &&
-	    inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a)) != NULL)
-		snprintf(dst, dstsz, "%s:%u", a, ntohs(sin->sin_port));
-	else if (ss->ss_family == AF_INET6 &&
-	    inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a)) != NULL)
-		snprintf(dst, dstsz, "[%s]:%u", a, ntohs(sin6->sin6_port));
-	else
-		snprintf(dst, dstsz, "unknown");
 }
 
 /* The bound, listening, non-blocking socket of spec, or -1 with err. */
@@ -312,7 +250,7 @@ prom_open(const char *spec, prom_write_fn *write, prom_health_fn *health,
 	p->health = health;
 	p->arg = arg;
 	p->log = log;
-	prom_format(&ss, p->name, sizeof(p->name));
+	addr_format(&ss, p->name, sizeof(p->name));
 	/* No MHD_USE_INTERNAL_POLLING_THREAD: the caller's loop runs it. */
 	p->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0,
 	    NULL, NULL, prom_answer, p,
@@ -340,7 +278,7 @@ prom_open(const char *spec, prom_write_fn *write, prom_health_fn *health,
 	prom_logf(p, PROM_LOG_INFO, "metrics on http://%s/metrics", p->name);
 	/* The figures name tables and count clients: worth a word when any
 	 * host can read them (docs/SECURITY.md). */
-	if (!prom_loopback(&ss))
+	if (!addr_is_loopback(&ss))
 		prom_logf(p, PROM_LOG_WARN, "metrics on %s are reachable from "
 		    "other hosts, in clear and without authentication: they "
 		    "name the tables and count the clients; bind them to "

@@ -155,22 +155,11 @@ int		 svc_announce_instance(struct svc *);
  */
 enum {
 	SVC_O_ISPD = 1000,
-	SVC_O_TLS,
-	SVC_O_TLS_CA,
-	SVC_O_TLS_CERT,
-	SVC_O_TLS_KEY,
-	SVC_O_TLS_SERVER_NAME,
-	SVC_O_SECRET_FILE,
 	SVC_O_CONFIG,
 };
 #define SVC_CONN_OPTIONS \
 	{ "ispd", required_argument, NULL, SVC_O_ISPD }, \
-	{ "tls", no_argument, NULL, SVC_O_TLS }, \
-	{ "tls-ca", required_argument, NULL, SVC_O_TLS_CA }, \
-	{ "tls-cert", required_argument, NULL, SVC_O_TLS_CERT }, \
-	{ "tls-key", required_argument, NULL, SVC_O_TLS_KEY }, \
-	{ "tls-server-name", required_argument, NULL, SVC_O_TLS_SERVER_NAME }, \
-	{ "secret-file", required_argument, NULL, SVC_O_SECRET_FILE }, \
+	CLIENTCONF_OPTIONS, \
 	{ "config", required_argument, NULL, SVC_O_CONFIG }
 /* Keywords of the configuration file whose value is a path (relative
  * to the file's directory). */

@@ -163,6 +163,12 @@ svc_conn_option(const char *prog, void (*usage)(FILE *, int),
 	static int	 servers_from_cmdline;
 	char		 err[512];
 
+	switch (clientconf_option(cc, ch, arg, err, sizeof(err))) {
+	case 1:
+		return 1;
+	case -1:
+		svc_usage_error(prog, usage, "%s", err);
+	}
 	switch (ch) {
 	case SVC_O_ISPD:
 		/* The command line's --ispd replace the file's. */
@@ -172,30 +178,6 @@ svc_conn_option(const char *prog, void (*usage)(FILE *, int),
 		}
 		if (clientconf_add_servers(cc, arg, err, sizeof(err)) != 0)
 			svc_usage_error(prog, usage, "--ispd: %s", err);
-		return 1;
-	/* Each TLS option implies --tls, as with ispctl. */
-	case SVC_O_TLS:
-		cc->tls = 1;
-		return 1;
-	case SVC_O_TLS_CA:
-		cc->tls = 1;
-		cc->tls_ca = arg;
-		return 1;
-	case SVC_O_TLS_CERT:
-		cc->tls = 1;
-		cc->tls_cert = arg;
-		return 1;
-	case SVC_O_TLS_KEY:
-		cc->tls = 1;
-		cc->tls_key = arg;
-		return 1;
-	case SVC_O_TLS_SERVER_NAME:
-		cc->tls = 1;
-		cc->tls_server_name = arg;
-		return 1;
-	case SVC_O_SECRET_FILE:
-		if (clientconf_secret_read(cc, arg, err, sizeof(err)) != 0)
-			svc_usage_error(prog, usage, "%s", err);
 		return 1;
 	case SVC_O_CONFIG:
 		return 1;	/* read before the loop: svc_config_args() */
