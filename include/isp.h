@@ -479,8 +479,9 @@ int		 isp_query_stats(isp_client *, isp_row_cb *, void *arg,
 /* Operator controls, since 1.6 (docs/OPERATIONS.md "Operator controls").
  * Shaped like the queries: each blocks until the answer (or timeout_ms),
  * never from a callback of the same client (ISP_E_STATE), and rows is
- * called once with one field, "done", saying what was done. Each needs
- * its own right in ispd's rules (kick, evict); a refusal is
+ * called once with one field, "done", saying what was done (isp_held()
+ * aside: its rows are the list). Each needs its own right in ispd's
+ * rules (kick, evict, drop, held); a refusal is
  * ISP_E_DENIED naming the rule, and what does not exist ISP_E_NOT_FOUND,
  * with isp_errmsg() saying why.
  *
@@ -497,6 +498,24 @@ int		 isp_kick(isp_client *, uint64_t session_id, isp_row_cb *,
 		    void *arg, int timeout_ms);
 int		 isp_evict(isp_client *, const char *table, const void *key,
 		    size_t key_len, isp_row_cb *, void *arg, int timeout_ms);
+/* isp_drop() removes a table: its records are withdrawn (ISP_WD_EVICTED)
+ * whoever owns them, then every subscription to it ends: its subscriber
+ * gets an error (ISP_E_NOT_FOUND, to the on_error callback, with the
+ * subscription's request id) and the subscription is gone, as if the
+ * server had refused it. A client that announces into that name later
+ * creates the table again. done says how many records and
+ * subscriptions went. ISP_E_READONLY for a table kept by ispd.
+ *
+ * isp_held() lists what ispd holds for graceful restart (docs/HA.md):
+ * rows is called per held set and table, with fields session (of the
+ * lost session), client, identity, table, records (held in that table)
+ * and expires_ms (until the grace time ends), in order of session and
+ * table. The answer comes in pages that the call asks for one after
+ * the other, each within timeout_ms; none held is ISP_OK with no row. */
+int		 isp_drop(isp_client *, const char *table, isp_row_cb *,
+		    void *arg, int timeout_ms);
+int		 isp_held(isp_client *, isp_row_cb *, void *arg,
+		    int timeout_ms);
 
 /* Blocks until ispd has processed every request sent before the call
  * (a PING/PONG round trip), delivering events and errors meanwhile (in

@@ -96,7 +96,7 @@ done
 #	10,000 sessions in the test's 40 s (measured): it would test
 #	valgrind's speed; the plain and ASan runs cover it.
 vg_build=${ISP_VALGRIND_BUILD:-build}
-vg_tests="test_wire test_contract test_threaded"
+vg_tests="test_wire test_contract test_threaded test_operator"
 vg_cmd="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible"
 vg_cmd="$vg_cmd --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=97"
 if command -v valgrind >/dev/null 2>&1 && [[ " $* " == *" $vg_build "* ]]; then

@@ -413,6 +413,11 @@ decode(const uint8_t *frame, size_t len, struct proto_msg *m,
 			if ((rc = rd_table(&r, m, why)) != 0)
 				break;
 			rc = rd_key(&r, &m->key, 0, why);
+		} else if (m->what == PROTO_ADMIN_DROP)
+			rc = rd_table(&r, m, why);
+		else if (m->what == PROTO_ADMIN_HELD) {
+			m->session_id = rd_u64(&r);
+			rc = rd_key(&r, &m->key, 1, why);
 		} else {
 			*why = "unknown admin operation";
 			rc = ISP_E_BAD_REQUEST;
@@ -785,6 +790,30 @@ proto_put_admin_evict(struct buf *b, uint32_t req_id, struct proto_bytes table,
 	buf_put_u8(b, PROTO_ADMIN_EVICT);
 	proto_put_name(b, table.p, table.len);
 	proto_put_key(b, key.p, key.len);
+	proto_end(b, s);
+}
+
+void
+proto_put_admin_drop(struct buf *b, uint32_t req_id, struct proto_bytes table)
+{
+	size_t	 s = proto_begin(b, PROTO_ADMIN);
+
+	buf_put_u32(b, req_id);
+	buf_put_u8(b, PROTO_ADMIN_DROP);
+	proto_put_name(b, table.p, table.len);
+	proto_end(b, s);
+}
+
+void
+proto_put_admin_held(struct buf *b, uint32_t req_id, uint64_t after_session,
+    struct proto_bytes after_table)
+{
+	size_t	 s = proto_begin(b, PROTO_ADMIN);
+
+	buf_put_u32(b, req_id);
+	buf_put_u8(b, PROTO_ADMIN_HELD);
+	buf_put_u64(b, after_session);
+	proto_put_key(b, after_table.p, after_table.len);
 	proto_end(b, s);
 }
 

@@ -93,6 +93,13 @@ enum proto_type {
 #define PROTO_ADMIN_KICK	1	/* u64 session_id: ends that session */
 #define PROTO_ADMIN_EVICT	2	/* name table, key: withdraws that
 					 * record, whoever owns it */
+#define PROTO_ADMIN_DROP	3	/* name table: withdraws its records,
+					 * ends its subscriptions, removes
+					 * it */
+#define PROTO_ADMIN_HELD	4	/* u64 after_session, key after_table
+					 * (may be empty): a page of held
+					 * records, a row per held set and
+					 * table, after that pair */
 
 /* EV_WITHDRAW reason. */
 #define PROTO_WD_OWNER		1	/* the owner withdrew it */
@@ -156,7 +163,8 @@ struct proto_msg {
 	uint32_t		hold_ms;
 	uint32_t		delay_ms;	/* GOING_DOWN */
 	uint32_t		ttl_s;
-	uint64_t		session_id;	/* WELCOME, ADMIN KICK */
+	uint64_t		session_id;	/* WELCOME, ADMIN KICK and
+						 * HELD */
 	uint64_t		token;		/* PING, PONG */
 	uint64_t		seq;
 	uint64_t		count;		/* EV_END */
@@ -294,6 +302,10 @@ void	proto_put_unsubscribe(struct buf *, uint32_t req_id,
 void	proto_put_query(struct buf *, uint32_t req_id, uint8_t what);
 void	proto_put_admin_kick(struct buf *, uint32_t req_id,
 	    uint64_t session_id);
+void	proto_put_admin_drop(struct buf *, uint32_t req_id,
+	    struct proto_bytes table);
+void	proto_put_admin_held(struct buf *, uint32_t req_id,
+	    uint64_t after_session, struct proto_bytes after_table);
 void	proto_put_admin_evict(struct buf *, uint32_t req_id,
 	    struct proto_bytes table, struct proto_bytes key);
 void	proto_put_end_of_replay(struct buf *, uint32_t req_id);

@@ -68,6 +68,9 @@ print_usage(FILE *out)
 	    "  stats [--json]\n"
 	    "  kick SESSION [--json]             end a live session (operator)\n"
 	    "  evict TABLE KEY [--json]          remove a record (operator)\n"
+	    "  drop TABLE [--json]               remove a table (operator)\n"
+	    "  held [--json]                     list records held for graceful\n"
+	    "                                     restart (operator)\n"
 	    "  place ROLE ACCOUNT [--json]       the live instance serving it\n"
 	    "--json anywhere: JSON Lines output; -V, --version: the version\n"
 	    "server: -s (repeat it, or a comma-separated list, for redundant reflectors),\n"
@@ -1736,6 +1739,52 @@ cmd_evict(int argc, char **argv)
 	return 0;
 }
 
+/* drop TABLE [--json]: removes a table, its records and its
+ * subscriptions; exit 1 when there is no such table. */
+static int
+cmd_drop(int argc, char **argv)
+{
+	struct rows	 rs = { NULL, 0, 0 };
+	isp_client	*c;
+	char		**args;
+	int		 rc;
+
+	args = admin_args(argc, argv, 1, "drop", "a table");
+	if (!valid_table_arg(args[0]))
+		usage("invalid table name \"%s\": 1 to 64 characters of A-Z "
+		    "a-z 0-9 _ . : -", args[0]);
+	c = connect_or_die();
+	if ((rc = isp_drop(c, args[0], rows_cb, &rs, QUERY_TIMEOUT_MS)) !=
+	    ISP_OK)
+		die(exit_for(rc), "drop: %s", lib_error(c));
+	client_done(c);
+	admin_print(&rs, "dropped");
+	return 0;
+}
+
+/* held [--json]: what ispd holds for graceful restart, a line per lost
+ * session and table. */
+static int
+cmd_held(int argc, char **argv)
+{
+	static const char	*cols[] = { "session", "client", "identity",
+				    "table", "records", "expires_ms" };
+	static const char	*heads[] = { "SESSION", "CLIENT", "IDENTITY",
+				    "TABLE", "RECORDS", "EXPIRES_MS" };
+	struct rows		 rs = { NULL, 0, 0 };
+	isp_client		*c;
+	int			 rc;
+
+	(void)admin_args(argc, argv, 0, "held", "no argument");
+	c = connect_or_die();
+	if ((rc = isp_held(c, rows_cb, &rs, QUERY_TIMEOUT_MS)) != ISP_OK)
+		die(exit_for(rc), "held: %s", lib_error(c));
+	client_done(c);
+	rows_print(&rs, cols, heads, cols, 6);
+	rows_free(&rs);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1761,6 +1810,8 @@ main(int argc, char **argv)
 		{ "stats", cmd_stats },
 		{ "kick", cmd_kick },
 		{ "evict", cmd_evict },
+		{ "drop", cmd_drop },
+		{ "held", cmd_held },
 		{ "place", cmd_place },		/* place.c */
 	};
 	char	 err[512];

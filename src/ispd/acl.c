@@ -191,12 +191,17 @@ acl_ops_parse(const char *w, uint8_t *ops, char *err, size_t errsz)
 			*ops |= ACL_KICK;
 		else if (strcmp(tok, "evict") == 0)
 			*ops |= ACL_EVICT;
+		else if (strcmp(tok, "drop") == 0)
+			*ops |= ACL_DROP;
+		else if (strcmp(tok, "held") == 0)
+			*ops |= ACL_HELD;
 		else if (strcmp(tok, "admin") == 0)
 			*ops |= ACL_ADMIN;
 		else {
 			snprintf(err, errsz, "unknown operation '%s': expected "
-			    "subscribe, announce, create, all, kick, evict or "
-			    "admin, or several joined by commas", tok);
+			    "subscribe, announce, create, all, kick, evict, "
+			    "drop, held or admin, or several joined by commas",
+			    tok);
 			return -1;
 		}
 	}
@@ -402,12 +407,24 @@ acl_admin_open(int open)
 }
 
 /*
- * May s do the operator request op (ACL_KICK, ACL_EVICT) on the table
- * named table ("*" for a kick, which concerns no table)? Only an allow
- * rule naming op grants it: neither "all" nor "default allow" does, so
- * that rules written before these rights existed give them to nobody.
- * Returns 0, or ISP_E_DENIED with why naming the rule that decided; the
- * refusal is counted and logged.
+ * A table was dropped: its struct is freed and a new one may take its
+ * address, so every session's cached rights (acl_rights_cached()) are
+ * looked up again.
+ */
+void
+acl_table_dropped(void)
+{
+	generation++;
+}
+
+/*
+ * May s do the operator request op (ACL_KICK, ACL_EVICT, ACL_DROP,
+ * ACL_HELD) on the table named table ("*" for a kick or a listing of
+ * held records, which concern no one table)? Only an allow rule naming
+ * op grants it: neither "all" nor "default allow" does, so that rules
+ * written before these rights existed give them to nobody. Returns 0,
+ * or ISP_E_DENIED with why naming the rule that decided; the refusal is
+ * counted and logged.
  */
 int
 acl_admin_check(struct session *s, uint8_t op, struct proto_bytes table,
@@ -415,7 +432,7 @@ acl_admin_check(struct session *s, uint8_t op, struct proto_bytes table,
 {
 	const struct acl_rule	*r = NULL;
 	char			 tname[PROTO_MAX_TABLE_BYTES + 16], rule[300];
-	const char		*opname = op == ACL_KICK ? "kick" : "evict";
+	const char		*opname;
 
 	if (admin_open)
 		return 0;
@@ -424,6 +441,8 @@ acl_admin_check(struct session *s, uint8_t op, struct proto_bytes table,
 		    table.len, op);
 	if (r != NULL && r->allow)
 		return 0;
+	opname = op == ACL_KICK ? "kick" : op == ACL_EVICT ? "evict" :
+	    op == ACL_DROP ? "drop" : "held";
 	if (r != NULL)
 		snprintf(rule, sizeof(rule), "denied by rule %s:%d (%s)",
 		    running->file, r->line, r->text);
@@ -431,12 +450,24 @@ acl_admin_check(struct session *s, uint8_t op, struct proto_bytes table,
 		snprintf(rule, sizeof(rule), "no rule allows it (%s needs an "
 		    "allow rule naming it)", opname);
 	log_escape(tname, sizeof(tname), table.p, table.len);
-	if (op == ACL_KICK)
+	switch (op) {
+	case ACL_KICK:
 		snprintf(why, whysz, "%s may not kick sessions: %s", s->ident,
 		    rule);
-	else
+		break;
+	case ACL_EVICT:
 		snprintf(why, whysz, "%s may not evict from table %s: %s",
 		    s->ident, tname, rule);
+		break;
+	case ACL_DROP:
+		snprintf(why, whysz, "%s may not drop table %s: %s",
+		    s->ident, tname, rule);
+		break;
+	default:
+		snprintf(why, whysz, "%s may not list held records: %s",
+		    s->ident, rule);
+		break;
+	}
 	ispd_stats.denied++;
 	log_warnx("session %" PRIu64 " (%s): ADMIN request %" PRIu32
 	    " refused: %s", s->id, s->peer, req_id, why);

@@ -365,6 +365,7 @@ struct table {
 	uint64_t		 seq;		/* of the last event applied */
 	int			 readonly;	/* kept by ispd itself */
 	int			 graceful;	/* matches --graceful-table */
+	uint64_t		 nlisted;	/* table_held_list()'s count */
 	uint8_t			 name_len;
 	char			 name[PROTO_MAX_TABLE_BYTES + 1];
 };
@@ -398,6 +399,10 @@ struct record	*table_lookup(const struct table *, struct proto_bytes key);
 int		 table_announce(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 int		 table_evict(struct session *, const struct proto_msg *,
+		    char *why, size_t whysz);
+int		 table_drop(struct session *, const struct proto_msg *,
+		    char *why, size_t whysz);
+int		 table_held_list(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 int		 table_withdraw(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
@@ -452,6 +457,7 @@ int		 subscr_reply_done(struct session *, uint32_t req_id,
 		    const char *done);
 int		 subscr_query(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
+size_t		 subscr_table_dropped(struct table *, const char *why);
 void		 subscr_event(struct table *, uint8_t type,
 		    const struct record *, uint8_t reason);
 void		 subscr_session_end(struct session *);
@@ -483,6 +489,7 @@ struct sync_stats {
 
 void		 sync_start(struct subscr *);
 void		 sync_stop(struct subscr *);
+int		 sync_drain(struct subscr *);
 void		 sync_event(struct subscr *, uint8_t type, const struct record *,
 		    uint8_t reason, struct obuf **);
 int		 sync_fill(struct session *);
@@ -567,7 +574,9 @@ void		 auth_free(void);
 /* Operator rights: never in ACL_ALL, never given by "default allow". */
 #define ACL_KICK	0x08
 #define ACL_EVICT	0x10
-#define ACL_ADMIN	(ACL_KICK | ACL_EVICT)
+#define ACL_DROP	0x20
+#define ACL_HELD	0x40
+#define ACL_ADMIN	(ACL_KICK | ACL_EVICT | ACL_DROP | ACL_HELD)
 
 struct acl	*acl_new(const char *file);
 void		 acl_free(struct acl *);
@@ -581,6 +590,7 @@ int		 acl_check(struct session *, uint8_t ops, const struct table *,
 		    size_t whysz);
 int		 acl_may(struct session *, uint8_t op, const struct table *);
 void		 acl_admin_open(int open);
+void		 acl_table_dropped(void);
 int		 acl_admin_check(struct session *, uint8_t op,
 		    struct proto_bytes table, uint32_t req_id, char *why,
 		    size_t whysz);

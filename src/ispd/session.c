@@ -868,8 +868,12 @@ session_frame(struct session *s, const uint8_t *f, size_t len)
 	case PROTO_ADMIN:
 		if (m.what == PROTO_ADMIN_KICK)
 			rc = session_kick(s, &m, reason, sizeof(reason));
-		else
+		else if (m.what == PROTO_ADMIN_EVICT)
 			rc = table_evict(s, &m, reason, sizeof(reason));
+		else if (m.what == PROTO_ADMIN_DROP)
+			rc = table_drop(s, &m, reason, sizeof(reason));
+		else
+			rc = table_held_list(s, &m, reason, sizeof(reason));
 		break;
 	default:
 		session_fail(s, 0, ISP_E_PROTOCOL, "%s is sent by servers, "

@@ -218,6 +218,29 @@ subscr_unsubscribe(struct session *s, const struct proto_msg *m, char *why,
 	return 0;
 }
 
+/*
+ * Table t is dropped (ADMIN DROP) and its records were withdrawn: each
+ * subscription to it ends with an ERROR NOT_FOUND to its SUBSCRIBE,
+ * saying why, after the withdrawals its subscriber is owed. Returns how
+ * many ended.
+ */
+size_t
+subscr_table_dropped(struct table *t, const char *why)
+{
+	struct subscr	*sub;
+	size_t		 n = 0;
+
+	while ((sub = TAILQ_FIRST(&t->subs)) != NULL) {
+		if (sub->session->state == SESSION_READY &&
+		    sync_drain(sub) == 0)
+			session_error(sub->session, sub->req_id,
+			    ISP_E_NOT_FOUND, "%s", why);
+		subscr_remove(sub);
+		n++;
+	}
+	return n;
+}
+
 void
 subscr_session_end(struct session *s)
 {

@@ -429,6 +429,35 @@ sync_fill(struct session *s)
 	return 0;
 }
 
+/*
+ * sub ends because its table is dropped (ADMIN DROP), after every record
+ * of it was withdrawn: what the subscriber is still owed is the stored
+ * withdrawal of each key it holds and was not told of yet. They are
+ * queued now, whatever the queue holds (one per key the subscriber
+ * holds, which the dirty set bounded already), so that its view ends
+ * empty before the ERROR that ends the subscription. Returns 0, or -1
+ * when the session is closing.
+ */
+int
+sync_drain(struct subscr *sub)
+{
+	struct session	*s = sub->session;
+	struct dirty	*d;
+
+	cursor_stop(sub);
+	while ((d = TAILQ_FIRST(&sub->dirty_list)) != NULL &&
+	    s->state == SESSION_READY) {
+		if (d->withdraw != NULL) {
+			session_push(s, d->withdraw);
+			STATS_EVENT_SENT(PROTO_EV_WITHDRAW);
+			ispd_stats.catchup_events++;
+			sub->held--;
+		}
+		dirty_remove(sub, d);
+	}
+	return s->state == SESSION_READY ? 0 : -1;
+}
+
 /* r is leaving t: cursors standing on it move to the next record. */
 void
 sync_record_removed(struct table *t, struct record *r)

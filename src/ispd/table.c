@@ -1,8 +1,10 @@
 /*
  * table: tables of records, and what ANNOUNCE and WITHDRAW do to them.
  *
- * Tables live in a hash by name and are never deleted, so a table's seq
- * never goes back. Records live in a hash by key within their table.
+ * Tables live in a hash by name. Only an operator deletes one (ADMIN
+ * DROP); one created again under that name starts above the highest seq
+ * any dropped table reached, so a name's seq never goes back. Records
+ * live in a hash by key within their table.
  * Each record is on its owner's list (struct session owned), so a dead
  * session's records are withdrawn in O(records it owns), and moving
  * ownership is an unlink and a relink. Each is also on its table's list
@@ -57,10 +59,14 @@
 /* Records a ghost gives up per pass before the next ghost's turn, so
  * that a small session ending behind a large one is not kept waiting. */
 #define GHOST_PASS_RECORDS	1000
+/* A page of ADMIN HELD's answer ends after this many bytes of rows. */
+#define HELD_PAGE_BYTES		(256 * 1024)
 
 static struct hash		 tables;
 static struct table		*sessions_table;
 static size_t			 nrecords_total;
+/* The highest seq of a dropped table: where new tables start. */
+static uint64_t			 dropped_seq;
 /* Ended sessions whose records are being withdrawn. */
 static struct session_list	 ghosts = TAILQ_HEAD_INITIALIZER(ghosts);
 /* Withdrawals left in this loop turn. */
@@ -220,6 +226,7 @@ table_new(struct proto_bytes name)
 	TAILQ_INIT(&t->cursors);
 	memcpy(t->name, name.p, name.len);
 	t->name_len = (uint8_t)name.len;
+	t->seq = dropped_seq;
 	t->graceful = table_graceful_match(t->name, t->name_len);
 	if (hash_insert(&tables, &t->node, hash_bytes(name.p, name.len)) ==
 	    -1) {
@@ -614,6 +621,60 @@ table_evict(struct session *s, const struct proto_msg *m, char *why,
 	return subscr_reply_done(s, m->req_id, owner);
 }
 
+/*
+ * ADMIN DROP from s: the table goes. Its records are withdrawn with
+ * reason EVICTED whoever owns them, held ones too; then each
+ * subscription to it ends with an ERROR after what its subscriber is
+ * owed (subscr_table_dropped()), and the table is freed: QUERY TABLES
+ * no longer lists it and it no longer counts in --max-tables. A client
+ * announcing into that name or subscribing to it later creates it
+ * again. Done at once, so it costs what withdrawing its records costs:
+ * the table of a typo holds few. Returns as table_announce() does.
+ */
+int
+table_drop(struct session *s, const struct proto_msg *m, char *why,
+    size_t whysz)
+{
+	char		 tname[PROTO_MAX_TABLE_BYTES + 1], done[200];
+	char		 reason[PROTO_MAX_TABLE_BYTES + 2 * SESSION_NAME_MAX +
+			    80];
+	struct table	*t;
+	struct record	*r;
+	size_t		 nrec, nsubs;
+	int		 rc;
+
+	if ((rc = acl_admin_check(s, ACL_DROP, m->table, m->req_id, why,
+	    whysz)) != 0)
+		return rc;
+	if ((t = table_find(m->table)) == NULL) {
+		snprintf(why, whysz, "no table %s", log_escape(tname,
+		    sizeof(tname), m->table.p, m->table.len));
+		return ISP_E_NOT_FOUND;
+	}
+	if (t->readonly) {
+		snprintf(why, whysz, "table %s is kept by ispd and cannot be "
+		    "dropped", t->name);
+		return ISP_E_READONLY;
+	}
+	nrec = t->records.count;
+	while ((r = TAILQ_FIRST(&t->order)) != NULL)
+		record_remove(r, PROTO_WD_EVICTED);
+	snprintf(reason, sizeof(reason), "table %s was dropped by an "
+	    "operator (client %s, identity %s)", t->name, s->name, s->ident);
+	nsubs = subscr_table_dropped(t, reason);
+	snprintf(done, sizeof(done), "table %s: %zu records withdrawn, %zu "
+	    "subscriptions ended", t->name, nrec, nsubs);
+	log_info("session %" PRIu64 " (%s, client %s, identity %s): dropped "
+	    "%s", s->id, s->peer, s->name, s->ident, done);
+	if (t->seq > dropped_seq)
+		dropped_seq = t->seq;
+	hash_remove(&tables, &t->node);
+	hash_free(&t->records);
+	free(t);
+	acl_table_dropped();
+	return subscr_reply_done(s, m->req_id, done);
+}
+
 /* Called by ttl.c for a record whose TTL ran out. */
 void
 table_expire(struct record *r)
@@ -761,6 +822,7 @@ held_chain_records(const struct session *head)
 }
 
 static void held_release(struct session *, const char *);
+static int table_cmp(const void *, const void *);
 
 /*
  * The lost session s gives its records in graceful tables to a held set
@@ -892,6 +954,114 @@ table_held_records(size_t *nclients)
 			(*nclients)++;
 	}
 	return n;
+}
+
+static int
+held_cmp(const void *a, const void *b)
+{
+	const struct session	*ha = *(struct session *const *)a;
+	const struct session	*hb = *(struct session *const *)b;
+
+	return ha->id < hb->id ? -1 : ha->id > hb->id;
+}
+
+/* 1 when the table name a (of alen bytes) sorts after b. */
+static int
+name_after(const char *a, size_t alen, const void *b, size_t blen)
+{
+	int	 c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c > 0 || (c == 0 && alen > blen);
+}
+
+/*
+ * The rows of held set h, a row per table it holds records of, in name
+ * order, after the table named after (empty: all), into b. Returns -1
+ * when out of memory.
+ */
+static int
+held_rows(struct buf *b, const struct session *h, struct proto_bytes after,
+    uint32_t *nrows)
+{
+	struct table	**v;
+	struct record	 *r;
+	char		  num[24];
+	size_t		  i, n = 0, fstart;
+	uint64_t	  now = loop_now_ms(), left;
+
+	if ((v = calloc(tables.count, sizeof(*v))) == NULL)
+		return -1;
+	TAILQ_FOREACH(r, &h->owned, owned)
+		if (r->table->nlisted++ == 0)
+			v[n++] = r->table;
+	qsort(v, n, sizeof(*v), table_cmp);
+	left = h->held_until_ms > now ? h->held_until_ms - now : 0;
+	for (i = 0; i < n; i++) {
+		if (name_after(v[i]->name, v[i]->name_len, after.p, after.len)) {
+			fstart = proto_fields_begin(b);
+			snprintf(num, sizeof(num), "%" PRIu64, h->id);
+			proto_put_field(b, "session", 7, num, strlen(num));
+			proto_put_field(b, "client", 6, h->name, h->name_len);
+			proto_put_field(b, "identity", 8, h->ident,
+			    h->ident_len);
+			proto_put_field(b, "table", 5, v[i]->name,
+			    v[i]->name_len);
+			snprintf(num, sizeof(num), "%" PRIu64, v[i]->nlisted);
+			proto_put_field(b, "records", 7, num, strlen(num));
+			snprintf(num, sizeof(num), "%" PRIu64, left);
+			proto_put_field(b, "expires_ms", 10, num, strlen(num));
+			proto_fields_end(b, fstart, 6);
+			(*nrows)++;
+		}
+		v[i]->nlisted = 0;
+	}
+	free(v);
+	return 0;
+}
+
+/*
+ * ADMIN HELD from s: a page of what graceful restart holds, a row per
+ * held set and table (session, client, identity, table, records,
+ * expires_ms), in order of session id then table name, starting after
+ * the session and table the request names (0 and empty: the first
+ * page). A page ends after HELD_PAGE_BYTES, so that a million held
+ * records of thousands of clients never make one frame too large; an
+ * empty page is the last. Returns as table_announce() does.
+ */
+int
+table_held_list(struct session *s, const struct proto_msg *m, char *why,
+    size_t whysz)
+{
+	struct session	**v, *h;
+	size_t		  i, n = 0, start;
+	uint32_t	  nrows = 0;
+	int		  rc;
+
+	if ((rc = acl_admin_check(s, ACL_HELD, proto_bytes("*", 1),
+	    m->req_id, why, whysz)) != 0)
+		return rc;
+	TAILQ_FOREACH(h, &held, ghost_entry)
+		n++;
+	if ((v = calloc(n + 1, sizeof(*v))) == NULL)
+		return -1;
+	n = 0;
+	TAILQ_FOREACH(h, &held, ghost_entry)
+		if (h->nrecords > 0 && h->id >= m->session_id)
+			v[n++] = h;
+	qsort(v, n, sizeof(*v), held_cmp);
+	row_buf.len = 0;
+	start = proto_rows_begin(&row_buf, m->req_id);
+	for (i = 0, rc = 0; i < n && rc == 0 &&
+	    row_buf.len - start < HELD_PAGE_BYTES; i++)
+		rc = held_rows(&row_buf, v[i], v[i]->id == m->session_id ?
+		    m->key : proto_bytes("", 0), &nrows);
+	free(v);
+	proto_rows_end(&row_buf, start, nrows);
+	if (rc == 0)
+		rc = session_send(s, &row_buf, 1);
+	row_buf.len = 0;
+	buf_clear_failed(&row_buf);
+	return rc;
 }
 
 /*

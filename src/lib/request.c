@@ -509,9 +509,9 @@ no_session(struct isp_client *c, const char *fn)
 struct rows_req {
 	uint8_t		 type;		/* PROTO_QUERY, PROTO_ADMIN */
 	uint8_t		 what;		/* QUERY what, ADMIN op */
-	uint64_t	 session_id;	/* ADMIN KICK */
-	const char	*table;		/* ADMIN EVICT */
-	const void	*key;
+	uint64_t	 session_id;	/* ADMIN KICK; HELD: after it */
+	const char	*table;		/* ADMIN EVICT, DROP */
+	const void	*key;		/* ADMIN EVICT; HELD: after it */
 	size_t		 key_len;
 };
 
@@ -539,6 +539,12 @@ client_rows(struct isp_client *c, const char *fn, const struct rows_req *rq,
 		proto_put_query(&cn->out, (uint32_t)w.id, rq->what);
 	else if (rq->what == PROTO_ADMIN_KICK)
 		proto_put_admin_kick(&cn->out, (uint32_t)w.id, rq->session_id);
+	else if (rq->what == PROTO_ADMIN_DROP)
+		proto_put_admin_drop(&cn->out, (uint32_t)w.id,
+		    proto_bytes(rq->table, strlen(rq->table)));
+	else if (rq->what == PROTO_ADMIN_HELD)
+		proto_put_admin_held(&cn->out, (uint32_t)w.id, rq->session_id,
+		    proto_bytes(rq->key, rq->key_len));
 	else
 		proto_put_admin_evict(&cn->out, (uint32_t)w.id,
 		    proto_bytes(rq->table, strlen(rq->table)),
@@ -632,6 +638,88 @@ isp_evict(isp_client *c, const char *table, const void *key, size_t key_len,
 	rq.key = key;
 	rq.key_len = key_len;
 	rc = client_rows(c, "isp_evict", &rq, cb, arg, timeout_ms);
+	return client_leave(c, rc);
+}
+
+int
+isp_drop(isp_client *c, const char *table, isp_row_cb *cb, void *arg,
+    int timeout_ms)
+{
+	struct rows_req	 rq;
+	int		 rc;
+
+	if (c == NULL)
+		return ISP_E_INVALID;
+	client_lock(c);
+	if (table == NULL || !proto_table_valid(table, strlen(table))) {
+		rc = client_seterr(c, ISP_E_INVALID, "isp_drop: a table name "
+		    "of 1 to %d characters [A-Za-z0-9_.:-]",
+		    PROTO_MAX_TABLE_BYTES);
+		return client_leave(c, rc);
+	}
+	memset(&rq, 0, sizeof(rq));
+	rq.type = PROTO_ADMIN;
+	rq.what = PROTO_ADMIN_DROP;
+	rq.table = table;
+	rc = client_rows(c, "isp_drop", &rq, cb, arg, timeout_ms);
+	return client_leave(c, rc);
+}
+
+/* isp_held()'s pages: the caller's callback, and the last row seen,
+ * where the next page starts. */
+struct held_pages {
+	isp_row_cb	*cb;
+	void		*arg;
+	uint64_t	 session;
+	char		 table[PROTO_MAX_TABLE_BYTES + 1];
+	size_t		 table_len;
+	size_t		 rows;
+};
+
+static void
+held_row(const struct isp_field *f, size_t n, void *arg)
+{
+	struct held_pages	*hp = arg;
+	size_t			 i;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(f[i].name, "session") == 0)
+			hp->session = strtoull(f[i].value, NULL, 10);
+		else if (strcmp(f[i].name, "table") == 0 &&
+		    f[i].value_len < sizeof(hp->table)) {
+			memcpy(hp->table, f[i].value, f[i].value_len);
+			hp->table_len = f[i].value_len;
+		}
+	}
+	hp->rows++;
+	if (hp->cb != NULL)
+		hp->cb(f, n, hp->arg);
+}
+
+int
+isp_held(isp_client *c, isp_row_cb *cb, void *arg, int timeout_ms)
+{
+	struct held_pages	 hp;
+	struct rows_req		 rq;
+	int			 rc;
+
+	if (c == NULL)
+		return ISP_E_INVALID;
+	memset(&hp, 0, sizeof(hp));
+	hp.cb = cb;
+	hp.arg = arg;
+	client_lock(c);
+	do {
+		memset(&rq, 0, sizeof(rq));
+		rq.type = PROTO_ADMIN;
+		rq.what = PROTO_ADMIN_HELD;
+		rq.session_id = hp.session;
+		rq.key = hp.table;
+		rq.key_len = hp.table_len;
+		hp.rows = 0;
+		rc = client_rows(c, "isp_held", &rq, held_row, &hp,
+		    timeout_ms);
+	} while (rc == ISP_OK && hp.rows > 0);
 	return client_leave(c, rc);
 }
 

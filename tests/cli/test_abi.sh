@@ -73,7 +73,7 @@ else
 fi
 # Each function added since 1.3 lives under the version that added it.
 for fv in isp_version@@LIBISP_1.4 isp_flush@@LIBISP_1.5 isp_kick@@LIBISP_1.6 \
-    isp_evict@@LIBISP_1.6; do
+    isp_evict@@LIBISP_1.6 isp_drop@@LIBISP_1.6 isp_held@@LIBISP_1.6; do
 	if grep -qx "$fv" <<<"$dyn"; then
 		ok "$fv"
 	else

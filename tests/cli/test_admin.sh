@@ -1,8 +1,9 @@
 #!/bin/bash
-# Operator controls against real ispd processes: ispctl kick and evict
-# (the ADMIN request), what subscribers see of them, and the rules'
-# kick and evict rights (neither "all" nor "default allow" grants them;
-# without a configuration file they are allowed). Prints TAP.
+# Operator controls against real ispd processes: ispctl kick, evict,
+# drop and held (the ADMIN request), what subscribers see of them, and
+# the rules' kick, evict, drop and held rights (neither "all" nor
+# "default allow" grants them; without a configuration file they are
+# allowed). Prints TAP.
 #
 # Usage: tests/cli/test_admin.sh BUILD_DIR
 set -u
@@ -64,7 +65,7 @@ session_of() { "$ISPCTL" sessions | awk -v n="$1" '$2 == n { print $1 }' | tail 
 has_record() { "$ISPCTL" get "$1" "$2" >/dev/null 2>&1; }
 gone() { ! "$ISPCTL" sessions | awk '{ print $1 }' | grep -qx "$1"; }
 
-echo "1..22"
+echo "1..42"
 
 # --- No configuration file: every request is allowed, these too.
 start_ispd "$tmp/open"
@@ -109,6 +110,33 @@ expect kick-unknown 1 "no live session 987654321" "$ISPCTL" kick 987654321
 expect kick-usage 2 "is not a session id" "$ISPCTL" kick abc
 check "each action is in ispd's log" bash -c "grep -q 'evicted record k1 of table $T, owned by pub-1' '$tmp/open/ispd.log' &&
     grep -q 'kicked session $id of client pub-1' '$tmp/open/ispd.log'"
+
+# Drop: a table made by a typo goes, its records withdrawn (reason
+# evicted) and its watch ended with a message; it is no longer listed.
+"$ISPCTL" --name watcher-t watch TYPO >"$tmp/twatch" 2>&1 &
+twatch=$!
+pids+=($!)
+wait_for grep -q "^end" "$tmp/twatch" || echo "# the watch of TYPO never began"
+"$ISPCTL" --name pub-t announce TYPO t1 x=1 >"$tmp/pubt" 2>&1 &
+pids+=($!)
+wait_for has_record TYPO t1 || echo "# pub-t's record never arrived"
+expect drop 0 "dropped table TYPO: 1 records withdrawn, 1 subscriptions ended" "$ISPCTL" drop TYPO
+check "the watcher saw the record withdrawn, reason evicted" \
+    grep -q "^withdraw .* t1 .*owner=pub-t (evicted)" "$tmp/twatch"
+wait_for bash -c "! kill -0 $twatch"
+wait $twatch
+rc=$?
+if [ $rc -eq 1 ] && grep -q "watch TYPO: table TYPO was dropped by an operator (client ispctl, identity anonymous)" "$tmp/twatch"; then
+	ok "the watch ends, exit 1, saying who dropped the table"
+else
+	not_ok "the watch ends" "exit $rc" "$(cat "$tmp/twatch")"
+fi
+check "tables no longer lists it" bash -c "'$ISPCTL' tables | grep -q '^$T ' && ! '$ISPCTL' tables | grep -q '^TYPO '"
+expect drop-missing 1 "no table TYPO" "$ISPCTL" drop TYPO
+expect drop-readonly 4 "cannot be dropped" "$ISPCTL" drop ispd.sessions
+expect drop-usage 2 "invalid table name" "$ISPCTL" drop 'bad name'
+expect drop-json 0 '{"done":"table ' "$ISPCTL" --json drop $T
+check "dropped in ispd's log" grep -q "dropped table TYPO: 1 records withdrawn" "$tmp/open/ispd.log"
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 wait 2>/dev/null
 pids=()
@@ -127,6 +155,26 @@ check "a kicked session's graceful record is withdrawn, not held" \
     wait_for grep -q "^withdraw .* kg .*owner=pub-g (session ended)" "$tmp/gwatch"
 check "and announced again by its client's next session" \
     wait_for bash -c "[ \$(grep -c '^announce .* kg ' '$tmp/gwatch') -ge 2 ]"
+
+# Held: a killed client's record is listed until its next session takes
+# it back or the grace time ends.
+expect held-none 0 "SESSION  CLIENT  IDENTITY  TABLE  RECORDS  EXPIRES_MS" "$ISPCTL" held
+check "nothing held: the heading alone" bash -c "[ \$('$ISPCTL' held | wc -l) -eq 1 ]"
+"$ISPCTL" --name pub-h announce G kh e=5 >"$tmp/pubh" 2>&1 &
+pubh=$!
+pids+=($!)
+wait_for grep -q "^announce .* kh " "$tmp/gwatch" || echo "# pub-h's record never arrived"
+hid=$(session_of pub-h)
+kill -9 $pubh
+check "the killed client's record is held" wait_for bash -c "'$ISPCTL' held | grep -q pub-h"
+"$ISPCTL" held >"$tmp/held" 2>&1
+if awk -v id="$hid" '$1 == id && $2 == "pub-h" && $3 == "anonymous" && $4 == "G" && $5 == 1 && $6 > 0 && $6 <= 30000 { f = 1 } END { exit !f }' "$tmp/held"; then
+	ok "held lists session, client, identity, table, records and the time left"
+else
+	not_ok "held's row" "$(cat "$tmp/held")"
+fi
+expect held-json 0 "{\"session\":$hid,\"client\":\"pub-h\",\"identity\":\"anonymous\",\"table\":\"G\",\"records\":1,\"expires_ms\":" "$ISPCTL" held --json
+expect held-usage 2 "held takes no argument" "$ISPCTL" held G
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 wait 2>/dev/null
 pids=()
@@ -143,6 +191,8 @@ auth optional
 deny user-1 evict $T
 allow ops-* kick *
 allow ops-* evict $T
+allow ops-* drop DROPME
+allow ops-* held *
 allow * all *
 default allow
 CONF
@@ -159,6 +209,15 @@ expect deny-kick-all 4 "user-1 may not kick sessions: no rule allows it" "${USR[
 expect deny-anonymous 4 "anonymous may not evict" "$ISPCTL" evict $T k3
 expect allow-evict 0 "evicted, owned by pub-2" "${OPS[@]}" evict $T k3
 expect allow-kick 0 "kicked session $id of client pub-2" "${OPS[@]}" kick "$id"
+
+"$ISPCTL" --name pub-3 announce DROPME z q=1 >"$tmp/pub3" 2>&1 &
+pids+=($!)
+wait_for has_record DROPME z || echo "# pub-3's record never arrived"
+expect deny-drop 4 "user-1 may not drop table DROPME: no rule allows it (drop needs an allow rule naming it)" "${USR[@]}" drop DROPME
+expect deny-drop-other 4 "ops-1 may not drop table $T" "${OPS[@]}" drop $T
+expect deny-held 4 "user-1 may not list held records: no rule allows it" "${USR[@]}" held
+expect allow-drop 0 "dropped table DROPME: 1 records withdrawn" "${OPS[@]}" drop DROPME
+expect allow-held 0 "SESSION" "${OPS[@]}" held
 
 if [ $failed -eq 0 ]; then exit 0; fi
 exit 1

@@ -122,6 +122,33 @@ rc=$?
 check_conf() { [ $rc -ne 0 ] && grep -q "bad.conf:2: invalid metrics '127.0.0.1:'" <<<"$out"; }
 check "a bad 'metrics' line is reported with its line by --check-config" check_conf
 
+# --- beyond loopback: a warning; on loopback none ----------------------
+# In a network namespace of the test's own, where 192.0.2.10 is an
+# address of its lo: nothing listens where another host could reach it.
+ns_metrics() {
+	unshare -n bash -c '
+		ip link set lo up && ip addr add 192.0.2.10/32 dev lo || exit 3
+		for a in 192.0.2.10 127.0.0.1; do
+			"$0" --listen 127.0.0.1:0 --metrics $a:0 2>"$1-$a.log" &
+			p=$!
+			for i in $(seq 1 200); do
+				grep -q "metrics on http" "$1-$a.log" && break
+				sleep 0.05
+			done
+			kill $p
+			wait $p
+		done' "$ISPD" "$tmp/ns"
+}
+if unshare -n true 2>/dev/null; then
+	ns_metrics
+	warned() { grep -q "metrics on 192.0.2.10:[0-9]* are reachable from other hosts, in clear and without authentication" "$tmp/ns-192.0.2.10.log"; }
+	check "metrics bound beyond loopback: ispd warns that other hosts can read them" warned
+	quiet() { grep -q "metrics on http://127.0.0.1:" "$tmp/ns-127.0.0.1.log" && ! grep -q "reachable from other hosts" "$tmp/ns-127.0.0.1.log"; }
+	check "metrics on loopback: no such warning" quiet
+else
+	not_ok "a network namespace for the beyond-loopback check" "unshare -n failed (not root?)"
+fi
+
 # --- ispd --------------------------------------------------------------
 start ispd "$ISPD" --listen 127.0.0.1:0 --drain-seconds 60 --max-key-bytes 100
 M=$maddr_ispd

@@ -76,8 +76,13 @@ reencode(const uint8_t *frame, size_t len, const struct proto_msg *m)
 	case PROTO_ADMIN:
 		if (m->what == PROTO_ADMIN_KICK)
 			proto_put_admin_kick(&b, m->req_id, m->session_id);
-		else
+		else if (m->what == PROTO_ADMIN_EVICT)
 			proto_put_admin_evict(&b, m->req_id, m->table, m->key);
+		else if (m->what == PROTO_ADMIN_DROP)
+			proto_put_admin_drop(&b, m->req_id, m->table);
+		else
+			proto_put_admin_held(&b, m->req_id, m->session_id,
+			    m->key);
 		break;
 	case PROTO_EV_ANNOUNCE:
 	case PROTO_EV_REPLACE:

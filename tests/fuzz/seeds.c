@@ -105,6 +105,12 @@ main(int argc, char **argv)
 	save(&b);
 	proto_put_admin_evict(&b, 8, t, k);
 	save(&b);
+	proto_put_admin_drop(&b, 9, t);
+	save(&b);
+	proto_put_admin_held(&b, 10, 0, proto_bytes("", 0));
+	save(&b);
+	proto_put_admin_held(&b, 11, 42, t);
+	save(&b);
 	buf_free(&b);
 	buf_free(&f);
 	return 0;

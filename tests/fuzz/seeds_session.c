@@ -158,6 +158,18 @@ good(void)
 	proto_put_admin_kick(&b, 7, 2);
 	save("admin", F_HELLO);
 
+	/* Drop a table with a subscriber, a missing one and ispd.sessions;
+	 * list what is held, from the start and after a row. */
+	proto_put_subscribe(&b, 1, T, 0, PB(""));
+	announce(2, T, "alice@example.com|1", 0, &contact1);
+	proto_put_admin_held(&b, 3, 0, PB(""));
+	proto_put_admin_held(&b, 4, 1, T);
+	proto_put_admin_drop(&b, 5, T);
+	proto_put_admin_drop(&b, 6, T);
+	proto_put_admin_drop(&b, 7, SESSIONS);
+	announce(8, T, "alice@example.com|2", 0, &contact1);
+	save("admin-drop", F_HELLO);
+
 	/* Against the peer's record: not the owner, then take it over. */
 	proto_put_hello(&b, PROTO_VERSION, 0, "bgw-2");
 	proto_put_withdraw(&b, 1, T, PEER_KEY);
