@@ -1024,16 +1024,16 @@ held_rows(struct buf *b, const struct session *h, struct proto_bytes after,
  * held set and table (session, client, identity, table, records,
  * expires_ms), in order of session id then table name, starting after
  * the session and table the request names (0 and empty: the first
- * page). A page ends after HELD_PAGE_BYTES, so that a million held
- * records of thousands of clients never make one frame too large; an
- * empty page is the last. Returns as table_announce() does.
+ * page, which is logged). A page ends after HELD_PAGE_BYTES, so that a
+ * million held records of thousands of clients never make one frame too
+ * large; an empty page is the last. Returns as table_announce() does.
  */
 int
 table_held_list(struct session *s, const struct proto_msg *m, char *why,
     size_t whysz)
 {
 	struct session	**v, *h;
-	size_t		  i, n = 0, start;
+	size_t		  i, n = 0, start, nrec, nclients;
 	uint32_t	  nrows = 0;
 	int		  rc;
 
@@ -1042,6 +1042,12 @@ table_held_list(struct session *s, const struct proto_msg *m, char *why,
 		return rc;
 	TAILQ_FOREACH(h, &held, ghost_entry)
 		n++;
+	if (m->session_id == 0 && m->key.len == 0) {
+		nrec = table_held_records(&nclients);
+		log_info("session %" PRIu64 " (%s, client %s, identity %s): "
+		    "listed the held records: %zu of %zu clients", s->id,
+		    s->peer, s->name, s->ident, nrec, nclients);
+	}
 	if ((v = calloc(n + 1, sizeof(*v))) == NULL)
 		return -1;
 	n = 0;

@@ -65,7 +65,7 @@ session_of() { "$ISPCTL" sessions | awk -v n="$1" '$2 == n { print $1 }' | tail 
 has_record() { "$ISPCTL" get "$1" "$2" >/dev/null 2>&1; }
 gone() { ! "$ISPCTL" sessions | awk '{ print $1 }' | grep -qx "$1"; }
 
-echo "1..42"
+echo "1..43"
 
 # --- No configuration file: every request is allowed, these too.
 start_ispd "$tmp/open"
@@ -165,7 +165,7 @@ pubh=$!
 pids+=($!)
 wait_for grep -q "^announce .* kh " "$tmp/gwatch" || echo "# pub-h's record never arrived"
 hid=$(session_of pub-h)
-kill -9 $pubh
+{ kill -9 $pubh && wait $pubh; } 2>/dev/null
 check "the killed client's record is held" wait_for bash -c "'$ISPCTL' held | grep -q pub-h"
 "$ISPCTL" held >"$tmp/held" 2>&1
 if awk -v id="$hid" '$1 == id && $2 == "pub-h" && $3 == "anonymous" && $4 == "G" && $5 == 1 && $6 > 0 && $6 <= 30000 { f = 1 } END { exit !f }' "$tmp/held"; then
@@ -175,6 +175,7 @@ else
 fi
 expect held-json 0 "{\"session\":$hid,\"client\":\"pub-h\",\"identity\":\"anonymous\",\"table\":\"G\",\"records\":1,\"expires_ms\":" "$ISPCTL" held --json
 expect held-usage 2 "held takes no argument" "$ISPCTL" held G
+check "the listing is in ispd's log" grep -q "client ispctl, identity anonymous): listed the held records: 1 of 1 clients" "$tmp/graceful/ispd.log"
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 wait 2>/dev/null
 pids=()
