@@ -138,7 +138,9 @@ withdraw alice@example.com|2
 LINES
 # The golden files name the publisher's session (3): let it connect
 # before anything else does (a slow start under ASan lost that race).
-wait_for grep -q "welcome, client bgw-1" "$tmp/ispd.log" || not_ok "publisher-connected"
+# The watcher, up already, sees its last line applied: no new session
+# asks before the publisher's.
+wait_for grep -qF '"key":"alice@example.com|2","owner":"bgw-1","seq":5,' "$tmp/watch.json" || not_ok "publisher-connected" "$(cat "$tmp/watch.json")"
 wait_for sh -c "'$ISPCTL' get $T carol@example.com\|1" || not_ok "publish-visible"
 
 golden dump 0 C dump $T
