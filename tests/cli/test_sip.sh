@@ -543,8 +543,9 @@ fi
 # kim unregisters meanwhile: the REGISTER waits in r3's socket.
 reg kim-rm $port_r3 reg_200.xml kim '<sip:kim@10.0.2.3>;expires=0' 300 cid-kim 2 &
 rm_job=$!
-wait_for r3_queued || echo "# the REGISTER of kim-rm is not seen queued at r3"
-sleep 0.5
+# Waiting in r3's socket is the point: r3 reads it once it runs again.
+queued=yes
+wait_for r3_queued || queued=no
 t_cont=$(date +%s%N)
 kill -CONT "${pid[r3]}"
 wait $rm_job
@@ -553,15 +554,16 @@ if WAIT_S=10 wait_for held_is 0; then
 	back_ms=$((($(date +%s%N) - t_cont) / 1000000))
 	wait_for k3_swept
 	withdraws=$(grep -F "\"key\":\"$K3\"" "$tmp/gwatch.json" | grep -c '"event":"withdraw"')
-	if [ $rm_rc -eq 0 ] && gpresent "$K1" && gpresent "$K2" && ! gpresent "$K3" &&
+	# Nothing held within 10 s of a 30 s grace time: ispd took the
+	# END_OF_REPLAY, which is what released K3 (the watcher saw why).
+	if [ $queued = yes ] && [ $rm_rc -eq 0 ] && gpresent "$K1" && gpresent "$K2" && ! gpresent "$K3" &&
 	    k3_swept && [ "$withdraws" -eq 1 ] &&
 	    [ "$(gevents "$K1")" -eq "$ev1" ] && [ "$(gevents "$K2")" -eq "$ev2" ] &&
 	    grep -q 'republished 2 bindings' "$tmp/r3.log" &&
-	    [ "$(grep -c 'connected to ispd' "$tmp/r3.log")" -eq 2 ] &&
-	    grep -q 'client reg-3: end of replay' "$tmp/ispd_g.log"; then
+	    [ "$(grep -c 'connected to ispd' "$tmp/r3.log")" -eq 2 ]; then
 		ok "the registrar reconnects, republishes and ends its replay: nothing held ${back_ms} ms after it runs again (grace 30 s), the unregistered binding withdrawn (reason held), the others unchanged without an event"
 	else
-		not_ok "graceful reconnect of the registrar" "kim-rm sipp exit $rm_rc; kim withdraws $withdraws" \
+		not_ok "graceful reconnect of the registrar" "kim-rm queued at r3: $queued; sipp exit $rm_rc; kim withdraws $withdraws" \
 		    "$(gctl dump $T 2>&1)" "$(grep -F -e "$K1" -e "$K2" -e "$K3" "$tmp/gwatch.json")" \
 		    "$(grep -e 'connected to ispd' -e republished -e 'end the replay' "$tmp/r3.log")" \
 		    "$(grep -e 'reg-3' "$tmp/ispd_g.log" | tail -n 5)"
