@@ -468,6 +468,9 @@ struct obuf	*subscr_event_obuf(struct obuf **, const struct table *,
 size_t		 subscr_count(void);
 void		 subscr_free_all(void);
 
+/* stats.c */
+void		 stats_put_rows(struct buf *, uint32_t req_id);
+
 /* sync.c */
 /* A key whose change a subscriber has not been sent yet. */
 struct dirty {

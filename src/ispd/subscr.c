@@ -1,5 +1,6 @@
 /*
- * subscr: subscriptions, the fan-out of events, and the answers to QUERY.
+ * subscr: subscriptions, the fan-out of events, and the answers to QUERY
+ * (the STATS row itself is stats.c's).
  *
  * A subscription is on two lists: its table's (for fan-out) and its
  * session's (to drop them all when the session ends). Fan-out walks only
@@ -303,51 +304,6 @@ subscr_rows_tables(struct session *s, uint32_t req_id, char *why,
 	return 0;
 }
 
-static void
-subscr_rows_stats(uint32_t req_id)
-{
-	struct sync_stats	 st;
-	size_t			 start, fstart, nheld;
-
-	start = proto_rows_begin(&enc, req_id);
-	fstart = proto_fields_begin(&enc);
-	proto_put_field(&enc, "version", 7, ISP_RELEASE,
-	    strlen(ISP_RELEASE));
-	subscr_put_u64(&enc, "uptime_s",
-	    (loop_now_ms() - ispd_stats.start_ms) / 1000);
-	subscr_put_u64(&enc, "sessions", session_count());
-	subscr_put_u64(&enc, "sessions_total", ispd_stats.sessions_total);
-	subscr_put_u64(&enc, "tables", table_count());
-	subscr_put_u64(&enc, "records", table_record_count());
-	subscr_put_u64(&enc, "subscriptions", nsubs_total);
-	subscr_put_u64(&enc, "events", ispd_stats.events);
-	subscr_put_u64(&enc, "frames_in", ispd_stats.frames_in);
-	subscr_put_u64(&enc, "frames_out", ispd_stats.frames_out);
-	subscr_put_u64(&enc, "bytes_in", ispd_stats.bytes_in);
-	subscr_put_u64(&enc, "bytes_out", ispd_stats.bytes_out);
-	subscr_put_u64(&enc, "errors_sent", ispd_stats.errors_sent);
-	subscr_put_u64(&enc, "hold_expired", ispd_stats.hold_expired);
-	sync_stats(&st);
-	subscr_put_u64(&enc, "bytes_queued", outq_total_bytes());
-	subscr_put_u64(&enc, "slow_subscribers", st.slow);
-	subscr_put_u64(&enc, "dirty_keys", st.dirty_keys);
-	subscr_put_u64(&enc, "max_lag_keys", st.max_lag_keys);
-	subscr_put_u64(&enc, "max_lag_ms", st.max_lag_ms);
-	subscr_put_u64(&enc, "coalesced_events", ispd_stats.coalesced_events);
-	subscr_put_u64(&enc, "catchup_events", ispd_stats.catchup_events);
-	subscr_put_u64(&enc, "snapshots_active", st.snapshots);
-	subscr_put_u64(&enc, "withdraw_backlog", table_withdraw_backlog());
-	subscr_put_u64(&enc, "held_records", table_held_records(&nheld));
-	subscr_put_u64(&enc, "held_clients", nheld);
-	subscr_put_u64(&enc, "input_paused", session_paused_count());
-	subscr_put_u64(&enc, "limit_errors", ispd_stats.limit_errors);
-	subscr_put_u64(&enc, "sessions_refused", ispd_stats.sessions_refused);
-	subscr_put_u64(&enc, "auth_failures", ispd_stats.auth_failures);
-	subscr_put_u64(&enc, "denied", ispd_stats.denied);
-	proto_fields_end(&enc, fstart, 30);
-	proto_rows_end(&enc, start, 1);
-}
-
 /* QUERY from s: one ROWS frame. Returns as subscr_subscribe() does. */
 int
 subscr_query(struct session *s, const struct proto_msg *m, char *why,
@@ -362,7 +318,7 @@ subscr_query(struct session *s, const struct proto_msg *m, char *why,
 			return rc;
 		break;
 	case PROTO_QUERY_STATS:
-		subscr_rows_stats(m->req_id);
+		stats_put_rows(&enc, m->req_id);
 		break;
 	default:
 		snprintf(why, whysz, "unknown QUERY %u: ispd answers %d "

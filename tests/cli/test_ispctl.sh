@@ -138,7 +138,9 @@ withdraw alice@example.com|2
 LINES
 # The golden files name the publisher's session (3): let it connect
 # before anything else does (a slow start under ASan lost that race).
-wait_for grep -q "welcome, client bgw-1" "$tmp/ispd.log" || not_ok "publisher-connected"
+# The watcher, up already, sees its last line applied: no new session
+# asks before the publisher's.
+wait_for grep -qF '"key":"alice@example.com|2","owner":"bgw-1","seq":5,' "$tmp/watch.json" || not_ok "publisher-connected" "$(cat "$tmp/watch.json")"
 wait_for sh -c "'$ISPCTL' get $T carol@example.com\|1" || not_ok "publish-visible"
 
 golden dump 0 C dump $T
@@ -328,16 +330,21 @@ grep -q "table WATCH_TYPO does not exist yet" "$tmp/typo.err" && ok watch-typo |
 # Another protocol at ispd's port: one line at warn that says which,
 # not a frame of a billion bytes.
 port=$(head -1 "$tmp/port")
+# Succeeds when ispd closed the connection (cat saw the end), which it
+# does after writing the line: the log is then read, not waited for.
 foreign() {
+	local rc
 	exec 5<>"/dev/tcp/127.0.0.1/$port" || return 1
 	printf "$1" >&5
-	timeout 2 cat <&5 >/dev/null
+	timeout 5 cat <&5 >/dev/null
+	rc=$?
 	exec 5>&-
+	return $rc
 }
-foreign 'GET /metrics HTTP/1.1\r\nHost: ispd\r\n\r\n'
-foreign '\026\003\001\000\200\001\000\000\174\003\003'
-if wait_for grep -q "warn: session [0-9]* (127.0.0.1:[0-9]*): an HTTP request, not the ispd protocol; closing" "$tmp/ispd.log" &&
-   wait_for grep -q "warn: session [0-9]* (127.0.0.1:[0-9]*): a TLS ClientHello, not the ispd protocol: TLS clients connect to a --listen-tls port; closing" "$tmp/ispd.log" &&
+if foreign 'GET /metrics HTTP/1.1\r\nHost: ispd\r\n\r\n' &&
+   foreign '\026\003\001\000\200\001\000\000\174\003\003' &&
+   grep -q "warn: session [0-9]* (127.0.0.1:[0-9]*): an HTTP request, not the ispd protocol; closing" "$tmp/ispd.log" &&
+   grep -q "warn: session [0-9]* (127.0.0.1:[0-9]*): a TLS ClientHello, not the ispd protocol: TLS clients connect to a --listen-tls port; closing" "$tmp/ispd.log" &&
    ! grep -q "bytes is over the limit" "$tmp/ispd.log"; then
 	ok foreign-protocols
 else

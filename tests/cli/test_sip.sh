@@ -475,17 +475,20 @@ pn=${owner#pool-}
 "$ISPCTL" --name "pool-$pn-drained" announce INSTANCES "$owner" role=pool \
     uri=sip:127.0.0.1:500$pn status=draining 2>/dev/null &
 pid[drain]=$!
-wait_for "$ISPCTL" dump INSTANCES --json --prefix "$owner" | grep -q draining
+# The pipe inside the wait: ispctl succeeding is not the record draining.
+seen_draining=yes
+wait_for sh -c "'$ISPCTL' dump INSTANCES --json --prefix '$owner' | grep -q '\"status\":\"draining\"'" ||
+    seen_draining=no
 drained=$("$ISPCTL" place pool sip:2001@$D 2>/dev/null | cut -d' ' -f1)
 kill "${pid[drain]}" "${pid[pool$pn]}" 2>/dev/null
 unset "pid[drain]" "pid[pool$pn]"
 wait_for sh -c "! '$ISPCTL' dump INSTANCES --prefix '$owner' 2>/dev/null | grep -q ."
 gone=$("$ISPCTL" place pool sip:2001@$D 2>/dev/null | cut -d' ' -f1)
-if [[ "$owner" =~ ^pool-[123]$ ]] && [ -n "$drained" ] && [ "$drained" != "$owner" ] &&
+if [[ "$owner" =~ ^pool-[123]$ ]] && [ $seen_draining = yes ] && [ -n "$drained" ] && [ "$drained" != "$owner" ] &&
     [ "$drained" = "$gone" ]; then
 	ok "placement passes over a draining instance, as if it were gone"
 else
-	not_ok "placement and draining" "owner=$owner drained=$drained gone=$gone"
+	not_ok "placement and draining" "owner=$owner (seen draining: $seen_draining) drained=$drained gone=$gone"
 fi
 for i in 1 2 3; do [ -n "${pid[pool$i]:-}" ] && kill "${pid[pool$i]}" 2>/dev/null; unset "pid[pool$i]"; done
 
@@ -543,8 +546,9 @@ fi
 # kim unregisters meanwhile: the REGISTER waits in r3's socket.
 reg kim-rm $port_r3 reg_200.xml kim '<sip:kim@10.0.2.3>;expires=0' 300 cid-kim 2 &
 rm_job=$!
-wait_for r3_queued || echo "# the REGISTER of kim-rm is not seen queued at r3"
-sleep 0.5
+# Waiting in r3's socket is the point: r3 reads it once it runs again.
+queued=yes
+wait_for r3_queued || queued=no
 t_cont=$(date +%s%N)
 kill -CONT "${pid[r3]}"
 wait $rm_job
@@ -553,15 +557,16 @@ if WAIT_S=10 wait_for held_is 0; then
 	back_ms=$((($(date +%s%N) - t_cont) / 1000000))
 	wait_for k3_swept
 	withdraws=$(grep -F "\"key\":\"$K3\"" "$tmp/gwatch.json" | grep -c '"event":"withdraw"')
-	if [ $rm_rc -eq 0 ] && gpresent "$K1" && gpresent "$K2" && ! gpresent "$K3" &&
+	# Nothing held within 10 s of a 30 s grace time: ispd took the
+	# END_OF_REPLAY, which is what released K3 (the watcher saw why).
+	if [ $queued = yes ] && [ $rm_rc -eq 0 ] && gpresent "$K1" && gpresent "$K2" && ! gpresent "$K3" &&
 	    k3_swept && [ "$withdraws" -eq 1 ] &&
 	    [ "$(gevents "$K1")" -eq "$ev1" ] && [ "$(gevents "$K2")" -eq "$ev2" ] &&
 	    grep -q 'republished 2 bindings' "$tmp/r3.log" &&
-	    [ "$(grep -c 'connected to ispd' "$tmp/r3.log")" -eq 2 ] &&
-	    grep -q 'client reg-3: end of replay' "$tmp/ispd_g.log"; then
+	    [ "$(grep -c 'connected to ispd' "$tmp/r3.log")" -eq 2 ]; then
 		ok "the registrar reconnects, republishes and ends its replay: nothing held ${back_ms} ms after it runs again (grace 30 s), the unregistered binding withdrawn (reason held), the others unchanged without an event"
 	else
-		not_ok "graceful reconnect of the registrar" "kim-rm sipp exit $rm_rc; kim withdraws $withdraws" \
+		not_ok "graceful reconnect of the registrar" "kim-rm queued at r3: $queued; sipp exit $rm_rc; kim withdraws $withdraws" \
 		    "$(gctl dump $T 2>&1)" "$(grep -F -e "$K1" -e "$K2" -e "$K3" "$tmp/gwatch.json")" \
 		    "$(grep -e 'connected to ispd' -e republished -e 'end the replay' "$tmp/r3.log")" \
 		    "$(grep -e 'reg-3' "$tmp/ispd_g.log" | tail -n 5)"

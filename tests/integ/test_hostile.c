@@ -676,10 +676,11 @@ test_request_limits(void **state)
 /*
  * Once ispd has seen one of an address's sessions go, the address may
  * open another: connects until welcomed, refused with ERROR LIMIT
- * meanwhile, for 5 s at most. Returns the welcomed session's socket.
+ * meanwhile, for 5 s at most. Returns the welcomed session's socket;
+ * adds the refusals to *nrefused.
  */
 static int
-welcome_once_gone(int port, struct buf *b, struct buf *rb)
+welcome_once_gone(int port, struct buf *b, struct buf *rb, int *nrefused)
 {
 	struct proto_msg	 m;
 	int64_t			 end = now_ms() + 5000;
@@ -696,6 +697,7 @@ welcome_once_gone(int port, struct buf *b, struct buf *rb)
 		if (m.type != PROTO_ERROR || m.code != ISP_E_LIMIT)
 			fail_msg("expected WELCOME or ERROR LIMIT, got %s",
 			    proto_type_name(m.type));
+		(*nrefused)++;
 		close(fd);
 		rb->len = 0;
 		if (now_ms() >= end)
@@ -710,7 +712,7 @@ test_session_limits(void **state)
 {
 	struct buf		 b, rb;
 	isp_client		*c;
-	int			 fd[4], i;
+	int			 fd[4], i, nrefused = 0;
 
 	buf_init(&b);
 	buf_init(&rb);
@@ -725,8 +727,10 @@ test_session_limits(void **state)
 	fd[3] = raw_connect(d.port);
 	expect_limit(fd[3], &rb, "--max-sessions-per-ip", 1);
 	close(fd[3]);
+	/* Counted, as an operator watching for such clients sees it. */
+	assert_int_equal(raw_stat(fd[1], &b, &rb, "sessions_refused"), 1);
 	close(fd[0]);
-	fd[0] = welcome_once_gone(d.port, &b, &rb);
+	fd[0] = welcome_once_gone(d.port, &b, &rb, &nrefused);
 	/* libisp says which limit it hit. */
 	{
 		struct isp_options	 o;
@@ -739,9 +743,10 @@ test_session_limits(void **state)
 			fail_msg("libisp says \"%s\"", isp_errmsg(c));
 		isp_free(c);
 	}
+	assert_int_equal(raw_stat(fd[1], &b, &rb, "sessions_refused"),
+	    2 + nrefused);
 	for (i = 0; i < 3; i++)
 		close(fd[i]);
-	assert_true(ispd_log_has(&d, "refusing a connection"));
 	assert_int_equal(ispd_stop(&d), 0);
 
 	/* In all. */
@@ -753,6 +758,7 @@ test_session_limits(void **state)
 	fd[3] = raw_connect(d.port);
 	expect_limit(fd[3], &rb, "--max-sessions", 1);
 	close(fd[3]);
+	assert_int_equal(raw_stat(fd[0], &b, &rb, "sessions_refused"), 1);
 	for (i = 0; i < 3; i++)
 		close(fd[i]);
 	buf_free(&b);
@@ -817,7 +823,8 @@ test_half_open(void **state)
 		close(fd[i]);
 	}
 	assert_true(now_ms() - start < 4000);
-	assert_true(ispd_log_has(&d, "hold time exceeded"));
+	/* The three, counted; the good session was not one of them. */
+	assert_int_equal(raw_stat(good, &b, &rb[3], "hold_expired"), 3);
 	close(good);
 	buf_free(&b);
 	for (i = 0; i < 4; i++)

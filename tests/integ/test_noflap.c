@@ -339,6 +339,52 @@ settle(struct world *w, const char *when)
 		    isp_servers_up(w->v[0].c), w->md.n);
 }
 
+struct up_want {
+	struct world	*w;
+	unsigned	 n;
+};
+
+static int
+all_up_n(void *arg)
+{
+	struct up_want	*u = arg;
+	size_t		 i;
+
+	for (i = 0; i < u->w->nall; i++)
+		if (isp_servers_up(u->w->all[i]) != u->n)
+			return 0;
+	return 1;
+}
+
+/* Runs the clients until each has n servers up: a killed reflector's
+ * loss noticed by every one, rather than given some time to be. */
+static void
+wait_servers_up(struct world *w, unsigned n)
+{
+	struct up_want	 u = { w, n };
+
+	if (!pump(w->all, w->nall, all_up_n, &u, WAIT_MS))
+		fail_msg("not every client has %u servers up", n);
+}
+
+/*
+ * The barrier after which nothing is still on its way: each in-test
+ * publisher's sync (what it sent, a replay included, is through every
+ * reflector up), then every client's (what the reflectors queued to it
+ * is delivered).
+ */
+static void
+barrier(struct world *w)
+{
+	size_t	 i;
+
+	for (i = 0; i < 2; i++)
+		if (w->pub[i] != NULL)
+			assert_int_equal(isp_sync(w->pub[i], WAIT_MS), ISP_OK);
+	for (i = 0; i < w->nall; i++)
+		assert_int_equal(isp_sync(w->all[i], WAIT_MS), ISP_OK);
+}
+
 /* Marks where each view's history is looked at from. */
 static void
 mark(struct world *w, size_t *from)
@@ -473,7 +519,7 @@ test_one_of_two_killed(void **state)
 	mark(&w, from);
 
 	ispd_signal(&w.d[0], SIGKILL);
-	pump_for(w.all, w.nall, 200);
+	wait_servers_up(&w, 1);
 	pub_set(&w, w.pub[0], "p1-1", "sip:moved@10.9.9.9");
 	pub_del(&w, w.pub[1], "p2-1");
 	if (!pump(w.all, w.nall, views_match, &w, WAIT_MS))
@@ -481,7 +527,7 @@ test_one_of_two_killed(void **state)
 		    "reflector");
 	ispd_restart(&w.d[0], "--hold", HOLD, NULL);
 	settle(&w, "after the restart");
-	pump_for(w.all, w.nall, 300);	/* late replays change nothing */
+	barrier(&w);	/* late replays change nothing */
 
 	assert_told(&w, from, ISP_EV_ANNOUNCE, NULL, 0);
 	assert_told(&w, from, ISP_EV_REPLACE, NULL, 1);
@@ -618,7 +664,7 @@ test_publisher_killed_one_reflector_down(void **state)
 	mark(&w, from);
 
 	ispd_signal(&w.d[0], SIGKILL);
-	pump_for(w.all, w.nall, 200);
+	wait_servers_up(&w, 1);
 	t_kill = now_ms();
 	child_kill(&w.ch);
 	model_del_children(&w);
@@ -628,7 +674,7 @@ test_publisher_killed_one_reflector_down(void **state)
 	assert_true(now_ms() - t_kill < GRACE_MS);
 	ispd_restart(&w.d[0], "--hold", HOLD, NULL);
 	settle(&w, "after the restart");
-	pump_for(w.all, w.nall, 300);
+	barrier(&w);
 
 	assert_told(&w, from, ISP_EV_ANNOUNCE, NULL, 0);
 	assert_told(&w, from, ISP_EV_REPLACE, NULL, 0);
@@ -664,7 +710,7 @@ test_publisher_killed_only_reflector_down(void **state)
 
 	t_kill = now_ms();
 	ispd_signal(&w.d[0], SIGKILL);
-	pump_for(w.all, w.nall, 100);
+	wait_servers_up(&w, 0);
 	child_kill(&w.ch);
 	model_del_children(&w);
 	ispd_restart(&w.d[0], "--hold", HOLD, NULL);

@@ -538,14 +538,60 @@ ispd_port(struct ispd_proc *d, int nth)
 	return port;
 }
 
+/*
+ * The line an operator reads, checked once a fact (an answer, a
+ * counter) proved that what it tells of is past: ispd writes each line
+ * with one write(2) before it answers or counts, so there is nothing to
+ * wait for.
+ */
 static void
-wait_log(struct ispd_proc *d, const char *text)
+log_has(struct ispd_proc *d, const char *text)
 {
-	int64_t	 end = now_ms() + WAIT_MS;
+	if (!ispd_log_has(d, text))
+		fail_msg("ispd's log (%s) lacks \"%s\"", d->log, text);
+}
 
-	while (!ispd_log_has(d, text)) {
+/* A counter of QUERY STATS asked through p, -1 when ispd has none. */
+static long long
+peer_stat(struct peer *p, const char *name)
+{
+	const struct proto_msg	*m;
+	struct proto_bytes	 rows, row;
+	struct proto_field_iter	 it;
+	struct proto_field	 f;
+	char			 v[32];
+	long long		 value = -1;
+
+	proto_put_query(&p->out, 99, PROTO_QUERY_STATS);
+	assert_int_equal(peer_flush(p), 0);
+	m = peer_expect(p, PROTO_ROWS);
+	rows = m->rows;
+	while (proto_rows_next(&rows, &row)) {
+		proto_fields_iter(&it, row);
+		while (proto_fields_next(&it, &f))
+			if (f.name.len == strlen(name) &&
+			    memcmp(f.name.p, name, f.name.len) == 0 &&
+			    f.value.len < sizeof(v)) {
+				memcpy(v, f.value.p, f.value.len);
+				v[f.value.len] = '\0';
+				value = atoll(v);
+			}
+	}
+	return value;
+}
+
+/* Asks p for a counter until it is want: for what no answer to p tells
+ * (a signal, another connection's handshake). Fails after WAIT_MS. */
+static void
+peer_wait_stat(struct peer *p, const char *name, long long want)
+{
+	int64_t		 end = now_ms() + WAIT_MS;
+	long long	 v;
+
+	while ((v = peer_stat(p, name)) != want) {
 		if (now_ms() > end)
-			fail_msg("ispd's log (%s) lacks \"%s\"", d->log, text);
+			fail_msg("QUERY STATS %s is %lld, not %lld", name, v,
+			    want);
 		usleep(10000);
 	}
 }
@@ -801,7 +847,7 @@ test_auth_secret(void **state)
 	peer_login(&p, d.port, "bgw-1", SECRET_BGW1);
 	peer_announce(&p, 1, "SIP_REGISTRATION", "alice");
 	peer_sync(&p);
-	wait_log(&d, "identity bgw-1 (shared secret)");
+	log_has(&d, "identity bgw-1 (shared secret)");
 
 	/* A wrong secret, and an unknown name: the same answer. */
 	peer_plain(&q, d.port);
@@ -811,7 +857,10 @@ test_auth_secret(void **state)
 	    "bgw-2: wrong name or secret");
 	peer_expect_eof(&q);
 	peer_close(&q);
-	wait_log(&d, "authentication of client bgw-2 failed: wrong secret");
+	/* Counted; the log tells the operator what the client is not
+	 * told: which of the two was wrong. */
+	assert_int_equal(peer_stat(&p, "auth_failures"), 1);
+	log_has(&d, "authentication of client bgw-2 failed: wrong secret");
 	peer_plain(&q, d.port);
 	peer_hello(&q, "bgw-9", PROTO_CAP_AUTH);
 	peer_answer(&q, "bgw-9", SECRET_BGW1, 0);
@@ -845,8 +894,10 @@ test_auth_secret(void **state)
 		fail_msg("isp_errmsg: %s", isp_errmsg(c));
 	isp_free(c);
 
-	/* The first session was not disturbed. */
+	/* The first session was not disturbed; each refusal was counted
+	 * (a request instead of AUTH is a protocol error, not one). */
 	peer_sync(&p);
+	assert_int_equal(peer_stat(&p, "auth_failures"), 4);
 	peer_close(&p);
 	assert_int_equal(ispd_stop(&d), 0);
 }
@@ -974,12 +1025,9 @@ test_acl(void **state)
 		    text_has(row, "ispd.sessions"));
 	assert_int_equal(nrows, 2);
 
-	/* Counted, and logged. */
-	proto_put_query(&bgw.out, 10, PROTO_QUERY_STATS);
-	assert_int_equal(peer_flush(&bgw), 0);
-	m = peer_expect(&bgw, PROTO_ROWS);
-	assert_true(text_has(m->rows, "denied"));
-	wait_log(&d, "refused: bgw-1 may not announce into table INSTANCES-1");
+	/* Counted (the five refusals above), and logged with the rule. */
+	assert_int_equal(peer_stat(&bgw, "denied"), 5);
+	log_has(&d, "refused: bgw-1 may not announce into table INSTANCES-1");
 
 	peer_close(&bgw);
 	peer_close(&a1);
@@ -1026,7 +1074,11 @@ test_acl_reload(void **state)
 	    "asterisk-1 may not subscribe to table SIP_REGISTRATION: denied by "
 	    "rule %s:3 (deny asterisk-* subscribe SIP_REGISTRATION)", conf);
 	peer_expect_error(&a1, 7, E_DENIED, rule);
-	wait_log(&d, "reload done: 3 rules, 4 credentials");
+	/* The ERROR is sent as the reload applies the rules: by the time
+	 * a1 asks, the reload is done and counted. */
+	assert_int_equal(peer_stat(&a1, "reloads_ok"), 1);
+	assert_int_equal(peer_stat(&a1, "reloads_failed"), 0);
+	log_has(&d, "reload done: 3 rules, 4 credentials");
 	/* Still up, and no longer sent SIP_REGISTRATION's events. */
 	peer_sync(&a1);
 	peer_announce(&bgw, 3, "SIP_REGISTRATION", "bob");
@@ -1043,7 +1095,8 @@ test_acl_reload(void **state)
 	/* A broken file: the running configuration stays. */
 	file_write(conf, 0644, "default deny\nallow bgw-* fly *\n");
 	ispd_signal(&d, SIGHUP);
-	wait_log(&d, "reload failed with 1 errors");
+	peer_wait_stat(&bgw, "reloads_failed", 1);
+	assert_int_equal(peer_stat(&bgw, "reloads_ok"), 1);
 	peer_announce(&bgw, 5, "SIP_REGISTRATION", "carol");
 	peer_sync(&bgw);
 
@@ -1058,6 +1111,8 @@ test_acl_reload(void **state)
 	peer_expect_eof(&bgw2);
 	peer_sync(&bgw);
 	peer_sync(&a1);
+	assert_int_equal(peer_stat(&bgw, "reloads_ok"), 2);
+	assert_int_equal(peer_stat(&bgw, "reloads_failed"), 1);
 	secrets_reset();
 
 	peer_close(&bgw);
@@ -1141,7 +1196,7 @@ test_tls(void **state)
 	peer_expect_eof(&q);
 	peer_close(&q);
 	peer_sync(&p);
-	wait_log(&d, "plain TCP client on a TLS port");
+	log_has(&d, "plain TCP client on a TLS port");
 
 	peer_close(&p);
 	assert_int_equal(ispd_stop(&d), 0);
@@ -1209,8 +1264,8 @@ test_mtls(void **state)
 	    PROTO_CAP_AUTH, PROTO_CAP_AUTH);
 	peer_announce(&p, 1, "SIP_REGISTRATION", "alice");
 	peer_sync(&p);
-	wait_log(&d, "client certificate bgw-1");
-	wait_log(&d, "identity bgw-1 (certificate)");
+	log_has(&d, "client certificate bgw-1");
+	log_has(&d, "identity bgw-1 (certificate)");
 
 	/* Anonymous on the plain port: the rules give it nothing. */
 	peer_login(&q, d.port, "bgw-1", NULL);
@@ -1227,7 +1282,10 @@ test_mtls(void **state)
 	if (strstr(q.err, "unknown ca") == NULL)
 		fail_msg("untrusted certificate: %s", q.err);
 	peer_close(&q);
-	wait_log(&d, "TLS handshake failed: client certificate refused: "
+	/* The client has its alert before ispd is done with the
+	 * handshake: wait for the refusal to be counted. */
+	peer_wait_stat(&p, "auth_failures", 1);
+	log_has(&d, "TLS handshake failed: client certificate refused: "
 	    "unable to get local issuer certificate");
 
 	if (peer_tls(&q, port, exp_crt, exp_key) == 0) {
@@ -1237,7 +1295,8 @@ test_mtls(void **state)
 	if (strstr(q.err, "certificate expired") == NULL)
 		fail_msg("expired certificate: %s", q.err);
 	peer_close(&q);
-	wait_log(&d, "client certificate refused: certificate has expired");
+	peer_wait_stat(&p, "auth_failures", 2);
+	log_has(&d, "client certificate refused: certificate has expired");
 
 	if (peer_tls(&q, port, NULL, NULL) == 0) {
 		peer_hello(&q, "bgw-1", 0);
@@ -1246,7 +1305,8 @@ test_mtls(void **state)
 	if (strstr(q.err, "certificate required") == NULL)
 		fail_msg("no certificate: %s", q.err);
 	peer_close(&q);
-	wait_log(&d, "the client sent no certificate");
+	peer_wait_stat(&p, "auth_failures", 3);
+	log_has(&d, "the client sent no certificate");
 
 	/* None of it touched the session that is up. */
 	peer_sync(&p);
@@ -1459,7 +1519,9 @@ test_defaults(void **state)
 
 	/* Plain TCP beyond loopback only when asked, and with a warning. */
 	ispd_start(&d, "--listen", "0.0.0.0:0", NULL);
-	wait_log(&d, "is reachable from other hosts");
+	/* Said when binding, before the port file ispd_start() waited
+	 * for. */
+	log_has(&d, "is reachable from other hosts");
 	assert_int_equal(ispd_stop(&d), 0);
 
 	/* --user: root is dropped once the listeners are bound. */
@@ -1468,7 +1530,11 @@ test_defaults(void **state)
 		return;
 	}
 	ispd_start(&d, "--user", "nobody", NULL);
-	wait_log(&d, "running as user nobody");
+	/* Root is dropped after the port file is written and before the
+	 * loop serves: a session answered proves it is past. */
+	peer_login(&p, d.port, "after-drop", NULL);
+	peer_sync(&p);
+	log_has(&d, "running as user nobody");
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)d.pid);
 	if (getenv("ISP_ISPD_WRAPPER") == NULL) {
 		assert_non_null(f = fopen(path, "r"));
@@ -1478,7 +1544,6 @@ test_defaults(void **state)
 		fclose(f);
 		assert_int_equal(uid, (unsigned)pw->pw_uid);
 	}
-	peer_login(&p, d.port, "after-drop", NULL);
 	peer_sync(&p);
 	peer_close(&p);
 	assert_int_equal(ispd_stop(&d), 0);

@@ -275,20 +275,47 @@ test_mirror_readers_and_writers(void **state)
 	assert_int_equal(ispd_stop(&d), 0);
 }
 
+/* The announcer stops at this many, so that the subscriber can keep a
+ * mark per announce. */
+#define CHURN_MAX	(1 << 17)
+
 struct sub_count {
 	atomic_long	 events;
+	atomic_long	 bad;		/* an event no announce made */
 	atomic_int	 ended;
+	/* Times the announce of each version was received. */
+	atomic_uchar	 seen[CHURN_MAX];
 };
 
+/* Runs on the subscriber's library thread. Announce number i is key
+ * churn<i % 300>|1 with version i: each event names the one it is. */
 static void
 sub_cb(isp_client *c, const struct isp_event *ev, void *arg)
 {
 	struct sub_count	*sc = arg;
+	char			 key[64], ver[8];
+	long			 v;
 
-	if (ev->type == ISP_EV_END)
+	if (ev->type == ISP_EV_END) {
 		atomic_store(&sc->ended, 1);
-	else
-		atomic_fetch_add(&sc->events, 1);
+		return;
+	}
+	atomic_fetch_add(&sc->events, 1);
+	if (ev->rec.nfields != 3 || ev->rec.fields[2].value_len == 0 ||
+	    ev->rec.fields[2].value_len > 6) {
+		atomic_fetch_add(&sc->bad, 1);
+		return;
+	}
+	memcpy(ver, ev->rec.fields[2].value, ev->rec.fields[2].value_len);
+	ver[ev->rec.fields[2].value_len] = '\0';
+	v = strtol(ver, NULL, 10);
+	snprintf(key, sizeof(key), "churn%ld|1", v % 300);
+	if (v < 0 || v >= CHURN_MAX || ev->rec.key_len != strlen(key) ||
+	    memcmp(ev->rec.key, key, ev->rec.key_len) != 0) {
+		atomic_fetch_add(&sc->bad, 1);
+		return;
+	}
+	atomic_fetch_add(&sc->seen[v], 1);
 }
 
 struct stopper {
@@ -304,7 +331,7 @@ announcer_main(void *arg)
 	char		 key[64];
 	int		 i;
 
-	for (i = 0; atomic_load(&st->go); i++) {
+	for (i = 0; atomic_load(&st->go) && i < CHURN_MAX; i++) {
 		snprintf(key, sizeof(key), "churn%d|1", i % 300);
 		if (announce(st->c, key, i) != ISP_OK)
 			break;
@@ -321,25 +348,29 @@ announcer_main(void *arg)
  * receives: isp_stop() and isp_start() race with requests; every
  * announce made must still reach ispd. Each carries a new version, so
  * each is one change: the table's seq counts them, and the subscriber
- * sees one event for each.
+ * sees each one exactly once (its version names it), none lost and none
+ * twice.
  */
 static void
 test_stop_start_while_writing(void **state)
 {
 	struct ispd_proc	 d;
-	struct sub_count	 sc;
+	struct sub_count	*sc;
 	struct stopper		 st;
 	pthread_t		 t;
 	isp_client		*sub, *c;
-	int64_t			 deadline;
-	int			 i;
+	int			 i, missing = 0, twice = 0;
 
-	memset(&sc, 0, sizeof(sc));
+	assert_non_null(sc = calloc(1, sizeof(*sc)));
 	memset(&st, 0, sizeof(st));
 	ispd_start(&d, NULL);
 	sub = client_new(&d, "subscriber");
-	assert_int_equal(isp_subscribe(sub, T, "churn", 5, 0, sub_cb, &sc),
+	assert_int_equal(isp_subscribe(sub, T, "churn", 5, 0, sub_cb, sc),
 	    ISP_OK);
+	/* Subscribed (END of the empty table) before the first announce:
+	 * each is an event, none part of a snapshot. */
+	assert_int_equal(isp_sync(sub, 10000), ISP_OK);
+	assert_true(atomic_load(&sc->ended));
 	assert_int_equal(isp_start(sub), ISP_OK);
 	c = client_new(&d, "churner");
 	assert_int_equal(isp_start(c), ISP_OK);
@@ -360,14 +391,24 @@ test_stop_start_while_writing(void **state)
 
 	/* No announce was lost between the threads' stops and starts. */
 	assert_int_equal(table_column(c, T, "seq"), st.made);
-	deadline = now_ms() + 10000;
-	while (atomic_load(&sc.events) < st.made && now_ms() < deadline)
-		usleep(2000);
-	assert_true(atomic_load(&sc.ended));
-	assert_int_equal(atomic_load(&sc.events), st.made);
+	/* ispd queued every event to the subscriber before it answered
+	 * the churner's sync; the subscriber's own sync comes back after
+	 * them, its thread having run sub_cb for each. */
+	assert_int_equal(isp_sync(sub, 10000), ISP_OK);
+	assert_true(atomic_load(&sc->ended));
+	for (i = 0; i < st.made; i++) {
+		missing += atomic_load(&sc->seen[i]) == 0;
+		twice += atomic_load(&sc->seen[i]) > 1;
+	}
+	if (missing != 0 || twice != 0 || atomic_load(&sc->bad) != 0)
+		fail_msg("of %d announces, %d not received, %d received more "
+		    "than once; %ld events that no announce made", st.made,
+		    missing, twice, (long)atomic_load(&sc->bad));
+	assert_int_equal(atomic_load(&sc->events), st.made);
 
 	isp_free(c);	/* stops its thread first */
 	isp_free(sub);
+	free(sc);
 	assert_int_equal(ispd_stop(&d), 0);
 }
 

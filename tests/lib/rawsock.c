@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -125,4 +126,35 @@ raw_welcome(int fd, struct buf *b, struct buf *rb, uint32_t caps,
 	id = m.session_id;
 	raw_next(rb);
 	return id;
+}
+
+long long
+raw_stat(int fd, struct buf *b, struct buf *rb, const char *name)
+{
+	struct proto_msg	 m;
+	struct proto_bytes	 rows, row;
+	struct proto_field_iter	 it;
+	struct proto_field	 f;
+	char			 v[32];
+	long long		 value = -1;
+
+	proto_put_query(b, 0, PROTO_QUERY_STATS);
+	raw_send(fd, b);
+	assert_int_equal(raw_recv(fd, rb, &m, 5000), 1);
+	if (m.type != PROTO_ROWS)
+		fail_msg("QUERY STATS answered %s", proto_type_name(m.type));
+	rows = m.rows;
+	while (proto_rows_next(&rows, &row)) {
+		proto_fields_iter(&it, row);
+		while (proto_fields_next(&it, &f))
+			if (f.name.len == strlen(name) &&
+			    memcmp(f.name.p, name, f.name.len) == 0 &&
+			    f.value.len < sizeof(v)) {
+				memcpy(v, f.value.p, f.value.len);
+				v[f.value.len] = '\0';
+				value = atoll(v);
+			}
+	}
+	raw_next(rb);
+	return value;
 }

@@ -37,4 +37,8 @@ void	 raw_hello(int fd, struct buf *b, uint32_t caps, const char *name);
 uint64_t raw_welcome(int fd, struct buf *b, struct buf *rb, uint32_t caps,
 	    const char *name);
 
+/* A counter of one QUERY STATS over fd, a welcomed session with nothing
+ * else on its way to it; -1 when ispd has no such counter. */
+long long raw_stat(int fd, struct buf *b, struct buf *rb, const char *name);
+
 #endif
