@@ -228,7 +228,7 @@ struct session {
 	int			 flush_on_close;
 	int			 write_shut;	/* shutdown(SHUT_WR) done */
 	int			 pending;	/* on the pending-write list */
-	int			 row_dirty;	/* on the table.c dirty list */
+	int			 row_stale;	/* on table.c's list of stale rows */
 	int			 in_paused;	/* input not read: see session.c */
 	int			 resuming;	/* on the resume list */
 	int			 ghost;		/* ended; records being withdrawn */
@@ -288,7 +288,7 @@ struct session {
 	TAILQ_ENTRY(session)	 timer_entry;	/* hold or linger list */
 	TAILQ_ENTRY(session)	 pending_entry;
 	TAILQ_ENTRY(session)	 end_entry;
-	TAILQ_ENTRY(session)	 dirty_entry;
+	TAILQ_ENTRY(session)	 stale_entry;	/* table.c's stale rows */
 	TAILQ_ENTRY(session)	 ghost_entry;	/* table.c withdrawal list,
 						 * or held list */
 	TAILQ_ENTRY(session)	 resume_entry;
@@ -455,8 +455,6 @@ int		 subscr_unsubscribe(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 int		 subscr_reply_done(struct session *, uint32_t req_id,
 		    const char *done);
-int		 subscr_query(struct session *, const struct proto_msg *,
-		    char *why, size_t whysz);
 size_t		 subscr_table_dropped(struct table *, const char *why);
 void		 subscr_event(struct table *, uint8_t type,
 		    const struct record *, uint8_t reason);
@@ -469,7 +467,9 @@ size_t		 subscr_count(void);
 void		 subscr_free_all(void);
 
 /* stats.c */
-void		 stats_put_rows(struct buf *, uint32_t req_id);
+int		 stats_query(struct session *, const struct proto_msg *,
+		    char *why, size_t whysz);
+void		 stats_free(void);
 
 /* sync.c */
 /* A key whose change a subscriber has not been sent yet. */

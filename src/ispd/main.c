@@ -790,6 +790,7 @@ main(int argc, char **argv)
 	session_shutdown_all();
 	table_free_all();
 	subscr_free_all();
+	stats_free();
 	limit_free();
 	acl_free_all();
 	auth_free();

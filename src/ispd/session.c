@@ -860,7 +860,7 @@ session_frame(struct session *s, const uint8_t *f, size_t len)
 		rc = subscr_unsubscribe(s, &m, reason, sizeof(reason));
 		break;
 	case PROTO_QUERY:
-		rc = subscr_query(s, &m, reason, sizeof(reason));
+		rc = stats_query(s, &m, reason, sizeof(reason));
 		break;
 	case PROTO_END_OF_REPLAY:
 		table_end_of_replay(s);

@@ -1,9 +1,10 @@
 /*
- * stats: the one row of QUERY STATS (docs/PROTOCOL.md lists its fields).
+ * stats: the answers to QUERY, what ispd tells of itself: a row per
+ * table, and the one row of counters (docs/PROTOCOL.md lists both).
  *
- * The row reads every subsystem's figures (sessions, tables, sync,
- * output queues, the counters of struct ispd_stats), so it lives here
- * rather than in one of them; subscr.c answers the QUERY with it. Facts
+ * The counters' row reads every subsystem's figures (sessions, tables,
+ * sync, output queues, the counters of struct ispd_stats), so it lives
+ * here rather than in one of them. Facts
  * a test or an operator needs to know (a reload applied or refused, a
  * session refused, a request denied) are counted here, not only logged:
  * a counter can be asked for and waited on, a log line cannot.
@@ -13,9 +14,14 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "isp.h"
 #include "ispd.h"
+
+/* Where answers are encoded. */
+static struct buf	 qbuf;
 
 struct stats_row {
 	struct buf	*b;
@@ -39,8 +45,8 @@ stats_u64(struct stats_row *row, const char *name, uint64_t v)
 }
 
 /* Appends the ROWS frame answering QUERY STATS req_id to b. */
-void
-stats_put_rows(struct buf *b, uint32_t req_id)
+static void
+stats_counters(struct buf *b, uint32_t req_id)
 {
 	struct stats_row	 row = { b, 0 };
 	struct sync_stats	 st;
@@ -86,4 +92,85 @@ stats_put_rows(struct buf *b, uint32_t req_id)
 	stats_u64(&row, "reloads_failed", ispd_stats.reloads_failed);
 	proto_fields_end(b, fstart, row.nfields);
 	proto_rows_end(b, start, 1);
+}
+
+static void
+query_u64(struct buf *b, const char *name, uint64_t v)
+{
+	char	 s[24];
+	int	 n;
+
+	n = snprintf(s, sizeof(s), "%" PRIu64, v);
+	proto_put_field(b, name, strlen(name), s, (size_t)n);
+}
+
+/* A row per table s may subscribe to or announce into (docs/SECURITY.md:
+ * the rules also hide the names of the others). */
+static int
+query_tables(struct session *s, uint32_t req_id, char *why,
+    size_t whysz)
+{
+	struct table	**v;
+	size_t		  i, n, nrows = 0, start, fstart;
+
+	if ((v = table_sorted(&n)) == NULL)
+		return -1;
+	start = proto_rows_begin(&qbuf, req_id);
+	for (i = 0; i < n; i++) {
+		if (!acl_may(s, ACL_SUBSCRIBE, v[i]) &&
+		    !acl_may(s, ACL_ANNOUNCE, v[i]))
+			continue;
+		nrows++;
+		fstart = proto_fields_begin(&qbuf);
+		proto_put_field(&qbuf, "name", 4, v[i]->name, v[i]->name_len);
+		query_u64(&qbuf, "records", v[i]->records.count);
+		query_u64(&qbuf, "seq", v[i]->seq);
+		query_u64(&qbuf, "subscribers", v[i]->nsubs);
+		proto_fields_end(&qbuf, fstart, 4);
+	}
+	proto_rows_end(&qbuf, start, (uint32_t)nrows);
+	free(v);
+	/* One ROWS frame is the protocol's answer; tens of thousands of
+	 * tables would not fit it. */
+	if (!buf_failed(&qbuf) && qbuf.len - start - 4 > PROTO_MAX_FRAME_BYTES) {
+		qbuf.len = start;
+		snprintf(why, whysz, "%zu tables do not fit in one ROWS frame",
+		    n);
+		return ISP_E_LIMIT;
+	}
+	return 0;
+}
+
+/* QUERY from s: one ROWS frame. Returns 0; an ISP_E_* code with why
+ * filled; or -1 when out of memory (the caller closes s). */
+int
+stats_query(struct session *s, const struct proto_msg *m, char *why,
+    size_t whysz)
+{
+	int	 rc;
+
+	qbuf.len = 0;
+	buf_clear_failed(&qbuf);
+	switch (m->what) {
+	case PROTO_QUERY_TABLES:
+		if ((rc = query_tables(s, m->req_id, why, whysz)) != 0)
+			return rc;
+		break;
+	case PROTO_QUERY_STATS:
+		stats_counters(&qbuf, m->req_id);
+		break;
+	default:
+		snprintf(why, whysz, "unknown QUERY %u: ispd answers %d "
+		    "(tables) and %d (stats)", m->what, PROTO_QUERY_TABLES,
+		    PROTO_QUERY_STATS);
+		return ISP_E_BAD_REQUEST;
+	}
+	return session_send(s, &qbuf, 1);
+}
+
+/* At exit. */
+void
+stats_free(void)
+{
+	buf_free(&qbuf);
 }

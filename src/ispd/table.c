@@ -72,8 +72,8 @@ static struct session_list	 ghosts = TAILQ_HEAD_INITIALIZER(ghosts);
 /* Withdrawals left in this loop turn. */
 static size_t			 withdraw_budget = TABLE_WITHDRAW_SLICE;
 /* Sessions whose row's records field may be stale; see table_tick(). */
-static struct session_list	 rows_dirty =
-    TAILQ_HEAD_INITIALIZER(rows_dirty);
+static struct session_list	 rows_stale =
+    TAILQ_HEAD_INITIALIZER(rows_stale);
 /* Held sets, earliest deadline first, and by client. */
 static struct session_list	 held = TAILQ_HEAD_INITIALIZER(held);
 static struct hash		 held_by_client;
@@ -309,12 +309,12 @@ table_lookup(const struct table *t, struct proto_bytes key)
 /* The session's row records field is refreshed by the next tick rather
  * than now, so an announce does not cost a second fan-out. */
 static void
-table_row_dirty(struct session *s)
+table_row_stale(struct session *s)
 {
-	if (s->row == NULL || s->row_dirty)
+	if (s->row == NULL || s->row_stale)
 		return;
-	s->row_dirty = 1;
-	TAILQ_INSERT_TAIL(&rows_dirty, s, dirty_entry);
+	s->row_stale = 1;
+	TAILQ_INSERT_TAIL(&rows_stale, s, stale_entry);
 }
 
 static void
@@ -325,7 +325,7 @@ record_own(struct record *r, struct session *s)
 		return;
 	TAILQ_INSERT_TAIL(&s->owned, r, owned);
 	s->nrecords++;
-	table_row_dirty(s);
+	table_row_stale(s);
 }
 
 static void
@@ -341,7 +341,7 @@ record_unown(struct record *r)
 	TAILQ_REMOVE(&s->owned, r, owned);
 	s->nrecords--;
 	r->owner = NULL;
-	table_row_dirty(s);
+	table_row_stale(s);
 }
 
 static void
@@ -722,9 +722,9 @@ table_session_welcome(struct session *s)
 static void
 table_row_remove(struct session *s)
 {
-	if (s->row_dirty) {
-		TAILQ_REMOVE(&rows_dirty, s, dirty_entry);
-		s->row_dirty = 0;
+	if (s->row_stale) {
+		TAILQ_REMOVE(&rows_stale, s, stale_entry);
+		s->row_stale = 0;
 	}
 	if (s->row != NULL) {
 		record_remove(s->row, PROTO_WD_SESSION);
@@ -1130,9 +1130,9 @@ table_tick(void)
 {
 	struct session	*s;
 
-	while ((s = TAILQ_FIRST(&rows_dirty)) != NULL) {
-		TAILQ_REMOVE(&rows_dirty, s, dirty_entry);
-		s->row_dirty = 0;
+	while ((s = TAILQ_FIRST(&rows_stale)) != NULL) {
+		TAILQ_REMOVE(&rows_stale, s, stale_entry);
+		s->row_stale = 0;
 		if (s->nrecords == s->row_nrecords)
 			continue;
 		if (table_row_store(s) == -1) {
@@ -1140,7 +1140,7 @@ table_tick(void)
 			 * again at the next tick. */
 			log_warnx("out of memory refreshing the row of "
 			    "session %" PRIu64, s->id);
-			table_row_dirty(s);
+			table_row_stale(s);
 			break;
 		}
 	}
@@ -1233,5 +1233,5 @@ table_free_all(void)
 	buf_free(&row_buf);
 	sessions_table = NULL;
 	nrecords_total = 0;
-	TAILQ_INIT(&rows_dirty);
+	TAILQ_INIT(&rows_stale);
 }
