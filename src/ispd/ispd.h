@@ -3,8 +3,8 @@
  *
  * Structures first, then the interface of each file, in the order a
  * frame travels: loop -> listen -> tls -> limit -> session -> auth ->
- * acl -> table -> subscr -> sync -> outq; conf (the configuration file)
- * last.
+ * acl -> table -> graceful -> subscr -> sync -> outq; conf (the
+ * configuration file) last.
  */
 #ifndef ISPD_H
 #define ISPD_H
@@ -402,8 +402,6 @@ int		 table_evict(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 int		 table_drop(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
-int		 table_held_list(struct session *, const struct proto_msg *,
-		    char *why, size_t whysz);
 int		 table_withdraw(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 void		 table_expire(struct record *);
@@ -413,18 +411,31 @@ void		 table_tick(void);
 void		 table_withdraw_run(void);
 int		 table_withdraw_pending(void);
 size_t		 table_withdraw_backlog(void);
-int		 table_graceful_add(const char *pattern);
-void		 table_end_of_replay(struct session *);
-uint64_t	 table_held_next_ms(void);
-void		 table_held_expire(uint64_t now_ms);
-size_t		 table_held_records(size_t *nclients);
 struct table	**table_sorted(size_t *n);
+int		 table_cmp(const void *, const void *);
+void		 table_give(struct record *, struct session *);
+void		 table_ghost_add(struct session *, uint8_t reason);
 size_t		 table_count(void);
 size_t		 table_record_count(void);
 struct proto_bytes record_key(const struct record *);
 struct proto_bytes record_fields(const struct record *);
 struct proto_bytes record_owner(const struct record *);
 uint64_t	 record_owner_id(const struct record *);
+
+/* graceful.c */
+void		 graceful_init(void);
+void		 graceful_free_all(void);
+int		 graceful_add(const char *pattern);
+int		 graceful_match(const char *name, size_t len);
+int		 graceful_takes(const struct session *holder,
+		    const struct session *);
+void		 graceful_hold(struct session *);
+void		 graceful_end_of_replay(struct session *);
+uint64_t	 graceful_next_ms(void);
+void		 graceful_expire(uint64_t now_ms);
+size_t		 graceful_held_records(size_t *nclients);
+int		 graceful_list(struct session *, const struct proto_msg *,
+		    char *why, size_t whysz);
 
 /* subscr.c */
 struct subscr {

@@ -139,7 +139,7 @@ loop_timers(void)
 	/* A mass expiry is cut into slices (see ttl.c); what is left keeps
 	 * the heap head in the past, so loop_timeout() returns 0. */
 	(void)ttl_expire(loop_now);
-	table_held_expire(loop_now);
+	graceful_expire(loop_now);
 	table_withdraw_run();
 	session_timers(loop_now);
 	listen_timers(loop_now);
@@ -164,7 +164,7 @@ loop_timeout(int max_wait_ms)
 		next = t;
 	if ((t = listen_next_ms()) < next)
 		next = t;
-	if ((t = table_held_next_ms()) < next)
+	if ((t = graceful_next_ms()) < next)
 		next = t;
 	if ((t = notify_next_ms()) < next)
 		next = t;

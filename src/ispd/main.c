@@ -761,8 +761,8 @@ main(int argc, char **argv)
 	notify_init();
 	table_init();
 	for (i = 0; i < (size_t)running.ngraceful; i++)
-		if (table_graceful_add(running.graceful[i]) == -1)
-			fatalx("table_graceful_add %s", running.graceful[i]);
+		if (graceful_add(running.graceful[i]) == -1)
+			fatalx("graceful_add %s", running.graceful[i]);
 	if (running.ngraceful > 0)
 		log_info("graceful restart for %d table pattern%s, %" PRIu64
 		    " s", running.ngraceful, running.ngraceful != 1 ? "s" :

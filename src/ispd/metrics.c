@@ -106,7 +106,7 @@ metrics_write(struct buf *b, void *arg)
 	memset(&c, 0, sizeof(c));
 	session_foreach(metrics_count, &c);
 	sync_stats(&st);
-	nheld = table_held_records(&nheld_clients);
+	nheld = graceful_held_records(&nheld_clients);
 
 	prom_family(b, "ispd_build_info", "gauge",
 	    "Always 1; the version of ispd in its label.");

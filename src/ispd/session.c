@@ -863,7 +863,7 @@ session_frame(struct session *s, const uint8_t *f, size_t len)
 		rc = stats_query(s, &m, reason, sizeof(reason));
 		break;
 	case PROTO_END_OF_REPLAY:
-		table_end_of_replay(s);
+		graceful_end_of_replay(s);
 		return;
 	case PROTO_ADMIN:
 		if (m.what == PROTO_ADMIN_KICK)
@@ -873,7 +873,7 @@ session_frame(struct session *s, const uint8_t *f, size_t len)
 		else if (m.what == PROTO_ADMIN_DROP)
 			rc = table_drop(s, &m, reason, sizeof(reason));
 		else
-			rc = table_held_list(s, &m, reason, sizeof(reason));
+			rc = graceful_list(s, &m, reason, sizeof(reason));
 		break;
 	default:
 		session_fail(s, 0, ISP_E_PROTOCOL, "%s is sent by servers, "

@@ -79,7 +79,7 @@ stats_counters(struct buf *b, uint32_t req_id)
 	stats_u64(&row, "catchup_events", ispd_stats.catchup_events);
 	stats_u64(&row, "snapshots_active", st.snapshots);
 	stats_u64(&row, "withdraw_backlog", table_withdraw_backlog());
-	held = table_held_records(&nheld);
+	held = graceful_held_records(&nheld);
 	stats_u64(&row, "held_records", held);
 	stats_u64(&row, "held_clients", nheld);
 	stats_u64(&row, "input_paused", session_paused_count());

@@ -17,23 +17,11 @@
  * owns them, and table_withdraw_run() withdraws them in slices, at most
  * TABLE_WITHDRAW_SLICE per loop turn over all ghosts. Until then they are
  * ordinary records: an ANNOUNCE of one by another session replaces it and
- * takes it over, as always.
+ * takes it over, as always. A lost session's records in graceful tables
+ * are held for its client's next session instead: graceful.c.
  *
  * Fields are stored as the encoded block the announcer sent: comparing
  * for a no-op refresh is one memcmp, and an event copies the block as is.
- *
- * Graceful restart (--graceful-table, docs/HA.md): when a session is
- * lost (no BYE: a reset, a silence, a killed process), its records in
- * graceful tables are not withdrawn but move to a "held" struct session
- * (a held set: same id, name and identity, no connection) for
- * --graceful-seconds. A session of that client (name and identity)
- * announcing one again with the same fields takes it back without an
- * event; END_OF_REPLAY from it, or the end of the grace time, withdraws
- * what is left, as a ghost does. Held sets sit on a list in deadline
- * order (the grace time is fixed, so appending keeps it sorted); the
- * first of each client's is in a hash by client, and the others (lost
- * sessions of the client while records are held) hang from it with its
- * deadline.
  *
  * The built-in table ispd.sessions has a row per welcomed session, owned
  * by ispd itself (owner NULL here, "ispd" and session 0 on the wire).
@@ -51,16 +39,10 @@
 			    offsetof(struct table, node)))
 #define RECORD_OF(n)	((struct record *)((char *)(n) - \
 			    offsetof(struct record, node)))
-#define HELD_OF(n)	((struct session *)((char *)(n) - \
-			    offsetof(struct session, held_node)))
-/* A client's name, a NUL, its identity: the key of a held set. */
-#define CLIENT_KEY_MAX	(2 * SESSION_NAME_MAX + 1)
 
 /* Records a ghost gives up per pass before the next ghost's turn, so
  * that a small session ending behind a large one is not kept waiting. */
 #define GHOST_PASS_RECORDS	1000
-/* A page of ADMIN HELD's answer ends after this many bytes of rows. */
-#define HELD_PAGE_BYTES		(256 * 1024)
 
 static struct hash		 tables;
 static struct table		*sessions_table;
@@ -74,16 +56,6 @@ static size_t			 withdraw_budget = TABLE_WITHDRAW_SLICE;
 /* Sessions whose row's records field may be stale; see table_tick(). */
 static struct session_list	 rows_stale =
     TAILQ_HEAD_INITIALIZER(rows_stale);
-/* Held sets, earliest deadline first, and by client. */
-static struct session_list	 held = TAILQ_HEAD_INITIALIZER(held);
-static struct hash		 held_by_client;
-/* The --graceful-table patterns: a name, or a prefix written with '*'. */
-static struct {
-	char	 s[PROTO_MAX_TABLE_BYTES + 1];
-	size_t	 len;
-	int	 prefix;
-}				 graceful[CONF_MAX_GRACEFUL];
-static size_t			 ngraceful;
 /* Where a row's fields are built. Not shared with other files: building
  * a row calls into subscr.c, which encodes into its own buffer. */
 static struct buf		 row_buf;
@@ -102,87 +74,6 @@ record_eq(const struct hash_node *n, const void *key, size_t len)
 	const struct record	*r = RECORD_OF(n);
 
 	return r->key_len == len && memcmp(r->key, key, len) == 0;
-}
-
-/* The key of s's client in held_by_client, in k; returns its length. */
-static size_t
-client_key(const struct session *s, char k[CLIENT_KEY_MAX])
-{
-	memcpy(k, s->name, s->name_len);
-	k[s->name_len] = '\0';
-	memcpy(k + s->name_len + 1, s->ident, s->ident_len);
-	return s->name_len + 1 + s->ident_len;
-}
-
-static int
-held_eq(const struct hash_node *n, const void *key, size_t len)
-{
-	char	 k[CLIENT_KEY_MAX];
-
-	return client_key(HELD_OF(n), k) == len && memcmp(k, key, len) == 0;
-}
-
-/* 1 when a and b are sessions of one client: same name, same identity. */
-static int
-same_client(const struct session *a, const struct session *b)
-{
-	return a->name_len == b->name_len && a->ident_len == b->ident_len &&
-	    memcmp(a->name, b->name, a->name_len) == 0 &&
-	    memcmp(a->ident, b->ident, a->ident_len) == 0;
-}
-
-/* The held set of s's client, or NULL. */
-static struct session *
-held_find(const struct session *s)
-{
-	struct hash_node	*n;
-	char			 k[CLIENT_KEY_MAX];
-	size_t			 len = client_key(s, k);
-
-	if (held_by_client.count == 0)
-		return NULL;
-	n = hash_find(&held_by_client, hash_bytes(k, len), k, len, held_eq);
-	return n == NULL ? NULL : HELD_OF(n);
-}
-
-/*
- * Adds a --graceful-table pattern, checked by conf.c: a table name, or a
- * prefix followed by '*' ("*" alone: every table). Tables created from
- * then on that match are graceful. Returns 0, or -1 when there are too
- * many.
- */
-int
-table_graceful_add(const char *pattern)
-{
-	size_t	 len = strlen(pattern);
-
-	if (ngraceful == CONF_MAX_GRACEFUL || len == 0)
-		return -1;
-	graceful[ngraceful].prefix = pattern[len - 1] == '*';
-	if (graceful[ngraceful].prefix)
-		len--;
-	if (len > PROTO_MAX_TABLE_BYTES)
-		return -1;
-	memcpy(graceful[ngraceful].s, pattern, len);
-	graceful[ngraceful].s[len] = '\0';
-	graceful[ngraceful].len = len;
-	ngraceful++;
-	return 0;
-}
-
-static int
-table_graceful_match(const char *name, size_t len)
-{
-	size_t	 i;
-
-	for (i = 0; i < ngraceful; i++) {
-		if (graceful[i].prefix ? len >= graceful[i].len :
-		    len == graceful[i].len) {
-			if (memcmp(name, graceful[i].s, graceful[i].len) == 0)
-				return 1;
-		}
-	}
-	return 0;
 }
 
 struct proto_bytes
@@ -227,7 +118,7 @@ table_new(struct proto_bytes name)
 	memcpy(t->name, name.p, name.len);
 	t->name_len = (uint8_t)name.len;
 	t->seq = dropped_seq;
-	t->graceful = table_graceful_match(t->name, t->name_len);
+	t->graceful = graceful_match(t->name, t->name_len);
 	if (hash_insert(&tables, &t->node, hash_bytes(name.p, name.len)) ==
 	    -1) {
 		free(t);
@@ -241,7 +132,7 @@ void
 table_init(void)
 {
 	hash_init(&tables);
-	hash_init(&held_by_client);
+	graceful_init();
 	buf_init(&row_buf);
 	sessions_table = table_new(proto_bytes(PROTO_SESSIONS_TABLE,
 	    strlen(PROTO_SESSIONS_TABLE)));
@@ -390,8 +281,8 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
 	r = record_find(t, hv, key);
 	if (r != NULL && r->fields_len == fields.len &&
 	    memcmp(r->key + r->key_len, fields.p, fields.len) == 0 &&
-	    (r->owner == owner || (r->owner != NULL && r->owner->held &&
-	    owner != NULL && same_client(r->owner, owner)))) {
+	    (r->owner == owner || (owner != NULL &&
+	    graceful_takes(r->owner, owner)))) {
 		/* A refresh (SIP re-REGISTER), or a client's new session
 		 * announcing again what a lost one of it left held: no
 		 * event, no fan-out, only the owner may move. */
@@ -581,8 +472,7 @@ table_withdraw(struct session *s, const struct proto_msg *m, char *why,
 		return rc;
 	/* What a lost session of this client left held is this client's
 	 * to withdraw too. */
-	if (r->owner != s && !(r->owner != NULL && r->owner->held &&
-	    same_client(r->owner, s))) {
+	if (r->owner != s && !graceful_takes(r->owner, s)) {
 		snprintf(why, whysz, "record %s in %s is owned by session %"
 		    PRIu64 " (%s)", key, r->table->name, record_owner_id(r),
 		    r->owner != NULL ? r->owner->name : ISPD_OWNER_NAME);
@@ -764,313 +654,6 @@ table_ghost_step(void)
 }
 
 /*
- * A held set for the lost session s, empty: the first of its client's
- * (in the hash, deadline now + the grace time, at the list's tail), or
- * one more after head, with head's deadline, right after it in the list
- * so that the list stays in deadline order. NULL when out of memory.
- */
-static struct session *
-held_new(const struct session *s, struct session *head)
-{
-	struct session	*h;
-	char		 k[CLIENT_KEY_MAX];
-	size_t		 len;
-
-	if ((h = calloc(1, sizeof(*h))) == NULL)
-		return NULL;
-	h->id = s->id;
-	h->fd = -1;
-	h->state = SESSION_LINGER;
-	h->held = 1;
-	h->released = 1;
-	memcpy(h->peer, s->peer, sizeof(h->peer));
-	memcpy(h->name, s->name, s->name_len + 1);
-	h->name_len = s->name_len;
-	memcpy(h->ident, s->ident, s->ident_len + 1);
-	h->ident_len = s->ident_len;
-	h->auth = s->auth;
-	h->since = s->since;
-	TAILQ_INIT(&h->owned);
-	TAILQ_INIT(&h->subs);
-	if (head != NULL) {
-		h->held_until_ms = head->held_until_ms;
-		h->held_next = head->held_next;
-		head->held_next = h;
-		TAILQ_INSERT_AFTER(&held, head, h, ghost_entry);
-		return h;
-	}
-	len = client_key(h, k);
-	if (hash_insert(&held_by_client, &h->held_node, hash_bytes(k, len))
-	    == -1) {
-		free(h);
-		return NULL;
-	}
-	h->held_until_ms = loop_now_ms() + ispd_conf.graceful_ms;
-	TAILQ_INSERT_TAIL(&held, h, ghost_entry);
-	return h;
-}
-
-/* Records held for the client of the held sets from head on. */
-static size_t
-held_chain_records(const struct session *head)
-{
-	size_t	 n = 0;
-
-	for (; head != NULL; head = head->held_next)
-		n += head->nrecords;
-	return n;
-}
-
-static void held_release(struct session *, const char *);
-static int table_cmp(const void *, const void *);
-
-/*
- * The lost session s gives its records in graceful tables to a held set
- * of its own (so that they keep their owner, s's id). When a lost
- * session of the same client left records that are still held, the new
- * set joins those under their deadline: a client that keeps losing its
- * sessions does not keep its records longer than the grace time after
- * the first loss. When everything was taken back, the grace time starts
- * again. The rest of s's records is withdrawn as usual.
- */
-static void
-table_hold(struct session *s)
-{
-	struct session	*head, *h = NULL;
-	struct record	*r, *next;
-	size_t		 n = 0;
-
-	head = held_find(s);
-	for (r = TAILQ_FIRST(&s->owned); r != NULL; r = next) {
-		next = TAILQ_NEXT(r, owned);
-		if (!r->table->graceful)
-			continue;
-		if (h == NULL) {
-			if (head != NULL && held_chain_records(head) == 0) {
-				held_release(head, "held again");
-				head = NULL;
-			}
-			if ((h = held_new(s, head)) == NULL) {
-				log_warnx("session %" PRIu64 " (%s): out of "
-				    "memory holding its records; withdrawing "
-				    "them", s->id, s->peer);
-				return;
-			}
-		}
-		record_unown(r);
-		record_own(r, h);
-		n++;
-	}
-	if (n > 0)
-		log_info("session %" PRIu64 " (%s): lost; client %s's %zu "
-		    "records in graceful tables are held for %" PRIu64
-		    " ms", s->id, s->peer, s->name, n,
-		    (h->held_until_ms - loop_now_ms()));
-}
-
-/* The held sets of head's client go: what they still hold is withdrawn
- * like a ghost's records, in slices. */
-static void
-held_release(struct session *head, const char *why)
-{
-	struct session	*h, *next;
-	size_t		 n = held_chain_records(head);
-
-	if (n == 0)
-		log_info("client %s: %s, every held record taken back",
-		    head->name, why);
-	else
-		log_info("client %s: %s; withdrawing the %zu records its lost "
-		    "sessions left and no session announced again", head->name,
-		    why, n);
-	hash_remove(&held_by_client, &head->held_node);
-	for (h = head; h != NULL; h = next) {
-		next = h->held_next;
-		h->held_next = NULL;
-		TAILQ_REMOVE(&held, h, ghost_entry);
-		h->held = 0;
-		if (TAILQ_EMPTY(&h->owned)) {
-			free(h);
-			continue;
-		}
-		h->ghost = 1;
-		h->ghost_reason = PROTO_WD_HELD;
-		TAILQ_INSERT_TAIL(&ghosts, h, ghost_entry);
-	}
-	table_ghost_step();
-}
-
-/* END_OF_REPLAY from s: its client announced again all it holds, so
- * what lost sessions of it left and it did not take back goes now. */
-void
-table_end_of_replay(struct session *s)
-{
-	struct session	*head;
-
-	if ((head = held_find(s)) == NULL) {
-		log_debug("session %" PRIu64 " (%s): end of replay, nothing "
-		    "held for client %s", s->id, s->peer, s->name);
-		return;
-	}
-	held_release(head, "end of replay");
-}
-
-/* When the first held set's grace time ends; UINT64_MAX without one. */
-uint64_t
-table_held_next_ms(void)
-{
-	struct session	*h = TAILQ_FIRST(&held);
-
-	return h == NULL ? UINT64_MAX : h->held_until_ms;
-}
-
-void
-table_held_expire(uint64_t now_ms)
-{
-	struct session	*h;
-
-	/* A client's held sets share a deadline and follow its first one
-	 * (the one in the hash) in the list. */
-	while ((h = TAILQ_FIRST(&held)) != NULL && h->held_until_ms <= now_ms) {
-		if ((h = held_find(h)) == NULL)
-			fatalx("table_held_expire: a held set out of the hash");
-		held_release(h, "grace time over");
-	}
-}
-
-/* Records held for graceful restart, and (in *nclients) for how many
- * clients. A held set whose records were all taken back stays until its
- * deadline (so that a new loss restarts it) but counts for nothing. */
-size_t
-table_held_records(size_t *nclients)
-{
-	struct session	*h;
-	size_t		 n = 0;
-
-	*nclients = 0;
-	TAILQ_FOREACH(h, &held, ghost_entry) {
-		n += h->nrecords;
-		if (held_find(h) == h && held_chain_records(h) > 0)
-			(*nclients)++;
-	}
-	return n;
-}
-
-static int
-held_cmp(const void *a, const void *b)
-{
-	const struct session	*ha = *(struct session *const *)a;
-	const struct session	*hb = *(struct session *const *)b;
-
-	return ha->id < hb->id ? -1 : ha->id > hb->id;
-}
-
-/* 1 when the table name a (of alen bytes) sorts after b. */
-static int
-name_after(const char *a, size_t alen, const void *b, size_t blen)
-{
-	int	 c = memcmp(a, b, alen < blen ? alen : blen);
-
-	return c > 0 || (c == 0 && alen > blen);
-}
-
-/*
- * The rows of held set h, a row per table it holds records of, in name
- * order, after the table named after (empty: all), into b. Returns -1
- * when out of memory.
- */
-static int
-held_rows(struct buf *b, const struct session *h, struct proto_bytes after,
-    uint32_t *nrows)
-{
-	struct table	**v;
-	struct record	 *r;
-	char		  num[24];
-	size_t		  i, n = 0, fstart;
-	uint64_t	  now = loop_now_ms(), left;
-
-	if ((v = calloc(tables.count, sizeof(*v))) == NULL)
-		return -1;
-	TAILQ_FOREACH(r, &h->owned, owned)
-		if (r->table->nlisted++ == 0)
-			v[n++] = r->table;
-	qsort(v, n, sizeof(*v), table_cmp);
-	left = h->held_until_ms > now ? h->held_until_ms - now : 0;
-	for (i = 0; i < n; i++) {
-		if (name_after(v[i]->name, v[i]->name_len, after.p, after.len)) {
-			fstart = proto_fields_begin(b);
-			snprintf(num, sizeof(num), "%" PRIu64, h->id);
-			proto_put_field(b, "session", 7, num, strlen(num));
-			proto_put_field(b, "client", 6, h->name, h->name_len);
-			proto_put_field(b, "identity", 8, h->ident,
-			    h->ident_len);
-			proto_put_field(b, "table", 5, v[i]->name,
-			    v[i]->name_len);
-			snprintf(num, sizeof(num), "%" PRIu64, v[i]->nlisted);
-			proto_put_field(b, "records", 7, num, strlen(num));
-			snprintf(num, sizeof(num), "%" PRIu64, left);
-			proto_put_field(b, "expires_ms", 10, num, strlen(num));
-			proto_fields_end(b, fstart, 6);
-			(*nrows)++;
-		}
-		v[i]->nlisted = 0;
-	}
-	free(v);
-	return 0;
-}
-
-/*
- * ADMIN HELD from s: a page of what graceful restart holds, a row per
- * held set and table (session, client, identity, table, records,
- * expires_ms), in order of session id then table name, starting after
- * the session and table the request names (0 and empty: the first
- * page, which is logged). A page ends after HELD_PAGE_BYTES, so that a
- * million held records of thousands of clients never make one frame too
- * large; an empty page is the last. Returns as table_announce() does.
- */
-int
-table_held_list(struct session *s, const struct proto_msg *m, char *why,
-    size_t whysz)
-{
-	struct session	**v, *h;
-	size_t		  i, n = 0, start, nrec, nclients;
-	uint32_t	  nrows = 0;
-	int		  rc;
-
-	if ((rc = acl_admin_check(s, ACL_HELD, proto_bytes("*", 1),
-	    m->req_id, why, whysz)) != 0)
-		return rc;
-	TAILQ_FOREACH(h, &held, ghost_entry)
-		n++;
-	if (m->session_id == 0 && m->key.len == 0) {
-		nrec = table_held_records(&nclients);
-		log_info("session %" PRIu64 " (%s, client %s, identity %s): "
-		    "listed the held records: %zu of %zu clients", s->id,
-		    s->peer, s->name, s->ident, nrec, nclients);
-	}
-	if ((v = calloc(n + 1, sizeof(*v))) == NULL)
-		return -1;
-	n = 0;
-	TAILQ_FOREACH(h, &held, ghost_entry)
-		if (h->nrecords > 0 && h->id >= m->session_id)
-			v[n++] = h;
-	qsort(v, n, sizeof(*v), held_cmp);
-	row_buf.len = 0;
-	start = proto_rows_begin(&row_buf, m->req_id);
-	for (i = 0, rc = 0; i < n && rc == 0 &&
-	    row_buf.len - start < HELD_PAGE_BYTES; i++)
-		rc = held_rows(&row_buf, v[i], v[i]->id == m->session_id ?
-		    m->key : proto_bytes("", 0), &nrows);
-	free(v);
-	proto_rows_end(&row_buf, start, nrows);
-	if (rc == 0)
-		rc = session_send(s, &row_buf, 1);
-	row_buf.len = 0;
-	buf_clear_failed(&row_buf);
-	return rc;
-}
-
-/*
  * A session ended: the records it still owns are withdrawn, now if this
  * turn's budget allows, else over the next turns while s stays as a
  * ghost (s->ghost; session_ghost_done() is called when it is over). Its
@@ -1081,8 +664,8 @@ table_held_list(struct session *s, const struct proto_msg *m, char *why,
 void
 table_session_end(struct session *s)
 {
-	if (s->lost && ngraceful > 0 && !TAILQ_EMPTY(&s->owned))
-		table_hold(s);
+	if (s->lost)
+		graceful_hold(s);
 	if (TAILQ_EMPTY(&s->owned)) {
 		table_row_remove(s);
 		return;
@@ -1091,10 +674,30 @@ table_session_end(struct session *s)
 		log_info("session %" PRIu64 " (%s): withdrawing its %zu "
 		    "records, %d per loop turn", s->id, s->peer, s->nrecords,
 		    TABLE_WITHDRAW_SLICE);
+	table_ghost_add(s, PROTO_WD_SESSION);
+}
+
+/*
+ * s (an ended session, or a held set whose time is over) gives up its
+ * records with reason: now if this turn's budget allows, else over the
+ * next turns (table_ghost_step()).
+ */
+void
+table_ghost_add(struct session *s, uint8_t reason)
+{
 	s->ghost = 1;
-	s->ghost_reason = PROTO_WD_SESSION;
+	s->ghost_reason = reason;
 	TAILQ_INSERT_TAIL(&ghosts, s, ghost_entry);
 	table_ghost_step();
+}
+
+/* Ownership of r moves to s (a held set taking a lost session's record,
+ * in graceful.c). */
+void
+table_give(struct record *r, struct session *s)
+{
+	record_unown(r);
+	record_own(r, s);
 }
 
 /* Once per loop turn: a new budget, and the ghosts' next slice. */
@@ -1146,7 +749,8 @@ table_tick(void)
 	}
 }
 
-static int
+/* Orders tables (an array of pointers) by name, for qsort(). */
+int
 table_cmp(const void *a, const void *b)
 {
 	const struct table	*ta = *(struct table *const *)a;
@@ -1196,14 +800,12 @@ void
 table_free_all(void)
 {
 	struct hash_node	*tn, *tnext, *rn, *rnext;
-	struct session		*s;
 	struct table		*t;
 	struct record		*r;
 	size_t			 tpos = 0, rpos;
 
 	/* Held sets and ghosts first, whole: nobody subscribes any more. */
-	while ((s = TAILQ_FIRST(&held)) != NULL)
-		held_release(held_find(s), "ispd shutting down");
+	graceful_free_all();
 	while (!TAILQ_EMPTY(&ghosts)) {
 		withdraw_budget = SIZE_MAX;
 		table_ghost_step();
@@ -1228,7 +830,6 @@ table_free_all(void)
 		free(t);
 	}
 	hash_free(&tables);
-	hash_free(&held_by_client);
 	ttl_free();
 	buf_free(&row_buf);
 	sessions_table = NULL;

@@ -934,7 +934,7 @@ graceful_table(void)
 	static int	 added;
 
 	if (!added)
-		assert_int_equal(table_graceful_add("G*"), 0);
+		assert_int_equal(graceful_add("G*"), 0);
 	added = 1;
 	ispd_conf.graceful_ms = 30000;
 }
@@ -988,7 +988,7 @@ test_graceful_restart(void **state)
 	tc_hangup(a);
 	expect_withdraw(w, "t1", 2, a_id, PROTO_WD_SESSION);
 	tc_expect_nothing(w);
-	assert_int_equal(table_held_records(&nheld), 3);
+	assert_int_equal(graceful_held_records(&nheld), 3);
 	assert_int_equal(nheld, 1);
 	assert_true(lookup("GR", "k1")->owner->held);
 
@@ -1003,7 +1003,7 @@ test_graceful_restart(void **state)
 	expect_event(w, PROTO_EV_REPLACE, "k2", 4, a2, "alice", "y");
 	tc_expect_nothing(w);
 	assert_ptr_equal(lookup("GR", "k1")->owner, a2->s);
-	assert_int_equal(table_held_records(&nheld), 1);
+	assert_int_equal(graceful_held_records(&nheld), 1);
 
 	/* END_OF_REPLAY: what was not announced again goes, once; no
 	 * answer. */
@@ -1013,7 +1013,7 @@ test_graceful_restart(void **state)
 	expect_withdraw(w, "k3", 5, a_id, PROTO_WD_HELD);
 	tc_expect_nothing(w);
 	tc_expect_nothing(a2);
-	assert_int_equal(table_held_records(&nheld), 0);
+	assert_int_equal(graceful_held_records(&nheld), 0);
 	assert_int_equal(nheld, 0);
 	/* A second one changes nothing. */
 	tc_write(a2, &bb);
@@ -1023,16 +1023,16 @@ test_graceful_restart(void **state)
 	/* Lost again and not back: held for the grace time, then gone. */
 	tc_hangup(a2);
 	tc_expect_nothing(w);
-	assert_int_equal(table_held_records(&nheld), 2);
-	assert_true(table_held_next_ms() > loop_now_ms());
-	table_held_expire(table_held_next_ms() - 1);
+	assert_int_equal(graceful_held_records(&nheld), 2);
+	assert_true(graceful_next_ms() > loop_now_ms());
+	graceful_expire(graceful_next_ms() - 1);
 	tc_expect_nothing(w);
-	table_held_expire(table_held_next_ms());
+	graceful_expire(graceful_next_ms());
 	expect_withdraw(w, "k1", 6, a2->id, PROTO_WD_HELD);
 	expect_withdraw(w, "k2", 7, a2->id, PROTO_WD_HELD);
 	tc_expect_nothing(w);
-	assert_int_equal(table_held_records(&nheld), 0);
-	assert_int_equal(table_held_next_ms(), UINT64_MAX);
+	assert_int_equal(graceful_held_records(&nheld), 0);
+	assert_int_equal(graceful_next_ms(), UINT64_MAX);
 
 	/* BYE: withdrawn at once. */
 	tc_announce(b, "GR", "b1", "x", 0);
@@ -1049,7 +1049,7 @@ test_graceful_restart(void **state)
 	tc_write(c, &bb);
 	expect_withdraw(w, "c1", 11, c->id, PROTO_WD_SESSION);
 	tc_expect_nothing(w);
-	assert_int_equal(table_held_records(&nheld), 0);
+	assert_int_equal(graceful_held_records(&nheld), 0);
 	buf_free(&bb);
 }
 
@@ -1081,13 +1081,13 @@ test_graceful_lost_twice(void **state)
 
 	tc_hangup(a);
 	tc_expect_nothing(w);
-	assert_int_equal(table_held_records(&nheld), 1);
-	deadline = table_held_next_ms();
+	assert_int_equal(graceful_held_records(&nheld), 1);
+	deadline = graceful_next_ms();
 	/* Later, the other session is lost too: held on its own. */
 	loop_clock_advance(20);
 	tc_hangup(a2);
 	tc_expect_nothing(w);
-	assert_int_equal(table_held_records(&nheld), 2);
+	assert_int_equal(graceful_held_records(&nheld), 2);
 	assert_int_equal(nheld, 1);
 	r1 = lookup("GR", "k1");
 	r2 = lookup("GR", "k2");
@@ -1098,13 +1098,13 @@ test_graceful_lost_twice(void **state)
 	assert_int_equal(r1->owner->held_until_ms, deadline);
 	assert_int_equal(r2->owner->held_until_ms, deadline);
 
-	table_held_expire(deadline - 1);
+	graceful_expire(deadline - 1);
 	tc_expect_nothing(w);
-	table_held_expire(deadline);
+	graceful_expire(deadline);
 	expect_withdraw(w, "k2", 4, a->id, PROTO_WD_HELD);
 	expect_withdraw(w, "k1", 5, a2->id, PROTO_WD_HELD);
 	tc_expect_nothing(w);
-	assert_int_equal(table_held_records(&nheld), 0);
+	assert_int_equal(graceful_held_records(&nheld), 0);
 	assert_int_equal(nheld, 0);
 
 	/* Everything taken back: nothing counts as held, though the empty
@@ -1113,14 +1113,14 @@ test_graceful_lost_twice(void **state)
 	tc_announce(d, "GR", "d1", "x", 0);
 	expect_event(w, PROTO_EV_ANNOUNCE, "d1", 6, d, "dave", "x");
 	tc_hangup(d);
-	assert_int_equal(table_held_records(&nheld), 1);
+	assert_int_equal(graceful_held_records(&nheld), 1);
 	assert_int_equal(nheld, 1);
 	d2 = tc_new("dave");
 	tc_announce(d2, "GR", "d1", "x", 0);
 	tc_expect_nothing(w);
-	assert_int_equal(table_held_records(&nheld), 0);
+	assert_int_equal(graceful_held_records(&nheld), 0);
 	assert_int_equal(nheld, 0);
-	assert_true(table_held_next_ms() != UINT64_MAX);
+	assert_true(graceful_next_ms() != UINT64_MAX);
 }
 
 int
