@@ -16,7 +16,8 @@
  *	graceful-table SIP_REGISTRATION
  *
  * Every error names its file and line, and parsing goes on after one, so
- * a single run reports them all. The command line is parsed into a
+ * a single run reports them all. The directives are the settings of
+ * settings.c that the file may give. The command line is parsed into a
  * struct conf of its own (line 0) and laid over the file's by
  * conf_merge(): a setting given there wins, and listeners and
  * graceful-table patterns given there replace the file's. conf_load() then checks what the settings mean
@@ -42,38 +43,6 @@
 #define CONF_WORDS_MAX	64
 /* A hold time above this is a typo, not a configuration. */
 #define CONF_MAX_HOLD_S	86400.0
-
-enum conf_kind {
-	KIND_PATH,	/* a file; relative to the configuration file */
-	KIND_TEXT,
-	KIND_BOOL,	/* yes or no */
-	KIND_AUTH,	/* required or optional */
-	KIND_HOLD,	/* seconds, decimals allowed */
-	KIND_LEVEL,	/* a log level */
-	KIND_SECONDS,	/* whole seconds, 1 to CONF_MAX_GRACEFUL_S */
-	KIND_ADDR,	/* HOST:PORT of an HTTP listener (prom.c) */
-};
-
-static const struct conf_def {
-	const char	*name;
-	enum conf_key	 key;
-	enum conf_kind	 kind;
-	const char	*example;
-} conf_defs[] = {
-	{ "tls-cert", CONF_TLS_CERT, KIND_PATH, "/etc/ispd/server.crt" },
-	{ "tls-key", CONF_TLS_KEY, KIND_PATH, "/etc/ispd/server.key" },
-	{ "tls-ca", CONF_TLS_CA, KIND_PATH, "/etc/ispd/clients-ca.crt" },
-	{ "tls-require-client-cert", CONF_TLS_REQUIRE, KIND_BOOL, "yes" },
-	{ "credentials", CONF_CREDENTIALS, KIND_PATH, "/etc/ispd/secrets" },
-	{ "auth", CONF_AUTH, KIND_AUTH, "required" },
-	{ "hold", CONF_HOLD, KIND_HOLD, "9" },
-	{ "server-id", CONF_SERVER_ID, KIND_TEXT, "reflector-1" },
-	{ "log-level", CONF_LOG_LEVEL, KIND_LEVEL, "info" },
-	{ "user", CONF_USER, KIND_TEXT, "ispd" },
-	{ "graceful-seconds", CONF_GRACEFUL_SECONDS, KIND_SECONDS, "30" },
-	{ "metrics", CONF_METRICS, KIND_ADDR, "127.0.0.1:9464" },
-};
-#define CONF_NDEFS	(sizeof(conf_defs) / sizeof(conf_defs[0]))
 
 void
 conf_init(struct conf *c)
@@ -139,17 +108,6 @@ conf_error(struct conf *c, int line, const char *fmt, ...)
 	conf_report(c, where, msg);
 }
 
-static const struct conf_def *
-conf_def_find(const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < CONF_NDEFS; i++)
-		if (strcmp(conf_defs[i].name, name) == 0)
-			return &conf_defs[i];
-	return NULL;
-}
-
 static int
 conf_hold_parse(const char *arg, uint64_t *ms)
 {
@@ -179,45 +137,43 @@ conf_path(const struct conf *c, int line, const char *v)
 }
 
 /*
- * Sets the setting named key (a directive of the file, an option of the
- * command line without "--") from text, given at line (0: the command
- * line, where the last one given wins). Returns 0, or -1 after
- * reporting why.
+ * Sets the setting key from text, given at line (0: the command line,
+ * where the last one given wins). Returns 0, or -1 after reporting why.
  */
 int
-conf_set(struct conf *c, const char *key, const char *v, int line)
+conf_set(struct conf *c, enum conf_key key, const char *v, int line)
 {
-	const struct conf_def	*d;
-	struct conf_item	*it;
+	const struct setting	*d = &settings[key];
+	struct conf_item	*it = &c->item[key];
 	uint64_t		 num = 0;
 	char			*str = NULL;
+	const char		*name = d->name, *limit = "";
 	int			 level;
 	char			*end, why[160];
 
-	if ((d = conf_def_find(key)) == NULL)
-		fatalx("conf_set: no setting %s", key);
-	it = &c->item[d->key];
+	if (d->type == SET_LIMIT && line != 0)
+		limit = "limit ";
 	if (it->set && line > 0 && it->line > 0) {
-		conf_error(c, line, "%s is given twice (first on line %d)",
-		    key, it->line);
+		conf_error(c, line, "%s%s is given twice (first on line %d)",
+		    limit, name, it->line);
 		return -1;
 	}
 	if (*v == '\0') {
-		conf_error(c, line, "%s needs a value, e.g. '%s %s'", key, key,
-		    d->example);
+		conf_error(c, line, "%s%s needs a value: '%s%s %s'", limit,
+		    name, limit, name, d->arg);
 		return -1;
 	}
-	switch (d->kind) {
-	case KIND_PATH:
+	switch (d->type) {
+	case SET_PATH:
 		if ((str = conf_path(c, line, v)) == NULL) {
 			conf_error(c, line, "out of memory");
 			return -1;
 		}
 		break;
-	case KIND_TEXT:
+	case SET_TEXT:
 		if (strlen(v) > PROTO_MAX_STR_BYTES) {
 			conf_error(c, line, "%s '%.40s...' is longer than %d "
-			    "bytes", key, v, PROTO_MAX_STR_BYTES);
+			    "bytes", name, v, PROTO_MAX_STR_BYTES);
 			return -1;
 		}
 		if ((str = strdup(v)) == NULL) {
@@ -225,45 +181,45 @@ conf_set(struct conf *c, const char *key, const char *v, int line)
 			return -1;
 		}
 		break;
-	case KIND_BOOL:
+	case SET_BOOL:
 		if (strcmp(v, "yes") == 0)
 			num = 1;
 		else if (strcmp(v, "no") != 0) {
-			conf_error(c, line, "%s '%s': expected yes or no", key,
+			conf_error(c, line, "%s '%s': expected yes or no", name,
 			    v);
 			return -1;
 		}
 		break;
-	case KIND_AUTH:
+	case SET_AUTH:
 		if (strcmp(v, "required") == 0)
 			num = CONF_AUTH_REQUIRED;
 		else if (strcmp(v, "optional") == 0)
 			num = CONF_AUTH_OPTIONAL;
 		else {
 			conf_error(c, line, "%s '%s': expected required or "
-			    "optional", key, v);
+			    "optional", name, v);
 			return -1;
 		}
 		break;
-	case KIND_HOLD:
+	case SET_HOLD:
 		if (conf_hold_parse(v, &num) == -1) {
 			conf_error(c, line, "%s '%s': expected seconds, more "
 			    "than 0 and at most %.0f (decimals such as 0.5 are "
-			    "fine)", key, v, CONF_MAX_HOLD_S);
+			    "fine)", name, v, CONF_MAX_HOLD_S);
 			return -1;
 		}
 		break;
-	case KIND_LEVEL:
+	case SET_LEVEL:
 		if ((level = log_level_parse(v)) == -1) {
 			conf_error(c, line, "%s '%s': expected error, warn, "
-			    "info or debug", key, v);
+			    "info or debug", name, v);
 			return -1;
 		}
 		num = (uint64_t)level;
 		break;
-	case KIND_ADDR:
+	case SET_ADDR:
 		if (prom_addr_check(v, why, sizeof(why)) == -1) {
-			conf_error(c, line, "invalid %s '%s': %s", key, v, why);
+			conf_error(c, line, "invalid %s '%s': %s", name, v, why);
 			return -1;
 		}
 		if ((str = strdup(v)) == NULL) {
@@ -271,17 +227,29 @@ conf_set(struct conf *c, const char *key, const char *v, int line)
 			return -1;
 		}
 		break;
-	case KIND_SECONDS:
+	case SET_SECONDS:
 		errno = 0;
 		num = strtoull(v, &end, 10);
 		if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 ||
-		    num < 1 || num > CONF_MAX_GRACEFUL_S) {
+		    num < d->min || num > d->max) {
 			conf_error(c, line, "%s '%s': expected a whole number "
-			    "of seconds from 1 to %d", key, v,
-			    CONF_MAX_GRACEFUL_S);
+			    "of seconds from %" PRIu64 " to %" PRIu64, name, v,
+			    d->min, d->max);
+			return -1;
+		}
+		num *= 1000;
+		break;
+	case SET_LIMIT:
+		if (limit_parse_value(d, v, &num) == -1) {
+			conf_error(c, line, "%s%s '%s': expected a whole number "
+			    "from %" PRIu64 " to %" PRIu64 "%s", limit, name, v,
+			    d->min, d->max, strstr(name, "-bytes") ?
+			    " (K, M or G suffix allowed)" : "");
 			return -1;
 		}
 		break;
+	default:
+		fatalx("conf_set: %s is no value", name);
 	}
 	free(it->str);
 	it->str = str;
@@ -360,10 +328,8 @@ conf_add_graceful(struct conf *c, const char *pattern, int line)
 static void
 conf_limit(struct conf *c, char **w, int nw, int line)
 {
-	const struct limit_def	*d;
-	uint64_t		 v;
-	const char		*name;
-	int			 i;
+	const char	*name;
+	int		 i;
 
 	if (nw != 3) {
 		conf_error(c, line, "limit takes a name and a value, e.g. "
@@ -371,27 +337,12 @@ conf_limit(struct conf *c, char **w, int nw, int line)
 		return;
 	}
 	name = strncmp(w[1], "--", 2) == 0 ? w[1] + 2 : w[1];
-	if ((i = limit_find(name)) == -1) {
+	if ((i = setting_find(name)) == -1 || settings[i].type != SET_LIMIT) {
 		conf_error(c, line, "unknown limit '%s' (ispd --help lists "
 		    "them: max-sessions, max-queue-bytes, ...)", w[1]);
 		return;
 	}
-	d = &limit_defs[i];
-	if (c->limit[i].set) {
-		conf_error(c, line, "limit %s is given twice (first on line "
-		    "%d)", name, c->limit[i].line);
-		return;
-	}
-	if (limit_parse_value(d, w[2], &v) == -1) {
-		conf_error(c, line, "limit %s '%s': expected a whole number "
-		    "from %" PRIu64 " to %" PRIu64 "%s", name, w[2], d->min,
-		    d->max, strstr(d->option, "-bytes") ?
-		    " (K, M or G suffix allowed)" : "");
-		return;
-	}
-	c->limit[i].set = 1;
-	c->limit[i].line = line;
-	c->limit[i].num = v;
+	(void)conf_set(c, i, w[2], line);
 }
 
 static void
@@ -438,12 +389,37 @@ conf_words(char *line, char **w)
 	}
 }
 
+/* "unknown directive" lists the directives. */
+static void
+conf_unknown(struct conf *c, const char *word, int line)
+{
+	char	 list[1024];
+	size_t	 len = 0;
+	int	 i, n = 0, last = -1;
+
+	for (i = 0; i < CONF_NKEYS; i++)
+		if (!(settings[i].flags & SET_NOFILE) &&
+		    (settings[i].type != SET_LIMIT || i == CONF_MAX_QUEUE_BYTES))
+			last = i;
+	list[0] = '\0';
+	for (i = 0; i <= last && len < sizeof(list); i++) {
+		if ((settings[i].flags & SET_NOFILE) ||
+		    (settings[i].type == SET_LIMIT && i != CONF_MAX_QUEUE_BYTES))
+			continue;
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+		    n++ == 0 ? "" : i == last ? " or " : ", ",
+		    settings[i].type == SET_LIMIT ? "limit" : settings[i].name);
+	}
+	conf_error(c, line, "unknown directive '%s' (expected %s; "
+	    "docs/CONFIG.md)", word, list);
+}
+
 static void
 conf_line(struct conf *c, char *text, int line)
 {
-	const struct conf_def	*d;
+	const struct setting	*d;
 	char			*w[CONF_WORDS_MAX];
-	int			 nw, i;
+	int			 nw, i, key;
 
 	if ((nw = conf_words(text, w)) == 0)
 		return;
@@ -451,20 +427,27 @@ conf_line(struct conf *c, char *text, int line)
 		conf_error(c, line, "more than %d words", CONF_WORDS_MAX);
 		return;
 	}
-	if (strcmp(w[0], "listen") == 0 || strcmp(w[0], "listen-tls") == 0) {
-		if (nw != 2)
-			conf_error(c, line, "%s takes one address, e.g. '%s "
-			    "127.0.0.1:7460'", w[0], w[0]);
-		else
-			(void)conf_add_listen(c, w[1],
-			    strcmp(w[0], "listen-tls") == 0, line);
-		return;
-	}
 	if (strcmp(w[0], "limit") == 0) {
 		conf_limit(c, w, nw, line);
 		return;
 	}
-	if (strcmp(w[0], "graceful-table") == 0) {
+	if ((key = setting_find(w[0])) == -1 ||
+	    (settings[key].flags & SET_NOFILE) ||
+	    settings[key].type == SET_LIMIT) {
+		conf_unknown(c, w[0], line);
+		return;
+	}
+	d = &settings[key];
+	switch (d->type) {
+	case SET_LISTEN:
+		if (nw != 2)
+			conf_error(c, line, "%s takes one address, e.g. '%s "
+			    "127.0.0.1:7460'", w[0], w[0]);
+		else
+			(void)conf_add_listen(c, w[1], key == CONF_LISTEN_TLS,
+			    line);
+		return;
+	case SET_PATTERN:
 		if (nw < 2)
 			conf_error(c, line, "graceful-table takes table names "
 			    "or prefixes, e.g. 'graceful-table "
@@ -472,27 +455,18 @@ conf_line(struct conf *c, char *text, int line)
 		for (i = 1; i < nw; i++)
 			(void)conf_add_graceful(c, w[i], line);
 		return;
-	}
-	if (strcmp(w[0], "allow") == 0 || strcmp(w[0], "deny") == 0 ||
-	    strcmp(w[0], "default") == 0) {
+	case SET_RULE:
 		conf_rule(c, w, nw, line);
 		return;
-	}
-	if ((d = conf_def_find(w[0])) == NULL) {
-		conf_error(c, line, "unknown directive '%s' (expected listen, "
-		    "listen-tls, tls-cert, tls-key, tls-ca, "
-		    "tls-require-client-cert, credentials, auth, hold, "
-		    "server-id, log-level, user, graceful-table, "
-		    "graceful-seconds, metrics, limit, default, allow or deny; "
-		    "docs/CONFIG.md)", w[0]);
-		return;
+	default:
+		break;
 	}
 	if (nw != 2) {
-		conf_error(c, line, "%s takes one value, e.g. '%s %s'", w[0],
-		    w[0], d->example);
+		conf_error(c, line, "%s takes one value: '%s %s'", w[0],
+		    w[0], d->arg);
 		return;
 	}
-	(void)conf_set(c, w[0], w[1], line);
+	(void)conf_set(c, key, w[1], line);
 }
 
 /*
@@ -589,9 +563,6 @@ conf_merge(struct conf *c, const struct conf *over)
 			tmp = over->item[i];
 			conf_item_move(&c->item[i], &tmp);
 		}
-	for (i = 0; i < CONF_MAX_LIMITS; i++)
-		if (over->limit[i].set)
-			c->limit[i] = over->limit[i];
 }
 
 struct creds_report {

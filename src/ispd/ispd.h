@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "buf.h"
@@ -23,9 +24,6 @@
 #include "proto.h"
 #include "version.h"	/* ISP_RELEASE */
 
-#define ISPD_DEFAULT_LISTEN	"127.0.0.1:7460"
-#define ISPD_DEFAULT_HOLD_MS	9000
-#define ISPD_DEFAULT_GRACEFUL_S	30	/* --graceful-seconds */
 /* Owner name of the records ispd keeps itself (ispd.sessions). */
 #define ISPD_OWNER_NAME		"ispd"
 
@@ -50,7 +48,9 @@
 struct ssl_st;
 struct ssl_ctx_st;
 struct acl;
+struct conf;
 struct creds;
+struct setting;
 
 struct session;
 struct subscr;
@@ -63,10 +63,11 @@ TAILQ_HEAD(record_list, record);
 TAILQ_HEAD(subscr_list, subscr);
 TAILQ_HEAD(dirty_list, dirty);
 
-/* Set by main.c from the options; defaults in session.c, limits (the
- * max_* members) described in limit.c and docs/LIMITS.md. */
+/* The settings in use: each is described, with its default, by a row of
+ * settings[] (settings.c), which stores it here; limits (the max_*
+ * members) are documented in docs/LIMITS.md. */
 struct ispd_conf {
-	uint32_t	 hold_ms;
+	uint64_t	 hold_ms;
 	const char	*server_id;
 	uint64_t	 max_queue_bytes;	/* per session, see sync.c */
 	uint64_t	 max_frame_bytes;	/* frame length, <= 1 MiB */
@@ -80,6 +81,8 @@ struct ispd_conf {
 	uint64_t	 max_sessions;
 	uint64_t	 max_table_creates_per_sec;	/* per session */
 	uint64_t	 graceful_ms;	/* --graceful-seconds, in ms */
+	uint64_t	 drain_ms;	/* --drain-seconds, in ms */
+	uint64_t	 log_level;	/* LOG_LEVEL_* */
 };
 
 /* Counters for QUERY STATS; each is bumped where the thing happens. */
@@ -329,28 +332,15 @@ void		 session_foreach(void (*)(const struct session *, void *),
 		    void *arg);
 
 /* limit.c */
-struct limit_def {
-	const char	*option;	/* without the leading "--" */
-	uint64_t	*value;
-	uint64_t	 min;
-	uint64_t	 max;
-	const char	*help;
-};
-
-extern const struct limit_def	 limit_defs[];
-extern const size_t		 limit_ndefs;
-
-int		 limit_parse(const struct limit_def *, const char *arg);
-int		 limit_parse_value(const struct limit_def *, const char *arg,
+int		 limit_parse_value(const struct setting *, const char *arg,
 		    uint64_t *);
-int		 limit_find(const char *option);
 int		 limit_session_open(struct session *, char *why, size_t whysz);
 void		 limit_session_close(struct session *);
 int		 limit_table_create(struct session *, char *why, size_t whysz);
 int		 limit_record(const struct proto_msg *, char *why,
 		    size_t whysz);
 void		 limit_hit(const char *option);
-uint64_t	 limit_hits(size_t i);
+uint64_t	 limit_hits(size_t key);	/* a CONF_MAX_* */
 void		 limit_free(void);
 
 /* table.c */
@@ -610,27 +600,96 @@ int		 acl_admin_check(struct session *, uint8_t op,
 		    size_t whysz);
 void		 acl_free_all(void);
 
-/* conf.c */
-#define CONF_MAX_LISTEN		16
-#define CONF_MAX_LIMITS		32
-#define CONF_MAX_GRACEFUL	64	/* graceful-table patterns */
-#define CONF_MAX_GRACEFUL_S	3600
+/* settings.c: every setting of ispd, described once. The option
+ * parser, the file's parser, the reload, --help and docs/CONFIG.md's
+ * table (--help-config-markdown) all read this. */
+enum setting_type {
+	SET_PATH,	/* a file; relative to the configuration file */
+	SET_TEXT,	/* 1 to PROTO_MAX_STR_BYTES bytes */
+	SET_BOOL,	/* yes or no; the option alone says yes */
+	SET_AUTH,	/* required or optional: CONF_AUTH_* */
+	SET_HOLD,	/* seconds, decimals allowed; in ms */
+	SET_LEVEL,	/* a log level: LOG_LEVEL_* */
+	SET_SECONDS,	/* whole seconds, min to max; in ms */
+	SET_ADDR,	/* HOST:PORT of an HTTP listener (prom.c) */
+	SET_LIMIT,	/* a limit: a whole number from min to max, with K,
+			 * M or G for -bytes; `limit NAME N` in the file */
+	SET_LISTEN,	/* a listener, repeatable: conf_add_listen() */
+	SET_PATTERN,	/* a graceful-table pattern: conf_add_graceful() */
+	SET_RULE,	/* default, allow, deny: acl.c parses them */
+	SET_RUN,	/* how to run, not a setting: main.c's */
+};
 
+#define SET_RESTART	0x01	/* a reload keeps what ispd started with */
+#define SET_NOFILE	0x02	/* the command line only */
+#define SET_NOCLI	0x04	/* the file only */
+#define SET_REPEAT	0x08	/* may be given several times */
+
+/* The settings, in the order of settings[], --help and docs/CONFIG.md. */
 enum conf_key {
+	CONF_CONFIG,
+	CONF_CHECK_CONFIG,
+	CONF_LISTEN,
+	CONF_LISTEN_TLS,
 	CONF_TLS_CERT,
 	CONF_TLS_KEY,
 	CONF_TLS_CA,
 	CONF_TLS_REQUIRE,	/* tls-require-client-cert: num 0 or 1 */
 	CONF_CREDENTIALS,
 	CONF_AUTH,		/* num: CONF_AUTH_* */
-	CONF_HOLD,		/* num: milliseconds */
-	CONF_SERVER_ID,
-	CONF_LOG_LEVEL,		/* num: LOG_LEVEL_* */
 	CONF_USER,
-	CONF_GRACEFUL_SECONDS,	/* num: seconds */
+	CONF_HOLD,		/* num: milliseconds */
+	CONF_PORT_FILE,
 	CONF_METRICS,		/* str: HOST:PORT of the metrics */
+	CONF_LOG_LEVEL,		/* num: LOG_LEVEL_* */
+	CONF_SERVER_ID,
+	CONF_DRAIN_SECONDS,	/* num: milliseconds */
+	CONF_GRACEFUL_TABLE,
+	CONF_GRACEFUL_SECONDS,	/* num: milliseconds */
+	CONF_DEFAULT,
+	CONF_ALLOW,
+	CONF_DENY,
+	CONF_MAX_QUEUE_BYTES,	/* the limits, to the end */
+	CONF_MAX_FRAME_BYTES,
+	CONF_MAX_KEY_BYTES,
+	CONF_MAX_VALUE_BYTES,
+	CONF_MAX_FIELDS,
+	CONF_MAX_RECORDS_PER_SESSION,
+	CONF_MAX_TABLES,
+	CONF_MAX_SUBSCRIPTIONS,
+	CONF_MAX_SESSIONS_PER_IP,
+	CONF_MAX_SESSIONS,
+	CONF_MAX_TABLE_CREATES_PER_SEC,
 	CONF_NKEYS
 };
+
+struct setting {
+	const char		*name;	/* directive; option without "--" */
+	enum setting_type	 type;
+	int			 flags;	/* SET_* */
+	const char		*arg;	/* what the value is: FILE, N */
+	uint64_t		 min;	/* SET_SECONDS, SET_LIMIT */
+	uint64_t		 max;
+	const char		*def;	/* the default, parsed as a value;
+					 * NULL: none, or def_doc's */
+	const char		*def_doc;	/* a default no value says */
+	const char		*help;	/* one line */
+	uint64_t		*value;	/* where a number is put to use;
+					 * NULL: main.c or conf_load() */
+};
+
+extern const struct setting	 settings[CONF_NKEYS];
+
+int		 setting_find(const char *name);
+void		 settings_defaults(void);
+uint64_t	 setting_default(enum conf_key);
+void		 settings_apply(const struct conf *, int reload);
+void		 settings_usage(FILE *, int full);
+void		 settings_markdown(FILE *);
+
+/* conf.c */
+#define CONF_MAX_LISTEN		16
+#define CONF_MAX_GRACEFUL	64	/* graceful-table patterns */
 
 #define CONF_AUTH_OPTIONAL	1
 #define CONF_AUTH_REQUIRED	2
@@ -654,8 +713,7 @@ struct conf {
 	char			*dir;		/* relative paths start here */
 	struct conf_listen	 listen[CONF_MAX_LISTEN];
 	int			 nlisten;
-	struct conf_item	 item[CONF_NKEYS];
-	struct conf_item	 limit[CONF_MAX_LIMITS];
+	struct conf_item	 item[CONF_NKEYS];	/* by settings[] */
 	char			*graceful[CONF_MAX_GRACEFUL];	/* patterns */
 	int			 graceful_line[CONF_MAX_GRACEFUL];
 	int			 ngraceful;
@@ -676,7 +734,7 @@ void		 conf_init(struct conf *);
 void		 conf_free(struct conf *);
 void		 conf_error(struct conf *, int line, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
-int		 conf_set(struct conf *, const char *key, const char *value,
+int		 conf_set(struct conf *, enum conf_key, const char *value,
 		    int line);
 int		 conf_add_listen(struct conf *, const char *spec, int tls,
 		    int line);

@@ -3,8 +3,8 @@
  * (sessions per source address, table creations per session and
  * second).
  *
- * Every limit is an option of ispd (main.c builds the options and --help
- * from limit_defs) and is documented in docs/LIMITS.md. A request over a
+ * Every limit is a setting of settings.c (an option, `limit NAME N` in
+ * the file, a line of --help) and is documented in docs/LIMITS.md. A request over a
  * limit is answered ERROR LIMIT with a reason naming the limit and its
  * option, so that an operator reading a client's log knows which knob it
  * is; a connection over a session limit gets that ERROR and is closed.
@@ -22,36 +22,8 @@
 #define MIB	(1024ULL * 1024)
 #define GIB	(1024ULL * 1024 * 1024)
 
-const struct limit_def	 limit_defs[] = {
-	{ "max-queue-bytes", &ispd_conf.max_queue_bytes, 16 * KIB, 64 * GIB,
-	    "bytes queued to a session before its events are coalesced "
-	    "per key" },
-	{ "max-frame-bytes", &ispd_conf.max_frame_bytes,
-	    PROTO_MIN_FRAME_BYTES, PROTO_MAX_FRAME_BYTES,
-	    "length of a frame a client may send" },
-	{ "max-key-bytes", &ispd_conf.max_key_bytes, 1, PROTO_MAX_KEY_BYTES,
-	    "length of an announced key" },
-	{ "max-value-bytes", &ispd_conf.max_value_bytes, 0,
-	    PROTO_MAX_VALUE_BYTES, "length of an announced field value" },
-	{ "max-fields", &ispd_conf.max_fields, 0, PROTO_MAX_FIELDS,
-	    "fields in an announced record" },
-	{ "max-records-per-session", &ispd_conf.max_records_per_session, 1,
-	    UINT32_MAX, "records one session may own" },
-	{ "max-tables", &ispd_conf.max_tables, 1, 1000000,
-	    "tables clients may create (ispd.sessions not counted)" },
-	{ "max-subscriptions", &ispd_conf.max_subscriptions, 1, 1000000,
-	    "subscriptions of one session (ONCE reads included)" },
-	{ "max-sessions-per-ip", &ispd_conf.max_sessions_per_ip, 1, 10000000,
-	    "sessions from one source address" },
-	{ "max-sessions", &ispd_conf.max_sessions, 1, 10000000,
-	    "sessions in all" },
-	{ "max-table-creates-per-sec", &ispd_conf.max_table_creates_per_sec,
-	    1, 1000000, "tables one session may create per second" },
-};
-const size_t	 limit_ndefs = sizeof(limit_defs) / sizeof(limit_defs[0]);
-
-/* Refusals by limit, in limit_defs order (metrics.c). */
-static uint64_t		 limit_nhits[sizeof(limit_defs) / sizeof(limit_defs[0])];
+/* Refusals by limit, indexed by its setting (CONF_MAX_*). */
+static uint64_t		 limit_nhits[CONF_NKEYS];
 
 /* Live sessions per source address ("127.0.0.1", "[::1]"). */
 struct addr_count {
@@ -67,24 +39,13 @@ struct addr_count {
 static struct hash	 addrs;
 
 /*
- * Parses arg for def: a decimal integer, for a *-bytes option optionally
- * followed by K, M or G (times 1024). Sets the value and returns 0, or
- * returns -1 when arg is not such a number or is out of def's range.
+ * Parses arg for the limit def: a decimal integer, for a *-bytes limit
+ * optionally followed by K, M or G (times 1024). Puts it in *out and
+ * returns 0, or returns -1 when arg is not such a number or is out of
+ * def's range.
  */
 int
-limit_parse(const struct limit_def *def, const char *arg)
-{
-	uint64_t	 v;
-
-	if (limit_parse_value(def, arg, &v) == -1)
-		return -1;
-	*def->value = v;
-	return 0;
-}
-
-/* limit_parse() into *out rather than the limit itself. */
-int
-limit_parse_value(const struct limit_def *def, const char *arg,
+limit_parse_value(const struct setting *def, const char *arg,
     uint64_t *out)
 {
 	unsigned long long	 v, mul = 1;
@@ -96,7 +57,7 @@ limit_parse_value(const struct limit_def *def, const char *arg,
 	v = strtoull(arg, &end, 10);
 	if (errno != 0)
 		return -1;
-	if (*end != '\0' && strstr(def->option, "-bytes") != NULL &&
+	if (*end != '\0' && strstr(def->name, "-bytes") != NULL &&
 	    end[1] == '\0') {
 		switch (*end) {
 		case 'K':
@@ -121,19 +82,6 @@ limit_parse_value(const struct limit_def *def, const char *arg,
 		return -1;
 	*out = v;
 	return 0;
-}
-
-/* The index in limit_defs of the limit whose option (without "--") is
- * name, or -1. */
-int
-limit_find(const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < limit_ndefs; i++)
-		if (strcmp(limit_defs[i].option, name) == 0)
-			return (int)i;
-	return -1;
 }
 
 static int
@@ -299,22 +247,22 @@ limit_record(const struct proto_msg *m, char *why, size_t whysz)
 }
 
 /* A request or a connection was refused by the limit of option (its
- * name in limit_defs). */
+ * name in settings[]). */
 void
 limit_hit(const char *option)
 {
 	int	 i;
 
-	if ((i = limit_find(option)) < 0)
+	if ((i = setting_find(option)) < 0 || settings[i].type != SET_LIMIT)
 		fatalx("limit_hit: no limit %s", option);
 	limit_nhits[i]++;
 }
 
-/* Refusals by the limit limit_defs[i]. */
+/* Refusals by the limit settings[key]. */
 uint64_t
-limit_hits(size_t i)
+limit_hits(size_t key)
 {
-	return i < limit_ndefs ? limit_nhits[i] : 0;
+	return key < CONF_NKEYS ? limit_nhits[key] : 0;
 }
 
 /* At exit, after every session ended. */

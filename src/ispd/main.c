@@ -18,33 +18,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "addr.h"
 #include "ispd.h"
 
-/* getopt_long() values of the limit options: OPT_LIMIT + their index in
- * limit_defs. */
-#define OPT_LIMIT	1000
+/* getopt_long() values of the options: OPT_SETTING + their index in
+ * settings[]. */
+#define OPT_SETTING	1000
+#define OPT_MARKDOWN	999	/* --help-config-markdown */
 /* File descriptors ispd uses besides sessions: stdio, epoll, signalfd,
  * listeners, and the metrics endpoint (its listener, its epoll and at
  * most 16 connections, prom.c). */
 #define NOFILE_RESERVED	(8 + CONF_MAX_LISTEN + 18)
-
-enum {
-	OPT_CONFIG = 256,
-	OPT_CHECK_CONFIG,
-	OPT_LISTEN_TLS,
-	OPT_TLS_CERT,
-	OPT_TLS_KEY,
-	OPT_TLS_CA,
-	OPT_TLS_REQUIRE,
-	OPT_CREDENTIALS,
-	OPT_AUTH,
-	OPT_USER,
-	OPT_DRAIN_SECONDS,
-	OPT_GRACEFUL_TABLE,
-	OPT_GRACEFUL_SECONDS,
-	OPT_METRICS,
-};
 
 /* The command line's settings, laid over the file's (conf.c). */
 static struct conf	 cli;
@@ -55,113 +38,14 @@ static struct conf	 running;
 static const char	*config_file;
 static int		 check_only;
 static const char	*port_file;
-static uint64_t		 limit_defaults[CONF_MAX_LIMITS];
 static int		 signal_fd = -1;
 static struct loop_io	 signal_io;
 static char		 hostname[256];
 static char		 server_id[PROTO_MAX_STR_BYTES + 1];
-/* Drain (SIGUSR1): the notice given before the sessions are closed, and
- * the timer that ends the loop then. */
-#define DRAIN_SECONDS_DEFAULT	5
-#define DRAIN_SECONDS_MAX	3600
-static unsigned		 drain_seconds = DRAIN_SECONDS_DEFAULT;
+/* Drain (SIGUSR1): the timer that ends the loop once the sessions were
+ * told they close. */
 static int		 drain_fd = -1;
 static struct loop_io	 drain_io;
-
-/* The limits, with their defaults as they stand before parsing. */
-static void
-usage_limits(FILE *f)
-{
-	const struct limit_def	*d;
-	char			 opt[64];
-	size_t			 i;
-
-	fprintf(f, "\nlimits (docs/LIMITS.md; ERROR LIMIT names the option "
-	    "hit; in the configuration\nfile: limit NAME N):\n");
-	for (i = 0; i < limit_ndefs; i++) {
-		d = &limit_defs[i];
-		snprintf(opt, sizeof(opt), "--%s N", d->option);
-		fprintf(f, "  %-32s default %" PRIu64 ", %" PRIu64 " to %"
-		    PRIu64 "\n        %s\n", opt, limit_defaults[i], d->min,
-		    d->max, d->help);
-	}
-}
-
-static void
-usage(FILE *f, int full)
-{
-	fprintf(f,
-	    "usage: ispd [--config FILE] [--listen HOST:PORT]... "
-	    "[--listen-tls HOST:PORT]...\n"
-	    "            [--tls-cert FILE --tls-key FILE] [--tls-ca FILE] "
-	    "[--tls-require-client-cert]\n"
-	    "            [--credentials FILE] [--auth required|optional] "
-	    "[--user NAME]\n"
-	    "            [--hold SECONDS] [--port-file PATH] "
-	    "[--log-level LEVEL] [--server-id NAME]\n"
-	    "            [--drain-seconds N] [--graceful-table PATTERN]... "
-	    "[--graceful-seconds N]\n"
-	    "            [--metrics HOST:PORT] [--max-LIMIT N]... [-h|--help] "
-	    "[-V|--version]\n"
-	    "       ispd --check-config FILE\n");
-	if (!full)
-		return;
-	fprintf(f,
-	    "\n"
-	    "  --config FILE        read settings, TLS, credentials and rules "
-	    "from FILE\n"
-	    "                       (docs/CONFIG.md); options given here win; "
-	    "SIGHUP reloads it\n"
-	    "  --check-config FILE  check FILE and the files it names, report "
-	    "every error\n"
-	    "                       with its line, exit 0 when there is none\n"
-	    "  --listen HOST:PORT   plain TCP listener, repeatable; "
-	    "[IPV6]:PORT for IPv6;\n"
-	    "                       port 0 picks a free port "
-	    "(default " ISPD_DEFAULT_LISTEN ")\n"
-	    "  --listen-tls HOST:PORT  TLS listener, repeatable (needs "
-	    "--tls-cert, --tls-key)\n"
-	    "  --tls-cert FILE      certificate chain (PEM) of the TLS "
-	    "listeners\n"
-	    "  --tls-key FILE       its private key (PEM, not readable by "
-	    "every user)\n"
-	    "  --tls-ca FILE        CA certificates that sign client "
-	    "certificates\n"
-	    "  --tls-require-client-cert  refuse TLS clients without a "
-	    "valid certificate\n"
-	    "  --credentials FILE   shared secrets, one 'NAME SECRET' a line "
-	    "(mode 600)\n"
-	    "  --auth MODE          required (default with credentials or "
-	    "client certificates)\n"
-	    "                       or optional (unauthenticated clients are "
-	    "'anonymous')\n"
-	    "  --user NAME          run as this user once the listeners are "
-	    "bound\n"
-	    "  --hold SECONDS       end a session silent this long "
-	    "(default 9; decimals ok)\n"
-	    "  --port-file PATH     write the bound ports there, one a line\n"
-	    "  --log-level LEVEL    error, warn, info or debug "
-	    "(default info)\n"
-	    "  --server-id NAME     name sent to clients (default: the "
-	    "hostname)\n"
-	    "  --drain-seconds N    on SIGUSR1, tell clients ispd goes down, "
-	    "close the\n"
-	    "                       sessions N seconds later and exit "
-	    "(default 5, 0 to 3600)\n"
-	    "  --graceful-table PATTERN  a table (or a prefix, with '*') "
-	    "whose records a lost\n"
-	    "                       session leaves held for its client's "
-	    "next session to take\n"
-	    "                       back (docs/HA.md); repeatable; "
-	    "default: none\n"
-	    "  --graceful-seconds N how long they are held (default %d, 1 "
-	    "to %d)\n"
-	    "  --metrics HOST:PORT  serve Prometheus metrics at /metrics and "
-	    "health at /healthz\n"
-	    "                       over HTTP there (docs/OPERATIONS.md); "
-	    "default: off\n", ISPD_DEFAULT_GRACEFUL_S, CONF_MAX_GRACEFUL_S);
-	usage_limits(f);
-}
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 usage_error(const char *fmt, ...)
@@ -173,239 +57,102 @@ usage_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputs("\n", stderr);
-	usage(stderr, 0);
+	settings_usage(stderr, 0);
 	exit(2);
 }
 
+/* "--name" of the option getopt_long() returned as c. */
 static const char *
-option_name(int c)
+option_name(int c, char *buf, size_t bufsz)
 {
-	switch (c) {
-	case 'l':
-		return "--listen";
-	case 'H':
-		return "--hold";
-	case 'p':
-		return "--port-file";
-	case 'L':
-		return "--log-level";
-	case 's':
-		return "--server-id";
-	case OPT_CONFIG:
-		return "--config";
-	case OPT_CHECK_CONFIG:
-		return "--check-config";
-	case OPT_LISTEN_TLS:
-		return "--listen-tls";
-	case OPT_TLS_CERT:
-		return "--tls-cert";
-	case OPT_TLS_KEY:
-		return "--tls-key";
-	case OPT_TLS_CA:
-		return "--tls-ca";
-	case OPT_CREDENTIALS:
-		return "--credentials";
-	case OPT_AUTH:
-		return "--auth";
-	case OPT_USER:
-		return "--user";
-	case OPT_DRAIN_SECONDS:
-		return "--drain-seconds";
-	case OPT_GRACEFUL_TABLE:
-		return "--graceful-table";
-	case OPT_GRACEFUL_SECONDS:
-		return "--graceful-seconds";
-	case OPT_METRICS:
-		return "--metrics";
-	default:
-		if (c >= OPT_LIMIT && (size_t)(c - OPT_LIMIT) < limit_ndefs)
-			return limit_defs[c - OPT_LIMIT].option;
-		return "option";
-	}
+	if (c >= OPT_SETTING && c < OPT_SETTING + CONF_NKEYS)
+		snprintf(buf, bufsz, "--%s", settings[c - OPT_SETTING].name);
+	else if (c == OPT_MARKDOWN)
+		snprintf(buf, bufsz, "--help-config-markdown");
+	else
+		snprintf(buf, bufsz, "-%c", c);
+	return buf;
 }
 
-/* An option that is also a directive of the file: checked by conf.c. */
-static void
-cli_set(const char *key, const char *arg)
-{
-	if (conf_set(&cli, key, arg, 0) == -1) {
-		usage(stderr, 0);
-		exit(2);
-	}
-}
-
+/* The options are the settings the command line may give (settings.c),
+ * --help and --version; those that are also directives of the file are
+ * checked by conf.c, into cli. */
 static void
 parse_options(int argc, char **argv)
 {
-	static const struct option fixed[] = {
-		{ "listen",	required_argument,	NULL, 'l' },
-		{ "hold",	required_argument,	NULL, 'H' },
-		{ "port-file",	required_argument,	NULL, 'p' },
-		{ "log-level",	required_argument,	NULL, 'L' },
-		{ "server-id",	required_argument,	NULL, 's' },
-		{ "help",	no_argument,		NULL, 'h' },
-		{ "version",	no_argument,		NULL, 'V' },
-		{ "config",	required_argument,	NULL, OPT_CONFIG },
-		{ "check-config", required_argument,	NULL, OPT_CHECK_CONFIG },
-		{ "listen-tls",	required_argument,	NULL, OPT_LISTEN_TLS },
-		{ "tls-cert",	required_argument,	NULL, OPT_TLS_CERT },
-		{ "tls-key",	required_argument,	NULL, OPT_TLS_KEY },
-		{ "tls-ca",	required_argument,	NULL, OPT_TLS_CA },
-		{ "tls-require-client-cert", no_argument, NULL,
-		    OPT_TLS_REQUIRE },
-		{ "credentials", required_argument,	NULL, OPT_CREDENTIALS },
-		{ "auth",	required_argument,	NULL, OPT_AUTH },
-		{ "user",	required_argument,	NULL, OPT_USER },
-		{ "drain-seconds", required_argument,	NULL,
-		    OPT_DRAIN_SECONDS },
-		{ "graceful-table", required_argument,	NULL,
-		    OPT_GRACEFUL_TABLE },
-		{ "graceful-seconds", required_argument, NULL,
-		    OPT_GRACEFUL_SECONDS },
-		{ "metrics",	required_argument,	NULL, OPT_METRICS },
-	};
-	struct option	 longopts[sizeof(fixed) / sizeof(fixed[0]) + 32];
-	const struct limit_def *d;
-	char		 host[256], port[8];
-	size_t		 i, n = sizeof(fixed) / sizeof(fixed[0]);
-	uint64_t	 v;
-	char		*end;
-	unsigned long	 ul;
-	int		 c;
+	struct option		 longopts[CONF_NKEYS + 4];
+	const struct setting	*s;
+	char			 name[64];
+	size_t			 n = 0;
+	int			 c, key, bad = 0;
 
-	if (limit_ndefs + n + 1 > sizeof(longopts) / sizeof(longopts[0]) ||
-	    limit_ndefs > CONF_MAX_LIMITS)
-		fatalx("parse_options: too many limits");
-	memcpy(longopts, fixed, sizeof(fixed));
-	for (i = 0; i < limit_ndefs; i++) {
-		longopts[n].name = limit_defs[i].option;
-		longopts[n].has_arg = required_argument;
+	for (key = 0; key < CONF_NKEYS; key++) {
+		if (settings[key].flags & SET_NOCLI)
+			continue;
+		longopts[n].name = settings[key].name;
+		longopts[n].has_arg = settings[key].type == SET_BOOL ?
+		    no_argument : required_argument;
 		longopts[n].flag = NULL;
-		longopts[n].val = OPT_LIMIT + (int)i;
+		longopts[n].val = OPT_SETTING + key;
 		n++;
 	}
+	longopts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	longopts[n++] = (struct option){ "version", no_argument, NULL, 'V' };
+	longopts[n++] = (struct option){ "help-config-markdown", no_argument,
+	    NULL, OPT_MARKDOWN };
 	memset(&longopts[n], 0, sizeof(longopts[n]));
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'l':
-		case OPT_LISTEN_TLS:
-			if (addr_split(optarg, "0.0.0.0", host, sizeof(host),
-			    port, sizeof(port)) == -1)
-				usage_error("invalid %s '%s': expected "
-				    "HOST:PORT or [IPV6]:PORT with a port of "
-				    "0 to 65535", option_name(c), optarg);
-			if (conf_add_listen(&cli, optarg, c == OPT_LISTEN_TLS,
-			    0) == -1) {
-				usage(stderr, 0);
-				exit(2);
-			}
-			break;
-		case 'H':
-			cli_set("hold", optarg);
-			break;
-		case 'p':
-			if (*optarg == '\0')
-				usage_error("invalid --port-file: empty path");
-			port_file = optarg;
-			break;
-		case 'L':
-			if (log_level_parse(optarg) == -1)
-				usage_error("invalid --log-level '%s': "
-				    "expected error, warn, info or debug",
-				    optarg);
-			cli_set("log-level", optarg);
-			break;
-		case 's':
-			if (*optarg == '\0' ||
-			    strlen(optarg) > PROTO_MAX_STR_BYTES)
-				usage_error("invalid --server-id: expected 1 "
-				    "to %d bytes", PROTO_MAX_STR_BYTES);
-			cli_set("server-id", optarg);
-			break;
-		case OPT_CONFIG:
-		case OPT_CHECK_CONFIG:
-			if (*optarg == '\0')
-				usage_error("invalid %s: empty path",
-				    option_name(c));
-			config_file = optarg;
-			check_only |= c == OPT_CHECK_CONFIG;
-			break;
-		case OPT_TLS_CERT:
-			cli_set("tls-cert", optarg);
-			break;
-		case OPT_TLS_KEY:
-			cli_set("tls-key", optarg);
-			break;
-		case OPT_TLS_CA:
-			cli_set("tls-ca", optarg);
-			break;
-		case OPT_TLS_REQUIRE:
-			cli_set("tls-require-client-cert", "yes");
-			break;
-		case OPT_CREDENTIALS:
-			cli_set("credentials", optarg);
-			break;
-		case OPT_AUTH:
-			cli_set("auth", optarg);
-			break;
-		case OPT_USER:
-			cli_set("user", optarg);
-			break;
-		case OPT_DRAIN_SECONDS:
-			errno = 0;
-			ul = strtoul(optarg, &end, 10);
-			if (*optarg < '0' || *optarg > '9' || *end != '\0' ||
-			    errno != 0 || ul > DRAIN_SECONDS_MAX)
-				usage_error("invalid --drain-seconds '%s': "
-				    "expected a whole number from 0 to %d",
-				    optarg, DRAIN_SECONDS_MAX);
-			drain_seconds = (unsigned)ul;
-			break;
-		case OPT_GRACEFUL_TABLE:
-			if (conf_add_graceful(&cli, optarg, 0) == -1) {
-				usage(stderr, 0);
-				exit(2);
-			}
-			break;
-		case OPT_GRACEFUL_SECONDS:
-			cli_set("graceful-seconds", optarg);
-			break;
-		case OPT_METRICS:
-			cli_set("metrics", optarg);
-			break;
 		case 'h':
-			usage(stdout, 1);
+			settings_usage(stdout, 1);
 			exit(0);
 		case 'V':
 			printf("ispd %s\n", ISP_RELEASE);
 			exit(0);
+		case OPT_MARKDOWN:
+			settings_markdown(stdout);
+			exit(0);
 		case ':':
-			if (optopt >= OPT_LIMIT)
-				usage_error("option --%s needs a value",
-				    option_name(optopt));
 			usage_error("option %s needs a value",
-			    option_name(optopt));
-		default:
-			if (c >= OPT_LIMIT && (size_t)(c - OPT_LIMIT) <
-			    limit_ndefs) {
-				d = &limit_defs[c - OPT_LIMIT];
-				if (limit_parse_value(d, optarg, &v) == -1)
-					usage_error("invalid --%s '%s': "
-					    "expected a whole number from %"
-					    PRIu64 " to %" PRIu64 "%s",
-					    d->option, optarg, d->min, d->max,
-					    strstr(d->option, "-bytes") ?
-					    " (K, M or G suffix allowed)" :
-					    "");
-				cli.limit[c - OPT_LIMIT].set = 1;
-				cli.limit[c - OPT_LIMIT].num = v;
-				break;
-			}
+			    option_name(optopt, name, sizeof(name)));
+		case '?':
+			if (optopt >= OPT_MARKDOWN)
+				usage_error("option %s takes no value",
+				    option_name(optopt, name, sizeof(name)));
 			if (optopt != 0 && optopt != '?')
 				usage_error("unknown option '-%c'", optopt);
 			usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+		key = c - OPT_SETTING;
+		s = &settings[key];
+		switch (s->type) {
+		case SET_RUN:
+			if (*optarg == '\0')
+				usage_error("invalid --%s: empty path", s->name);
+			if (key == CONF_PORT_FILE)
+				port_file = optarg;
+			else
+				config_file = optarg;
+			check_only |= key == CONF_CHECK_CONFIG;
+			break;
+		case SET_LISTEN:
+			bad = conf_add_listen(&cli, optarg,
+			    key == CONF_LISTEN_TLS, 0);
+			break;
+		case SET_PATTERN:
+			bad = conf_add_graceful(&cli, optarg, 0);
+			break;
+		default:
+			bad = conf_set(&cli, key, s->type == SET_BOOL ? "yes" :
+			    optarg, 0);
+			break;
+		}
+		/* conf.c said why. */
+		if (bad == -1) {
+			settings_usage(stderr, 0);
+			exit(2);
 		}
 	}
 	if (optind < argc)
@@ -425,20 +172,10 @@ config_read(struct conf *c, struct conf_loaded *ld, int to_log)
 	if (config_file != NULL)
 		conf_parse_file(c, config_file);
 	conf_merge(c, &cli);
-	if (c->nlisten == 0 && conf_add_listen(c, ISPD_DEFAULT_LISTEN, 0, 0)
-	    == -1)
+	if (c->nlisten == 0 && conf_add_listen(c, settings[CONF_LISTEN].def,
+	    0, 0) == -1)
 		fatalx("config_read: default listener");
 	return conf_load(c, ld);
-}
-
-static void
-limits_apply(const struct conf *c)
-{
-	size_t	 i;
-
-	for (i = 0; i < limit_ndefs; i++)
-		*limit_defs[i].value = c->limit[i].set ? c->limit[i].num :
-		    limit_defaults[i];
 }
 
 /* Puts what conf_load() made to use: TLS, credentials, rules. Takes
@@ -473,21 +210,10 @@ item_same(const struct conf_item *a, const struct conf_item *b)
 static void
 config_reload(void)
 {
-	static const struct {
-		enum conf_key	 key;
-		const char	*name;
-	} restart[] = {
-		{ CONF_HOLD, "hold" },
-		{ CONF_SERVER_ID, "server-id" },
-		{ CONF_LOG_LEVEL, "log-level" },
-		{ CONF_USER, "user" },
-		{ CONF_GRACEFUL_SECONDS, "graceful-seconds" },
-		{ CONF_METRICS, "metrics" },
-	};
 	struct conf		 c;
 	struct conf_loaded	 ld;
 	size_t			 i, nrules, ncreds;
-	int			 same;
+	int			 key, same;
 
 	log_info("received SIGHUP, reloading the configuration%s%s",
 	    config_file != NULL ? " from " : "", config_file != NULL ?
@@ -504,27 +230,40 @@ config_reload(void)
 		    "configuration is kept");
 		return;
 	}
-	same = c.nlisten == running.nlisten;
-	for (i = 0; same && i < (size_t)c.nlisten; i++)
-		same = c.listen[i].tls == running.listen[i].tls &&
-		    strcmp(c.listen[i].spec, running.listen[i].spec) == 0;
-	if (!same)
-		log_warnx("reload: the listeners changed; that takes a "
-		    "restart");
-	same = c.ngraceful == running.ngraceful;
-	for (i = 0; same && i < (size_t)c.ngraceful; i++)
-		same = strcmp(c.graceful[i], running.graceful[i]) == 0;
-	if (!same)
-		log_warnx("reload: graceful-table changed; that takes a "
-		    "restart");
-	for (i = 0; i < sizeof(restart) / sizeof(restart[0]); i++)
-		if (!item_same(&c.item[restart[i].key],
-		    &running.item[restart[i].key]))
+	for (key = 0; key < CONF_NKEYS; key++) {
+		if (!(settings[key].flags & SET_RESTART))
+			continue;
+		switch (settings[key].type) {
+		case SET_LISTEN:	/* listen and listen-tls, once */
+			if (key != CONF_LISTEN)
+				continue;
+			same = c.nlisten == running.nlisten;
+			for (i = 0; same && i < (size_t)c.nlisten; i++)
+				same = c.listen[i].tls ==
+				    running.listen[i].tls &&
+				    strcmp(c.listen[i].spec,
+				    running.listen[i].spec) == 0;
+			if (!same)
+				log_warnx("reload: the listeners changed; that "
+				    "takes a restart");
+			continue;
+		case SET_PATTERN:
+			same = c.ngraceful == running.ngraceful;
+			for (i = 0; same && i < (size_t)c.ngraceful; i++)
+				same = strcmp(c.graceful[i],
+				    running.graceful[i]) == 0;
+			break;
+		default:
+			same = item_same(&c.item[key], &running.item[key]);
+			break;
+		}
+		if (!same)
 			log_warnx("reload: %s changed; that takes a restart",
-			    restart[i].name);
+			    settings[key].name);
+	}
 	nrules = acl_nrules(ld.acl);
 	ncreds = ld.creds != NULL ? ld.creds->n : 0;
-	limits_apply(&c);
+	settings_apply(&c, 1);
 	config_apply(&ld);
 	/* running stays what ispd started with: what takes a restart is
 	 * compared with that at the next reload too. */
@@ -588,7 +327,7 @@ drain_done(void *arg, uint32_t events)
 
 /*
  * SIGUSR1: every client is told (GOING_DOWN) that the sessions close in
- * drain_seconds, so that it relies on its other reflectors before; then
+ * --drain-seconds, so that it relies on its other reflectors before; then
  * the loop stops and the usual shutdown sends BYE SHUTDOWN. Clients that
  * connect meanwhile are told too. A second SIGUSR1 changes nothing.
  */
@@ -599,13 +338,13 @@ drain_start(void)
 
 	if (drain_fd != -1)
 		return;
-	log_info("received SIGUSR1, draining: closing the sessions in %u s",
-	    drain_seconds);
+	log_info("received SIGUSR1, draining: closing the sessions in %"
+	    PRIu64 " s", ispd_conf.drain_ms / 1000);
 	ispd_stats.draining = 1;	/* /healthz answers 503 from now on */
 	notify_status("draining: the sessions close soon");
-	session_going_down(loop_now_ms() + (uint64_t)drain_seconds * 1000,
+	session_going_down(loop_now_ms() + ispd_conf.drain_ms,
 	    "ispd going down for maintenance");
-	if (drain_seconds == 0) {
+	if (ispd_conf.drain_ms == 0) {
 		loop_stop();
 		return;
 	}
@@ -613,7 +352,7 @@ drain_start(void)
 	    TFD_NONBLOCK | TFD_CLOEXEC)) == -1)
 		fatal("timerfd_create");
 	memset(&its, 0, sizeof(its));
-	its.it_value.tv_sec = (time_t)drain_seconds;
+	its.it_value.tv_sec = (time_t)(ispd_conf.drain_ms / 1000);
 	if (timerfd_settime(drain_fd, 0, &its, NULL) == -1)
 		fatal("timerfd_settime");
 	if (loop_add(&drain_io, drain_fd, EPOLLIN, drain_done, NULL) == -1)
@@ -714,13 +453,12 @@ main(int argc, char **argv)
 {
 	struct conf_loaded	 ld;
 	size_t			 i;
-	int			 level = LOG_LEVEL_INFO, nerr;
+	int			 nerr;
 
+	settings_defaults();
 	if (gethostname(hostname, sizeof(hostname) - 1) == 0 &&
 	    hostname[0] != '\0')
 		ispd_conf.server_id = hostname;
-	for (i = 0; i < limit_ndefs && i < CONF_MAX_LIMITS; i++)
-		limit_defaults[i] = *limit_defs[i].value;
 	conf_init(&cli);
 	parse_options(argc, argv);
 	if ((nerr = config_read(&running, &ld, 0)) != 0) {
@@ -740,20 +478,13 @@ main(int argc, char **argv)
 		conf_free(&cli);
 		exit(0);
 	}
-	if (running.item[CONF_HOLD].set)
-		ispd_conf.hold_ms = (uint32_t)running.item[CONF_HOLD].num;
+	settings_apply(&running, 0);
 	if (running.item[CONF_SERVER_ID].set) {
 		snprintf(server_id, sizeof(server_id), "%s",
 		    running.item[CONF_SERVER_ID].str);
 		ispd_conf.server_id = server_id;
 	}
-	if (running.item[CONF_LOG_LEVEL].set)
-		level = (int)running.item[CONF_LOG_LEVEL].num;
-	if (running.item[CONF_GRACEFUL_SECONDS].set)
-		ispd_conf.graceful_ms =
-		    running.item[CONF_GRACEFUL_SECONDS].num * 1000;
-	limits_apply(&running);
-	log_init(level);
+	log_init((int)ispd_conf.log_level);
 	nofile_raise();
 
 	loop_init();
@@ -777,7 +508,8 @@ main(int argc, char **argv)
 		exit(1);
 	if (running.item[CONF_USER].set)
 		privileges_drop(running.item[CONF_USER].str);
-	log_info("ispd %s started, hold %u ms, server id %s", ISP_RELEASE,
+	log_info("ispd %s started, hold %" PRIu64 " ms, server id %s",
+	    ISP_RELEASE,
 	    ispd_conf.hold_ms, ispd_conf.server_id);
 	/* Every listener is bound: clients can connect from now on. */
 	notify_ready("serving");

@@ -204,10 +204,11 @@ metrics_write(struct buf *b, void *arg)
 
 	prom_family(b, "ispd_limit_refusals_total", "counter",
 	    "Requests and connections refused by a limit, by its option.");
-	for (i = 0; i < limit_ndefs; i++)
-		if (strcmp(limit_defs[i].option, "max-queue-bytes") != 0)
+	for (i = 0; i < CONF_NKEYS; i++)
+		if (settings[i].type == SET_LIMIT &&
+		    i != CONF_MAX_QUEUE_BYTES)
 			prom_u64_label(b, "ispd_limit_refusals_total", "limit",
-			    limit_defs[i].option, strlen(limit_defs[i].option),
+			    settings[i].name, strlen(settings[i].name),
 			    limit_hits(i));
 	metrics_counter(b, "ispd_limit_errors_total",
 	    "ERROR LIMIT frames sent.", ispd_stats.limit_errors);

@@ -69,33 +69,6 @@
 #include "isp.h"
 #include "ispd.h"
 
-/* The defaults of the limits, and why; docs/LIMITS.md says the same. */
-struct ispd_conf	 ispd_conf = {
-	.hold_ms = ISPD_DEFAULT_HOLD_MS,
-	.server_id = "ispd",
-	/* Eight frames of the largest size, or tens of thousands of
-	 * SIP-sized events: a burst that a live subscriber absorbs. */
-	.max_queue_bytes = 8 * 1024 * 1024,
-	/* The protocol's own limits. */
-	.max_frame_bytes = PROTO_MAX_FRAME_BYTES,
-	.max_key_bytes = PROTO_MAX_KEY_BYTES,
-	.max_value_bytes = PROTO_MAX_VALUE_BYTES,
-	.max_fields = PROTO_MAX_FIELDS,
-	/* About 3 GB of SIP-sized records: more than a large border
-	 * gateway registers, less than a runaway client may take. */
-	.max_records_per_session = 10000000,
-	/* QUERY tables answers in one ROWS frame; 4096 rows of the
-	 * largest size fit in it. */
-	.max_tables = 4096,
-	.max_subscriptions = 1024,
-	/* Tens of thousands of sessions (docs/LIMITS.md), some hosts
-	 * (a benchmark, a NAT) carrying ten thousand of them. */
-	.max_sessions_per_ip = 16384,
-	.max_sessions = 65536,
-	.max_table_creates_per_sec = 100,
-	/* docs/HA.md: a restart plus a reconnect and a replay, with room. */
-	.graceful_ms = ISPD_DEFAULT_GRACEFUL_S * 1000,
-};
 struct ispd_stats	 ispd_stats;
 
 /* Every session, whatever its state. */
@@ -1243,11 +1216,11 @@ session_timers(uint64_t now_ms)
 		ispd_stats.hold_expired++;
 		if (s->ssl != NULL && !s->tls_ready) {
 			session_close(s, SESSION_CLOSE_NOW, "no TLS handshake "
-			    "within the hold time, %" PRIu32 " ms",
+			    "within the hold time, %" PRIu64 " ms",
 			    ispd_conf.hold_ms);
 			continue;
 		}
-		snprintf(reason, sizeof(reason), "no frame for %" PRIu32
+		snprintf(reason, sizeof(reason), "no frame for %" PRIu64
 		    " ms, hold time exceeded", ispd_conf.hold_ms);
 		reply_begin();
 		proto_put_bye(&reply, ISP_E_HOLD_EXPIRED, reason);

@@ -8,9 +8,10 @@
 #     not refused by its option parser);
 #   - ispctl(1): every command of `ispctl --help` is an item of COMMANDS
 #     (`.It Cm watch`), and no other;
-#   - ispd.conf(5): its directives (`.It Ic listen`) are those the
-#     parser accepts (src/ispd/conf.c), and its limits (`.It Cm
-#     max-sessions`) those ispd's --help lists as --max-* options;
+#   - ispd.conf(5): its directives (`.It Ic listen`) are those of the
+#     settings (src/ispd/settings.c, ispd --help-config-markdown), and
+#     its limits (`.It Cm max-sessions`) those ispd's --help lists as
+#     --max-* options;
 #   - libisp(3): every public function of include/isp.h and isp_place.h
 #     is named with .Fn, and every isp_* function named is one of them.
 # So whoever adds an option, a command or a function is told here to
@@ -130,13 +131,14 @@ for pp in ispd:8 ispctl:1 isp-registrar:8 isp-locator:8; do
 	fi
 done
 
-# ispd.conf(5) and the configuration parser.
-conf=$ROOT/src/ispd/conf.c
-cdirs=$( { grep -oE '\{ "[a-z-]+", CONF_' "$conf" | sed -E 's/^\{ "([a-z-]+)".*/\1/'
-	grep -oE 'strcmp\(w\[0\], "[a-z-]+"\)' "$conf" | sed -E 's/.*"([a-z-]+)"\)/\1/'; } | sort -u)
-pdirs=$(section_items "$MAN/ispd.conf.5" DIRECTIVES Ic)
-compare "ispd.conf(5) directives" "src/ispd/conf.c" "$cdirs" "ispd.conf.5" "$pdirs" \
-    "each directive is an .It Ic item of DIRECTIVES in man/ispd.conf.5"
+# ispd.conf(5) and the configuration parser: the directives of the
+# table ispd makes from its settings (src/ispd/settings.c).
+if [ -x "$BUILD/ispd" ]; then
+	cdirs=$("$BUILD/ispd" --help-config-markdown | sed -n 's/^| `\([a-z-]*\) .*/\1/p' | sort -u)
+	pdirs=$(section_items "$MAN/ispd.conf.5" DIRECTIVES Ic)
+	compare "ispd.conf(5) directives" "ispd --help-config-markdown" "$cdirs" "ispd.conf.5" "$pdirs" \
+	    "each directive is an .It Ic item of DIRECTIVES in man/ispd.conf.5"
+fi
 if [ -x "$BUILD/ispd" ]; then
 	hlimits=$("$BUILD/ispd" --help 2>&1 | help_options | sed -n 's/^--\(max-.*\)$/\1/p')
 	plimits=$(section_items "$MAN/ispd.conf.5" DIRECTIVES Cm | grep '^max-')

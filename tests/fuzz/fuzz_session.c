@@ -748,6 +748,7 @@ init_once(void)
 	signal(SIGPIPE, SIG_IGN);
 	log_init(getenv("FUZZ_SESSION_LOG") != NULL ? LOG_LEVEL_DEBUG :
 	    LOG_LEVEL_ERROR);
+	settings_defaults();
 	ispd_conf.server_id = "fuzz";
 	/* The smallest queue allowed (16 KiB, see limit.c), so that a
 	 * reader that falls behind (F_SLOW) soon has its changes coalesced

@@ -24,6 +24,7 @@ int
 tc_setup(void **state)
 {
 	log_init(LOG_LEVEL_WARN);
+	settings_defaults();
 	loop_init();
 	table_init();
 	/* Tests take far less; the hold test moves time itself. */
