@@ -110,6 +110,7 @@ $(BUILD)/tests/%: tests/integ/%.c $(TESTLIB_OBJ) $(BUILD)/libisp.a
 # Fuzz targets: libFuzzer (clang), with ASan and UBSan. They link the
 # codec and the daemon's own objects, compiled anew by clang.
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+	   -Wall -Wextra -Werror -Wno-unused-parameter \
 	   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	   -Iinclude -Isrc/common -Isrc/metrics -Isrc/ispd
 FUZZ_SECONDS ?= 600

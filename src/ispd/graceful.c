@@ -302,7 +302,7 @@ graceful_expire(uint64_t now_ms)
 	 * (the one in the hash) in the list. */
 	while ((h = TAILQ_FIRST(&held)) != NULL && h->held_until_ms <= now_ms) {
 		if ((h = held_find(h)) == NULL)
-			fatalx("table_held_expire: a held set out of the hash");
+			fatalx("graceful_expire: a held set out of the hash");
 		held_release(h, "grace time over");
 	}
 }

@@ -355,7 +355,7 @@ struct table {
 	uint64_t		 seq;		/* of the last event applied */
 	int			 readonly;	/* kept by ispd itself */
 	int			 graceful;	/* matches --graceful-table */
-	uint64_t		 nlisted;	/* table_held_list()'s count */
+	uint64_t		 nlisted;	/* graceful_list()'s count */
 	uint8_t			 name_len;
 	char			 name[PROTO_MAX_TABLE_BYTES + 1];
 };

@@ -36,7 +36,7 @@
  *    owner's owned list, its nrecords and the records naming it as
  *    owner agree; their sum plus one row per READY session or session
  *    ghost is table_record_count(); the held sets' records are
- *    table_held_records(), the ghosts' table_withdraw_backlog();
+ *    graceful_held_records(), the ghosts' table_withdraw_backlog();
  *    subscriptions likewise;
  *  - a session lost after it read all its input leaves each record it
  *    had in a graceful table (without TTL) as it was, held for its
@@ -691,8 +691,8 @@ check_tables(struct fz *all, int nall)
 		    "ghosts", NULL);
 	if (expect + nrows != table_record_count())
 		die("records are not the sum of owned records and rows", NULL);
-	if (table_held_records(&hclients) != held_n || hclients != nheld)
-		die("table_held_records() is not the held sets' records",
+	if (graceful_held_records(&hclients) != held_n || hclients != nheld)
+		die("graceful_held_records() is not the held sets' records",
 		    NULL);
 	if (table_withdraw_backlog() != ghost_n)
 		die("table_withdraw_backlog() is not the ghosts' records",
@@ -758,8 +758,8 @@ init_once(void)
 	 * table_init() (as over a reload), so they are added once, here;
 	 * a table is graceful or not from its creation. */
 	ispd_conf.graceful_ms = GRACE_MS;
-	if (table_graceful_add(T) == -1 ||
-	    table_graceful_add(GRACE_PREFIX "*") == -1)
+	if (graceful_add(T) == -1 ||
+	    graceful_add(GRACE_PREFIX "*") == -1)
 		die("cannot add the graceful table patterns", NULL);
 	loop_init();
 	table_init();
@@ -891,8 +891,8 @@ grace_over(struct fz *all, int nall, int drain)
 
 	bound = CLOSE_TURNS + (int)(table_record_count() /
 	    TABLE_WITHDRAW_SLICE);
-	table_held_expire(loop_now_ms() + ispd_conf.graceful_ms);
-	if (table_held_records(&nclients) != 0 || nclients != 0)
+	graceful_expire(loop_now_ms() + ispd_conf.graceful_ms);
+	if (graceful_held_records(&nclients) != 0 || nclients != 0)
 		die("held sets left after the grace time", NULL);
 	for (turn = 0; turn < bound && table_withdraw_pending(); turn++) {
 		loop_once(0);
@@ -1040,7 +1040,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			;
 		/* What the sessions of the earlier parts left held too:
 		 * withdrawn over the next turns. */
-		table_held_expire(horizon);
+		graceful_expire(horizon);
 	}
 	table_tick();
 	session_before_sleep();
@@ -1109,7 +1109,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			die("session not freed after its peer hung up",
 			    &all[k]);
 	if (session_count() != 0 || subscr_count() != 0 ||
-	    table_record_count() != 0 || table_held_records(&nclients) != 0 ||
+	    table_record_count() != 0 || graceful_held_records(&nclients) != 0 ||
 	    nclients != 0)
 		die("sessions, subscriptions, records or held sets left "
 		    "after every session ended and the grace time", NULL);
