@@ -103,6 +103,9 @@ cli_status(struct ast_cli_entry *e, int cmd, struct ast_cli_args *a)
 	    st.c.pending);
 	ast_cli(a->fd, "Applied:       %llu\n",
 	    (unsigned long long)st.c.applied);
+	ast_cli(a->fd, "Paced:         on %zu subscribers' queues, %llu "
+	    "windows held back\n", st.c.watched,
+	    (unsigned long long)st.c.waits);
 	ast_cli(a->fd, "Instances:     %zu\n", st.instances);
 	ast_cli(a->fd, "Refused:       %llu stray REGISTERs, %llu MWI NOTIFYs "
 	    "held back\n", (unsigned long long)gate_registers_refused(),
@@ -284,6 +287,8 @@ ami_status(struct mansession *s, const struct message *m)
 	    "Skipped: %zu\r\n"
 	    "Pending: %zu\r\n"
 	    "Applied: %llu\r\n"
+	    "Watched: %zu\r\n"
+	    "Waits: %llu\r\n"
 	    "Instances: %zu\r\n"
 	    "RegistersRefused: %llu\r\n"
 	    "NotifiesHeldBack: %llu\r\n"
@@ -291,7 +296,7 @@ ami_status(struct mansession *s, const struct message *m)
 	    st.name, st.draining ? "draining" : "up", st.table, st.nservers,
 	    st.up, st.ready, st.records, st.stale, st.c.contacts, st.c.no_aor,
 	    st.c.skipped, st.c.pending, (unsigned long long)st.c.applied,
-	    st.instances, (unsigned long long)gate_registers_refused(),
+	    st.c.watched, (unsigned long long)st.c.waits, st.instances, (unsigned long long)gate_registers_refused(),
 	    (unsigned long long)gate_notifies_dropped());
 	return 0;
 }

@@ -16,7 +16,8 @@
  * Pacing: keys are applied at once, but load_pace per second at most
  * (a budget per window of 20 ms), never more than FLIGHT_MAX changes of
  * ours waiting for Asterisk's contact observers, and no window starts
- * while any Asterisk taskprocessor is over its high-water mark, so
+ * while any Asterisk taskprocessor is over its high-water mark or a
+ * subscriber of the endpoint topics is falling behind (backlog.c), so
  * loading a large table goes as fast as Asterisk takes it and never
  * pushes Asterisk into overload (in which PJSIP answers new requests
  * with 503).
@@ -77,6 +78,15 @@
  * 2,500 so did the first contacts of 1,000 AORs on a busy machine).
  */
 #define FLIPS_PER_SLICE		25
+/*
+ * Downstream of the contact serializer, every subscriber of the endpoint
+ * and device state topics queues each message on a taskprocessor of its
+ * own (backlog.c): no window starts while one of them holds more than
+ * BACKLOG_HIGH tasks, a fifth of their high-water mark, so that what is
+ * already in flight (FLIGHT_MAX changes, a message or two each) still
+ * fits below it.
+ */
+#define BACKLOG_HIGH		100
 #define FLIGHT_POLL_MS		1
 #define FLIGHT_STUCK_MS		2000
 #define CONTACT_LIFE_S		(10 * 365 * 24 * 3600)
@@ -132,6 +142,7 @@ static int			 scheduled;	/* a work task is queued or running */
 static volatile int		 stopping;
 static size_t			 n_contacts, n_no_aor, n_skipped;
 static uint64_t			 n_applied;
+static uint64_t			 n_waits;	/* windows held back */
 static ast_mutex_t		 flight_lock = AST_MUTEX_INIT_VALUE;
 static int			 in_flight;	/* under flight_lock */
 static uint64_t			 flight_moved_ms;	/* under flight_lock */
@@ -472,9 +483,7 @@ binding_count(struct binding *b)
 	switch (b->state) {
 	case B_CONTACT:
 		n_contacts++;
-		aor_count_add(b->aor, 1);
-		if (b->uri != NULL)
-			ao2_link(uris, b->uri);
+		aor_count_add(b->aor, 1);	/* its URI: linked by apply() */
 		break;
 	case B_NO_AOR:
 		n_no_aor++;
@@ -552,22 +561,30 @@ apply(const char *key, int *flips)
 			ast_md5_hash(hash, key);
 			snprintf(b->contact_id, sizeof(b->contact_id), "%s;@%s",
 			    w.f.aor_name, hash);
-			if (contact_put(&w, aor, b->contact_id, old != NULL &&
-			    old->state == B_CONTACT &&
-			    strcmp(old->contact_id, b->contact_id) == 0) == -1) {
-				snprintf(b->reason, sizeof(b->reason), "PJSIP "
-				    "refused contact %s", b->contact_id);
-			} else if ((b->uri = ao2_alloc_options(sizeof(*b->uri) +
+			/* The gate's index entry goes in before the contact:
+			 * the contact's observers run as soon as sorcery
+			 * holds it (res_pjsip_mwi sends its unsolicited
+			 * NOTIFY then), and the gate must know whose it is. */
+			if ((b->uri = ao2_alloc_options(sizeof(*b->uri) +
 			    strlen(w.uri_key) + 1, NULL,
-			    AO2_ALLOC_OPT_LOCK_NOLOCK)) != NULL) {
+			    AO2_ALLOC_OPT_LOCK_NOLOCK)) == NULL) {
+				ast_copy_string(b->reason, "out of memory",
+				    sizeof(b->reason));
+			} else {
 				ast_copy_string(b->uri->account, w.f.aor_name,
 				    sizeof(b->uri->account));
 				strcpy(b->uri->uri, w.uri_key);
-				b->state = B_CONTACT;
-			} else {
-				contact_delete(b);
-				ast_copy_string(b->reason, "out of memory",
-				    sizeof(b->reason));
+				ao2_link(uris, b->uri);
+				if (contact_put(&w, aor, b->contact_id,
+				    old != NULL && old->state == B_CONTACT &&
+				    strcmp(old->contact_id, b->contact_id) ==
+				    0) == -1) {
+					ao2_unlink(uris, b->uri);
+					snprintf(b->reason, sizeof(b->reason),
+					    "PJSIP refused contact %s",
+					    b->contact_id);
+				} else
+					b->state = B_CONTACT;
 			}
 		}
 		ao2_ref(aor, -1);
@@ -687,6 +704,15 @@ now_ms(void)
 	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
+/* Asterisk is behind: a taskprocessor is over its high-water mark, or a
+ * subscriber of the endpoint topics has BACKLOG_HIGH tasks queued. */
+static int
+asterisk_behind(void)
+{
+	return ast_taskprocessor_alert_get() > 0 ||
+	    backlog_max() > BACKLOG_HIGH;
+}
+
 /*
  * The taskprocessor's one task: applies pending keys until none is left,
  * at most load_pace per second. Time is cut into windows of SLICE_MS,
@@ -696,9 +722,8 @@ now_ms(void)
  * rest of it. Within a window, no more keys are taken than
  * flight_room() allows (waiting FLIGHT_POLL_MS for room), and at most
  * FLIPS_PER_SLICE of them turn an AOR on or off (the next one ends the
- * window and waits); between windows, nothing is applied while any
- * Asterisk taskprocessor is over its high-water mark (ALERT_WAIT_MAX_MS
- * at most).
+ * window and waits); between windows, nothing is applied while Asterisk
+ * is behind (asterisk_behind(); ALERT_WAIT_MAX_MS at most).
  */
 static int
 work(void *unused)
@@ -711,6 +736,7 @@ work(void *unused)
 	int			 budget, room, used = 0, n, later;
 	int			 flips = FLIPS_PER_SLICE;
 
+	backlog_scan();
 	window = now_ms();
 	for (;;) {
 		ispa_rdlock();
@@ -741,7 +767,7 @@ work(void *unused)
 		used += n;
 		/* An AOR to turn on or off waits for the next window; so
 		 * does everything while a taskprocessor is in alert. */
-		if (later > 0 || ast_taskprocessor_alert_get() > 0)
+		if (later > 0 || asterisk_behind())
 			used = budget;
 		ao2_lock(pending);
 		if (stopping || ao2_container_count(pending) == 0) {
@@ -758,10 +784,12 @@ work(void *unused)
 		}
 		if (now - window < SLICE_MS)
 			usleep((useconds_t)(SLICE_MS - (now - window)) * 1000);
-		for (waited = 0; ast_taskprocessor_alert_get() > 0 &&
-		    !stopping && waited < ALERT_WAIT_MAX_MS;
-		    waited += ALERT_POLL_MS)
+		for (waited = 0; asterisk_behind() && !stopping &&
+		    waited < ALERT_WAIT_MAX_MS; waited += ALERT_POLL_MS) {
+			if (waited == 0)
+				n_waits++;
 			usleep(ALERT_POLL_MS * 1000);
+		}
 		window = now_ms();
 		used = 0;
 		flips = FLIPS_PER_SLICE;
@@ -781,6 +809,8 @@ contacts_init(void)
 	aors = ao2_container_alloc_hash(AO2_ALLOC_OPT_LOCK_MUTEX, 0,
 	    BUCKETS, aor_count_hash_fn, NULL, aor_count_cmp_fn);
 	tps = ast_taskprocessor_get("isp/contacts", TPS_REF_DEFAULT);
+	backlog_reset();
+	n_waits = 0;
 	stopping = 0;
 	scheduled = 0;
 	in_flight = 0;
@@ -846,6 +876,8 @@ contacts_stats(struct contacts_stats *s)
 	s->skipped = n_skipped;
 	s->pending = pending != NULL ? (size_t)ao2_container_count(pending) : 0;
 	s->applied = n_applied;
+	s->watched = backlog_watched();
+	s->waits = n_waits;
 }
 
 const char *

@@ -7,6 +7,8 @@
  *   config.c		isp.conf, checked whole with an error per line
  *   contacts.c		SIP_REGISTRATION records → PJSIP contacts, on a
  *			taskprocessor of its own, paced and coalesced per key
+ *   backlog.c		how far behind the subscribers of endpoint and device
+ *			state messages are, for that pacing
  *   gate.c		a PJSIP module: a stray REGISTER cannot touch mirrored
  *			contacts; only the serving instance sends them MWI
  *   instance.c		this Asterisk in INSTANCES, drain, placement
@@ -120,6 +122,8 @@ struct contacts_stats {
 	size_t	 skipped;	/* bad records, or AORs that qualify */
 	size_t	 pending;	/* keys changed and not yet applied */
 	uint64_t applied;	/* changes applied since load */
+	size_t	 watched;	/* subscribers' taskprocessors paced on */
+	uint64_t waits;		/* windows held back: Asterisk was behind */
 };
 int	 contacts_init(void);
 /* Stops applying changes, deletes every contact this module made (and
@@ -143,6 +147,16 @@ int	 contacts_uri_account(const char *uri, char *buf, size_t size);
  * it, of any SIP URI text; -1 when it does not parse. */
 int	 contacts_uri_key(const char *uri, size_t len, char *buf,
 	    size_t size);
+
+/* backlog.c: only the contacts taskprocessor calls these. Finds the
+ * taskprocessors of the endpoint and device state topics' subscribers
+ * that came since the last call. */
+void	 backlog_scan(void);
+/* The longest queue among them, in tasks. */
+long	 backlog_max(void);
+size_t	 backlog_watched(void);
+/* Forgets them (at unload). */
+void	 backlog_reset(void);
 
 /* gate.c */
 int	 gate_init(void);

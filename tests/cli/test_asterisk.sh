@@ -491,8 +491,11 @@ if [ "$got" -eq $((c_b + 100000)) ] && [ "$s3000" -eq 100 ] && [ "$s3999" -eq 10
 else
 	not_ok "7: 100,000 bindings" "contacts $c_b→$got in $load_ms ms, AOR 3000: $s3000, AOR 3999: $s3999, call $call_ok" "$(ami ast-b ISPStatus)"
 fi
-if [ "$tp_warn" -eq 0 ]; then
-	ok "7: no taskprocessor queue warning in either Asterisk's log during the load"
+watched=$(st ast-b Watched)
+if [ "$tp_warn" -eq 0 ] && [ "${watched:-0}" -ge 1 ]; then
+	ok "7: no taskprocessor queue warning in either Asterisk's log during the load (pacing watched $watched subscribers' queues, held back $(st ast-b Waits) windows)"
+elif [ "$tp_warn" -eq 0 ]; then
+	not_ok "7: pacing found no subscriber of the endpoint topics to watch (AMI's is one)" "$(ami ast-b ISPStatus)"
 else
 	not_ok "7: taskprocessor warnings: $tp_warn: $(load_warnings | sed -n "s/.*Taskprocessor .\([^']*\). queue reached.*/\1/p" | sort -u | tr "\n" " ")" "$(load_warnings | head -n 3)"
 fi

@@ -1,0 +1,138 @@
+/*
+ * backlog: how far behind Asterisk's subscribers of endpoint and device
+ * state messages are, for contacts.c's pacing.
+ *
+ * Every contact change publishes on the endpoint topics (the contact's
+ * status; the endpoint's state when an AOR's first contact comes or its
+ * last one goes, and with it the device state PJSIP/<endpoint>). Every
+ * subscriber of those topics (AMI's ContactStatus and PeerStatus events,
+ * the device state cache, ARI) takes each message on a taskprocessor of
+ * its own. contacts.c's flight count sees only the contact serializer,
+ * upstream of them; a subscriber's queue that reaches its high-water
+ * mark (500 tasks) logs a warning and, with Asterisk's default
+ * taskprocessor_overload_trigger = global, makes PJSIP answer new
+ * requests with 503. Seen on a slow machine: AMI's endpoint subscriber
+ * fell behind a load of 100,000 contacts that the contact serializer
+ * kept up with.
+ *
+ * Asterisk gives a module no list of taskprocessors, only a lookup by
+ * exact name, and names a subscription's taskprocessor
+ * "stasis/<m|p>:<topic name>-<sequence number in 8 hex digits>" (m: a
+ * thread of its own, p: the stasis pool). backlog_scan() tries every
+ * sequence number handed out since its last call against the watched
+ * topics' names and keeps the names that exist; backlog_max() looks each
+ * one up again (a subscriber that went away is not found) and returns
+ * the longest queue. Only the contacts taskprocessor calls them.
+ */
+#include "asterisk.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "asterisk/devicestate.h"
+#include "asterisk/logger.h"
+#include "asterisk/stasis.h"
+#include "asterisk/stasis_endpoints.h"
+#include "asterisk/taskprocessor.h"
+#include "asterisk/utils.h"
+
+#include "isp_asterisk.h"
+
+#define BACKLOG_MAX_TPS		32
+
+static char		 names[BACKLOG_MAX_TPS][AST_TASKPROCESSOR_MAX_NAME + 1];
+static size_t		 nnames;
+static unsigned int	 scanned;	/* sequence numbers below: tried */
+
+/* The topics whose subscribers every contact change reaches. */
+static size_t
+watched_topics(const char **topic, size_t max)
+{
+	struct stasis_topic	*t[4];
+	size_t			 i, n = 0;
+
+	t[0] = ast_endpoint_topic_all();
+	t[1] = ast_endpoint_topic_all_cached();
+	t[2] = ast_device_state_topic_all();
+	t[3] = ast_device_state_topic_cached();
+	for (i = 0; i < ARRAY_LEN(t) && n < max; i++)
+		if (t[i] != NULL && stasis_topic_name(t[i]) != NULL)
+			topic[n++] = stasis_topic_name(t[i]);
+	return n;
+}
+
+static int
+known(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < nnames; i++)
+		if (strcmp(names[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+void
+backlog_scan(void)
+{
+	static const char	 kind[2] = { 'm', 'p' };
+	struct ast_taskprocessor *tps;
+	const char		*topic[4];
+	char			 name[AST_TASKPROCESSOR_MAX_NAME + 1];
+	unsigned int		 seq, upto;
+	size_t			 ntopics, i, k;
+
+	/* The next number to be handed out (this call takes one). */
+	upto = ast_taskprocessor_seq_num();
+	ntopics = watched_topics(topic, ARRAY_LEN(topic));
+	for (seq = scanned; seq != upto; seq++) {
+		for (i = 0; i < ntopics; i++) {
+			for (k = 0; k < ARRAY_LEN(kind); k++) {
+				snprintf(name, sizeof(name), "stasis/%c:%s-%08x",
+				    kind[k], topic[i], seq);
+				if ((tps = ast_taskprocessor_get(name,
+				    TPS_REF_IF_EXISTS)) == NULL)
+					continue;
+				ast_taskprocessor_unreference(tps);
+				if (nnames < BACKLOG_MAX_TPS && !known(name)) {
+					ast_copy_string(names[nnames], name,
+					    sizeof(names[nnames]));
+					nnames++;
+					ast_debug(1, "pacing watches %s\n", name);
+				}
+			}
+		}
+	}
+	scanned = upto;
+}
+
+long
+backlog_max(void)
+{
+	struct ast_taskprocessor *tps;
+	long			 size, max = 0;
+	size_t			 i;
+
+	for (i = 0; i < nnames; i++) {
+		if ((tps = ast_taskprocessor_get(names[i],
+		    TPS_REF_IF_EXISTS)) == NULL)
+			continue;
+		if ((size = ast_taskprocessor_size(tps)) > max)
+			max = size;
+		ast_taskprocessor_unreference(tps);
+	}
+	return max;
+}
+
+size_t
+backlog_watched(void)
+{
+	return nnames;
+}
+
+void
+backlog_reset(void)
+{
+	nnames = 0;
+	scanned = 0;
+}
