@@ -12,6 +12,7 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,12 +53,15 @@ struct conf;
 struct creds;
 struct setting;
 
+struct owner;
 struct session;
+struct held_set;
 struct subscr;
 struct table;
 struct record;
 struct dirty;
 
+TAILQ_HEAD(owner_list, owner);
 TAILQ_HEAD(session_list, session);
 TAILQ_HEAD(record_list, record);
 TAILQ_HEAD(subscr_list, subscr);
@@ -224,8 +228,37 @@ enum session_auth {
 	SESSION_AUTH_CERT,	/* a verified TLS client certificate */
 };
 
+/*
+ * What owns records: a live session, or a held set (graceful.c) that
+ * keeps a lost session's records for its client. Records point at this,
+ * so code that needs the session behind a record's owner must ask for
+ * it (owner_session()), and a held set is never taken for a session.
+ * An owner whose records are being withdrawn in slices (an ended
+ * session, a held set whose time is over) is a "ghost" (table.c).
+ */
+enum owner_kind {
+	OWNER_SESSION,		/* embedded in a struct session */
+	OWNER_HELD,		/* embedded in a struct held_set */
+};
+
+struct owner {
+	enum owner_kind		 kind;
+	uint64_t		 id;		/* of the session; a held set
+						 * keeps its lost session's */
+	char			 peer[64];	/* the session's address */
+	char			 name[SESSION_NAME_MAX + 1];	/* client */
+	size_t			 name_len;
+	char			 ident[SESSION_NAME_MAX + 1];
+	size_t			 ident_len;
+	struct record_list	 owned;		/* records it owns */
+	size_t			 nrecords;
+	int			 ghost;		/* records being withdrawn */
+	uint8_t			 ghost_reason;	/* with this PROTO_WD_* */
+	TAILQ_ENTRY(owner)	 ghost_entry;	/* table.c withdrawal list */
+};
+
 struct session {
-	uint64_t		 id;
+	struct owner		 owner;		/* who, and its records */
 	int			 fd;
 	enum session_state	 state;
 	int			 flush_on_close;
@@ -234,31 +267,17 @@ struct session {
 	int			 row_stale;	/* on table.c's list of stale rows */
 	int			 in_paused;	/* input not read: see session.c */
 	int			 resuming;	/* on the resume list */
-	int			 ghost;		/* ended; records being withdrawn */
-	uint8_t			 ghost_reason;	/* with this PROTO_WD_* */
 	int			 lost;		/* ended without BYE: the peer
-						 * went away (table.c holds
+						 * went away (graceful.c holds
 						 * its graceful records) */
-	int			 held;		/* not a session: the records
-						 * a lost client left behind
-						 * for graceful restart */
-	uint64_t		 held_until_ms;
-	struct hash_node	 held_node;	/* table.c, by client: the
-						 * first held set of one */
-	struct session		*held_next;	/* the client's next one */
 	int			 released;	/* fd closed, only records left */
 	int			 ip_counted;	/* counted in limit.c per address */
 	struct loop_io		 io;
-	char			 peer[64];
-	char			 name[SESSION_NAME_MAX + 1];
-	size_t			 name_len;
 	time_t			 since;		/* wall clock of the HELLO */
 	uint64_t		 last_rx_ms;
 	uint64_t		 linger_until_ms;
 	struct buf		 in;		/* a partial frame */
 	struct outq		 out;
-	struct record_list	 owned;		/* records this session owns */
-	size_t			 nrecords;
 	struct subscr_list	 subs;
 	size_t			 nsubs;
 	size_t			 nsync;		/* subscriptions with sync work */
@@ -266,13 +285,11 @@ struct session {
 	uint64_t		 create_ms;	/* when they were last counted */
 	struct record		*row;		/* its ispd.sessions record */
 	size_t			 row_nrecords;	/* records field in the row */
-	/* Who the rules apply to (auth.c, tls.c, acl.c). */
+	/* Who the rules apply to: owner.ident (auth.c, tls.c, acl.c). */
 	enum session_auth	 auth;
 	int			 auth_wait;	/* CHALLENGE sent, AUTH due */
 	uint32_t		 hello_caps;	/* as the HELLO had them */
 	uint8_t			 nonce[PROTO_NONCE_BYTES];	/* of it */
-	char			 ident[SESSION_NAME_MAX + 1];
-	size_t			 ident_len;
 	const struct table	*acl_table;	/* acl.c's cache of the */
 	uint64_t		 acl_gen;	/* rights on one table */
 	uint8_t			 acl_rights;
@@ -292,11 +309,47 @@ struct session {
 	TAILQ_ENTRY(session)	 pending_entry;
 	TAILQ_ENTRY(session)	 end_entry;
 	TAILQ_ENTRY(session)	 stale_entry;	/* table.c's stale rows */
-	TAILQ_ENTRY(session)	 ghost_entry;	/* table.c withdrawal list,
-						 * or held list */
 	TAILQ_ENTRY(session)	 resume_entry;
 	TAILQ_ENTRY(session)	 rx_entry;	/* TLS data left to read */
 };
+
+/*
+ * The records a lost client left behind for graceful restart
+ * (graceful.c): an owner with no connection, under a deadline. The
+ * first held set of a client is in graceful.c's hash by client; the
+ * others (lost sessions of the client while records are held) hang from
+ * it by next, with its deadline. Released (END_OF_REPLAY, the grace
+ * time over), it leaves graceful.c's list and becomes a ghost: table.c
+ * withdraws what it still holds, then graceful_ghost_done() frees it.
+ */
+struct held_set {
+	struct owner		 owner;
+	uint64_t		 until_ms;	/* the end of the grace time */
+	struct hash_node	 node;		/* by client: the first one */
+	struct held_set		*next;		/* the client's next one */
+	TAILQ_ENTRY(held_set)	 entry;		/* deadline order, while held */
+};
+
+/* The session that owner o is; o must be one. */
+static inline struct session *
+owner_session(struct owner *o)
+{
+	if (o->kind != OWNER_SESSION)
+		fatalx("owner_session: owner %" PRIu64 " is a held set",
+		    o->id);
+	return (struct session *)((char *)o - offsetof(struct session,
+	    owner));
+}
+
+/* The held set that owner o is; o must be one. */
+static inline struct held_set *
+owner_held(struct owner *o)
+{
+	if (o->kind != OWNER_HELD)
+		fatalx("owner_held: owner %" PRIu64 " is a session", o->id);
+	return (struct held_set *)((char *)o - offsetof(struct held_set,
+	    owner));
+}
 
 /* How session_close() ends a session. */
 #define SESSION_CLOSE_NOW	0	/* drop queued output */
@@ -368,7 +421,7 @@ struct record {
 	TAILQ_ENTRY(record)	 order_entry;	/* in its table's order */
 	uint64_t		 order;		/* creation rank in the table */
 	struct table		*table;
-	struct session		*owner;		/* NULL: ispd itself */
+	struct owner		*owner;		/* NULL: ispd itself */
 	uint64_t		 seq;		/* table seq of last change */
 	uint64_t		 expire_ms;	/* 0: no TTL */
 	uint32_t		 ttl_idx;	/* heap index, or TTL_NONE */
@@ -403,8 +456,8 @@ int		 table_withdraw_pending(void);
 size_t		 table_withdraw_backlog(void);
 struct table	**table_sorted(size_t *n);
 int		 table_cmp(const void *, const void *);
-void		 table_give(struct record *, struct session *);
-void		 table_ghost_add(struct session *, uint8_t reason);
+void		 table_give(struct record *, struct owner *);
+void		 table_ghost_add(struct owner *, uint8_t reason);
 size_t		 table_count(void);
 size_t		 table_record_count(void);
 struct proto_bytes record_key(const struct record *);
@@ -417,10 +470,11 @@ void		 graceful_init(void);
 void		 graceful_free_all(void);
 int		 graceful_add(const char *pattern);
 int		 graceful_match(const char *name, size_t len);
-int		 graceful_takes(const struct session *holder,
-		    const struct session *);
+int		 graceful_takes(const struct owner *holder,
+		    const struct owner *);
 void		 graceful_hold(struct session *);
 void		 graceful_end_of_replay(struct session *);
+void		 graceful_ghost_done(struct held_set *);
 uint64_t	 graceful_next_ms(void);
 void		 graceful_expire(uint64_t now_ms);
 size_t		 graceful_held_records(size_t *nclients);

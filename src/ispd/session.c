@@ -140,16 +140,17 @@ session_open(int fd, const char *peer, int tls)
 		log_warn("session from %s", peer);
 		return NULL;
 	}
-	s->id = next_session_id;
+	s->owner.kind = OWNER_SESSION;
+	s->owner.id = next_session_id;
 	s->fd = fd;
 	s->state = SESSION_NEW;
-	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	snprintf(s->owner.peer, sizeof(s->owner.peer), "%s", peer);
 	s->last_rx_ms = loop_now_ms();
 	s->create_ms = loop_now_ms();
 	s->create_tokens = ispd_conf.max_table_creates_per_sec * 1000;
 	buf_init(&s->in);
 	outq_init(&s->out);
-	TAILQ_INIT(&s->owned);
+	TAILQ_INIT(&s->owner.owned);
 	TAILQ_INIT(&s->subs);
 	if (loop_add(&s->io, fd, EPOLLIN, session_io, s) == -1) {
 		log_warn("session from %s: epoll_ctl", peer);
@@ -161,7 +162,8 @@ session_open(int fd, const char *peer, int tls)
 	TAILQ_INSERT_TAIL(&hold_list, s, timer_entry);
 	nlive++;
 	ispd_stats.sessions_total++;
-	log_debug("session %" PRIu64 " (%s): connected", s->id, s->peer);
+	log_debug("session %" PRIu64 " (%s): connected", s->owner.id,
+	    s->owner.peer);
 	switch (limit_session_open(s, why, sizeof(why))) {
 	case 0:
 		if (tls && tls_session_start(s) == -1)
@@ -192,7 +194,7 @@ session_refuse(struct session *s, const char *why, int tls)
 		session_error(s, 0, ISP_E_LIMIT, "%s", why);
 	if (log_rate_ok(&rate, &unlogged))
 		log_warnx("refusing a connection from %s: %s (%" PRIu64
-		    " more refused since the last such message)", s->peer,
+		    " more refused since the last such message)", s->owner.peer,
 		    why, unlogged);
 	session_end(s, tls ? SESSION_CLOSE_NOW : SESSION_CLOSE_FLUSH, why, 0);
 }
@@ -246,7 +248,7 @@ session_pause(struct session *s)
 	s->in_paused = 1;
 	npaused++;
 	log_debug("session %" PRIu64 " (%s): %zu bytes queued, input paused "
-	    "until the client reads", s->id, s->peer, s->out.bytes);
+	    "until the client reads", s->owner.id, s->owner.peer, s->out.bytes);
 	session_update_io(s);
 }
 
@@ -335,7 +337,7 @@ session_verror(struct session *s, uint32_t req_id, int code, const char *fmt,
 
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	log_debug("session %" PRIu64 " (%s): error %d to request %" PRIu32
-	    ": %s", s->id, s->peer, code, req_id, reason);
+	    ": %s", s->owner.id, s->owner.peer, code, req_id, reason);
 	reply_begin();
 	proto_put_error(&reply, req_id, (uint16_t)code, reason);
 	ispd_stats.errors_sent++;
@@ -426,11 +428,11 @@ session_end(struct session *s, int how, const char *reason, int loud)
 	if (s->state >= SESSION_ENDING)
 		return;
 	if (loud)
-		log_info("session %" PRIu64 " (%s): closing: %s", s->id,
-		    s->peer, reason);
+		log_info("session %" PRIu64 " (%s): closing: %s", s->owner.id,
+		    s->owner.peer, reason);
 	else
-		log_debug("session %" PRIu64 " (%s): closing: %s", s->id,
-		    s->peer, reason);
+		log_debug("session %" PRIu64 " (%s): closing: %s", s->owner.id,
+		    s->owner.peer, reason);
 	TAILQ_REMOVE(&hold_list, s, timer_entry);
 	if (s->resuming) {
 		TAILQ_REMOVE(&resume_list, s, resume_entry);
@@ -459,8 +461,8 @@ static void
 session_free(struct session *s)
 {
 	if (s->state != SESSION_LINGER && s->state != SESSION_ENDING)
-		fatalx("session_free: session %" PRIu64 " in state %d", s->id,
-		    s->state);
+		fatalx("session_free: session %" PRIu64 " in state %d",
+		    s->owner.id, s->state);
 	if (s->state == SESSION_LINGER)
 		TAILQ_REMOVE(&linger_list, s, timer_entry);
 	if (s->pending)
@@ -474,12 +476,14 @@ session_free(struct session *s)
 	outq_free(&s->out);
 	buf_free(&s->in);
 	s->released = 1;
-	if (s->ghost) {
+	if (s->owner.ghost) {
 		log_debug("session %" PRIu64 " (%s): closed, %zu records left "
-		    "to withdraw", s->id, s->peer, s->nrecords);
+		    "to withdraw", s->owner.id, s->owner.peer,
+		    s->owner.nrecords);
 		return;
 	}
-	log_debug("session %" PRIu64 " (%s): freed", s->id, s->peer);
+	log_debug("session %" PRIu64 " (%s): freed", s->owner.id,
+	    s->owner.peer);
 	free(s);
 }
 
@@ -488,7 +492,8 @@ void
 session_ghost_done(struct session *s)
 {
 	if (s->released) {
-		log_debug("session %" PRIu64 " (%s): freed", s->id, s->peer);
+		log_debug("session %" PRIu64 " (%s): freed", s->owner.id,
+		    s->owner.peer);
 		free(s);
 	}
 }
@@ -676,7 +681,7 @@ session_welcome(struct session *s)
 		caps |= PROTO_CAP_AUTH;
 	reply_begin();
 	proto_put_welcome(&reply, PROTO_VERSION, caps, ispd_conf.hold_ms,
-	    s->id, ispd_conf.server_id);
+	    s->owner.id, ispd_conf.server_id);
 	if (session_send(s, &reply, 1) == -1)
 		return;
 	s->state = SESSION_READY;
@@ -685,11 +690,12 @@ session_welcome(struct session *s)
 		return;
 	}
 	if (s->auth == SESSION_AUTH_NONE)
-		log_info("session %" PRIu64 " (%s): welcome, client %s", s->id,
-		    s->peer, s->name);
+		log_info("session %" PRIu64 " (%s): welcome, client %s",
+		    s->owner.id, s->owner.peer, s->owner.name);
 	else
 		log_info("session %" PRIu64 " (%s): welcome, client %s, "
-		    "identity %s (%s)", s->id, s->peer, s->name, s->ident,
+		    "identity %s (%s)", s->owner.id, s->owner.peer,
+		    s->owner.name, s->owner.ident,
 		    s->auth == SESSION_AUTH_CERT ? "certificate" :
 		    "shared secret");
 	if (going_down_at != 0 && s->state == SESSION_READY)
@@ -701,7 +707,7 @@ session_hello(struct session *s, const struct proto_msg *m)
 {
 	char	 why[PROTO_MAX_STR_BYTES + 1];
 
-	if (s->state != SESSION_NEW || s->name_len > 0) {
+	if (s->state != SESSION_NEW || s->owner.name_len > 0) {
 		session_fail(s, 0, ISP_E_PROTOCOL, "HELLO sent twice");
 		return;
 	}
@@ -716,9 +722,9 @@ session_hello(struct session *s, const struct proto_msg *m)
 		    "to %d printable ASCII characters", SESSION_NAME_MAX);
 		return;
 	}
-	memcpy(s->name, m->text.p, m->text.len);
-	s->name[m->text.len] = '\0';
-	s->name_len = m->text.len;
+	memcpy(s->owner.name, m->text.p, m->text.len);
+	s->owner.name[m->text.len] = '\0';
+	s->owner.name_len = m->text.len;
 	s->since = time(NULL);
 	s->hello_caps = m->caps;
 	switch (auth_hello(s, m->caps, why, sizeof(why))) {
@@ -879,7 +885,7 @@ session_kick(struct session *s, const struct proto_msg *m, char *why,
 	    m->req_id, why, whysz)) != 0)
 		return rc;
 	TAILQ_FOREACH(k, &sessions, entry)
-		if (k->id == m->session_id && k->state <= SESSION_READY)
+		if (k->owner.id == m->session_id && k->state <= SESSION_READY)
 			break;
 	if (k == NULL) {
 		snprintf(why, whysz, "no live session %" PRIu64,
@@ -887,14 +893,15 @@ session_kick(struct session *s, const struct proto_msg *m, char *why,
 		return ISP_E_NOT_FOUND;
 	}
 	snprintf(done, sizeof(done), "session %" PRIu64 " of client %s "
-	    "(identity %s)", k->id, k->name[0] != '\0' ? k->name :
-	    "(no HELLO yet)", k->ident);
+	    "(identity %s)", k->owner.id, k->owner.name[0] != '\0' ?
+	    k->owner.name : "(no HELLO yet)", k->owner.ident);
 	log_info("session %" PRIu64 " (%s, client %s, identity %s): kicked %s",
-	    s->id, s->peer, s->name, s->ident, done);
+	    s->owner.id, s->owner.peer, s->owner.name, s->owner.ident, done);
 	if ((rc = subscr_reply_done(s, m->req_id, done)) != 0)
 		return rc;
 	snprintf(why, whysz, "session ended by an operator: client %s, "
-	    "identity %s (session %" PRIu64 ")", s->name, s->ident, s->id);
+	    "identity %s (session %" PRIu64 ")", s->owner.name, s->owner.ident,
+	    s->owner.id);
 	reply_begin();
 	proto_put_bye(&reply, ISP_E_DENIED, why);
 	(void)session_send(k, &reply, 1);
@@ -935,7 +942,7 @@ session_foreign(struct session *s, const uint8_t *p, size_t len)
 	if (what == NULL)
 		return 0;
 	log_warnx("session %" PRIu64 " (%s): %s, not the ispd protocol%s; "
-	    "closing", s->id, s->peer, what, hint);
+	    "closing", s->owner.id, s->owner.peer, what, hint);
 	/* A TLS client reads the plain ERROR as a record it cannot parse,
 	 * which libisp explains ("is it a TLS port of ispd?"). */
 	session_error(s, 0, ISP_E_PROTOCOL, "%s, not the ispd protocol%s",
@@ -1229,8 +1236,8 @@ session_timers(uint64_t now_ms)
 	}
 	while ((s = TAILQ_FIRST(&linger_list)) != NULL &&
 	    s->linger_until_ms <= now_ms) {
-		log_debug("session %" PRIu64 " (%s): linger time over", s->id,
-		    s->peer);
+		log_debug("session %" PRIu64 " (%s): linger time over",
+		    s->owner.id, s->owner.peer);
 		session_free(s);
 	}
 }
@@ -1359,11 +1366,12 @@ session_creds_changed(const struct creds *old, const struct creds *new)
 	TAILQ_FOREACH(s, &sessions, entry) {
 		if (s->state > SESSION_READY || s->auth != SESSION_AUTH_SECRET)
 			continue;
-		if (session_cred_same(creds_find(old, s->ident, s->ident_len),
-		    creds_find(new, s->ident, s->ident_len)))
+		if (session_cred_same(creds_find(old, s->owner.ident,
+		    s->owner.ident_len), creds_find(new, s->owner.ident,
+		    s->owner.ident_len)))
 			continue;
 		ispd_stats.auth_failures++;
 		session_fail(s, 0, ISP_E_AUTH, "the credentials of client %s "
-		    "were revoked or changed", s->ident);
+		    "were revoked or changed", s->owner.ident);
 	}
 }

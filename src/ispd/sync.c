@@ -132,9 +132,9 @@ dirty_add(struct subscr *sub, const struct record *r, int known)
 			log_info("session %" PRIu64 " (%s): subscription to %s "
 			    "fell behind with %zu bytes queued "
 			    "(--max-queue-bytes %" PRIu64 "): changes are "
-			    "coalesced per key until it catches up", s->id,
-			    s->peer, sub->table->name, s->out.bytes,
-			    ispd_conf.max_queue_bytes);
+			    "coalesced per key until it catches up",
+			    s->owner.id, s->owner.peer, sub->table->name,
+			    s->out.bytes, ispd_conf.max_queue_bytes);
 		sync_account(sub);
 	}
 	return d;
@@ -397,7 +397,7 @@ sync_fill_one(struct subscr *sub, size_t low, unsigned *budget)
 	if (behind && sub->dirty.count == 0)
 		log_info("session %" PRIu64 " (%s): subscription to %s caught "
 		    "up after %" PRIu64 " ms; %" PRIu64 " events were "
-		    "coalesced", s->id, s->peer, t->name,
+		    "coalesced", s->owner.id, s->owner.peer, t->name,
 		    loop_now_ms() - sub->behind_ms, sub->coalesced);
 	if (sub->once && sub->ended)
 		subscr_remove(sub);

@@ -237,7 +237,7 @@ tls_session_start(struct session *s)
 	if ((s->ssl = SSL_new(running)) == NULL ||
 	    SSL_set_fd(s->ssl, s->fd) != 1) {
 		log_warnx("session %" PRIu64 " (%s): cannot start TLS: %s",
-		    s->id, s->peer, tls_reason("out of memory"));
+		    s->owner.id, s->owner.peer, tls_reason("out of memory"));
 		tls_session_free(s);
 		return -1;
 	}
@@ -327,13 +327,13 @@ tls_accepted(struct session *s)
 			return -1;
 		}
 		s->auth = SESSION_AUTH_CERT;
-		s->ident_len = strlen(name);
-		memcpy(s->ident, name, s->ident_len + 1);
+		s->owner.ident_len = strlen(name);
+		memcpy(s->owner.ident, name, s->owner.ident_len + 1);
 	}
-	log_info("session %" PRIu64 " (%s): %s %s%s%s", s->id, s->peer,
-	    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl),
+	log_info("session %" PRIu64 " (%s): %s %s%s%s", s->owner.id,
+	    s->owner.peer, SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl),
 	    s->auth == SESSION_AUTH_CERT ? ", client certificate " : "",
-	    s->auth == SESSION_AUTH_CERT ? s->ident : "");
+	    s->auth == SESSION_AUTH_CERT ? s->owner.ident : "");
 	session_tls_ready(s);
 	return 1;
 }

@@ -526,7 +526,7 @@ test_ghost_withdraw(void **state)
 	loop_once(0);			/* EOF read: closing */
 	loop_once(0);			/* reaped: the first slice */
 	assert_true(t->records.count > 0 && t->records.count < (size_t)n);
-	assert_int_equal(ghost->ghost, 1);
+	assert_int_equal(ghost->owner.ghost, 1);
 	assert_int_equal(ghost->released, 1);
 	assert_true(table_withdraw_pending());
 
@@ -534,7 +534,7 @@ test_ghost_withdraw(void **state)
 	snprintf(key, sizeof(key), "k%06d", n - 1);
 	announce(o, "BIG", key, "mine");
 	barrier(o);
-	assert_ptr_equal(table_lookup(t, PB(key))->owner, o->s);
+	assert_ptr_equal(table_lookup(t, PB(key))->owner, &o->s->owner);
 
 	for (turns = 0; table_withdraw_pending() && turns < 100; turns++)
 		loop_once(0);
