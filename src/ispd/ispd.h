@@ -4,7 +4,11 @@
  * Structures first, then the interface of each file, in the order a
  * frame travels: loop -> listen -> tls -> limit -> session -> auth ->
  * acl -> table -> graceful -> subscr -> sync -> outq; conf (the
- * configuration file) last.
+ * configuration file) last. Only what more than one file uses is here:
+ * a structure one file keeps to itself is declared in that file
+ * (sync.c's struct dirty), and state one file keeps in a shared
+ * structure is a member of its own type (struct sync_state in a
+ * subscription).
  */
 #ifndef ISPD_H
 #define ISPD_H
@@ -482,23 +486,29 @@ int		 graceful_list(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 
 /* subscr.c */
-struct subscr {
-	TAILQ_ENTRY(subscr)	 table_entry;
-	TAILQ_ENTRY(subscr)	 session_entry;
-	TAILQ_ENTRY(subscr)	 cursor_entry;	/* on its table's cursors */
-	TAILQ_ENTRY(subscr)	 slow_entry;	/* on sync.c's slow list */
-	struct table		*table;
-	struct session		*session;
-	/* State sync (sync.c). */
+/* What sync.c keeps per subscription to bring and keep its subscriber
+ * in step with the table. Embedded in struct subscr; only sync.c (and
+ * its tests) read or write it. */
+struct sync_state {
 	struct record		*cursor;	/* next record of the snapshot */
+	TAILQ_ENTRY(subscr)	 cursor_entry;	/* on its table's cursors */
 	struct hash		 dirty;		/* keys not told yet, by key */
 	struct dirty_list	 dirty_list;	/* the same, oldest first */
+	TAILQ_ENTRY(subscr)	 slow_entry;	/* on sync.c's slow list */
 	uint64_t		 held;		/* records the subscriber holds */
 	uint64_t		 behind_ms;	/* since the dirty set filled */
 	uint64_t		 coalesced;	/* events folded since then */
-	uint8_t			 once;		/* ends after END */
 	uint8_t			 ended;		/* END queued */
 	uint8_t			 working;	/* counted in session->nsync */
+};
+
+struct subscr {
+	TAILQ_ENTRY(subscr)	 table_entry;
+	TAILQ_ENTRY(subscr)	 session_entry;
+	struct table		*table;
+	struct session		*session;
+	struct sync_state	 sync;		/* sync.c's */
+	uint8_t			 once;		/* ends after END */
 	uint32_t		 req_id;	/* of its SUBSCRIBE */
 	uint16_t		 prefix_len;
 	uint8_t			 prefix[];
@@ -526,17 +536,8 @@ int		 stats_query(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 void		 stats_free(void);
 
-/* sync.c */
-/* A key whose change a subscriber has not been sent yet. */
-struct dirty {
-	struct hash_node	 node;
-	TAILQ_ENTRY(dirty)	 entry;
-	struct obuf		*withdraw;	/* gone: its last EV_WITHDRAW */
-	uint8_t			 known;		/* the subscriber holds the key */
-	uint16_t		 key_len;
-	uint8_t			 key[];
-};
-
+/* sync.c: delivery to subscribers (snapshot, coalescing, catch-up);
+ * not the client's isp_sync(), a PING round trip session.c answers. */
 struct sync_stats {
 	size_t		 slow;		/* subscriptions with dirty keys */
 	size_t		 dirty_keys;
