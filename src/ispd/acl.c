@@ -22,9 +22,10 @@
  *
  * Cost: with no rule and the default allow (no configuration file),
  * every check is one test of a flag. Otherwise each session caches its
- * rights on the last table it asked about, valid until the rules change
- * (a generation number), so a border gateway announcing into one table
- * pays for one walk of the rules per reload, not per ANNOUNCE.
+ * rights on the last table it asked about (struct acl_cache, its member
+ * acl), valid until the rules change (a generation number), so a border
+ * gateway announcing into one table pays for one walk of the rules per
+ * reload, not per ANNOUNCE.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -325,12 +326,12 @@ acl_rights_cached(struct session *s, const struct table *t,
 {
 	if (t == NULL)
 		return acl_rights(s, name.p, name.len);
-	if (s->acl_table != t || s->acl_gen != generation) {
-		s->acl_rights = acl_rights(s, t->name, t->name_len);
-		s->acl_table = t;
-		s->acl_gen = generation;
+	if (s->acl.table != t || s->acl.gen != generation) {
+		s->acl.rights = acl_rights(s, t->name, t->name_len);
+		s->acl.table = t;
+		s->acl.gen = generation;
 	}
-	return s->acl_rights;
+	return s->acl.rights;
 }
 
 /* 1 when s may do op on t. */

@@ -8,7 +8,7 @@
  * a structure one file keeps to itself is declared in that file
  * (sync.c's struct dirty), and state one file keeps in a shared
  * structure is a member of its own type (struct sync_state in a
- * subscription).
+ * subscription, struct acl_cache in a session).
  */
 #ifndef ISPD_H
 #define ISPD_H
@@ -261,6 +261,14 @@ struct owner {
 	TAILQ_ENTRY(owner)	 ghost_entry;	/* table.c withdrawal list */
 };
 
+/* acl.c's memory of a session's rights on the table it asked about
+ * last, until the rules change. Only acl.c reads or writes it. */
+struct acl_cache {
+	const struct table	*table;
+	uint64_t		 gen;		/* of the rules it came from */
+	uint8_t			 rights;	/* ACL_* */
+};
+
 struct session {
 	struct owner		 owner;		/* who, and its records */
 	int			 fd;
@@ -294,9 +302,7 @@ struct session {
 	int			 auth_wait;	/* CHALLENGE sent, AUTH due */
 	uint32_t		 hello_caps;	/* as the HELLO had them */
 	uint8_t			 nonce[PROTO_NONCE_BYTES];	/* of it */
-	const struct table	*acl_table;	/* acl.c's cache of the */
-	uint64_t		 acl_gen;	/* rights on one table */
-	uint8_t			 acl_rights;
+	struct acl_cache	 acl;		/* acl.c's */
 	/* TLS (tls.c); ssl is NULL on plain TCP. */
 	struct ssl_st		*ssl;
 	uint8_t			 tls_ready;	/* handshake done */
