@@ -396,7 +396,7 @@ auth_verify(struct session *s, const struct proto_msg *m, char *why,
 		dummy_made = 1;
 	}
 	c = creds_find(running, s->owner.name, s->owner.name_len);
-	if (s->ssl != NULL) {
+	if (s->tls != NULL) {
 		if (tls_binding(s, binding, sizeof(binding)) == -1) {
 			snprintf(why, whysz, "ispd cannot bind the "
 			    "authentication to the TLS session");

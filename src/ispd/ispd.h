@@ -5,10 +5,10 @@
  * frame travels: loop -> listen -> tls -> limit -> session -> auth ->
  * acl -> table -> graceful -> subscr -> sync -> outq; conf (the
  * configuration file) last. Only what more than one file uses is here:
- * a structure one file keeps to itself is declared in that file
- * (sync.c's struct dirty), and state one file keeps in a shared
- * structure is a member of its own type (struct sync_state in a
- * subscription, struct acl_cache in a session).
+ * a structure one file keeps to itself is declared in that file (tls.c's
+ * struct tls_conn, sync.c's struct dirty), and state one file keeps in
+ * a shared structure is a member of its own type (struct sync_state in
+ * a subscription, struct acl_cache in a session).
  */
 #ifndef ISPD_H
 #define ISPD_H
@@ -50,8 +50,8 @@
 /* The identity of a session that did not authenticate (docs/SECURITY.md). */
 #define ISPD_ANONYMOUS		"anonymous"
 
-struct ssl_st;
 struct ssl_ctx_st;
+struct tls_conn;
 struct acl;
 struct conf;
 struct creds;
@@ -303,17 +303,8 @@ struct session {
 	uint32_t		 hello_caps;	/* as the HELLO had them */
 	uint8_t			 nonce[PROTO_NONCE_BYTES];	/* of it */
 	struct acl_cache	 acl;		/* acl.c's */
-	/* TLS (tls.c); ssl is NULL on plain TCP. */
-	struct ssl_st		*ssl;
-	uint8_t			 tls_ready;	/* handshake done */
-	uint8_t			 tls_peeked;	/* first byte looked at */
-	uint8_t			 tls_failed;	/* fatal TLS error: no
-						 * close_notify */
-	uint8_t			 tls_want_write; /* handshake wants EPOLLOUT */
-	uint8_t			 tls_rd_wants_wr; /* SSL_read wants EPOLLOUT */
-	uint8_t			 tls_wr_wants_rd; /* SSL_write wants EPOLLIN */
+	struct tls_conn		*tls;		/* tls.c's; NULL on plain TCP */
 	uint8_t			 rx_more;	/* on the rx list */
-	uint32_t		 tls_wlen;	/* bytes of a write to retry */
 	TAILQ_ENTRY(session)	 entry;		/* every session */
 	TAILQ_ENTRY(session)	 timer_entry;	/* hold or linger list */
 	TAILQ_ENTRY(session)	 pending_entry;
@@ -595,6 +586,10 @@ int		 tls_flush(struct session *, size_t *written);
 int		 tls_pending(struct session *);
 void		 tls_shutdown(struct session *);
 void		 tls_session_free(struct session *);
+int		 tls_ready(const struct session *);
+uint32_t	 tls_watch(const struct session *, uint32_t events);
+uint32_t	 tls_fired(const struct session *, uint32_t events);
+int		 tls_read_wants_write(const struct session *);
 int		 tls_binding(struct session *, uint8_t *out, size_t len);
 const char	*tls_last_error(void);
 void		 tls_free(void);

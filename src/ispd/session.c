@@ -28,7 +28,7 @@
  * TLS (tls.c): a session accepted on a TLS listener does its handshake
  * first, driven by readiness like everything else; then it reads
  * through tls_read() and writes through tls_flush(). The plain path is
- * untouched: one test of s->ssl. OpenSSL can hold decrypted bytes that
+ * untouched: one test of s->tls. OpenSSL can hold decrypted bytes that
  * epoll does not announce, so a TLS session that filled its read buffer
  * is read again in the next loop turn (rx_list).
  *
@@ -214,22 +214,13 @@ session_update_io(struct session *s)
 {
 	uint32_t	 events = s->in_paused ? 0 : EPOLLIN;
 
-	if (s->ssl != NULL && !s->tls_ready) {
-		loop_set(&s->io, s->tls_want_write ? EPOLLOUT : EPOLLIN);
-		return;
-	}
 	/* Sync work with an empty queue: EPOLLOUT fires at once, and the
 	 * flush it runs produces the next slice. One slice per session
 	 * per turn, so the loop stays fair. */
 	if (s->out.count > 0 || (s->state == SESSION_READY && s->nsync > 0))
 		events |= EPOLLOUT;
-	if (s->ssl != NULL) {
-		/* OpenSSL, mid-write, waits for input (and not for room). */
-		if (s->tls_wr_wants_rd)
-			events = (events & ~(uint32_t)EPOLLOUT) | EPOLLIN;
-		if (s->tls_rd_wants_wr)
-			events |= EPOLLOUT;
-	}
+	if (s->tls != NULL)
+		events = tls_watch(s, events);
 	loop_set(&s->io, events);
 }
 
@@ -266,7 +257,7 @@ session_resume(struct session *s)
 		TAILQ_INSERT_TAIL(&resume_list, s, resume_entry);
 	}
 	/* So may bytes inside OpenSSL. */
-	if (s->ssl != NULL)
+	if (s->tls != NULL)
 		session_rx_later(s);
 }
 
@@ -524,7 +515,7 @@ session_reap(void)
 static int
 session_write(struct session *s, size_t *written)
 {
-	if (s->ssl != NULL)
+	if (s->tls != NULL)
 		return tls_flush(s, written);
 	return outq_flush(&s->out, s->fd, written);
 }
@@ -533,7 +524,7 @@ session_write(struct session *s, size_t *written)
 static const char *
 session_strerror(const struct session *s, int err)
 {
-	if (s->ssl != NULL && err == EPROTO)
+	if (s->tls != NULL && err == EPROTO)
 		return tls_last_error();
 	return strerror(err);
 }
@@ -928,7 +919,7 @@ session_foreign(struct session *s, const uint8_t *p, size_t len)
 
 	if (s->state != SESSION_NEW || len < 4)
 		return 0;
-	if (p[0] == 0x16 && p[1] == 0x03 && p[2] <= 0x04 && s->ssl == NULL) {
+	if (p[0] == 0x16 && p[1] == 0x03 && p[2] <= 0x04 && s->tls == NULL) {
 		/* A TLS record of type handshake, version 3.x. */
 		what = "a TLS ClientHello";
 		hint = ": TLS clients connect to a --listen-tls port";
@@ -1030,7 +1021,7 @@ session_in_reserve(struct session *s, size_t total)
 static ssize_t
 session_recv(struct session *s, void *p, size_t n)
 {
-	if (s->ssl != NULL)
+	if (s->tls != NULL)
 		return tls_read(s, p, n);
 	return read(s->fd, p, n);
 }
@@ -1043,7 +1034,7 @@ session_read_end(struct session *s, ssize_t n)
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
 			/* OpenSSL wants to write first: EPOLLOUT. */
-			if (s->tls_rd_wants_wr)
+			if (tls_read_wants_write(s))
 				session_update_io(s);
 			return 0;
 		}
@@ -1103,7 +1094,7 @@ session_read(struct session *s)
 	}
 	ispd_stats.bytes_in += (size_t)n;
 	/* A full buffer: OpenSSL may hold more that epoll will not tell. */
-	if (s->ssl != NULL && (size_t)n == max && tls_pending(s))
+	if (s->tls != NULL && (size_t)n == max && tls_pending(s))
 		session_rx_later(s);
 	used = session_parse(s, rbuf, (size_t)n);
 	if (s->state > SESSION_READY || used == (size_t)n)
@@ -1136,18 +1127,14 @@ session_io(void *arg, uint32_t events)
 {
 	struct session	*s = arg;
 
-	if (s->ssl != NULL) {
-		if (!s->tls_ready && s->state <= SESSION_READY) {
+	if (s->tls != NULL) {
+		if (!tls_ready(s) && s->state <= SESSION_READY) {
 			if (tls_handshake(s) != 1)
 				return;
 			/* Frames may have come with the handshake. */
 			events |= EPOLLIN;
 		}
-		/* OpenSSL waited for the other direction. */
-		if (s->tls_rd_wants_wr && (events & EPOLLOUT))
-			events |= EPOLLIN;
-		if (s->tls_wr_wants_rd && (events & EPOLLIN))
-			events |= EPOLLOUT;
+		events = tls_fired(s, events);
 	}
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
 		if (s->state == SESSION_LINGER) {
@@ -1221,7 +1208,7 @@ session_timers(uint64_t now_ms)
 			continue;
 		}
 		ispd_stats.hold_expired++;
-		if (s->ssl != NULL && !s->tls_ready) {
+		if (s->tls != NULL && !tls_ready(s)) {
 			session_close(s, SESSION_CLOSE_NOW, "no TLS handshake "
 			    "within the hold time, %" PRIu64 " ms",
 			    ispd_conf.hold_ms);
