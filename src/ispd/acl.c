@@ -22,9 +22,10 @@
  *
  * Cost: with no rule and the default allow (no configuration file),
  * every check is one test of a flag. Otherwise each session caches its
- * rights on the last table it asked about, valid until the rules change
- * (a generation number), so a border gateway announcing into one table
- * pays for one walk of the rules per reload, not per ANNOUNCE.
+ * rights on the last table it asked about (struct acl_cache, its member
+ * acl), valid until the rules change (a generation number), so a border
+ * gateway announcing into one table pays for one walk of the rules per
+ * reload, not per ANNOUNCE.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -312,8 +313,8 @@ acl_rights(const struct session *s, const void *table, size_t tlen)
 	size_t			 i;
 
 	for (i = 0; i < sizeof(ops); i++)
-		if (acl_allows(running, acl_decide(running, s->ident,
-		    s->ident_len, table, tlen, ops[i])))
+		if (acl_allows(running, acl_decide(running, s->owner.ident,
+		    s->owner.ident_len, table, tlen, ops[i])))
 			rights |= ops[i];
 	return rights;
 }
@@ -325,12 +326,12 @@ acl_rights_cached(struct session *s, const struct table *t,
 {
 	if (t == NULL)
 		return acl_rights(s, name.p, name.len);
-	if (s->acl_table != t || s->acl_gen != generation) {
-		s->acl_rights = acl_rights(s, t->name, t->name_len);
-		s->acl_table = t;
-		s->acl_gen = generation;
+	if (s->acl.table != t || s->acl.gen != generation) {
+		s->acl.rights = acl_rights(s, t->name, t->name_len);
+		s->acl.table = t;
+		s->acl.gen = generation;
 	}
-	return s->acl_rights;
+	return s->acl.rights;
 }
 
 /* 1 when s may do op on t. */
@@ -377,7 +378,8 @@ acl_check(struct session *s, uint8_t ops, const struct table *t,
 		return 0;
 	op = missing & ACL_SUBSCRIBE ? ACL_SUBSCRIBE :
 	    missing & ACL_ANNOUNCE ? ACL_ANNOUNCE : ACL_CREATE;
-	r = acl_decide(running, s->ident, s->ident_len, name.p, name.len, op);
+	r = acl_decide(running, s->owner.ident, s->owner.ident_len, name.p,
+	    name.len, op);
 	if (r != NULL)
 		snprintf(rule, sizeof(rule), "denied by rule %s:%d (%s)",
 		    running->file, r->line, r->text);
@@ -388,12 +390,12 @@ acl_check(struct session *s, uint8_t ops, const struct table *t,
 		snprintf(rule, sizeof(rule), "no rule allows it (default "
 		    "deny)");
 	log_escape(tname, sizeof(tname), name.p, name.len);
-	snprintf(why, whysz, "%s may not %s table %s: %s", s->ident,
+	snprintf(why, whysz, "%s may not %s table %s: %s", s->owner.ident,
 	    acl_op_text(op), tname, rule);
 	ispd_stats.denied++;
 	if (log_rate_ok(&denied_rate, &unlogged))
 		log_info("session %" PRIu64 " (%s): request %" PRIu32
-		    " refused: %s%s", s->id, s->peer, req_id, why,
+		    " refused: %s%s", s->owner.id, s->owner.peer, req_id, why,
 		    log_unlogged(unlogged, "refused"));
 	return ISP_E_DENIED;
 }
@@ -437,8 +439,8 @@ acl_admin_check(struct session *s, uint8_t op, struct proto_bytes table,
 	if (admin_open)
 		return 0;
 	if (running != NULL)
-		r = acl_decide(running, s->ident, s->ident_len, table.p,
-		    table.len, op);
+		r = acl_decide(running, s->owner.ident, s->owner.ident_len,
+		    table.p, table.len, op);
 	if (r != NULL && r->allow)
 		return 0;
 	opname = op == ACL_KICK ? "kick" : op == ACL_EVICT ? "evict" :
@@ -452,25 +454,25 @@ acl_admin_check(struct session *s, uint8_t op, struct proto_bytes table,
 	log_escape(tname, sizeof(tname), table.p, table.len);
 	switch (op) {
 	case ACL_KICK:
-		snprintf(why, whysz, "%s may not kick sessions: %s", s->ident,
-		    rule);
+		snprintf(why, whysz, "%s may not kick sessions: %s",
+		    s->owner.ident, rule);
 		break;
 	case ACL_EVICT:
 		snprintf(why, whysz, "%s may not evict from table %s: %s",
-		    s->ident, tname, rule);
+		    s->owner.ident, tname, rule);
 		break;
 	case ACL_DROP:
 		snprintf(why, whysz, "%s may not drop table %s: %s",
-		    s->ident, tname, rule);
+		    s->owner.ident, tname, rule);
 		break;
 	default:
 		snprintf(why, whysz, "%s may not list held records: %s",
-		    s->ident, rule);
+		    s->owner.ident, rule);
 		break;
 	}
 	ispd_stats.denied++;
 	log_warnx("session %" PRIu64 " (%s): ADMIN request %" PRIu32
-	    " refused: %s", s->id, s->peer, req_id, why);
+	    " refused: %s", s->owner.id, s->owner.peer, req_id, why);
 	return ISP_E_DENIED;
 }
 

@@ -314,8 +314,8 @@ static void
 auth_anonymous(struct session *s)
 {
 	s->auth = SESSION_AUTH_NONE;
-	s->ident_len = strlen(ISPD_ANONYMOUS);
-	memcpy(s->ident, ISPD_ANONYMOUS, s->ident_len + 1);
+	s->owner.ident_len = strlen(ISPD_ANONYMOUS);
+	memcpy(s->owner.ident, ISPD_ANONYMOUS, s->owner.ident_len + 1);
 }
 
 /*
@@ -359,7 +359,7 @@ auth_hello(struct session *s, uint32_t caps, char *why, size_t whysz)
 	else
 		snprintf(why, whysz, "ispd requires authentication: give "
 		    "client %s its shared secret (ispctl --secret-file) or a "
-		    "TLS client certificate", s->name);
+		    "TLS client certificate", s->owner.name);
 	return ISP_E_AUTH;
 }
 
@@ -395,8 +395,8 @@ auth_verify(struct session *s, const struct proto_msg *m, char *why,
 			memset(dummy, 0x5a, sizeof(dummy));
 		dummy_made = 1;
 	}
-	c = creds_find(running, s->name, s->name_len);
-	if (s->ssl != NULL) {
+	c = creds_find(running, s->owner.name, s->owner.name_len);
+	if (s->tls != NULL) {
 		if (tls_binding(s, binding, sizeof(binding)) == -1) {
 			snprintf(why, whysz, "ispd cannot bind the "
 			    "authentication to the TLS session");
@@ -406,8 +406,8 @@ auth_verify(struct session *s, const struct proto_msg *m, char *why,
 	}
 	input.len = 0;
 	buf_clear_failed(&input);
-	proto_auth_input(&input, s->nonce, m->nonce.p, s->name, s->name_len,
-	    binding, blen);
+	proto_auth_input(&input, s->nonce, m->nonce.p, s->owner.name,
+	    s->owner.name_len, binding, blen);
 	ok = !buf_failed(&input) && HMAC(EVP_sha256(),
 	    c != NULL ? c->secret : dummy,
 	    (int)(c != NULL ? c->secret_len : sizeof(dummy)), input.data,
@@ -420,17 +420,17 @@ auth_verify(struct session *s, const struct proto_msg *m, char *why,
 		ispd_stats.auth_failures++;
 		if (log_rate_ok(&fail_rate, &unlogged))
 			log_warnx("session %" PRIu64 " (%s): authentication "
-			    "of client %s failed: %s%s", s->id, s->peer,
-			    s->name, c == NULL ? "no credentials for that "
-			    "name" : "wrong secret", log_unlogged(unlogged,
-			    "failed"));
+			    "of client %s failed: %s%s", s->owner.id,
+			    s->owner.peer, s->owner.name, c == NULL ?
+			    "no credentials for that name" : "wrong secret",
+			    log_unlogged(unlogged, "failed"));
 		snprintf(why, whysz, "authentication failed for client %s: "
-		    "wrong name or secret", s->name);
+		    "wrong name or secret", s->owner.name);
 		return ISP_E_AUTH;
 	}
 	s->auth = SESSION_AUTH_SECRET;
-	memcpy(s->ident, s->name, s->name_len + 1);
-	s->ident_len = s->name_len;
+	memcpy(s->owner.ident, s->owner.name, s->owner.name_len + 1);
+	s->owner.ident_len = s->owner.name_len;
 	return 0;
 }
 

@@ -2,13 +2,15 @@
  * graceful: graceful restart for publishers (--graceful-table, docs/HA.md).
  *
  * When a session is lost (no BYE: a reset, a silence, a killed process),
- * its records in graceful tables are not withdrawn but move to a "held"
- * struct session (a held set: same id, name and identity, no
- * connection) for --graceful-seconds. A session of that client (name and
- * identity) announcing one again with the same fields takes it back
- * without an event (table.c asks graceful_takes()); END_OF_REPLAY from
- * it, or the end of the grace time, withdraws what is left, as table.c
- * withdraws an ended session's records (table_ghost_add()). Held sets
+ * its records in graceful tables are not withdrawn but move to a held
+ * set (struct held_set: an owner with the lost session's id, name and
+ * identity, and no connection) for --graceful-seconds. A session of
+ * that client (name and identity) announcing one again with the same
+ * fields takes it back without an event (table.c asks
+ * graceful_takes()); END_OF_REPLAY from it, or the end of the grace
+ * time, withdraws what is left, as table.c withdraws an ended session's
+ * records (table_ghost_add()): the held set is then a ghost, and
+ * graceful_ghost_done() frees it after its last record. Held sets
  * sit on a list in deadline order (the grace time is fixed, so
  * appending keeps it sorted); the first of each client's is in a hash by
  * client, and the others (lost sessions of the client while records are
@@ -24,15 +26,17 @@
 #include "isp.h"
 #include "ispd.h"
 
-#define HELD_OF(n)	((struct session *)((char *)(n) - \
-			    offsetof(struct session, held_node)))
+#define HELD_OF(n)	((struct held_set *)((char *)(n) - \
+			    offsetof(struct held_set, node)))
 /* A client's name, a NUL, its identity: the key of a held set. */
 #define CLIENT_KEY_MAX	(2 * SESSION_NAME_MAX + 1)
 /* A page of ADMIN HELD's answer ends after this many bytes of rows. */
 #define HELD_PAGE_BYTES		(256 * 1024)
 
+TAILQ_HEAD(held_list, held_set);
+
 /* Held sets, earliest deadline first, and by client. */
-static struct session_list	 held = TAILQ_HEAD_INITIALIZER(held);
+static struct held_list		 held = TAILQ_HEAD_INITIALIZER(held);
 static struct hash		 held_by_client;
 /* The --graceful-table patterns: a name, or a prefix written with '*'. */
 static struct {
@@ -44,14 +48,14 @@ static size_t			 ngraceful;
 /* Where a page of ADMIN HELD's answer is built. */
 static struct buf		 page_buf;
 
-/* The key of s's client in held_by_client, in k; returns its length. */
+/* The key of o's client in held_by_client, in k; returns its length. */
 static size_t
-client_key(const struct session *s, char k[CLIENT_KEY_MAX])
+client_key(const struct owner *o, char k[CLIENT_KEY_MAX])
 {
-	memcpy(k, s->name, s->name_len);
-	k[s->name_len] = '\0';
-	memcpy(k + s->name_len + 1, s->ident, s->ident_len);
-	return s->name_len + 1 + s->ident_len;
+	memcpy(k, o->name, o->name_len);
+	k[o->name_len] = '\0';
+	memcpy(k + o->name_len + 1, o->ident, o->ident_len);
+	return o->name_len + 1 + o->ident_len;
 }
 
 static int
@@ -59,25 +63,26 @@ held_eq(const struct hash_node *n, const void *key, size_t len)
 {
 	char	 k[CLIENT_KEY_MAX];
 
-	return client_key(HELD_OF(n), k) == len && memcmp(k, key, len) == 0;
+	return client_key(&HELD_OF(n)->owner, k) == len &&
+	    memcmp(k, key, len) == 0;
 }
 
-/* 1 when a and b are sessions of one client: same name, same identity. */
+/* 1 when a and b are owners of one client: same name, same identity. */
 static int
-same_client(const struct session *a, const struct session *b)
+same_client(const struct owner *a, const struct owner *b)
 {
 	return a->name_len == b->name_len && a->ident_len == b->ident_len &&
 	    memcmp(a->name, b->name, a->name_len) == 0 &&
 	    memcmp(a->ident, b->ident, a->ident_len) == 0;
 }
 
-/* The held set of s's client, or NULL. */
-static struct session *
-held_find(const struct session *s)
+/* The first held set of o's client, or NULL. */
+static struct held_set *
+held_find(const struct owner *o)
 {
 	struct hash_node	*n;
 	char			 k[CLIENT_KEY_MAX];
-	size_t			 len = client_key(s, k);
+	size_t			 len = client_key(o, k);
 
 	if (held_by_client.count == 0)
 		return NULL;
@@ -126,13 +131,15 @@ graceful_match(const char *name, size_t len)
 }
 
 /*
- * 1 when holder, a record's owner, is a held set of s's client: what a
- * lost session of s's client left is s's to take back or withdraw.
+ * 1 when holder, a record's owner, is a held set of o's client, still
+ * held: what a lost session of o's client left is o's to take back or
+ * withdraw. A held set whose time is over (a ghost) is not.
  */
 int
-graceful_takes(const struct session *holder, const struct session *s)
+graceful_takes(const struct owner *holder, const struct owner *o)
 {
-	return holder != NULL && holder->held && same_client(holder, s);
+	return holder != NULL && holder->kind == OWNER_HELD &&
+	    !holder->ghost && same_client(holder, o);
 }
 
 /*
@@ -141,59 +148,54 @@ graceful_takes(const struct session *holder, const struct session *s)
  * one more after head, with head's deadline, right after it in the list
  * so that the list stays in deadline order. NULL when out of memory.
  */
-static struct session *
-held_new(const struct session *s, struct session *head)
+static struct held_set *
+held_new(const struct session *s, struct held_set *head)
 {
-	struct session	*h;
+	struct held_set	*h;
+	struct owner	*o;
 	char		 k[CLIENT_KEY_MAX];
 	size_t		 len;
 
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return NULL;
-	h->id = s->id;
-	h->fd = -1;
-	h->state = SESSION_LINGER;
-	h->held = 1;
-	h->released = 1;
-	memcpy(h->peer, s->peer, sizeof(h->peer));
-	memcpy(h->name, s->name, s->name_len + 1);
-	h->name_len = s->name_len;
-	memcpy(h->ident, s->ident, s->ident_len + 1);
-	h->ident_len = s->ident_len;
-	h->auth = s->auth;
-	h->since = s->since;
-	TAILQ_INIT(&h->owned);
-	TAILQ_INIT(&h->subs);
+	o = &h->owner;
+	o->kind = OWNER_HELD;
+	o->id = s->owner.id;
+	memcpy(o->peer, s->owner.peer, sizeof(o->peer));
+	memcpy(o->name, s->owner.name, s->owner.name_len + 1);
+	o->name_len = s->owner.name_len;
+	memcpy(o->ident, s->owner.ident, s->owner.ident_len + 1);
+	o->ident_len = s->owner.ident_len;
+	TAILQ_INIT(&o->owned);
 	if (head != NULL) {
-		h->held_until_ms = head->held_until_ms;
-		h->held_next = head->held_next;
-		head->held_next = h;
-		TAILQ_INSERT_AFTER(&held, head, h, ghost_entry);
+		h->until_ms = head->until_ms;
+		h->next = head->next;
+		head->next = h;
+		TAILQ_INSERT_AFTER(&held, head, h, entry);
 		return h;
 	}
-	len = client_key(h, k);
-	if (hash_insert(&held_by_client, &h->held_node, hash_bytes(k, len))
-	    == -1) {
+	len = client_key(o, k);
+	if (hash_insert(&held_by_client, &h->node, hash_bytes(k, len)) == -1) {
 		free(h);
 		return NULL;
 	}
-	h->held_until_ms = loop_now_ms() + ispd_conf.graceful_ms;
-	TAILQ_INSERT_TAIL(&held, h, ghost_entry);
+	h->until_ms = loop_now_ms() + ispd_conf.graceful_ms;
+	TAILQ_INSERT_TAIL(&held, h, entry);
 	return h;
 }
 
 /* Records held for the client of the held sets from head on. */
 static size_t
-held_chain_records(const struct session *head)
+held_chain_records(const struct held_set *head)
 {
 	size_t	 n = 0;
 
-	for (; head != NULL; head = head->held_next)
-		n += head->nrecords;
+	for (; head != NULL; head = head->next)
+		n += head->owner.nrecords;
 	return n;
 }
 
-static void held_release(struct session *, const char *);
+static void held_release(struct held_set *, const char *);
 
 /*
  * The lost session s gives its records in graceful tables to a held set
@@ -207,14 +209,14 @@ static void held_release(struct session *, const char *);
 void
 graceful_hold(struct session *s)
 {
-	struct session	*head, *h = NULL;
+	struct held_set	*head, *h = NULL;
 	struct record	*r, *next;
 	size_t		 n = 0;
 
 	if (ngraceful == 0)
 		return;
-	head = held_find(s);
-	for (r = TAILQ_FIRST(&s->owned); r != NULL; r = next) {
+	head = held_find(&s->owner);
+	for (r = TAILQ_FIRST(&s->owner.owned); r != NULL; r = next) {
 		next = TAILQ_NEXT(r, owned);
 		if (!r->table->graceful)
 			continue;
@@ -226,47 +228,57 @@ graceful_hold(struct session *s)
 			if ((h = held_new(s, head)) == NULL) {
 				log_warnx("session %" PRIu64 " (%s): out of "
 				    "memory holding its records; withdrawing "
-				    "them", s->id, s->peer);
+				    "them", s->owner.id, s->owner.peer);
 				return;
 			}
 		}
-		table_give(r, h);
+		table_give(r, &h->owner);
 		n++;
 	}
 	if (n > 0)
 		log_info("session %" PRIu64 " (%s): lost; client %s's %zu "
 		    "records in graceful tables are held for %" PRIu64
-		    " ms", s->id, s->peer, s->name, n,
-		    (h->held_until_ms - loop_now_ms()));
+		    " ms", s->owner.id, s->owner.peer, s->owner.name, n,
+		    (h->until_ms - loop_now_ms()));
 }
 
 /* The held sets of head's client go: what they still hold is withdrawn
  * like a ghost's records, in slices. */
 static void
-held_release(struct session *head, const char *why)
+held_release(struct held_set *head, const char *why)
 {
-	struct session	*h, *next;
+	struct held_set	*h, *next;
 	size_t		 n = held_chain_records(head);
 
 	if (n == 0)
 		log_info("client %s: %s, every held record taken back",
-		    head->name, why);
+		    head->owner.name, why);
 	else
 		log_info("client %s: %s; withdrawing the %zu records its lost "
-		    "sessions left and no session announced again", head->name,
-		    why, n);
-	hash_remove(&held_by_client, &head->held_node);
+		    "sessions left and no session announced again",
+		    head->owner.name, why, n);
+	hash_remove(&held_by_client, &head->node);
 	for (h = head; h != NULL; h = next) {
-		next = h->held_next;
-		h->held_next = NULL;
-		TAILQ_REMOVE(&held, h, ghost_entry);
-		h->held = 0;
-		if (TAILQ_EMPTY(&h->owned)) {
+		next = h->next;
+		h->next = NULL;
+		TAILQ_REMOVE(&held, h, entry);
+		if (TAILQ_EMPTY(&h->owner.owned)) {
 			free(h);
 			continue;
 		}
-		table_ghost_add(h, PROTO_WD_HELD);
+		table_ghost_add(&h->owner, PROTO_WD_HELD);
 	}
+}
+
+/* table.c withdrew the last record of h, a held set whose time was
+ * over. */
+void
+graceful_ghost_done(struct held_set *h)
+{
+	/* Logged as a session's end is, as it always was. */
+	log_debug("session %" PRIu64 " (%s): freed", h->owner.id,
+	    h->owner.peer);
+	free(h);
 }
 
 /* END_OF_REPLAY from s: its client announced again all it holds, so
@@ -274,11 +286,12 @@ held_release(struct session *head, const char *why)
 void
 graceful_end_of_replay(struct session *s)
 {
-	struct session	*head;
+	struct held_set	*head;
 
-	if ((head = held_find(s)) == NULL) {
+	if ((head = held_find(&s->owner)) == NULL) {
 		log_debug("session %" PRIu64 " (%s): end of replay, nothing "
-		    "held for client %s", s->id, s->peer, s->name);
+		    "held for client %s", s->owner.id, s->owner.peer,
+		    s->owner.name);
 		return;
 	}
 	held_release(head, "end of replay");
@@ -288,20 +301,20 @@ graceful_end_of_replay(struct session *s)
 uint64_t
 graceful_next_ms(void)
 {
-	struct session	*h = TAILQ_FIRST(&held);
+	struct held_set	*h = TAILQ_FIRST(&held);
 
-	return h == NULL ? UINT64_MAX : h->held_until_ms;
+	return h == NULL ? UINT64_MAX : h->until_ms;
 }
 
 void
 graceful_expire(uint64_t now_ms)
 {
-	struct session	*h;
+	struct held_set	*h;
 
 	/* A client's held sets share a deadline and follow its first one
 	 * (the one in the hash) in the list. */
-	while ((h = TAILQ_FIRST(&held)) != NULL && h->held_until_ms <= now_ms) {
-		if ((h = held_find(h)) == NULL)
+	while ((h = TAILQ_FIRST(&held)) != NULL && h->until_ms <= now_ms) {
+		if ((h = held_find(&h->owner)) == NULL)
 			fatalx("graceful_expire: a held set out of the hash");
 		held_release(h, "grace time over");
 	}
@@ -313,13 +326,13 @@ graceful_expire(uint64_t now_ms)
 size_t
 graceful_held_records(size_t *nclients)
 {
-	struct session	*h;
+	struct held_set	*h;
 	size_t		 n = 0;
 
 	*nclients = 0;
-	TAILQ_FOREACH(h, &held, ghost_entry) {
-		n += h->nrecords;
-		if (held_find(h) == h && held_chain_records(h) > 0)
+	TAILQ_FOREACH(h, &held, entry) {
+		n += h->owner.nrecords;
+		if (held_find(&h->owner) == h && held_chain_records(h) > 0)
 			(*nclients)++;
 	}
 	return n;
@@ -328,8 +341,8 @@ graceful_held_records(size_t *nclients)
 static int
 held_cmp(const void *a, const void *b)
 {
-	const struct session	*ha = *(struct session *const *)a;
-	const struct session	*hb = *(struct session *const *)b;
+	const struct owner	*ha = &(*(struct held_set *const *)a)->owner;
+	const struct owner	*hb = &(*(struct held_set *const *)b)->owner;
 
 	return ha->id < hb->id ? -1 : ha->id > hb->id;
 }
@@ -349,9 +362,10 @@ name_after(const char *a, size_t alen, const void *b, size_t blen)
  * when out of memory.
  */
 static int
-held_rows(struct buf *b, const struct session *h, struct proto_bytes after,
+held_rows(struct buf *b, const struct held_set *hs, struct proto_bytes after,
     uint32_t *nrows)
 {
+	const struct owner *h = &hs->owner;
 	struct table	**v;
 	struct record	 *r;
 	char		  num[24];
@@ -364,7 +378,7 @@ held_rows(struct buf *b, const struct session *h, struct proto_bytes after,
 		if (r->table->nlisted++ == 0)
 			v[n++] = r->table;
 	qsort(v, n, sizeof(*v), table_cmp);
-	left = h->held_until_ms > now ? h->held_until_ms - now : 0;
+	left = hs->until_ms > now ? hs->until_ms - now : 0;
 	for (i = 0; i < n; i++) {
 		if (name_after(v[i]->name, v[i]->name_len, after.p, after.len)) {
 			fstart = proto_fields_begin(b);
@@ -401,7 +415,7 @@ int
 graceful_list(struct session *s, const struct proto_msg *m, char *why,
     size_t whysz)
 {
-	struct session	**v, *h;
+	struct held_set	**v, *h;
 	size_t		  i, n = 0, start, nrec, nclients;
 	uint32_t	  nrows = 0;
 	int		  rc;
@@ -409,27 +423,28 @@ graceful_list(struct session *s, const struct proto_msg *m, char *why,
 	if ((rc = acl_admin_check(s, ACL_HELD, proto_bytes("*", 1),
 	    m->req_id, why, whysz)) != 0)
 		return rc;
-	TAILQ_FOREACH(h, &held, ghost_entry)
+	TAILQ_FOREACH(h, &held, entry)
 		n++;
 	if (m->session_id == 0 && m->key.len == 0) {
 		nrec = graceful_held_records(&nclients);
 		log_info("session %" PRIu64 " (%s, client %s, identity %s): "
-		    "listed the held records: %zu of %zu clients", s->id,
-		    s->peer, s->name, s->ident, nrec, nclients);
+		    "listed the held records: %zu of %zu clients",
+		    s->owner.id, s->owner.peer, s->owner.name, s->owner.ident,
+		    nrec, nclients);
 	}
 	if ((v = calloc(n + 1, sizeof(*v))) == NULL)
 		return -1;
 	n = 0;
-	TAILQ_FOREACH(h, &held, ghost_entry)
-		if (h->nrecords > 0 && h->id >= m->session_id)
+	TAILQ_FOREACH(h, &held, entry)
+		if (h->owner.nrecords > 0 && h->owner.id >= m->session_id)
 			v[n++] = h;
 	qsort(v, n, sizeof(*v), held_cmp);
 	page_buf.len = 0;
 	start = proto_rows_begin(&page_buf, m->req_id);
 	for (i = 0, rc = 0; i < n && rc == 0 &&
 	    page_buf.len - start < HELD_PAGE_BYTES; i++)
-		rc = held_rows(&page_buf, v[i], v[i]->id == m->session_id ?
-		    m->key : proto_bytes("", 0), &nrows);
+		rc = held_rows(&page_buf, v[i], v[i]->owner.id ==
+		    m->session_id ? m->key : proto_bytes("", 0), &nrows);
 	free(v);
 	proto_rows_end(&page_buf, start, nrows);
 	if (rc == 0)
@@ -450,10 +465,10 @@ graceful_init(void)
 void
 graceful_free_all(void)
 {
-	struct session	*h;
+	struct held_set	*h;
 
 	while ((h = TAILQ_FIRST(&held)) != NULL)
-		held_release(held_find(h), "ispd shutting down");
+		held_release(held_find(&h->owner), "ispd shutting down");
 	hash_free(&held_by_client);
 	buf_free(&page_buf);
 }

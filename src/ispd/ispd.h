@@ -4,7 +4,11 @@
  * Structures first, then the interface of each file, in the order a
  * frame travels: loop -> listen -> tls -> limit -> session -> auth ->
  * acl -> table -> graceful -> subscr -> sync -> outq; conf (the
- * configuration file) last.
+ * configuration file) last. Only what more than one file uses is here:
+ * a structure one file keeps to itself is declared in that file (tls.c's
+ * struct tls_conn, sync.c's struct dirty), and state one file keeps in
+ * a shared structure is a member of its own type (struct sync_state in
+ * a subscription, struct acl_cache in a session).
  */
 #ifndef ISPD_H
 #define ISPD_H
@@ -12,6 +16,7 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,19 +50,22 @@
 /* The identity of a session that did not authenticate (docs/SECURITY.md). */
 #define ISPD_ANONYMOUS		"anonymous"
 
-struct ssl_st;
 struct ssl_ctx_st;
+struct tls_conn;
 struct acl;
 struct conf;
 struct creds;
 struct setting;
 
+struct owner;
 struct session;
+struct held_set;
 struct subscr;
 struct table;
 struct record;
 struct dirty;
 
+TAILQ_HEAD(owner_list, owner);
 TAILQ_HEAD(session_list, session);
 TAILQ_HEAD(record_list, record);
 TAILQ_HEAD(subscr_list, subscr);
@@ -224,8 +232,45 @@ enum session_auth {
 	SESSION_AUTH_CERT,	/* a verified TLS client certificate */
 };
 
+/*
+ * What owns records: a live session, or a held set (graceful.c) that
+ * keeps a lost session's records for its client. Records point at this,
+ * so code that needs the session behind a record's owner must ask for
+ * it (owner_session()), and a held set is never taken for a session.
+ * An owner whose records are being withdrawn in slices (an ended
+ * session, a held set whose time is over) is a "ghost" (table.c).
+ */
+enum owner_kind {
+	OWNER_SESSION,		/* embedded in a struct session */
+	OWNER_HELD,		/* embedded in a struct held_set */
+};
+
+struct owner {
+	enum owner_kind		 kind;
+	uint64_t		 id;		/* of the session; a held set
+						 * keeps its lost session's */
+	char			 peer[64];	/* the session's address */
+	char			 name[SESSION_NAME_MAX + 1];	/* client */
+	size_t			 name_len;
+	char			 ident[SESSION_NAME_MAX + 1];
+	size_t			 ident_len;
+	struct record_list	 owned;		/* records it owns */
+	size_t			 nrecords;
+	int			 ghost;		/* records being withdrawn */
+	uint8_t			 ghost_reason;	/* with this PROTO_WD_* */
+	TAILQ_ENTRY(owner)	 ghost_entry;	/* table.c withdrawal list */
+};
+
+/* acl.c's memory of a session's rights on the table it asked about
+ * last, until the rules change. Only acl.c reads or writes it. */
+struct acl_cache {
+	const struct table	*table;
+	uint64_t		 gen;		/* of the rules it came from */
+	uint8_t			 rights;	/* ACL_* */
+};
+
 struct session {
-	uint64_t		 id;
+	struct owner		 owner;		/* who, and its records */
 	int			 fd;
 	enum session_state	 state;
 	int			 flush_on_close;
@@ -234,31 +279,17 @@ struct session {
 	int			 row_stale;	/* on table.c's list of stale rows */
 	int			 in_paused;	/* input not read: see session.c */
 	int			 resuming;	/* on the resume list */
-	int			 ghost;		/* ended; records being withdrawn */
-	uint8_t			 ghost_reason;	/* with this PROTO_WD_* */
 	int			 lost;		/* ended without BYE: the peer
-						 * went away (table.c holds
+						 * went away (graceful.c holds
 						 * its graceful records) */
-	int			 held;		/* not a session: the records
-						 * a lost client left behind
-						 * for graceful restart */
-	uint64_t		 held_until_ms;
-	struct hash_node	 held_node;	/* table.c, by client: the
-						 * first held set of one */
-	struct session		*held_next;	/* the client's next one */
 	int			 released;	/* fd closed, only records left */
 	int			 ip_counted;	/* counted in limit.c per address */
 	struct loop_io		 io;
-	char			 peer[64];
-	char			 name[SESSION_NAME_MAX + 1];
-	size_t			 name_len;
 	time_t			 since;		/* wall clock of the HELLO */
 	uint64_t		 last_rx_ms;
 	uint64_t		 linger_until_ms;
 	struct buf		 in;		/* a partial frame */
 	struct outq		 out;
-	struct record_list	 owned;		/* records this session owns */
-	size_t			 nrecords;
 	struct subscr_list	 subs;
 	size_t			 nsubs;
 	size_t			 nsync;		/* subscriptions with sync work */
@@ -266,37 +297,60 @@ struct session {
 	uint64_t		 create_ms;	/* when they were last counted */
 	struct record		*row;		/* its ispd.sessions record */
 	size_t			 row_nrecords;	/* records field in the row */
-	/* Who the rules apply to (auth.c, tls.c, acl.c). */
+	/* Who the rules apply to: owner.ident (auth.c, tls.c, acl.c). */
 	enum session_auth	 auth;
 	int			 auth_wait;	/* CHALLENGE sent, AUTH due */
 	uint32_t		 hello_caps;	/* as the HELLO had them */
 	uint8_t			 nonce[PROTO_NONCE_BYTES];	/* of it */
-	char			 ident[SESSION_NAME_MAX + 1];
-	size_t			 ident_len;
-	const struct table	*acl_table;	/* acl.c's cache of the */
-	uint64_t		 acl_gen;	/* rights on one table */
-	uint8_t			 acl_rights;
-	/* TLS (tls.c); ssl is NULL on plain TCP. */
-	struct ssl_st		*ssl;
-	uint8_t			 tls_ready;	/* handshake done */
-	uint8_t			 tls_peeked;	/* first byte looked at */
-	uint8_t			 tls_failed;	/* fatal TLS error: no
-						 * close_notify */
-	uint8_t			 tls_want_write; /* handshake wants EPOLLOUT */
-	uint8_t			 tls_rd_wants_wr; /* SSL_read wants EPOLLOUT */
-	uint8_t			 tls_wr_wants_rd; /* SSL_write wants EPOLLIN */
+	struct acl_cache	 acl;		/* acl.c's */
+	struct tls_conn		*tls;		/* tls.c's; NULL on plain TCP */
 	uint8_t			 rx_more;	/* on the rx list */
-	uint32_t		 tls_wlen;	/* bytes of a write to retry */
 	TAILQ_ENTRY(session)	 entry;		/* every session */
 	TAILQ_ENTRY(session)	 timer_entry;	/* hold or linger list */
 	TAILQ_ENTRY(session)	 pending_entry;
 	TAILQ_ENTRY(session)	 end_entry;
 	TAILQ_ENTRY(session)	 stale_entry;	/* table.c's stale rows */
-	TAILQ_ENTRY(session)	 ghost_entry;	/* table.c withdrawal list,
-						 * or held list */
 	TAILQ_ENTRY(session)	 resume_entry;
 	TAILQ_ENTRY(session)	 rx_entry;	/* TLS data left to read */
 };
+
+/*
+ * The records a lost client left behind for graceful restart
+ * (graceful.c): an owner with no connection, under a deadline. The
+ * first held set of a client is in graceful.c's hash by client; the
+ * others (lost sessions of the client while records are held) hang from
+ * it by next, with its deadline. Released (END_OF_REPLAY, the grace
+ * time over), it leaves graceful.c's list and becomes a ghost: table.c
+ * withdraws what it still holds, then graceful_ghost_done() frees it.
+ */
+struct held_set {
+	struct owner		 owner;
+	uint64_t		 until_ms;	/* the end of the grace time */
+	struct hash_node	 node;		/* by client: the first one */
+	struct held_set		*next;		/* the client's next one */
+	TAILQ_ENTRY(held_set)	 entry;		/* deadline order, while held */
+};
+
+/* The session that owner o is; o must be one. */
+static inline struct session *
+owner_session(struct owner *o)
+{
+	if (o->kind != OWNER_SESSION)
+		fatalx("owner_session: owner %" PRIu64 " is a held set",
+		    o->id);
+	return (struct session *)((char *)o - offsetof(struct session,
+	    owner));
+}
+
+/* The held set that owner o is; o must be one. */
+static inline struct held_set *
+owner_held(struct owner *o)
+{
+	if (o->kind != OWNER_HELD)
+		fatalx("owner_held: owner %" PRIu64 " is a session", o->id);
+	return (struct held_set *)((char *)o - offsetof(struct held_set,
+	    owner));
+}
 
 /* How session_close() ends a session. */
 #define SESSION_CLOSE_NOW	0	/* drop queued output */
@@ -368,7 +422,7 @@ struct record {
 	TAILQ_ENTRY(record)	 order_entry;	/* in its table's order */
 	uint64_t		 order;		/* creation rank in the table */
 	struct table		*table;
-	struct session		*owner;		/* NULL: ispd itself */
+	struct owner		*owner;		/* NULL: ispd itself */
 	uint64_t		 seq;		/* table seq of last change */
 	uint64_t		 expire_ms;	/* 0: no TTL */
 	uint32_t		 ttl_idx;	/* heap index, or TTL_NONE */
@@ -403,8 +457,8 @@ int		 table_withdraw_pending(void);
 size_t		 table_withdraw_backlog(void);
 struct table	**table_sorted(size_t *n);
 int		 table_cmp(const void *, const void *);
-void		 table_give(struct record *, struct session *);
-void		 table_ghost_add(struct session *, uint8_t reason);
+void		 table_give(struct record *, struct owner *);
+void		 table_ghost_add(struct owner *, uint8_t reason);
 size_t		 table_count(void);
 size_t		 table_record_count(void);
 struct proto_bytes record_key(const struct record *);
@@ -417,10 +471,11 @@ void		 graceful_init(void);
 void		 graceful_free_all(void);
 int		 graceful_add(const char *pattern);
 int		 graceful_match(const char *name, size_t len);
-int		 graceful_takes(const struct session *holder,
-		    const struct session *);
+int		 graceful_takes(const struct owner *holder,
+		    const struct owner *);
 void		 graceful_hold(struct session *);
 void		 graceful_end_of_replay(struct session *);
+void		 graceful_ghost_done(struct held_set *);
 uint64_t	 graceful_next_ms(void);
 void		 graceful_expire(uint64_t now_ms);
 size_t		 graceful_held_records(size_t *nclients);
@@ -428,23 +483,29 @@ int		 graceful_list(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 
 /* subscr.c */
-struct subscr {
-	TAILQ_ENTRY(subscr)	 table_entry;
-	TAILQ_ENTRY(subscr)	 session_entry;
-	TAILQ_ENTRY(subscr)	 cursor_entry;	/* on its table's cursors */
-	TAILQ_ENTRY(subscr)	 slow_entry;	/* on sync.c's slow list */
-	struct table		*table;
-	struct session		*session;
-	/* State sync (sync.c). */
+/* What sync.c keeps per subscription to bring and keep its subscriber
+ * in step with the table. Embedded in struct subscr; only sync.c (and
+ * its tests) read or write it. */
+struct sync_state {
 	struct record		*cursor;	/* next record of the snapshot */
+	TAILQ_ENTRY(subscr)	 cursor_entry;	/* on its table's cursors */
 	struct hash		 dirty;		/* keys not told yet, by key */
 	struct dirty_list	 dirty_list;	/* the same, oldest first */
+	TAILQ_ENTRY(subscr)	 slow_entry;	/* on sync.c's slow list */
 	uint64_t		 held;		/* records the subscriber holds */
 	uint64_t		 behind_ms;	/* since the dirty set filled */
 	uint64_t		 coalesced;	/* events folded since then */
-	uint8_t			 once;		/* ends after END */
 	uint8_t			 ended;		/* END queued */
 	uint8_t			 working;	/* counted in session->nsync */
+};
+
+struct subscr {
+	TAILQ_ENTRY(subscr)	 table_entry;
+	TAILQ_ENTRY(subscr)	 session_entry;
+	struct table		*table;
+	struct session		*session;
+	struct sync_state	 sync;		/* sync.c's */
+	uint8_t			 once;		/* ends after END */
 	uint32_t		 req_id;	/* of its SUBSCRIBE */
 	uint16_t		 prefix_len;
 	uint8_t			 prefix[];
@@ -472,17 +533,8 @@ int		 stats_query(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 void		 stats_free(void);
 
-/* sync.c */
-/* A key whose change a subscriber has not been sent yet. */
-struct dirty {
-	struct hash_node	 node;
-	TAILQ_ENTRY(dirty)	 entry;
-	struct obuf		*withdraw;	/* gone: its last EV_WITHDRAW */
-	uint8_t			 known;		/* the subscriber holds the key */
-	uint16_t		 key_len;
-	uint8_t			 key[];
-};
-
+/* sync.c: delivery to subscribers (snapshot, coalescing, catch-up);
+ * not the client's isp_sync(), a PING round trip session.c answers. */
 struct sync_stats {
 	size_t		 slow;		/* subscriptions with dirty keys */
 	size_t		 dirty_keys;
@@ -534,6 +586,10 @@ int		 tls_flush(struct session *, size_t *written);
 int		 tls_pending(struct session *);
 void		 tls_shutdown(struct session *);
 void		 tls_session_free(struct session *);
+int		 tls_ready(const struct session *);
+uint32_t	 tls_watch(const struct session *, uint32_t events);
+uint32_t	 tls_fired(const struct session *, uint32_t events);
+int		 tls_read_wants_write(const struct session *);
 int		 tls_binding(struct session *, uint8_t *out, size_t len);
 const char	*tls_last_error(void);
 void		 tls_free(void);

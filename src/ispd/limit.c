@@ -96,9 +96,10 @@ addr_eq(const struct hash_node *n, const void *key, size_t len)
 static size_t
 limit_addr(const struct session *s)
 {
-	const char	*colon = strrchr(s->peer, ':');
+	const char	*colon = strrchr(s->owner.peer, ':');
 
-	return colon != NULL ? (size_t)(colon - s->peer) : strlen(s->peer);
+	return colon != NULL ? (size_t)(colon - s->owner.peer) :
+	    strlen(s->owner.peer);
 }
 
 static struct addr_count *
@@ -106,8 +107,8 @@ addr_find(const struct session *s, size_t len, uint64_t *hv)
 {
 	struct hash_node	*n;
 
-	*hv = hash_bytes(s->peer, len);
-	n = hash_find(&addrs, *hv, s->peer, len, addr_eq);
+	*hv = hash_bytes(s->owner.peer, len);
+	n = hash_find(&addrs, *hv, s->owner.peer, len, addr_eq);
 	return n == NULL ? NULL : ADDR_OF(n);
 }
 
@@ -136,7 +137,7 @@ limit_session_open(struct session *s, char *why, size_t whysz)
 		limit_hit("max-sessions-per-ip");
 		snprintf(why, whysz, "%zu sessions from %.*s, the limit "
 		    "(--max-sessions-per-ip %" PRIu64 ")", a->count, (int)len,
-		    s->peer, ispd_conf.max_sessions_per_ip);
+		    s->owner.peer, ispd_conf.max_sessions_per_ip);
 		return ISP_E_LIMIT;
 	}
 	if (a == NULL) {
@@ -144,7 +145,7 @@ limit_session_open(struct session *s, char *why, size_t whysz)
 			return -1;
 		a->count = 0;
 		a->len = len;
-		memcpy(a->addr, s->peer, len);
+		memcpy(a->addr, s->owner.peer, len);
 		if (hash_insert(&addrs, &a->node, hv) == -1) {
 			free(a);
 			return -1;
@@ -167,7 +168,7 @@ limit_session_close(struct session *s)
 	s->ip_counted = 0;
 	if ((a = addr_find(s, limit_addr(s), &hv)) == NULL)
 		fatalx("limit_session_close: session %" PRIu64 " from %s not "
-		    "counted", s->id, s->peer);
+		    "counted", s->owner.id, s->owner.peer);
 	if (--a->count == 0) {
 		hash_remove(&addrs, &a->node);
 		free(a);

@@ -28,7 +28,7 @@
  * TLS (tls.c): a session accepted on a TLS listener does its handshake
  * first, driven by readiness like everything else; then it reads
  * through tls_read() and writes through tls_flush(). The plain path is
- * untouched: one test of s->ssl. OpenSSL can hold decrypted bytes that
+ * untouched: one test of s->tls. OpenSSL can hold decrypted bytes that
  * epoll does not announce, so a TLS session that filled its read buffer
  * is read again in the next loop turn (rx_list).
  *
@@ -140,16 +140,17 @@ session_open(int fd, const char *peer, int tls)
 		log_warn("session from %s", peer);
 		return NULL;
 	}
-	s->id = next_session_id;
+	s->owner.kind = OWNER_SESSION;
+	s->owner.id = next_session_id;
 	s->fd = fd;
 	s->state = SESSION_NEW;
-	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	snprintf(s->owner.peer, sizeof(s->owner.peer), "%s", peer);
 	s->last_rx_ms = loop_now_ms();
 	s->create_ms = loop_now_ms();
 	s->create_tokens = ispd_conf.max_table_creates_per_sec * 1000;
 	buf_init(&s->in);
 	outq_init(&s->out);
-	TAILQ_INIT(&s->owned);
+	TAILQ_INIT(&s->owner.owned);
 	TAILQ_INIT(&s->subs);
 	if (loop_add(&s->io, fd, EPOLLIN, session_io, s) == -1) {
 		log_warn("session from %s: epoll_ctl", peer);
@@ -161,7 +162,8 @@ session_open(int fd, const char *peer, int tls)
 	TAILQ_INSERT_TAIL(&hold_list, s, timer_entry);
 	nlive++;
 	ispd_stats.sessions_total++;
-	log_debug("session %" PRIu64 " (%s): connected", s->id, s->peer);
+	log_debug("session %" PRIu64 " (%s): connected", s->owner.id,
+	    s->owner.peer);
 	switch (limit_session_open(s, why, sizeof(why))) {
 	case 0:
 		if (tls && tls_session_start(s) == -1)
@@ -192,7 +194,7 @@ session_refuse(struct session *s, const char *why, int tls)
 		session_error(s, 0, ISP_E_LIMIT, "%s", why);
 	if (log_rate_ok(&rate, &unlogged))
 		log_warnx("refusing a connection from %s: %s (%" PRIu64
-		    " more refused since the last such message)", s->peer,
+		    " more refused since the last such message)", s->owner.peer,
 		    why, unlogged);
 	session_end(s, tls ? SESSION_CLOSE_NOW : SESSION_CLOSE_FLUSH, why, 0);
 }
@@ -212,22 +214,13 @@ session_update_io(struct session *s)
 {
 	uint32_t	 events = s->in_paused ? 0 : EPOLLIN;
 
-	if (s->ssl != NULL && !s->tls_ready) {
-		loop_set(&s->io, s->tls_want_write ? EPOLLOUT : EPOLLIN);
-		return;
-	}
 	/* Sync work with an empty queue: EPOLLOUT fires at once, and the
 	 * flush it runs produces the next slice. One slice per session
 	 * per turn, so the loop stays fair. */
 	if (s->out.count > 0 || (s->state == SESSION_READY && s->nsync > 0))
 		events |= EPOLLOUT;
-	if (s->ssl != NULL) {
-		/* OpenSSL, mid-write, waits for input (and not for room). */
-		if (s->tls_wr_wants_rd)
-			events = (events & ~(uint32_t)EPOLLOUT) | EPOLLIN;
-		if (s->tls_rd_wants_wr)
-			events |= EPOLLOUT;
-	}
+	if (s->tls != NULL)
+		events = tls_watch(s, events);
 	loop_set(&s->io, events);
 }
 
@@ -246,7 +239,7 @@ session_pause(struct session *s)
 	s->in_paused = 1;
 	npaused++;
 	log_debug("session %" PRIu64 " (%s): %zu bytes queued, input paused "
-	    "until the client reads", s->id, s->peer, s->out.bytes);
+	    "until the client reads", s->owner.id, s->owner.peer, s->out.bytes);
 	session_update_io(s);
 }
 
@@ -264,7 +257,7 @@ session_resume(struct session *s)
 		TAILQ_INSERT_TAIL(&resume_list, s, resume_entry);
 	}
 	/* So may bytes inside OpenSSL. */
-	if (s->ssl != NULL)
+	if (s->tls != NULL)
 		session_rx_later(s);
 }
 
@@ -335,7 +328,7 @@ session_verror(struct session *s, uint32_t req_id, int code, const char *fmt,
 
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	log_debug("session %" PRIu64 " (%s): error %d to request %" PRIu32
-	    ": %s", s->id, s->peer, code, req_id, reason);
+	    ": %s", s->owner.id, s->owner.peer, code, req_id, reason);
 	reply_begin();
 	proto_put_error(&reply, req_id, (uint16_t)code, reason);
 	ispd_stats.errors_sent++;
@@ -426,11 +419,11 @@ session_end(struct session *s, int how, const char *reason, int loud)
 	if (s->state >= SESSION_ENDING)
 		return;
 	if (loud)
-		log_info("session %" PRIu64 " (%s): closing: %s", s->id,
-		    s->peer, reason);
+		log_info("session %" PRIu64 " (%s): closing: %s", s->owner.id,
+		    s->owner.peer, reason);
 	else
-		log_debug("session %" PRIu64 " (%s): closing: %s", s->id,
-		    s->peer, reason);
+		log_debug("session %" PRIu64 " (%s): closing: %s", s->owner.id,
+		    s->owner.peer, reason);
 	TAILQ_REMOVE(&hold_list, s, timer_entry);
 	if (s->resuming) {
 		TAILQ_REMOVE(&resume_list, s, resume_entry);
@@ -459,8 +452,8 @@ static void
 session_free(struct session *s)
 {
 	if (s->state != SESSION_LINGER && s->state != SESSION_ENDING)
-		fatalx("session_free: session %" PRIu64 " in state %d", s->id,
-		    s->state);
+		fatalx("session_free: session %" PRIu64 " in state %d",
+		    s->owner.id, s->state);
 	if (s->state == SESSION_LINGER)
 		TAILQ_REMOVE(&linger_list, s, timer_entry);
 	if (s->pending)
@@ -474,12 +467,14 @@ session_free(struct session *s)
 	outq_free(&s->out);
 	buf_free(&s->in);
 	s->released = 1;
-	if (s->ghost) {
+	if (s->owner.ghost) {
 		log_debug("session %" PRIu64 " (%s): closed, %zu records left "
-		    "to withdraw", s->id, s->peer, s->nrecords);
+		    "to withdraw", s->owner.id, s->owner.peer,
+		    s->owner.nrecords);
 		return;
 	}
-	log_debug("session %" PRIu64 " (%s): freed", s->id, s->peer);
+	log_debug("session %" PRIu64 " (%s): freed", s->owner.id,
+	    s->owner.peer);
 	free(s);
 }
 
@@ -488,7 +483,8 @@ void
 session_ghost_done(struct session *s)
 {
 	if (s->released) {
-		log_debug("session %" PRIu64 " (%s): freed", s->id, s->peer);
+		log_debug("session %" PRIu64 " (%s): freed", s->owner.id,
+		    s->owner.peer);
 		free(s);
 	}
 }
@@ -519,7 +515,7 @@ session_reap(void)
 static int
 session_write(struct session *s, size_t *written)
 {
-	if (s->ssl != NULL)
+	if (s->tls != NULL)
 		return tls_flush(s, written);
 	return outq_flush(&s->out, s->fd, written);
 }
@@ -528,7 +524,7 @@ session_write(struct session *s, size_t *written)
 static const char *
 session_strerror(const struct session *s, int err)
 {
-	if (s->ssl != NULL && err == EPROTO)
+	if (s->tls != NULL && err == EPROTO)
 		return tls_last_error();
 	return strerror(err);
 }
@@ -676,7 +672,7 @@ session_welcome(struct session *s)
 		caps |= PROTO_CAP_AUTH;
 	reply_begin();
 	proto_put_welcome(&reply, PROTO_VERSION, caps, ispd_conf.hold_ms,
-	    s->id, ispd_conf.server_id);
+	    s->owner.id, ispd_conf.server_id);
 	if (session_send(s, &reply, 1) == -1)
 		return;
 	s->state = SESSION_READY;
@@ -685,11 +681,12 @@ session_welcome(struct session *s)
 		return;
 	}
 	if (s->auth == SESSION_AUTH_NONE)
-		log_info("session %" PRIu64 " (%s): welcome, client %s", s->id,
-		    s->peer, s->name);
+		log_info("session %" PRIu64 " (%s): welcome, client %s",
+		    s->owner.id, s->owner.peer, s->owner.name);
 	else
 		log_info("session %" PRIu64 " (%s): welcome, client %s, "
-		    "identity %s (%s)", s->id, s->peer, s->name, s->ident,
+		    "identity %s (%s)", s->owner.id, s->owner.peer,
+		    s->owner.name, s->owner.ident,
 		    s->auth == SESSION_AUTH_CERT ? "certificate" :
 		    "shared secret");
 	if (going_down_at != 0 && s->state == SESSION_READY)
@@ -701,7 +698,7 @@ session_hello(struct session *s, const struct proto_msg *m)
 {
 	char	 why[PROTO_MAX_STR_BYTES + 1];
 
-	if (s->state != SESSION_NEW || s->name_len > 0) {
+	if (s->state != SESSION_NEW || s->owner.name_len > 0) {
 		session_fail(s, 0, ISP_E_PROTOCOL, "HELLO sent twice");
 		return;
 	}
@@ -716,9 +713,9 @@ session_hello(struct session *s, const struct proto_msg *m)
 		    "to %d printable ASCII characters", SESSION_NAME_MAX);
 		return;
 	}
-	memcpy(s->name, m->text.p, m->text.len);
-	s->name[m->text.len] = '\0';
-	s->name_len = m->text.len;
+	memcpy(s->owner.name, m->text.p, m->text.len);
+	s->owner.name[m->text.len] = '\0';
+	s->owner.name_len = m->text.len;
 	s->since = time(NULL);
 	s->hello_caps = m->caps;
 	switch (auth_hello(s, m->caps, why, sizeof(why))) {
@@ -879,7 +876,7 @@ session_kick(struct session *s, const struct proto_msg *m, char *why,
 	    m->req_id, why, whysz)) != 0)
 		return rc;
 	TAILQ_FOREACH(k, &sessions, entry)
-		if (k->id == m->session_id && k->state <= SESSION_READY)
+		if (k->owner.id == m->session_id && k->state <= SESSION_READY)
 			break;
 	if (k == NULL) {
 		snprintf(why, whysz, "no live session %" PRIu64,
@@ -887,14 +884,15 @@ session_kick(struct session *s, const struct proto_msg *m, char *why,
 		return ISP_E_NOT_FOUND;
 	}
 	snprintf(done, sizeof(done), "session %" PRIu64 " of client %s "
-	    "(identity %s)", k->id, k->name[0] != '\0' ? k->name :
-	    "(no HELLO yet)", k->ident);
+	    "(identity %s)", k->owner.id, k->owner.name[0] != '\0' ?
+	    k->owner.name : "(no HELLO yet)", k->owner.ident);
 	log_info("session %" PRIu64 " (%s, client %s, identity %s): kicked %s",
-	    s->id, s->peer, s->name, s->ident, done);
+	    s->owner.id, s->owner.peer, s->owner.name, s->owner.ident, done);
 	if ((rc = subscr_reply_done(s, m->req_id, done)) != 0)
 		return rc;
 	snprintf(why, whysz, "session ended by an operator: client %s, "
-	    "identity %s (session %" PRIu64 ")", s->name, s->ident, s->id);
+	    "identity %s (session %" PRIu64 ")", s->owner.name, s->owner.ident,
+	    s->owner.id);
 	reply_begin();
 	proto_put_bye(&reply, ISP_E_DENIED, why);
 	(void)session_send(k, &reply, 1);
@@ -921,7 +919,7 @@ session_foreign(struct session *s, const uint8_t *p, size_t len)
 
 	if (s->state != SESSION_NEW || len < 4)
 		return 0;
-	if (p[0] == 0x16 && p[1] == 0x03 && p[2] <= 0x04 && s->ssl == NULL) {
+	if (p[0] == 0x16 && p[1] == 0x03 && p[2] <= 0x04 && s->tls == NULL) {
 		/* A TLS record of type handshake, version 3.x. */
 		what = "a TLS ClientHello";
 		hint = ": TLS clients connect to a --listen-tls port";
@@ -935,7 +933,7 @@ session_foreign(struct session *s, const uint8_t *p, size_t len)
 	if (what == NULL)
 		return 0;
 	log_warnx("session %" PRIu64 " (%s): %s, not the ispd protocol%s; "
-	    "closing", s->id, s->peer, what, hint);
+	    "closing", s->owner.id, s->owner.peer, what, hint);
 	/* A TLS client reads the plain ERROR as a record it cannot parse,
 	 * which libisp explains ("is it a TLS port of ispd?"). */
 	session_error(s, 0, ISP_E_PROTOCOL, "%s, not the ispd protocol%s",
@@ -1023,7 +1021,7 @@ session_in_reserve(struct session *s, size_t total)
 static ssize_t
 session_recv(struct session *s, void *p, size_t n)
 {
-	if (s->ssl != NULL)
+	if (s->tls != NULL)
 		return tls_read(s, p, n);
 	return read(s->fd, p, n);
 }
@@ -1036,7 +1034,7 @@ session_read_end(struct session *s, ssize_t n)
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
 			/* OpenSSL wants to write first: EPOLLOUT. */
-			if (s->tls_rd_wants_wr)
+			if (tls_read_wants_write(s))
 				session_update_io(s);
 			return 0;
 		}
@@ -1096,7 +1094,7 @@ session_read(struct session *s)
 	}
 	ispd_stats.bytes_in += (size_t)n;
 	/* A full buffer: OpenSSL may hold more that epoll will not tell. */
-	if (s->ssl != NULL && (size_t)n == max && tls_pending(s))
+	if (s->tls != NULL && (size_t)n == max && tls_pending(s))
 		session_rx_later(s);
 	used = session_parse(s, rbuf, (size_t)n);
 	if (s->state > SESSION_READY || used == (size_t)n)
@@ -1129,18 +1127,14 @@ session_io(void *arg, uint32_t events)
 {
 	struct session	*s = arg;
 
-	if (s->ssl != NULL) {
-		if (!s->tls_ready && s->state <= SESSION_READY) {
+	if (s->tls != NULL) {
+		if (!tls_ready(s) && s->state <= SESSION_READY) {
 			if (tls_handshake(s) != 1)
 				return;
 			/* Frames may have come with the handshake. */
 			events |= EPOLLIN;
 		}
-		/* OpenSSL waited for the other direction. */
-		if (s->tls_rd_wants_wr && (events & EPOLLOUT))
-			events |= EPOLLIN;
-		if (s->tls_wr_wants_rd && (events & EPOLLIN))
-			events |= EPOLLOUT;
+		events = tls_fired(s, events);
 	}
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
 		if (s->state == SESSION_LINGER) {
@@ -1214,7 +1208,7 @@ session_timers(uint64_t now_ms)
 			continue;
 		}
 		ispd_stats.hold_expired++;
-		if (s->ssl != NULL && !s->tls_ready) {
+		if (s->tls != NULL && !tls_ready(s)) {
 			session_close(s, SESSION_CLOSE_NOW, "no TLS handshake "
 			    "within the hold time, %" PRIu64 " ms",
 			    ispd_conf.hold_ms);
@@ -1229,8 +1223,8 @@ session_timers(uint64_t now_ms)
 	}
 	while ((s = TAILQ_FIRST(&linger_list)) != NULL &&
 	    s->linger_until_ms <= now_ms) {
-		log_debug("session %" PRIu64 " (%s): linger time over", s->id,
-		    s->peer);
+		log_debug("session %" PRIu64 " (%s): linger time over",
+		    s->owner.id, s->owner.peer);
 		session_free(s);
 	}
 }
@@ -1359,11 +1353,12 @@ session_creds_changed(const struct creds *old, const struct creds *new)
 	TAILQ_FOREACH(s, &sessions, entry) {
 		if (s->state > SESSION_READY || s->auth != SESSION_AUTH_SECRET)
 			continue;
-		if (session_cred_same(creds_find(old, s->ident, s->ident_len),
-		    creds_find(new, s->ident, s->ident_len)))
+		if (session_cred_same(creds_find(old, s->owner.ident,
+		    s->owner.ident_len), creds_find(new, s->owner.ident,
+		    s->owner.ident_len)))
 			continue;
 		ispd_stats.auth_failures++;
 		session_fail(s, 0, ISP_E_AUTH, "the credentials of client %s "
-		    "were revoked or changed", s->ident);
+		    "were revoked or changed", s->owner.ident);
 	}
 }

@@ -38,6 +38,11 @@
  *
  * Nothing here writes to a socket: frames are queued and the session
  * writes them (session.c calls sync_fill() after each write).
+ *
+ * The per-subscription state of all this is struct sync_state, the
+ * member sync of struct subscr, which no other file touches. (Not to be
+ * taken for isp_sync(), libisp's barrier: a PING that session.c answers
+ * with PONG, like any other.)
  */
 #include <inttypes.h>
 #include <stddef.h>
@@ -53,6 +58,17 @@
 /* Frames are encoded into chunks of about this size before they are
  * queued: few iovecs, no allocation much larger than a frame. */
 #define SYNC_CHUNK_BYTES	(64 * 1024)
+
+/* A key whose change a subscriber has not been sent yet: an entry of a
+ * subscription's sync.dirty hash and sync.dirty_list. */
+struct dirty {
+	struct hash_node	 node;
+	TAILQ_ENTRY(dirty)	 entry;
+	struct obuf		*withdraw;	/* gone: its last EV_WITHDRAW */
+	uint8_t			 known;		/* the subscriber has the key */
+	uint16_t		 key_len;
+	uint8_t			 key[];
+};
 
 #define DIRTY_OF(n)	((struct dirty *)((char *)(n) - \
 			    offsetof(struct dirty, node)))
@@ -80,9 +96,10 @@ dirty_find(const struct subscr *sub, const struct record *r)
 {
 	struct hash_node	*n;
 
-	if (sub->dirty.count == 0)
+	if (sub->sync.dirty.count == 0)
 		return NULL;
-	n = hash_find(&sub->dirty, r->node.hv, r->key, r->key_len, dirty_eq);
+	n = hash_find(&sub->sync.dirty, r->node.hv, r->key, r->key_len,
+	    dirty_eq);
 	return n == NULL ? NULL : DIRTY_OF(n);
 }
 
@@ -92,11 +109,11 @@ dirty_find(const struct subscr *sub, const struct record *r)
 static void
 sync_account(struct subscr *sub)
 {
-	uint8_t	 working = !sub->ended || sub->dirty.count > 0;
+	uint8_t	 working = !sub->sync.ended || sub->sync.dirty.count > 0;
 
-	if (working == sub->working)
+	if (working == sub->sync.working)
 		return;
-	sub->working = working;
+	sub->sync.working = working;
 	if (working)
 		sub->session->nsync++;
 	else
@@ -115,26 +132,26 @@ dirty_add(struct subscr *sub, const struct record *r, int known)
 	d->known = known != 0;
 	d->key_len = r->key_len;
 	memcpy(d->key, r->key, r->key_len);
-	if (hash_insert(&sub->dirty, &d->node, r->node.hv) == -1) {
+	if (hash_insert(&sub->sync.dirty, &d->node, r->node.hv) == -1) {
 		free(d);
 		return NULL;
 	}
-	TAILQ_INSERT_TAIL(&sub->dirty_list, d, entry);
+	TAILQ_INSERT_TAIL(&sub->sync.dirty_list, d, entry);
 	ndirty++;
-	if (sub->dirty.count == 1) {
-		TAILQ_INSERT_TAIL(&slow_list, sub, slow_entry);
+	if (sub->sync.dirty.count == 1) {
+		TAILQ_INSERT_TAIL(&slow_list, sub, sync.slow_entry);
 		nslow++;
-		sub->behind_ms = loop_now_ms();
-		sub->coalesced = 0;
+		sub->sync.behind_ms = loop_now_ms();
+		sub->sync.coalesced = 0;
 		/* During the snapshot this is ordinary; after END it means
 		 * the subscriber does not keep up. */
-		if (sub->ended)
+		if (sub->sync.ended)
 			log_info("session %" PRIu64 " (%s): subscription to %s "
 			    "fell behind with %zu bytes queued "
 			    "(--max-queue-bytes %" PRIu64 "): changes are "
-			    "coalesced per key until it catches up", s->id,
-			    s->peer, sub->table->name, s->out.bytes,
-			    ispd_conf.max_queue_bytes);
+			    "coalesced per key until it catches up",
+			    s->owner.id, s->owner.peer, sub->table->name,
+			    s->out.bytes, ispd_conf.max_queue_bytes);
 		sync_account(sub);
 	}
 	return d;
@@ -143,18 +160,18 @@ dirty_add(struct subscr *sub, const struct record *r, int known)
 static void
 dirty_remove(struct subscr *sub, struct dirty *d)
 {
-	hash_remove(&sub->dirty, &d->node);
-	TAILQ_REMOVE(&sub->dirty_list, d, entry);
+	hash_remove(&sub->sync.dirty, &d->node);
+	TAILQ_REMOVE(&sub->sync.dirty_list, d, entry);
 	if (d->withdraw != NULL)
 		obuf_unref(d->withdraw);
 	free(d);
 	ndirty--;
-	if (sub->dirty.count == 0) {
-		TAILQ_REMOVE(&slow_list, sub, slow_entry);
+	if (sub->sync.dirty.count == 0) {
+		TAILQ_REMOVE(&slow_list, sub, sync.slow_entry);
 		nslow--;
 		/* A burst of a million dirty keys leaves a large slot
 		 * array: give it back. */
-		hash_free(&sub->dirty);
+		hash_free(&sub->sync.dirty);
 		sync_account(sub);
 	}
 }
@@ -174,10 +191,10 @@ dirty_set_withdraw(struct dirty *d, struct obuf *ob)
 static void
 cursor_stop(struct subscr *sub)
 {
-	if (sub->cursor == NULL)
+	if (sub->sync.cursor == NULL)
 		return;
-	TAILQ_REMOVE(&sub->table->cursors, sub, cursor_entry);
-	sub->cursor = NULL;
+	TAILQ_REMOVE(&sub->table->cursors, sub, sync.cursor_entry);
+	sub->sync.cursor = NULL;
 	ncursors--;
 }
 
@@ -187,7 +204,7 @@ static void
 cursor_move(struct subscr *sub, struct record *next)
 {
 	if (next != NULL)
-		sub->cursor = next;
+		sub->sync.cursor = next;
 	else
 		cursor_stop(sub);
 }
@@ -198,16 +215,16 @@ sync_start(struct subscr *sub)
 {
 	struct table	*t = sub->table;
 
-	hash_init(&sub->dirty);
-	TAILQ_INIT(&sub->dirty_list);
-	sub->held = 0;
-	sub->behind_ms = 0;
-	sub->coalesced = 0;
-	sub->ended = 0;
-	sub->working = 0;
-	sub->cursor = TAILQ_FIRST(&t->order);
-	if (sub->cursor != NULL) {
-		TAILQ_INSERT_TAIL(&t->cursors, sub, cursor_entry);
+	hash_init(&sub->sync.dirty);
+	TAILQ_INIT(&sub->sync.dirty_list);
+	sub->sync.held = 0;
+	sub->sync.behind_ms = 0;
+	sub->sync.coalesced = 0;
+	sub->sync.ended = 0;
+	sub->sync.working = 0;
+	sub->sync.cursor = TAILQ_FIRST(&t->order);
+	if (sub->sync.cursor != NULL) {
+		TAILQ_INSERT_TAIL(&t->cursors, sub, sync.cursor_entry);
 		ncursors++;
 	}
 	sync_account(sub);
@@ -220,9 +237,9 @@ sync_stop(struct subscr *sub)
 	struct dirty	*d;
 
 	cursor_stop(sub);
-	while ((d = TAILQ_FIRST(&sub->dirty_list)) != NULL)
+	while ((d = TAILQ_FIRST(&sub->sync.dirty_list)) != NULL)
 		dirty_remove(sub, d);
-	sub->ended = 1;
+	sub->sync.ended = 1;
 	sync_account(sub);
 }
 
@@ -244,7 +261,7 @@ sync_event(struct subscr *sub, uint8_t type, const struct record *r,
 
 	if ((d = dirty_find(sub, r)) != NULL) {
 		/* Owed already: only the key's final state matters. */
-		sub->coalesced++;
+		sub->sync.coalesced++;
 		ispd_stats.coalesced_events++;
 		if (type != PROTO_EV_WITHDRAW) {
 			dirty_set_withdraw(d, NULL);
@@ -261,16 +278,16 @@ sync_event(struct subscr *sub, uint8_t type, const struct record *r,
 		dirty_set_withdraw(d, *ob);
 		return;
 	}
-	if (sub->cursor != NULL && r->order >= sub->cursor->order)
+	if (sub->sync.cursor != NULL && r->order >= sub->sync.cursor->order)
 		return;
-	if (!sub->ended || sub->dirty.count > 0 ||
+	if (!sub->sync.ended || sub->sync.dirty.count > 0 ||
 	    s->out.bytes >= ispd_conf.max_queue_bytes) {
 		/* An ANNOUNCE is of a key absent until now, so one the
 		 * subscriber does not hold; any other event is of a key it
 		 * holds, since every earlier event of it was sent. */
 		if ((d = dirty_add(sub, r, type != PROTO_EV_ANNOUNCE)) == NULL)
 			goto nomem;
-		sub->coalesced++;
+		sub->sync.coalesced++;
 		ispd_stats.coalesced_events++;
 		if (type == PROTO_EV_WITHDRAW) {
 			if (subscr_event_obuf(ob, t, type, r, reason) == NULL)
@@ -330,13 +347,13 @@ sync_fill_one(struct subscr *sub, size_t low, unsigned *budget)
 	struct record	*r;
 	struct dirty	*d;
 	uint32_t	 nframes = 0;
-	int		 behind = sub->ended && sub->dirty.count > 0;
+	int		 behind = sub->sync.ended && sub->sync.dirty.count > 0;
 
 	sbuf.len = 0;
 	buf_clear_failed(&sbuf);
-	while (sub->cursor != NULL && *budget > 0 &&
+	while (sub->sync.cursor != NULL && *budget > 0 &&
 	    s->out.bytes + sbuf.len < low) {
-		r = sub->cursor;
+		r = sub->sync.cursor;
 		cursor_move(sub, TAILQ_NEXT(r, order_entry));
 		(*budget)--;
 		/* A dirty key was sent already and changed since (it was
@@ -344,15 +361,15 @@ sync_fill_one(struct subscr *sub, size_t low, unsigned *budget)
 		if (!subscr_match(sub, r) || dirty_find(sub, r) != NULL)
 			continue;
 		sync_put_record(sub, PROTO_EV_ANNOUNCE, r);
-		sub->held++;
+		sub->sync.held++;
 		nframes++;
 		if (sbuf.len >= SYNC_CHUNK_BYTES &&
 		    sync_flush_chunk(s, &nframes) == -1)
 			return -1;
 	}
 
-	while (sub->cursor == NULL && *budget > 0 &&
-	    (d = TAILQ_FIRST(&sub->dirty_list)) != NULL &&
+	while (sub->sync.cursor == NULL && *budget > 0 &&
+	    (d = TAILQ_FIRST(&sub->sync.dirty_list)) != NULL &&
 	    s->out.bytes + sbuf.len < low) {
 		(*budget)--;
 		if (d->withdraw != NULL) {
@@ -363,7 +380,7 @@ sync_fill_one(struct subscr *sub, size_t low, unsigned *budget)
 			STATS_EVENT_SENT(PROTO_EV_WITHDRAW);
 			if (s->state != SESSION_READY)
 				return -1;
-			sub->held--;
+			sub->sync.held--;
 		} else {
 			r = table_lookup(t, proto_bytes(d->key, d->key_len));
 			if (r == NULL)
@@ -372,7 +389,7 @@ sync_fill_one(struct subscr *sub, size_t low, unsigned *budget)
 				    t->name);
 			sync_put_record(sub, d->known ? PROTO_EV_REPLACE :
 			    PROTO_EV_ANNOUNCE, r);
-			sub->held += !d->known;
+			sub->sync.held += !d->known;
 			nframes++;
 		}
 		ispd_stats.catchup_events++;
@@ -382,24 +399,25 @@ sync_fill_one(struct subscr *sub, size_t low, unsigned *budget)
 			return -1;
 	}
 
-	if (!sub->ended && sub->cursor == NULL && sub->dirty.count == 0) {
+	if (!sub->sync.ended && sub->sync.cursor == NULL &&
+	    sub->sync.dirty.count == 0) {
 		/* Everything sent before it is now in the subscriber's
 		 * view, and nothing since t->seq is owed. */
 		proto_put_ev_end(&sbuf, proto_bytes(t->name, t->name_len),
-		    t->seq, sub->held);
+		    t->seq, sub->sync.held);
 		STATS_EVENT_SENT(PROTO_EV_END);
 		nframes++;
-		sub->ended = 1;
+		sub->sync.ended = 1;
 		sync_account(sub);
 	}
 	if (sync_flush_chunk(s, &nframes) == -1)
 		return -1;
-	if (behind && sub->dirty.count == 0)
+	if (behind && sub->sync.dirty.count == 0)
 		log_info("session %" PRIu64 " (%s): subscription to %s caught "
 		    "up after %" PRIu64 " ms; %" PRIu64 " events were "
-		    "coalesced", s->id, s->peer, t->name,
-		    loop_now_ms() - sub->behind_ms, sub->coalesced);
-	if (sub->once && sub->ended)
+		    "coalesced", s->owner.id, s->owner.peer, t->name,
+		    loop_now_ms() - sub->sync.behind_ms, sub->sync.coalesced);
+	if (sub->once && sub->sync.ended)
 		subscr_remove(sub);
 	return 0;
 }
@@ -423,7 +441,7 @@ sync_fill(struct session *s)
 		sub = TAILQ_FIRST(&s->subs);
 		TAILQ_REMOVE(&s->subs, sub, session_entry);
 		TAILQ_INSERT_TAIL(&s->subs, sub, session_entry);
-		if (sub->working && sync_fill_one(sub, low, &budget) == -1)
+		if (sub->sync.working && sync_fill_one(sub, low, &budget) == -1)
 			return -1;
 	}
 	return 0;
@@ -445,13 +463,13 @@ sync_drain(struct subscr *sub)
 	struct dirty	*d;
 
 	cursor_stop(sub);
-	while ((d = TAILQ_FIRST(&sub->dirty_list)) != NULL &&
+	while ((d = TAILQ_FIRST(&sub->sync.dirty_list)) != NULL &&
 	    s->state == SESSION_READY) {
 		if (d->withdraw != NULL) {
 			session_push(s, d->withdraw);
 			STATS_EVENT_SENT(PROTO_EV_WITHDRAW);
 			ispd_stats.catchup_events++;
-			sub->held--;
+			sub->sync.held--;
 		}
 		dirty_remove(sub, d);
 	}
@@ -465,8 +483,8 @@ sync_record_removed(struct table *t, struct record *r)
 	struct subscr	*sub, *next;
 
 	for (sub = TAILQ_FIRST(&t->cursors); sub != NULL; sub = next) {
-		next = TAILQ_NEXT(sub, cursor_entry);
-		if (sub->cursor == r)
+		next = TAILQ_NEXT(sub, sync.cursor_entry);
+		if (sub->sync.cursor == r)
 			cursor_move(sub, TAILQ_NEXT(r, order_entry));
 	}
 }
@@ -478,9 +496,9 @@ sync_record_moved(struct table *t, const struct record *r, struct record *nw)
 {
 	struct subscr	*sub;
 
-	TAILQ_FOREACH(sub, &t->cursors, cursor_entry)
-		if (sub->cursor == r)
-			sub->cursor = nw;
+	TAILQ_FOREACH(sub, &t->cursors, sync.cursor_entry)
+		if (sub->sync.cursor == r)
+			sub->sync.cursor = nw;
 }
 
 void
@@ -493,11 +511,11 @@ sync_stats(struct sync_stats *st)
 	st->slow = nslow;
 	st->dirty_keys = ndirty;
 	st->snapshots = ncursors;
-	TAILQ_FOREACH(sub, &slow_list, slow_entry) {
-		if (sub->dirty.count > st->max_lag_keys)
-			st->max_lag_keys = sub->dirty.count;
-		if (now - sub->behind_ms > st->max_lag_ms)
-			st->max_lag_ms = now - sub->behind_ms;
+	TAILQ_FOREACH(sub, &slow_list, sync.slow_entry) {
+		if (sub->sync.dirty.count > st->max_lag_keys)
+			st->max_lag_keys = sub->sync.dirty.count;
+		if (now - sub->sync.behind_ms > st->max_lag_ms)
+			st->max_lag_ms = now - sub->sync.behind_ms;
 	}
 }
 

@@ -5,7 +5,7 @@
  * DROP); one created again under that name starts above the highest seq
  * any dropped table reached, so a name's seq never goes back. Records
  * live in a hash by key within their table.
- * Each record is on its owner's list (struct session owned), so a dead
+ * Each record is on its owner's list (struct owner owned), so a dead
  * session's records are withdrawn in O(records it owns), and moving
  * ownership is an unlink and a relink. Each is also on its table's list
  * in creation order, which snapshot cursors walk (sync.c): unlike the
@@ -49,8 +49,8 @@ static struct table		*sessions_table;
 static size_t			 nrecords_total;
 /* The highest seq of a dropped table: where new tables start. */
 static uint64_t			 dropped_seq;
-/* Ended sessions whose records are being withdrawn. */
-static struct session_list	 ghosts = TAILQ_HEAD_INITIALIZER(ghosts);
+/* Ended sessions and held sets whose records are being withdrawn. */
+static struct owner_list	 ghosts = TAILQ_HEAD_INITIALIZER(ghosts);
 /* Withdrawals left in this loop turn. */
 static size_t			 withdraw_budget = TABLE_WITHDRAW_SLICE;
 /* Sessions whose row's records field may be stale; see table_tick(). */
@@ -208,31 +208,39 @@ table_row_stale(struct session *s)
 	TAILQ_INSERT_TAIL(&rows_stale, s, stale_entry);
 }
 
+/* A session's row counts its records; a held set has no row. */
 static void
-record_own(struct record *r, struct session *s)
+table_owner_changed(struct owner *o)
 {
-	r->owner = s;
-	if (s == NULL)
+	if (o->kind == OWNER_SESSION)
+		table_row_stale(owner_session(o));
+}
+
+static void
+record_own(struct record *r, struct owner *o)
+{
+	r->owner = o;
+	if (o == NULL)
 		return;
-	TAILQ_INSERT_TAIL(&s->owned, r, owned);
-	s->nrecords++;
-	table_row_stale(s);
+	TAILQ_INSERT_TAIL(&o->owned, r, owned);
+	o->nrecords++;
+	table_owner_changed(o);
 }
 
 static void
 record_unown(struct record *r)
 {
-	struct session	*s = r->owner;
+	struct owner	*o = r->owner;
 
-	if (s == NULL)
+	if (o == NULL)
 		return;
-	if (s->nrecords == 0)
+	if (o->nrecords == 0)
 		fatalx("record_unown: session %" PRIu64 " owns no record",
-		    s->id);
-	TAILQ_REMOVE(&s->owned, r, owned);
-	s->nrecords--;
+		    o->id);
+	TAILQ_REMOVE(&o->owned, r, owned);
+	o->nrecords--;
 	r->owner = NULL;
-	table_row_stale(s);
+	table_owner_changed(o);
 }
 
 static void
@@ -272,7 +280,7 @@ record_move(struct record *r, struct record *nw)
  */
 static int
 table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
-    struct session *owner, uint64_t expire_ms, struct record **rp)
+    struct owner *owner, uint64_t expire_ms, struct record **rp)
 {
 	struct record	*r, *nw = NULL;
 	uint64_t	 hv = hash_bytes(key.p, key.len);
@@ -400,7 +408,8 @@ table_announce(struct session *s, const struct proto_msg *m, char *why,
 	/* The event frame carries the owner's name and more integers than
 	 * the ANNOUNCE did: a record whose event would not fit the frame
 	 * limit would make every subscriber drop the session. */
-	if ((n = table_event_bytes(m, s->name_len)) > PROTO_MAX_FRAME_BYTES) {
+	if ((n = table_event_bytes(m, s->owner.name_len)) >
+	    PROTO_MAX_FRAME_BYTES) {
 		snprintf(why, whysz, "record too large: its event would be a "
 		    "frame of %zu bytes, over the limit of %u", n,
 		    PROTO_MAX_FRAME_BYTES);
@@ -410,12 +419,13 @@ table_announce(struct session *s, const struct proto_msg *m, char *why,
 		return rc;
 	/* Only a record this session does not own yet counts: a refresh
 	 * or a change of its own is always allowed. */
-	if (s->nrecords >= ispd_conf.max_records_per_session && (t == NULL ||
-	    (r = table_lookup(t, m->key)) == NULL || r->owner != s)) {
+	if (s->owner.nrecords >= ispd_conf.max_records_per_session &&
+	    (t == NULL || (r = table_lookup(t, m->key)) == NULL ||
+	    r->owner != &s->owner)) {
 		limit_hit("max-records-per-session");
 		snprintf(why, whysz, "this session owns %zu records, the limit "
-		    "(--max-records-per-session %" PRIu64 ")", s->nrecords,
-		    ispd_conf.max_records_per_session);
+		    "(--max-records-per-session %" PRIu64 ")",
+		    s->owner.nrecords, ispd_conf.max_records_per_session);
 		return ISP_E_LIMIT;
 	}
 	if (t == NULL && (rc = table_create(s, m->table, &t, why,
@@ -423,7 +433,7 @@ table_announce(struct session *s, const struct proto_msg *m, char *why,
 		return rc;
 	if (m->ttl_s > 0)
 		expire_ms = loop_now_ms() + (uint64_t)m->ttl_s * 1000;
-	return table_store(t, m->key, m->fields, s, expire_ms, NULL);
+	return table_store(t, m->key, m->fields, &s->owner, expire_ms, NULL);
 }
 
 /*
@@ -472,7 +482,7 @@ table_withdraw(struct session *s, const struct proto_msg *m, char *why,
 		return rc;
 	/* What a lost session of this client left held is this client's
 	 * to withdraw too. */
-	if (r->owner != s && !graceful_takes(r->owner, s)) {
+	if (r->owner != &s->owner && !graceful_takes(r->owner, &s->owner)) {
 		snprintf(why, whysz, "record %s in %s is owned by session %"
 		    PRIu64 " (%s)", key, r->table->name, record_owner_id(r),
 		    r->owner != NULL ? r->owner->name : ISPD_OWNER_NAME);
@@ -505,8 +515,8 @@ table_evict(struct session *s, const struct proto_msg *m, char *why,
 	    r->owner != NULL ? r->owner->name : ISPD_OWNER_NAME,
 	    record_owner_id(r));
 	log_info("session %" PRIu64 " (%s, client %s, identity %s): evicted "
-	    "record %s of table %s, owned by %s", s->id, s->peer, s->name,
-	    s->ident, key, r->table->name, owner);
+	    "record %s of table %s, owned by %s", s->owner.id, s->owner.peer,
+	    s->owner.name, s->owner.ident, key, r->table->name, owner);
 	record_remove(r, PROTO_WD_EVICTED);
 	return subscr_reply_done(s, m->req_id, owner);
 }
@@ -550,12 +560,14 @@ table_drop(struct session *s, const struct proto_msg *m, char *why,
 	while ((r = TAILQ_FIRST(&t->order)) != NULL)
 		record_remove(r, PROTO_WD_EVICTED);
 	snprintf(reason, sizeof(reason), "table %s was dropped by an "
-	    "operator (client %s, identity %s)", t->name, s->name, s->ident);
+	    "operator (client %s, identity %s)", t->name, s->owner.name,
+	    s->owner.ident);
 	nsubs = subscr_table_dropped(t, reason);
 	snprintf(done, sizeof(done), "table %s: %zu records withdrawn, %zu "
 	    "subscriptions ended", t->name, nrec, nsubs);
 	log_info("session %" PRIu64 " (%s, client %s, identity %s): dropped "
-	    "%s", s->id, s->peer, s->name, s->ident, done);
+	    "%s", s->owner.id, s->owner.peer, s->owner.name, s->owner.ident,
+	    done);
 	if (t->seq > dropped_seq)
 		dropped_seq = t->seq;
 	hash_remove(&tables, &t->node);
@@ -579,13 +591,15 @@ table_row_store(struct session *s)
 	char	 key[24], since[24], count[24];
 	size_t	 start;
 
-	snprintf(key, sizeof(key), "%" PRIu64, s->id);
+	snprintf(key, sizeof(key), "%" PRIu64, s->owner.id);
 	snprintf(since, sizeof(since), "%lld", (long long)s->since);
-	snprintf(count, sizeof(count), "%zu", s->nrecords);
+	snprintf(count, sizeof(count), "%zu", s->owner.nrecords);
 	row_buf.len = 0;
 	start = proto_fields_begin(&row_buf);
-	proto_put_field(&row_buf, "name", 4, s->name, s->name_len);
-	proto_put_field(&row_buf, "peer", 4, s->peer, strlen(s->peer));
+	proto_put_field(&row_buf, "name", 4, s->owner.name,
+	    s->owner.name_len);
+	proto_put_field(&row_buf, "peer", 4, s->owner.peer,
+	    strlen(s->owner.peer));
 	proto_put_field(&row_buf, "since", 5, since, strlen(since));
 	proto_put_field(&row_buf, "records", 7, count, strlen(count));
 	proto_fields_end(&row_buf, start, 4);
@@ -596,7 +610,7 @@ table_row_store(struct session *s)
 	if (table_store(sessions_table, proto_bytes(key, strlen(key)),
 	    proto_bytes(row_buf.data, row_buf.len), NULL, 0, &s->row) == -1)
 		return -1;
-	s->row_nrecords = s->nrecords;
+	s->row_nrecords = s->owner.nrecords;
 	return 0;
 }
 
@@ -625,31 +639,36 @@ table_row_remove(struct session *s)
 /*
  * Withdraws records of ghosts, as long as this turn's budget lasts: each
  * ghost in turn gives up to GHOST_PASS_RECORDS. A ghost left with no
- * record is done: its row goes, then the struct.
+ * record is done: a session's row goes, then the struct (session.c's or
+ * graceful.c's).
  */
 static void
 table_ghost_step(void)
 {
-	struct session	*s;
+	struct owner	*o;
 	struct record	*r;
 	size_t		 n;
 
-	while (withdraw_budget > 0 && (s = TAILQ_FIRST(&ghosts)) != NULL) {
+	while (withdraw_budget > 0 && (o = TAILQ_FIRST(&ghosts)) != NULL) {
 		for (n = 0; n < GHOST_PASS_RECORDS && withdraw_budget > 0 &&
-		    (r = TAILQ_FIRST(&s->owned)) != NULL; n++) {
-			record_remove(r, s->ghost_reason);
+		    (r = TAILQ_FIRST(&o->owned)) != NULL; n++) {
+			record_remove(r, o->ghost_reason);
 			withdraw_budget--;
 		}
-		TAILQ_REMOVE(&ghosts, s, ghost_entry);
-		if (!TAILQ_EMPTY(&s->owned)) {
-			TAILQ_INSERT_TAIL(&ghosts, s, ghost_entry);
+		TAILQ_REMOVE(&ghosts, o, ghost_entry);
+		if (!TAILQ_EMPTY(&o->owned)) {
+			TAILQ_INSERT_TAIL(&ghosts, o, ghost_entry);
 			continue;
 		}
-		table_row_remove(s);
-		s->ghost = 0;
+		if (o->kind == OWNER_SESSION)
+			table_row_remove(owner_session(o));
+		o->ghost = 0;
 		log_debug("session %" PRIu64 " (%s): every record withdrawn",
-		    s->id, s->peer);
-		session_ghost_done(s);
+		    o->id, o->peer);
+		if (o->kind == OWNER_SESSION)
+			session_ghost_done(owner_session(o));
+		else
+			graceful_ghost_done(owner_held(o));
 	}
 }
 
@@ -666,38 +685,38 @@ table_session_end(struct session *s)
 {
 	if (s->lost)
 		graceful_hold(s);
-	if (TAILQ_EMPTY(&s->owned)) {
+	if (TAILQ_EMPTY(&s->owner.owned)) {
 		table_row_remove(s);
 		return;
 	}
-	if (s->nrecords > TABLE_WITHDRAW_SLICE)
+	if (s->owner.nrecords > TABLE_WITHDRAW_SLICE)
 		log_info("session %" PRIu64 " (%s): withdrawing its %zu "
-		    "records, %d per loop turn", s->id, s->peer, s->nrecords,
-		    TABLE_WITHDRAW_SLICE);
-	table_ghost_add(s, PROTO_WD_SESSION);
+		    "records, %d per loop turn", s->owner.id, s->owner.peer,
+		    s->owner.nrecords, TABLE_WITHDRAW_SLICE);
+	table_ghost_add(&s->owner, PROTO_WD_SESSION);
 }
 
 /*
- * s (an ended session, or a held set whose time is over) gives up its
+ * o (an ended session, or a held set whose time is over) gives up its
  * records with reason: now if this turn's budget allows, else over the
  * next turns (table_ghost_step()).
  */
 void
-table_ghost_add(struct session *s, uint8_t reason)
+table_ghost_add(struct owner *o, uint8_t reason)
 {
-	s->ghost = 1;
-	s->ghost_reason = reason;
-	TAILQ_INSERT_TAIL(&ghosts, s, ghost_entry);
+	o->ghost = 1;
+	o->ghost_reason = reason;
+	TAILQ_INSERT_TAIL(&ghosts, o, ghost_entry);
 	table_ghost_step();
 }
 
-/* Ownership of r moves to s (a held set taking a lost session's record,
+/* Ownership of r moves to o (a held set taking a lost session's record,
  * in graceful.c). */
 void
-table_give(struct record *r, struct session *s)
+table_give(struct record *r, struct owner *o)
 {
 	record_unown(r);
-	record_own(r, s);
+	record_own(r, o);
 }
 
 /* Once per loop turn: a new budget, and the ghosts' next slice. */
@@ -719,11 +738,11 @@ table_withdraw_pending(void)
 size_t
 table_withdraw_backlog(void)
 {
-	struct session	*s;
+	struct owner	*o;
 	size_t		 n = 0;
 
-	TAILQ_FOREACH(s, &ghosts, ghost_entry)
-		n += s->nrecords;
+	TAILQ_FOREACH(o, &ghosts, ghost_entry)
+		n += o->nrecords;
 	return n;
 }
 
@@ -736,13 +755,13 @@ table_tick(void)
 	while ((s = TAILQ_FIRST(&rows_stale)) != NULL) {
 		TAILQ_REMOVE(&rows_stale, s, stale_entry);
 		s->row_stale = 0;
-		if (s->nrecords == s->row_nrecords)
+		if (s->owner.nrecords == s->row_nrecords)
 			continue;
 		if (table_row_store(s) == -1) {
 			/* Out of memory: the row stays stale and we try
 			 * again at the next tick. */
 			log_warnx("out of memory refreshing the row of "
-			    "session %" PRIu64, s->id);
+			    "session %" PRIu64, s->owner.id);
 			table_row_stale(s);
 			break;
 		}

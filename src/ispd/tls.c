@@ -32,6 +32,7 @@
  * record (0x16) is a plain client at the wrong port: it gets a plain
  * ERROR saying so, instead of bytes it cannot read.
  */
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -51,6 +52,20 @@
 #define TLS_RECORD_BYTES	16384
 /* The first byte of a TLS record carrying a handshake (RFC 8446 5.1). */
 #define TLS_HANDSHAKE_BYTE	0x16
+
+/* The TLS side of a session (its member tls; NULL on plain TCP). Only
+ * this file sees inside: session.c asks tls_ready(), tls_watch(),
+ * tls_fired() and tls_read_wants_write(). */
+struct tls_conn {
+	SSL		*ssl;
+	uint8_t		 ready;		/* handshake done */
+	uint8_t		 peeked;	/* first byte looked at */
+	uint8_t		 failed;	/* fatal TLS error: no close_notify */
+	uint8_t		 want_write;	/* handshake wants EPOLLOUT */
+	uint8_t		 rd_wants_wr;	/* SSL_read wants EPOLLOUT */
+	uint8_t		 wr_wants_rd;	/* SSL_write wants EPOLLIN */
+	uint32_t	 wlen;		/* bytes of a write to retry */
+};
 
 static SSL_CTX		*running;
 static uint8_t		 stage[TLS_RECORD_BYTES];
@@ -234,23 +249,71 @@ tls_session_start(struct session *s)
 	if (running == NULL)
 		fatalx("tls_session_start: no TLS context");
 	ERR_clear_error();
-	if ((s->ssl = SSL_new(running)) == NULL ||
-	    SSL_set_fd(s->ssl, s->fd) != 1) {
+	if ((s->tls = calloc(1, sizeof(*s->tls))) == NULL ||
+	    (s->tls->ssl = SSL_new(running)) == NULL ||
+	    SSL_set_fd(s->tls->ssl, s->fd) != 1) {
 		log_warnx("session %" PRIu64 " (%s): cannot start TLS: %s",
-		    s->id, s->peer, tls_reason("out of memory"));
+		    s->owner.id, s->owner.peer, tls_reason("out of memory"));
 		tls_session_free(s);
 		return -1;
 	}
-	SSL_set_accept_state(s->ssl);
+	SSL_set_accept_state(s->tls->ssl);
 	return 0;
 }
 
 void
 tls_session_free(struct session *s)
 {
-	if (s->ssl != NULL)
-		SSL_free(s->ssl);
-	s->ssl = NULL;
+	if (s->tls == NULL)
+		return;
+	if (s->tls->ssl != NULL)
+		SSL_free(s->tls->ssl);
+	free(s->tls);
+	s->tls = NULL;
+}
+
+/* 1 when s is a TLS session whose handshake is done. */
+int
+tls_ready(const struct session *s)
+{
+	return s->tls != NULL && s->tls->ready;
+}
+
+/*
+ * The epoll events the TLS session s must watch for session.c's wish
+ * (EPOLLIN, EPOLLOUT): during the handshake, what SSL_accept() waits
+ * for; then the wish, with the other direction OpenSSL waits for.
+ */
+uint32_t
+tls_watch(const struct session *s, uint32_t events)
+{
+	if (!s->tls->ready)
+		return s->tls->want_write ? EPOLLOUT : EPOLLIN;
+	/* OpenSSL, mid-write, waits for input (and not for room). */
+	if (s->tls->wr_wants_rd)
+		events = (events & ~(uint32_t)EPOLLOUT) | EPOLLIN;
+	if (s->tls->rd_wants_wr)
+		events |= EPOLLOUT;
+	return events;
+}
+
+/* The events that fired on the TLS session s, as session.c must take
+ * them: readiness OpenSSL waited for serves the other direction. */
+uint32_t
+tls_fired(const struct session *s, uint32_t events)
+{
+	if (s->tls->rd_wants_wr && (events & EPOLLOUT))
+		events |= EPOLLIN;
+	if (s->tls->wr_wants_rd && (events & EPOLLIN))
+		events |= EPOLLOUT;
+	return events;
+}
+
+/* 1 when the last read of s stopped because OpenSSL must write first. */
+int
+tls_read_wants_write(const struct session *s)
+{
+	return s->tls != NULL && s->tls->rd_wants_wr;
 }
 
 /* The certificate's name for the rules: its common name, else its first
@@ -312,10 +375,10 @@ tls_accepted(struct session *s)
 	X509	*cert;
 	char	 name[SESSION_NAME_MAX + 1];
 
-	s->tls_ready = 1;
-	cert = SSL_get0_peer_certificate(s->ssl);
-	if (cert != NULL && SSL_get_verify_result(s->ssl) == X509_V_OK &&
-	    SSL_get_verify_mode(s->ssl) != SSL_VERIFY_NONE) {
+	s->tls->ready = 1;
+	cert = SSL_get0_peer_certificate(s->tls->ssl);
+	if (cert != NULL && SSL_get_verify_result(s->tls->ssl) == X509_V_OK &&
+	    SSL_get_verify_mode(s->tls->ssl) != SSL_VERIFY_NONE) {
 		if (tls_cert_name(cert, name, sizeof(name)) == -1) {
 			ispd_stats.auth_failures++;
 			session_error(s, 0, ISP_E_AUTH, "the client "
@@ -327,13 +390,14 @@ tls_accepted(struct session *s)
 			return -1;
 		}
 		s->auth = SESSION_AUTH_CERT;
-		s->ident_len = strlen(name);
-		memcpy(s->ident, name, s->ident_len + 1);
+		s->owner.ident_len = strlen(name);
+		memcpy(s->owner.ident, name, s->owner.ident_len + 1);
 	}
-	log_info("session %" PRIu64 " (%s): %s %s%s%s", s->id, s->peer,
-	    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl),
+	log_info("session %" PRIu64 " (%s): %s %s%s%s", s->owner.id,
+	    s->owner.peer, SSL_get_version(s->tls->ssl),
+	    SSL_get_cipher_name(s->tls->ssl),
 	    s->auth == SESSION_AUTH_CERT ? ", client certificate " : "",
-	    s->auth == SESSION_AUTH_CERT ? s->ident : "");
+	    s->auth == SESSION_AUTH_CERT ? s->owner.ident : "");
 	session_tls_ready(s);
 	return 1;
 }
@@ -343,7 +407,7 @@ static void
 tls_handshake_error(struct session *s, int e, char *why, size_t whysz)
 {
 	unsigned long	 err = ERR_peek_last_error();
-	long		 vr = SSL_get_verify_result(s->ssl);
+	long		 vr = SSL_get_verify_result(s->tls->ssl);
 
 	if (err != 0 && ERR_GET_REASON(err) == SSL_R_CERTIFICATE_VERIFY_FAILED
 	    && vr != X509_V_OK) {
@@ -376,7 +440,7 @@ tls_handshake(struct session *s)
 	ssize_t	 n;
 	int	 r, e;
 
-	if (!s->tls_peeked) {
+	if (!s->tls->peeked) {
 		n = recv(s->fd, &c, 1, MSG_PEEK);
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
 		    errno == EINTR))
@@ -387,7 +451,7 @@ tls_handshake(struct session *s)
 			    "", n == -1 ? strerror(errno) : "");
 			return -1;
 		}
-		s->tls_peeked = 1;
+		s->tls->peeked = 1;
 		if (c != TLS_HANDSHAKE_BYTE) {
 			/* From here on the session is plain TCP. */
 			tls_session_free(s);
@@ -400,17 +464,17 @@ tls_handshake(struct session *s)
 	}
 	ERR_clear_error();
 	errno = 0;
-	r = SSL_accept(s->ssl);
+	r = SSL_accept(s->tls->ssl);
 	if (r == 1)
 		return tls_accepted(s);
-	e = SSL_get_error(s->ssl, r);
+	e = SSL_get_error(s->tls->ssl, r);
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-		s->tls_want_write = e == SSL_ERROR_WANT_WRITE;
+		s->tls->want_write = e == SSL_ERROR_WANT_WRITE;
 		session_update_io(s);
 		return 0;
 	}
 	tls_handshake_error(s, e, why, sizeof(why));
-	s->tls_failed = 1;
+	s->tls->failed = 1;
 	/* OpenSSL has sent its alert; lingering until the peer's EOF
 	 * keeps a reset from destroying it before the client reads it. */
 	session_close(s, SESSION_CLOSE_FLUSH, "TLS handshake failed: %s", why);
@@ -429,21 +493,21 @@ tls_read(struct session *s, void *p, size_t n)
 	size_t	 got = 0;
 	int	 r, e;
 
-	s->tls_rd_wants_wr = 0;
+	s->tls->rd_wants_wr = 0;
 	while (got < n) {
 		ERR_clear_error();
 		errno = 0;
-		r = SSL_read(s->ssl, (uint8_t *)p + got,
+		r = SSL_read(s->tls->ssl, (uint8_t *)p + got,
 		    n - got > INT32_MAX ? INT32_MAX : (int)(n - got));
 		if (r > 0) {
 			got += (size_t)r;
 			continue;
 		}
-		e = SSL_get_error(s->ssl, r);
+		e = SSL_get_error(s->tls->ssl, r);
 		if (e == SSL_ERROR_WANT_READ)
 			break;
 		if (e == SSL_ERROR_WANT_WRITE) {
-			s->tls_rd_wants_wr = 1;
+			s->tls->rd_wants_wr = 1;
 			break;
 		}
 		/* The bytes first; the error comes again next time. */
@@ -454,10 +518,10 @@ tls_read(struct session *s, void *p, size_t n)
 		if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
 			if (errno == 0)
 				return 0;
-			s->tls_failed = 1;
+			s->tls->failed = 1;
 			return -1;
 		}
-		s->tls_failed = 1;
+		s->tls->failed = 1;
 		(void)tls_reason("TLS error");
 		errno = EPROTO;
 		return -1;
@@ -473,7 +537,7 @@ tls_read(struct session *s, void *p, size_t n)
 int
 tls_pending(struct session *s)
 {
-	return s->ssl != NULL && SSL_has_pending(s->ssl);
+	return s->tls != NULL && SSL_has_pending(s->tls->ssl);
 }
 
 /*
@@ -487,32 +551,32 @@ tls_flush(struct session *s, size_t *written)
 	size_t	 n;
 	int	 r, e;
 
-	if (!s->tls_ready) {
+	if (!s->tls->ready) {
 		/* Nothing can be sent before the handshake (session.c
 		 * queues nothing then); drop what is there. */
 		outq_free(&s->out);
 		return 1;
 	}
-	s->tls_wr_wants_rd = 0;
+	s->tls->wr_wants_rd = 0;
 	while (s->out.bytes > 0) {
-		n = s->tls_wlen > 0 ? s->tls_wlen : sizeof(stage);
+		n = s->tls->wlen > 0 ? s->tls->wlen : sizeof(stage);
 		n = outq_peek(&s->out, stage, n);
 		ERR_clear_error();
 		errno = 0;
-		r = SSL_write(s->ssl, stage, (int)n);
+		r = SSL_write(s->tls->ssl, stage, (int)n);
 		if (r > 0) {
 			outq_consume(&s->out, (size_t)r);
 			*written += (size_t)r;
-			s->tls_wlen = 0;
+			s->tls->wlen = 0;
 			continue;
 		}
-		e = SSL_get_error(s->ssl, r);
+		e = SSL_get_error(s->tls->ssl, r);
 		if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-			s->tls_wlen = (uint32_t)n;
-			s->tls_wr_wants_rd = e == SSL_ERROR_WANT_READ;
+			s->tls->wlen = (uint32_t)n;
+			s->tls->wr_wants_rd = e == SSL_ERROR_WANT_READ;
 			return 0;
 		}
-		s->tls_failed = 1;
+		s->tls->failed = 1;
 		if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
 			if (errno == 0)
 				errno = EPIPE;
@@ -531,10 +595,10 @@ tls_flush(struct session *s, size_t *written)
 void
 tls_shutdown(struct session *s)
 {
-	if (s->ssl == NULL || !s->tls_ready || s->tls_failed)
+	if (s->tls == NULL || !s->tls->ready || s->tls->failed)
 		return;
 	ERR_clear_error();
-	(void)SSL_shutdown(s->ssl);
+	(void)SSL_shutdown(s->tls->ssl);
 	ERR_clear_error();
 }
 
@@ -543,10 +607,11 @@ tls_shutdown(struct session *s)
 int
 tls_binding(struct session *s, uint8_t *out, size_t len)
 {
-	if (s->ssl == NULL || !s->tls_ready)
+	if (s->tls == NULL || !s->tls->ready)
 		return -1;
-	if (SSL_export_keying_material(s->ssl, out, len, PROTO_BINDING_LABEL,
-	    sizeof(PROTO_BINDING_LABEL) - 1, NULL, 0, 0) != 1) {
+	if (SSL_export_keying_material(s->tls->ssl, out, len,
+	    PROTO_BINDING_LABEL, sizeof(PROTO_BINDING_LABEL) - 1, NULL, 0,
+	    0) != 1) {
 		ERR_clear_error();
 		return -1;
 	}

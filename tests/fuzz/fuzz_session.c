@@ -500,23 +500,19 @@ turns(struct fz *all, int nall, int n, int drain)
  * found through the records that name it.
  */
 struct extra {
-	struct session	*s;
+	struct owner	*o;
 	size_t		 owned;		/* records naming it */
 };
 
 static void
-check_held(const struct session *h)
+check_held(struct owner *o)
 {
-	if (__asan_address_is_poisoned(h))
-		die("record owned by a freed session", NULL);
-	if (!h->released || h->fd != -1 || h->row != NULL ||
-	    h->state != SESSION_LINGER || !TAILQ_EMPTY(&h->subs))
-		die("held set or its ghost with a socket, a row, "
-		    "subscriptions or a state", NULL);
-	if (h->held == h->ghost)
-		die("record owned by something neither a session, a held "
-		    "set nor a ghost", NULL);
-	if (h->held && h->held_until_ms > loop_now_ms() + GRACE_MS)
+	if (__asan_address_is_poisoned(o))
+		die("record owned by a freed session or held set", NULL);
+	if (o->kind != OWNER_HELD)
+		die("record owned by something neither a session of ours "
+		    "nor a held set", NULL);
+	if (!o->ghost && owner_held(o)->until_ms > loop_now_ms() + GRACE_MS)
 		die("held set with a deadline past the grace time", NULL);
 }
 
@@ -562,10 +558,11 @@ check_tables(struct fz *all, int nall)
 				continue;
 			}
 			for (k = 0; k < nall; k++)
-				if (all[k].s == r->owner && fz_alive(&all[k]))
+				if (fz_alive(&all[k]) &&
+				    &all[k].s->owner == r->owner)
 					break;
 			if (k < nall) {
-				if (r->owner->state != SESSION_READY &&
+				if (all[k].s->state != SESSION_READY &&
 				    !r->owner->ghost)
 					die("record owned by a session "
 					    "neither READY nor a ghost",
@@ -573,19 +570,19 @@ check_tables(struct fz *all, int nall)
 				owned[k]++;
 				continue;
 			}
-			for (j = 0; j < nex && ex[j].s != r->owner; j++)
+			for (j = 0; j < nex && ex[j].o != r->owner; j++)
 				;
 			if (j == nex) {
 				if (nex == MAX_HELD)
 					die("more held sets than sessions",
 					    NULL);
 				check_held(r->owner);
-				ex[nex].s = r->owner;
+				ex[nex].o = r->owner;
 				ex[nex].owned = 0;
 				nex++;
 			}
 			ex[j].owned++;
-			if (r->owner->held && !t->graceful)
+			if (!r->owner->ghost && !t->graceful)
 				die("held record in a table not graceful",
 				    NULL);
 		}
@@ -608,9 +605,9 @@ check_tables(struct fz *all, int nall)
 
 		if (!fz_alive(&all[k]))
 			continue;
-		if (s->held)
+		if (s->owner.kind != OWNER_SESSION)
 			die("a session is marked as a held set", &all[k]);
-		if (s->released && !s->ghost)
+		if (s->released && !s->owner.ghost)
 			die("released session not freed", &all[k]);
 		/* A ghost whose socket was closed at once keeps the state
 		 * it had then. */
@@ -619,13 +616,14 @@ check_tables(struct fz *all, int nall)
 			    &all[k]);
 		if (s->lost && s->state <= SESSION_READY)
 			die("lost session still open", &all[k]);
-		TAILQ_FOREACH(r, &s->owned, owned) {
-			if (r->owner != s)
+		TAILQ_FOREACH(r, &s->owner.owned, owned) {
+			if (r->owner != &s->owner)
 				die("owned list holds another's record",
 				    &all[k]);
 			listed++;
 		}
-		if (listed != s->nrecords || owned[k] != s->nrecords)
+		if (listed != s->owner.nrecords ||
+		    owned[k] != s->owner.nrecords)
 			die("owned list, nrecords and records disagree",
 			    &all[k]);
 		TAILQ_FOREACH(sub, &s->subs, session_entry) {
@@ -639,18 +637,20 @@ check_tables(struct fz *all, int nall)
 				die("READY session without a row", &all[k]);
 		} else if (!TAILQ_EMPTY(&s->subs))
 			die("session not READY still subscribed", &all[k]);
-		else if (!s->ghost && (s->row != NULL || s->nrecords != 0))
+		else if (!s->owner.ghost && (s->row != NULL ||
+		    s->owner.nrecords != 0))
 			die("session neither READY nor a ghost holds a row "
 			    "or records", &all[k]);
-		else if (s->ghost && (s->row == NULL || s->nrecords == 0))
+		else if (s->owner.ghost && (s->row == NULL ||
+		    s->owner.nrecords == 0))
 			die("ghost without a row or records", &all[k]);
 		nrowed += s->row != NULL;
-		expect += s->nrecords;
-		if (s->ghost)
-			ghost_n += s->nrecords;
+		expect += s->owner.nrecords;
+		if (s->owner.ghost)
+			ghost_n += s->owner.nrecords;
 	}
 	for (j = 0; j < nex; j++) {
-		struct session	*h = ex[j].s;
+		struct owner	*h = ex[j].o;
 		size_t		 listed = 0;
 
 		TAILQ_FOREACH(r, &h->owned, owned) {
@@ -663,22 +663,23 @@ check_tables(struct fz *all, int nall)
 			die("a held set's owned list, nrecords and records "
 			    "disagree", NULL);
 		expect += h->nrecords;
-		if (h->held) {
+		if (!h->ghost) {
 			held_n += h->nrecords;
 			/* A client's held sets (one per lost session) share
 			 * one deadline; nheld counts clients. */
 			for (i = 0; i < j; i++)
-				if (ex[i].s->held &&
-				    ex[i].s->name_len == h->name_len &&
-				    ex[i].s->ident_len == h->ident_len &&
-				    memcmp(ex[i].s->name, h->name,
+				if (!ex[i].o->ghost &&
+				    ex[i].o->name_len == h->name_len &&
+				    ex[i].o->ident_len == h->ident_len &&
+				    memcmp(ex[i].o->name, h->name,
 				    h->name_len) == 0 &&
-				    memcmp(ex[i].s->ident, h->ident,
+				    memcmp(ex[i].o->ident, h->ident,
 				    h->ident_len) == 0)
 					break;
 			if (i == j)
 				nheld++;
-			else if (ex[i].s->held_until_ms != h->held_until_ms)
+			else if (owner_held(ex[i].o)->until_ms !=
+			    owner_held(h)->until_ms)
 				die("held sets of one client with two "
 				    "deadlines", NULL);
 		} else
@@ -709,7 +710,7 @@ check_rows_fresh(struct fz *all, int nall)
 
 	for (k = 0; k < nall; k++)
 		if (fz_alive(&all[k]) && all[k].s->row != NULL &&
-		    all[k].s->row_nrecords != all[k].s->nrecords)
+		    all[k].s->row_nrecords != all[k].s->owner.nrecords)
 			die("ispd.sessions row stale after a tick", &all[k]);
 }
 
@@ -790,21 +791,22 @@ lost_begin(struct fz *c, struct lost *l)
 	int		 unread = -1;
 
 	memset(l, 0, sizeof(*l));
-	if (!fz_alive(c) || s->state != SESSION_READY || s->nrecords == 0 ||
+	if (!fz_alive(c) || s->state != SESSION_READY ||
+	    s->owner.nrecords == 0 ||
 	    s->in_paused || s->resuming ||
 	    ioctl(s->fd, FIONREAD, &unread) == -1 || unread != 0)
 		return;
-	l->r = calloc(s->nrecords, sizeof(*l->r));
-	l->seq = calloc(s->nrecords, sizeof(*l->seq));
+	l->r = calloc(s->owner.nrecords, sizeof(*l->r));
+	l->seq = calloc(s->owner.nrecords, sizeof(*l->seq));
 	if (l->r == NULL || l->seq == NULL)
 		die("out of memory", c);
-	TAILQ_FOREACH(r, &s->owned, owned) {
+	TAILQ_FOREACH(r, &s->owner.owned, owned) {
 		if (!r->table->graceful || r->expire_ms != 0)
 			continue;
 		l->r[l->n] = r;
 		l->seq[l->n++] = r->seq;
 	}
-	memcpy(l->name, s->name, sizeof(l->name));
+	memcpy(l->name, s->owner.name, sizeof(l->name));
 	l->on = 1;
 }
 
@@ -823,7 +825,8 @@ lost_end(struct lost *l)
 		if (r->seq != l->seq[i])
 			die("a lost session's record in a graceful table "
 			    "changed", NULL);
-		if (r->owner == NULL || !r->owner->held ||
+		if (r->owner == NULL || r->owner->kind != OWNER_HELD ||
+		    r->owner->ghost ||
 		    strcmp(r->owner->name, l->name) != 0)
 			die("a lost session's record in a graceful table is "
 			    "not held for its client", NULL);

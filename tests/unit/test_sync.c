@@ -284,17 +284,17 @@ test_slow_subscriber_coalesces(void **state)
 	 * were coalesced rather than queued. */
 	assert_true(max_bytes <= ispd_conf.max_queue_bytes + 1024);
 	sub = first_sub(w);
-	assert_true(sub->dirty.count > 0 && sub->dirty.count <= 51);
+	assert_true(sub->sync.dirty.count > 0 && sub->sync.dirty.count <= 51);
 	assert_true(ispd_stats.coalesced_events > 0);
 	assert_true(w->s->in_paused == 0);
 
 	view_sync(w);
 	/* view_sync()'s PONG may overtake the catch-up: read on until the
 	 * dirty set is empty and the queue drained. */
-	for (i = 0; i < 1000 && (sub->dirty.count > 0 ||
+	for (i = 0; i < 1000 && (sub->sync.dirty.count > 0 ||
 	    w->s->out.bytes > 0); i++)
 		view_sync(w);
-	assert_int_equal(sub->dirty.count, 0);
+	assert_int_equal(sub->sync.dirty.count, 0);
 	/* The last frames may still sit in the socket, behind that PONG. */
 	view_sync(w);
 	view_equals_table(w, "T");
@@ -338,8 +338,8 @@ test_snapshot_cursor_end_exact(void **state)
 	tc_fill(w, 8192);
 	tc_pump();
 	sub = first_sub(w);
-	assert_non_null(sub->cursor);
-	at = sub->cursor->order;
+	assert_non_null(sub->sync.cursor);
+	at = sub->sync.cursor->order;
 	assert_true(at > 10 && at < (uint64_t)n - 10);
 
 	/* Changes behind the cursor, ahead of it, and new keys. */
@@ -526,7 +526,7 @@ test_ghost_withdraw(void **state)
 	loop_once(0);			/* EOF read: closing */
 	loop_once(0);			/* reaped: the first slice */
 	assert_true(t->records.count > 0 && t->records.count < (size_t)n);
-	assert_int_equal(ghost->ghost, 1);
+	assert_int_equal(ghost->owner.ghost, 1);
 	assert_int_equal(ghost->released, 1);
 	assert_true(table_withdraw_pending());
 
@@ -534,7 +534,7 @@ test_ghost_withdraw(void **state)
 	snprintf(key, sizeof(key), "k%06d", n - 1);
 	announce(o, "BIG", key, "mine");
 	barrier(o);
-	assert_ptr_equal(table_lookup(t, PB(key))->owner, o->s);
+	assert_ptr_equal(table_lookup(t, PB(key))->owner, &o->s->owner);
 
 	for (turns = 0; table_withdraw_pending() && turns < 100; turns++)
 		loop_once(0);

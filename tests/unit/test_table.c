@@ -108,7 +108,8 @@ test_announce(void **state)
 	tc_announce(a, "SIP_REGISTRATION", "sip:100@x", "sip:100@10.0.0.1", 0);
 	expect_event(w, PROTO_EV_ANNOUNCE, "sip:100@x", 1, a, "alice",
 	    "sip:100@10.0.0.1");
-	assert_ptr_equal(lookup("SIP_REGISTRATION", "sip:100@x")->owner, a->s);
+	assert_ptr_equal(lookup("SIP_REGISTRATION", "sip:100@x")->owner,
+	    &a->s->owner);
 	tc_expect_nothing(a);
 	tc_expect_nothing(w);
 }
@@ -127,15 +128,15 @@ test_replace_moves_ownership(void **state)
 	expect_event(w, PROTO_EV_ANNOUNCE, "k", 1, a, "alice", "one");
 	tc_announce(b, "T", "k", "two", 0);
 	expect_event(w, PROTO_EV_REPLACE, "k", 2, b, "bob", "two");
-	assert_ptr_equal(lookup("T", "k")->owner, b->s);
-	assert_int_equal(a->s->nrecords, 0);
-	assert_int_equal(b->s->nrecords, 1);
+	assert_ptr_equal(lookup("T", "k")->owner, &b->s->owner);
+	assert_int_equal(a->s->owner.nrecords, 0);
+	assert_int_equal(b->s->owner.nrecords, 1);
 
 	/* The former owner may not withdraw it any more. */
 	req = tc_withdraw(a, "T", "k");
 	tc_expect_error(a, req, ISP_E_NOT_OWNER);
 	assert_non_null(memmem(a->msg.text.p, a->msg.text.len, "(bob)", 5));
-	assert_ptr_equal(lookup("T", "k")->owner, b->s);
+	assert_ptr_equal(lookup("T", "k")->owner, &b->s->owner);
 	tc_expect_nothing(w);
 }
 
@@ -210,7 +211,7 @@ test_replace_other_size(void **state)
 	tc_announce(a, "T", "k1", "s", 5);
 	expect_event(w, PROTO_EV_REPLACE, "k1", 4, a, "alice", "s");
 	r = lookup("T", "k1");
-	assert_ptr_equal(r->owner, a->s);
+	assert_ptr_equal(r->owner, &a->s->owner);
 	assert_ptr_equal(record_fields(r).p, r->key + r->key_len);
 	/* Still first in creation order, before k2. */
 	t = table_find(PB("T"));
@@ -232,7 +233,7 @@ test_replace_other_size(void **state)
 		tc_announce(a, "U", key, "v", 0);
 	}
 	tc_expect_nothing(a);	/* ispd has read them */
-	assert_int_equal(a->s->nrecords, 13);
+	assert_int_equal(a->s->owner.nrecords, 13);
 	table_tick();
 	snprintf(key, sizeof(key), "%" PRIu64, a->id);
 	row = lookup(PROTO_SESSIONS_TABLE, key);
@@ -253,7 +254,7 @@ test_changed_reannounce_replaces(void **state)
 	expect_event(w, PROTO_EV_ANNOUNCE, "k", 1, a, "alice", "one");
 	tc_announce(a, "T", "k", "two", 0);
 	expect_event(w, PROTO_EV_REPLACE, "k", 2, a, "alice", "two");
-	assert_int_equal(a->s->nrecords, 1);
+	assert_int_equal(a->s->owner.nrecords, 1);
 
 	/* A TTL comes and goes with the announce that changes it. */
 	tc_announce(a, "T", "k", "three", 5);
@@ -315,7 +316,7 @@ test_withdraw(void **state)
 	assert_int_equal(m->owner_session, a->id);
 	assert_pb(m->owner, "alice");
 	assert_null(lookup("T", "k"));
-	assert_int_equal(a->s->nrecords, 0);
+	assert_int_equal(a->s->owner.nrecords, 0);
 	tc_expect_nothing(a);
 }
 
@@ -350,7 +351,7 @@ test_session_end_withdraws_owned(void **state)
 	assert_null(lookup("T", "k1"));
 	assert_null(lookup("U", "k3"));
 	assert_non_null(lookup("T", "k2"));
-	assert_ptr_equal(lookup("T", "k2")->owner, b->s);
+	assert_ptr_equal(lookup("T", "k2")->owner, &b->s->owner);
 	assert_true(ttl_next_ms() == UINT64_MAX);
 }
 
@@ -383,7 +384,7 @@ test_ttl_expiry(void **state)
 	assert_int_equal(m->reason, PROTO_WD_EXPIRED);
 	assert_int_equal(m->owner_session, a->id);
 	assert_null(lookup("T", "short"));
-	assert_int_equal(a->s->nrecords, 2);
+	assert_int_equal(a->s->owner.nrecords, 2);
 
 	assert_int_equal(ttl_expire(at + 200000), 1);
 	m = tc_expect(w, PROTO_EV_WITHDRAW);
@@ -471,7 +472,7 @@ test_ttl_heap_order(void **state)
 	}
 	assert_int_equal(n, 150);
 	assert_int_equal(table_find(PB("T"))->records.count, 0);
-	assert_int_equal(a->s->nrecords, 0);
+	assert_int_equal(a->s->owner.nrecords, 0);
 }
 
 static void
@@ -990,7 +991,7 @@ test_graceful_restart(void **state)
 	tc_expect_nothing(w);
 	assert_int_equal(graceful_held_records(&nheld), 3);
 	assert_int_equal(nheld, 1);
-	assert_true(lookup("GR", "k1")->owner->held);
+	assert_true(lookup("GR", "k1")->owner->kind == OWNER_HELD);
 
 	/* Back: unchanged, nothing; changed, one REPLACE; held ones are
 	 * its own to withdraw. A client of another name counts for nothing. */
@@ -1002,7 +1003,7 @@ test_graceful_restart(void **state)
 	tc_announce(a2, "GR", "k2", "y", 0);
 	expect_event(w, PROTO_EV_REPLACE, "k2", 4, a2, "alice", "y");
 	tc_expect_nothing(w);
-	assert_ptr_equal(lookup("GR", "k1")->owner, a2->s);
+	assert_ptr_equal(lookup("GR", "k1")->owner, &a2->s->owner);
 	assert_int_equal(graceful_held_records(&nheld), 1);
 
 	/* END_OF_REPLAY: what was not announced again goes, once; no
@@ -1091,12 +1092,13 @@ test_graceful_lost_twice(void **state)
 	assert_int_equal(nheld, 1);
 	r1 = lookup("GR", "k1");
 	r2 = lookup("GR", "k2");
-	assert_true(r1->owner->held && r2->owner->held);
+	assert_true(r1->owner->kind == OWNER_HELD &&
+	    r2->owner->kind == OWNER_HELD);
 	assert_ptr_not_equal(r1->owner, r2->owner);
 	assert_int_equal(r1->owner->id, a2->id);
 	assert_int_equal(r2->owner->id, a->id);
-	assert_int_equal(r1->owner->held_until_ms, deadline);
-	assert_int_equal(r2->owner->held_until_ms, deadline);
+	assert_int_equal(owner_held(r1->owner)->until_ms, deadline);
+	assert_int_equal(owner_held(r2->owner)->until_ms, deadline);
 
 	graceful_expire(deadline - 1);
 	tc_expect_nothing(w);

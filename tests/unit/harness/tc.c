@@ -78,7 +78,7 @@ tc_connect(int sndbuf)
 		    &sndbuf, sizeof(sndbuf)), 0);
 	c->s = session_new(sv[0], "unix:test");
 	assert_non_null(c->s);
-	c->id = c->s->id;
+	c->id = c->s->owner.id;
 	c->fd = sv[1];
 	buf_init(&c->in);
 	return c;
