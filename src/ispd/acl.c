@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "ispd.h"
+#include "acl.h"
 
 #define ACL_WORD_MAX	64
 

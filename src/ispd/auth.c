@@ -40,6 +40,7 @@
 #include <openssl/rand.h>
 
 #include "ispd.h"
+#include "tls.h"
 
 /* A secret shorter than this could be guessed offline from one recorded
  * plain-TCP exchange; 16 characters of `openssl rand -hex 16` are 128

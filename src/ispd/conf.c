@@ -37,6 +37,8 @@
 
 #include "addr.h"
 #include "ispd.h"
+#include "acl.h"
+#include "tls.h"
 #include "prom.h"
 
 #define CONF_LINE_MAX	4096

@@ -25,6 +25,7 @@
 
 #include "isp.h"
 #include "ispd.h"
+#include "acl.h"
 
 #define HELD_OF(n)	((struct held_set *)((char *)(n) - \
 			    offsetof(struct held_set, node)))

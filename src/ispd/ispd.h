@@ -3,12 +3,14 @@
  *
  * Structures first, then the interface of each file, in the order a
  * frame travels: loop -> listen -> tls -> limit -> session -> auth ->
- * acl -> table -> graceful -> subscr -> sync -> outq; conf (the
+ * acl -> table -> graceful -> subscr -> feed -> outq; conf (the
  * configuration file) last. Only what more than one file uses is here:
  * a structure one file keeps to itself is declared in that file (tls.c's
- * struct tls_conn, sync.c's struct dirty), and state one file keeps in
- * a shared structure is a member of its own type (struct sync_state in
- * a subscription, struct acl_cache in a session).
+ * struct tls_conn, feed.c's struct dirty), and state one file keeps in
+ * a shared structure is a member of its own type (struct feed_state in
+ * a subscription, struct acl_cache in a session). The interfaces of
+ * feed.c, tls.c and acl.c, which only some files call, are in feed.h,
+ * tls.h and acl.h.
  */
 #ifndef ISPD_H
 #define ISPD_H
@@ -77,7 +79,7 @@ TAILQ_HEAD(dirty_list, dirty);
 struct ispd_conf {
 	uint64_t	 hold_ms;
 	const char	*server_id;
-	uint64_t	 max_queue_bytes;	/* per session, see sync.c */
+	uint64_t	 max_queue_bytes;	/* per session, see feed.c */
 	uint64_t	 max_frame_bytes;	/* frame length, <= 1 MiB */
 	uint64_t	 max_key_bytes;
 	uint64_t	 max_value_bytes;
@@ -292,7 +294,7 @@ struct session {
 	struct outq		 out;
 	struct subscr_list	 subs;
 	size_t			 nsubs;
-	size_t			 nsync;		/* subscriptions with sync work */
+	size_t			 nfeed;		/* subscriptions with feed work */
 	uint64_t		 create_tokens;	/* table creations, in 1/1000 */
 	uint64_t		 create_ms;	/* when they were last counted */
 	struct record		*row;		/* its ispd.sessions record */
@@ -483,20 +485,20 @@ int		 graceful_list(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 
 /* subscr.c */
-/* What sync.c keeps per subscription to bring and keep its subscriber
- * in step with the table. Embedded in struct subscr; only sync.c (and
+/* What feed.c keeps per subscription to bring and keep its subscriber
+ * in step with the table. Embedded in struct subscr; only feed.c (and
  * its tests) read or write it. */
-struct sync_state {
+struct feed_state {
 	struct record		*cursor;	/* next record of the snapshot */
 	TAILQ_ENTRY(subscr)	 cursor_entry;	/* on its table's cursors */
 	struct hash		 dirty;		/* keys not told yet, by key */
 	struct dirty_list	 dirty_list;	/* the same, oldest first */
-	TAILQ_ENTRY(subscr)	 slow_entry;	/* on sync.c's slow list */
+	TAILQ_ENTRY(subscr)	 slow_entry;	/* on feed.c's slow list */
 	uint64_t		 held;		/* records the subscriber holds */
 	uint64_t		 behind_ms;	/* since the dirty set filled */
 	uint64_t		 coalesced;	/* events folded since then */
 	uint8_t			 ended;		/* END queued */
-	uint8_t			 working;	/* counted in session->nsync */
+	uint8_t			 working;	/* counted in session->nfeed */
 };
 
 struct subscr {
@@ -504,7 +506,7 @@ struct subscr {
 	TAILQ_ENTRY(subscr)	 session_entry;
 	struct table		*table;
 	struct session		*session;
-	struct sync_state	 sync;		/* sync.c's */
+	struct feed_state	 feed;		/* feed.c's */
 	uint8_t			 once;		/* ends after END */
 	uint32_t		 req_id;	/* of its SUBSCRIBE */
 	uint16_t		 prefix_len;
@@ -533,28 +535,6 @@ int		 stats_query(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 void		 stats_free(void);
 
-/* sync.c: delivery to subscribers (snapshot, coalescing, catch-up);
- * not the client's isp_sync(), a PING round trip session.c answers. */
-struct sync_stats {
-	size_t		 slow;		/* subscriptions with dirty keys */
-	size_t		 dirty_keys;
-	size_t		 max_lag_keys;
-	uint64_t	 max_lag_ms;
-	size_t		 snapshots;	/* cursors walking */
-};
-
-void		 sync_start(struct subscr *);
-void		 sync_stop(struct subscr *);
-int		 sync_drain(struct subscr *);
-void		 sync_event(struct subscr *, uint8_t type, const struct record *,
-		    uint8_t reason, struct obuf **);
-int		 sync_fill(struct session *);
-void		 sync_record_removed(struct table *, struct record *);
-void		 sync_record_moved(struct table *, const struct record *,
-		    struct record *);
-void		 sync_stats(struct sync_stats *);
-void		 sync_free(void);
-
 /* notify.c */
 void		 notify_init(void);
 void		 notify_ready(const char *status);
@@ -564,35 +544,6 @@ void		 notify_stopping(void);
 uint64_t	 notify_next_ms(void);
 void		 notify_timers(uint64_t now_ms);
 void		 notify_free(void);
-
-/* tls.c */
-/* Which of the TLS files a problem is about, so that conf.c can name
- * the line that gave it. */
-enum tls_file {
-	TLS_FILE_CERT,
-	TLS_FILE_KEY,
-	TLS_FILE_CA,
-};
-typedef void	 tls_report_fn(enum tls_file, const char *why, void *arg);
-struct ssl_ctx_st *tls_ctx_new(const char *cert, const char *key,
-		    const char *ca, int require_cert, tls_report_fn *,
-		    void *arg);
-void		 tls_ctx_free(struct ssl_ctx_st *);
-void		 tls_ctx_set(struct ssl_ctx_st *);
-int		 tls_session_start(struct session *);
-int		 tls_handshake(struct session *);
-ssize_t		 tls_read(struct session *, void *, size_t);
-int		 tls_flush(struct session *, size_t *written);
-int		 tls_pending(struct session *);
-void		 tls_shutdown(struct session *);
-void		 tls_session_free(struct session *);
-int		 tls_ready(const struct session *);
-uint32_t	 tls_watch(const struct session *, uint32_t events);
-uint32_t	 tls_fired(const struct session *, uint32_t events);
-int		 tls_read_wants_write(const struct session *);
-int		 tls_binding(struct session *, uint8_t *out, size_t len);
-const char	*tls_last_error(void);
-void		 tls_free(void);
 
 /* auth.c */
 /* A name and its shared secret, from the credentials file. */
@@ -625,36 +576,6 @@ int		 auth_hello(struct session *, uint32_t caps, char *why,
 int		 auth_verify(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 void		 auth_free(void);
-
-/* acl.c */
-#define ACL_SUBSCRIBE	0x01
-#define ACL_ANNOUNCE	0x02
-#define ACL_CREATE	0x04
-#define ACL_ALL		(ACL_SUBSCRIBE | ACL_ANNOUNCE | ACL_CREATE)
-/* Operator rights: never in ACL_ALL, never given by "default allow". */
-#define ACL_KICK	0x08
-#define ACL_EVICT	0x10
-#define ACL_DROP	0x20
-#define ACL_HELD	0x40
-#define ACL_ADMIN	(ACL_KICK | ACL_EVICT | ACL_DROP | ACL_HELD)
-
-struct acl	*acl_new(const char *file);
-void		 acl_free(struct acl *);
-int		 acl_rule_add(struct acl *, int allow, char **words, int nwords,
-		    int line, char *err, size_t errsz);
-int		 acl_default(struct acl *, int deny, int line);
-size_t		 acl_nrules(const struct acl *);
-void		 acl_set(struct acl *);
-int		 acl_check(struct session *, uint8_t ops, const struct table *,
-		    struct proto_bytes name, uint32_t req_id, char *why,
-		    size_t whysz);
-int		 acl_may(struct session *, uint8_t op, const struct table *);
-void		 acl_admin_open(int open);
-void		 acl_table_dropped(void);
-int		 acl_admin_check(struct session *, uint8_t op,
-		    struct proto_bytes table, uint32_t req_id, char *why,
-		    size_t whysz);
-void		 acl_free_all(void);
 
 /* settings.c: every setting of ispd, described once. The option
  * parser, the file's parser, the reload, --help and docs/CONFIG.md's

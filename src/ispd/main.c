@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "ispd.h"
+#include "acl.h"
+#include "tls.h"
 
 /* getopt_long() values of the options: OPT_SETTING + their index in
  * settings[]. */

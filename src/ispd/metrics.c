@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ispd.h"
+#include "feed.h"
 #include "prom.h"
 
 static struct prom	*metrics;
@@ -100,12 +101,12 @@ metrics_write(struct buf *b, void *arg)
 		"announce", "replace", "withdraw", "end"
 	};
 	struct census		 c;
-	struct sync_stats	 st;
+	struct feed_stats	 st;
 	size_t			 i, nheld_clients, nheld;
 
 	memset(&c, 0, sizeof(c));
 	session_foreach(metrics_count, &c);
-	sync_stats(&st);
+	feed_stats(&st);
 	nheld = graceful_held_records(&nheld_clients);
 
 	prom_family(b, "ispd_build_info", "gauge",

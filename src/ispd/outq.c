@@ -13,7 +13,7 @@
  *
  * The queue itself has no limit: the bound on what a session may have
  * queued is a policy of the callers. Events stop being queued at
- * --max-queue-bytes (sync.c coalesces them per key instead), snapshots
+ * --max-queue-bytes (feed.c coalesces them per key instead), snapshots
  * and catch-ups are produced only below the low-water mark, and a
  * session's input is paused while replies hold more than twice the
  * limit (session.c).

@@ -13,7 +13,7 @@
  *
  * Output: queued (outq.c) and written by session_flush_all() just before
  * the loop sleeps, or on EPOLLOUT when a queue did not drain. After each
- * write the queue is topped up with what sync.c owes the subscriber
+ * write the queue is topped up with what feed.c owes the subscriber
  * (snapshot, catch-up), so those are produced as fast as the peer reads
  * and no faster. Replies are not coalesced: a client that sends requests
  * and does not read the answers (QUERY is a 10-byte request for a reply
@@ -68,6 +68,9 @@
 
 #include "isp.h"
 #include "ispd.h"
+#include "acl.h"
+#include "feed.h"
+#include "tls.h"
 
 struct ispd_stats	 ispd_stats;
 
@@ -217,7 +220,7 @@ session_update_io(struct session *s)
 	/* Sync work with an empty queue: EPOLLOUT fires at once, and the
 	 * flush it runs produces the next slice. One slice per session
 	 * per turn, so the loop stays fair. */
-	if (s->out.count > 0 || (s->state == SESSION_READY && s->nsync > 0))
+	if (s->out.count > 0 || (s->state == SESSION_READY && s->nfeed > 0))
 		events |= EPOLLOUT;
 	if (s->tls != NULL)
 		events = tls_watch(s, events);
@@ -271,7 +274,7 @@ session_rx_later(struct session *s)
 	TAILQ_INSERT_TAIL(&rx_list, s, rx_entry);
 }
 
-/* s has output to write or sync work to do: flush it before sleeping. */
+/* s has output to write or feed work to do: flush it before sleeping. */
 void
 session_wake(struct session *s)
 {
@@ -531,7 +534,7 @@ session_strerror(const struct session *s, int err)
 
 /*
  * Writes what s has queued; when the queue fell below the low-water mark
- * and sync.c owes s something, produces the next slice and writes again.
+ * and feed.c owes s something, produces the next slice and writes again.
  * Returns -1 when s was freed.
  */
 static int
@@ -541,8 +544,8 @@ session_flush(struct session *s)
 	int	 rc;
 
 	rc = session_write(s, &written);
-	if (rc != -1 && s->state == SESSION_READY && s->nsync > 0 &&
-	    s->out.bytes < session_low_water() && sync_fill(s) == 0 &&
+	if (rc != -1 && s->state == SESSION_READY && s->nfeed > 0 &&
+	    s->out.bytes < session_low_water() && feed_fill(s) == 0 &&
 	    rc == 1)
 		rc = session_write(s, &written);
 	ispd_stats.bytes_out += written;

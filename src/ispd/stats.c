@@ -3,7 +3,7 @@
  * table, and the one row of counters (docs/PROTOCOL.md lists both).
  *
  * The counters' row reads every subsystem's figures (sessions, tables,
- * sync, output queues, the counters of struct ispd_stats), so it lives
+ * feed, output queues, the counters of struct ispd_stats), so it lives
  * here rather than in one of them. Facts
  * a test or an operator needs to know (a reload applied or refused, a
  * session refused, a request denied) are counted here, not only logged:
@@ -19,6 +19,8 @@
 
 #include "isp.h"
 #include "ispd.h"
+#include "acl.h"
+#include "feed.h"
 
 /* Where answers are encoded. */
 static struct buf	 qbuf;
@@ -49,7 +51,7 @@ static void
 stats_counters(struct buf *b, uint32_t req_id)
 {
 	struct stats_row	 row = { b, 0 };
-	struct sync_stats	 st;
+	struct feed_stats	 st;
 	size_t			 start, fstart, nheld, held;
 
 	start = proto_rows_begin(b, req_id);
@@ -69,7 +71,7 @@ stats_counters(struct buf *b, uint32_t req_id)
 	stats_u64(&row, "bytes_out", ispd_stats.bytes_out);
 	stats_u64(&row, "errors_sent", ispd_stats.errors_sent);
 	stats_u64(&row, "hold_expired", ispd_stats.hold_expired);
-	sync_stats(&st);
+	feed_stats(&st);
 	stats_u64(&row, "bytes_queued", outq_total_bytes());
 	stats_u64(&row, "slow_subscribers", st.slow);
 	stats_u64(&row, "dirty_keys", st.dirty_keys);

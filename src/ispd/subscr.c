@@ -8,7 +8,7 @@
  * tables, and it is encoded once, the first time a subscriber needs it,
  * into one obuf that every subscriber's queue shares. Whether a given
  * subscriber gets the event now, later as part of a catch-up, or through
- * its snapshot is sync.c's decision; so is the snapshot itself.
+ * its snapshot is feed.c's decision; so is the snapshot itself.
  *
  * Nothing here writes to a socket or frees a session: output is queued,
  * and a session that cannot take it is closed later (session_close()
@@ -21,6 +21,8 @@
 
 #include "isp.h"
 #include "ispd.h"
+#include "acl.h"
+#include "feed.h"
 
 /* Where events, snapshots and rows are encoded. */
 static struct buf	 enc;
@@ -99,7 +101,7 @@ subscr_event(struct table *t, uint8_t type, const struct record *r,
 		if (sub->session->state != SESSION_READY ||
 		    !subscr_match(sub, r))
 			continue;
-		sync_event(sub, type, r, reason, &ob);
+		feed_event(sub, type, r, reason, &ob);
 	}
 	if (ob != NULL)
 		obuf_unref(ob);
@@ -179,17 +181,17 @@ subscr_subscribe(struct session *s, const struct proto_msg *m, char *why,
 	t->nsubs++;
 	s->nsubs++;
 	nsubs_total++;
-	sync_start(sub);
+	feed_start(sub);
 	/* A small table's snapshot and END are queued right now, before
 	 * any later event of the table; a large one's as the socket
 	 * drains. */
-	return sync_fill(s);
+	return feed_fill(s);
 }
 
 void
 subscr_remove(struct subscr *sub)
 {
-	sync_stop(sub);
+	feed_stop(sub);
 	TAILQ_REMOVE(&sub->table->subs, sub, table_entry);
 	TAILQ_REMOVE(&sub->session->subs, sub, session_entry);
 	sub->table->nsubs--;
@@ -233,7 +235,7 @@ subscr_table_dropped(struct table *t, const char *why)
 
 	while ((sub = TAILQ_FIRST(&t->subs)) != NULL) {
 		if (sub->session->state == SESSION_READY &&
-		    sync_drain(sub) == 0)
+		    feed_drain(sub) == 0)
 			session_error(sub->session, sub->req_id,
 			    ISP_E_NOT_FOUND, "%s", why);
 		subscr_remove(sub);
@@ -279,5 +281,5 @@ subscr_free_all(void)
 	if (nsubs_total != 0)
 		fatalx("subscr_free_all: %zu subscriptions left", nsubs_total);
 	buf_free(&enc);
-	sync_free();
+	feed_free();
 }

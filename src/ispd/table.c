@@ -8,12 +8,12 @@
  * Each record is on its owner's list (struct owner owned), so a dead
  * session's records are withdrawn in O(records it owns), and moving
  * ownership is an unlink and a relink. Each is also on its table's list
- * in creation order, which snapshot cursors walk (sync.c): unlike the
+ * in creation order, which snapshot cursors walk (feed.c): unlike the
  * hash, that order survives inserts and removals.
  *
  * A session that ends owning many records must not stall the loop while
- * they are withdrawn (etcd#9294, ZOOKEEPER-1669: one owner's mass expiry
- * overwhelming everyone). Its struct stays behind as a "ghost" that still
+ * they are withdrawn (one owner's mass expiry must not overwhelm
+ * everyone else). Its struct stays behind as a "ghost" that still
  * owns them, and table_withdraw_run() withdraws them in slices, at most
  * TABLE_WITHDRAW_SLICE per loop turn over all ghosts. Until then they are
  * ordinary records: an ANNOUNCE of one by another session replaces it and
@@ -34,6 +34,8 @@
 
 #include "isp.h"
 #include "ispd.h"
+#include "acl.h"
+#include "feed.h"
 
 #define TABLE_OF(n)	((struct table *)((char *)(n) - \
 			    offsetof(struct table, node)))
@@ -265,7 +267,7 @@ record_move(struct record *r, struct record *nw)
 	TAILQ_INSERT_BEFORE(r, nw, order_entry);
 	TAILQ_REMOVE(&t->order, r, order_entry);
 	ttl_moved(r, nw);
-	sync_record_moved(t, r, nw);
+	feed_record_moved(t, r, nw);
 	free(r);
 	return nw;
 }
@@ -365,7 +367,7 @@ record_remove(struct record *r, uint8_t reason)
 	r->seq = ++t->seq;
 	ispd_stats.events++;
 	subscr_event(t, PROTO_EV_WITHDRAW, r, reason);
-	sync_record_removed(t, r);
+	feed_record_removed(t, r);
 	TAILQ_REMOVE(&t->order, r, order_entry);
 	record_unown(r);
 	ttl_clear(r);

@@ -47,6 +47,7 @@
 
 #include "isp.h"
 #include "ispd.h"
+#include "tls.h"
 
 /* Plaintext bytes per SSL_write: one TLS record. */
 #define TLS_RECORD_BYTES	16384

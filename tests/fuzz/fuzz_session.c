@@ -753,7 +753,7 @@ init_once(void)
 	ispd_conf.server_id = "fuzz";
 	/* The smallest queue allowed (16 KiB, see limit.c), so that a
 	 * reader that falls behind (F_SLOW) soon has its changes coalesced
-	 * and caught up (sync.c) rather than queued. */
+	 * and caught up (feed.c) rather than queued. */
 	ispd_conf.max_queue_bytes = 16 * 1024;
 	/* Graceful restart. The patterns outlive table_free_all() and
 	 * table_init() (as over a reload), so they are added once, here;

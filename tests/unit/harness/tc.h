@@ -1,6 +1,6 @@
 /*
  * tc: the test clients of the unit tests that drive the daemon's own
- * objects (test_table.c, test_sync.c). Each client is one end of a
+ * objects (test_table.c, test_feed.c). Each client is one end of a
  * socketpair whose other end is a real ispd session, made by
  * session_new() and driven by the real loop (loop_once(0)). A client
  * writes encoded frames and decodes what the session wrote back with
@@ -42,7 +42,7 @@ struct tc {
 	uint32_t	 next_req;	/* the req_id last used */
 	uint64_t	 next_token;	/* the PING token last used */
 	/* What a test keeps of the events the client read, defined by that
-	 * test (test_sync.c): NULL, or one block that tc_teardown() frees. */
+	 * test (test_feed.c): NULL, or one block that tc_teardown() frees. */
 	struct tc_view	*view;
 };
 

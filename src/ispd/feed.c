@@ -1,14 +1,14 @@
 /*
- * sync: keeping a subscriber's view equal to its table, in bounded
- * memory, however slowly it reads.
+ * feed: what each subscription is sent, so that its subscriber's view
+ * stays equal to its table, in bounded memory, however slowly it reads.
  *
- * A subscription is state sync, not an event log (docs/LIMITS.md, "Slow subscribers"; etcd#16839
- * and etcd#17529 are what an unbounded or lossy event log does to slow
- * watchers). Three mechanisms, all per subscription:
+ * A subscription is state sync, not an event log (docs/LIMITS.md, "Slow
+ * subscribers": an unbounded event log grows without end behind a slow
+ * watcher, a bounded one loses changes). Three mechanisms, all per subscription:
  *
  * The snapshot cursor. SUBSCRIBE does not encode the table at once: a
  * cursor walks the table's records in creation order (table->order) and
- * sync_fill() encodes the next ones whenever the session's queue is
+ * feed_fill() encodes the next ones whenever the session's queue is
  * below the low-water mark, so a snapshot of millions of records costs
  * at most a low-water mark of queue. Records created meanwhile go to the
  * tail of the order, so the cursor reaches them. A change to a record
@@ -28,7 +28,7 @@
  * that is in the table or that the subscriber holds, never one per
  * event.
  *
- * Catch-up. sync_fill() then sends each dirty key's current state,
+ * Catch-up. feed_fill() then sends each dirty key's current state,
  * oldest first, again only while the queue is below the low-water mark:
  * EV_REPLACE (held) or EV_ANNOUNCE (not held) with the record's current
  * seq, or the stored EV_WITHDRAW. Intermediate values are skipped; the
@@ -37,10 +37,10 @@
  * when the subscriber holds exactly the table as of END's seq.
  *
  * Nothing here writes to a socket: frames are queued and the session
- * writes them (session.c calls sync_fill() after each write).
+ * writes them (session.c calls feed_fill() after each write).
  *
- * The per-subscription state of all this is struct sync_state, the
- * member sync of struct subscr, which no other file touches. (Not to be
+ * The per-subscription state of all this is struct feed_state, the
+ * member feed of struct subscr, which no other file touches. (Not to be
  * taken for isp_sync(), libisp's barrier: a PING that session.c answers
  * with PONG, like any other.)
  */
@@ -50,8 +50,9 @@
 #include <string.h>
 
 #include "ispd.h"
+#include "feed.h"
 
-/* Records the cursor and the dirty list may visit per sync_fill(): the
+/* Records the cursor and the dirty list may visit per feed_fill(): the
  * work done for one session in one loop turn stays small whatever the
  * table's size or a prefix's selectivity. */
 #define SYNC_FILL_VISITS	8192
@@ -60,7 +61,7 @@
 #define SYNC_CHUNK_BYTES	(64 * 1024)
 
 /* A key whose change a subscriber has not been sent yet: an entry of a
- * subscription's sync.dirty hash and sync.dirty_list. */
+ * subscription's feed.dirty hash and feed.dirty_list. */
 struct dirty {
 	struct hash_node	 node;
 	TAILQ_ENTRY(dirty)	 entry;
@@ -78,7 +79,7 @@ static struct subscr_list	 slow_list = TAILQ_HEAD_INITIALIZER(slow_list);
 static size_t			 nslow;
 static size_t			 ndirty;
 static size_t			 ncursors;
-/* Where sync_fill() encodes. */
+/* Where feed_fill() encodes. */
 static struct buf		 sbuf;
 
 static int
@@ -96,28 +97,28 @@ dirty_find(const struct subscr *sub, const struct record *r)
 {
 	struct hash_node	*n;
 
-	if (sub->sync.dirty.count == 0)
+	if (sub->feed.dirty.count == 0)
 		return NULL;
-	n = hash_find(&sub->sync.dirty, r->node.hv, r->key, r->key_len,
+	n = hash_find(&sub->feed.dirty, r->node.hv, r->key, r->key_len,
 	    dirty_eq);
 	return n == NULL ? NULL : DIRTY_OF(n);
 }
 
-/* A subscription has work for sync_fill() until its END is queued and
+/* A subscription has work for feed_fill() until its END is queued and
  * while it holds dirty keys; the session counts such subscriptions to
  * know whether to keep asking for EPOLLOUT. */
 static void
-sync_account(struct subscr *sub)
+feed_account(struct subscr *sub)
 {
-	uint8_t	 working = !sub->sync.ended || sub->sync.dirty.count > 0;
+	uint8_t	 working = !sub->feed.ended || sub->feed.dirty.count > 0;
 
-	if (working == sub->sync.working)
+	if (working == sub->feed.working)
 		return;
-	sub->sync.working = working;
+	sub->feed.working = working;
 	if (working)
-		sub->session->nsync++;
+		sub->session->nfeed++;
 	else
-		sub->session->nsync--;
+		sub->session->nfeed--;
 }
 
 static struct dirty *
@@ -132,27 +133,27 @@ dirty_add(struct subscr *sub, const struct record *r, int known)
 	d->known = known != 0;
 	d->key_len = r->key_len;
 	memcpy(d->key, r->key, r->key_len);
-	if (hash_insert(&sub->sync.dirty, &d->node, r->node.hv) == -1) {
+	if (hash_insert(&sub->feed.dirty, &d->node, r->node.hv) == -1) {
 		free(d);
 		return NULL;
 	}
-	TAILQ_INSERT_TAIL(&sub->sync.dirty_list, d, entry);
+	TAILQ_INSERT_TAIL(&sub->feed.dirty_list, d, entry);
 	ndirty++;
-	if (sub->sync.dirty.count == 1) {
-		TAILQ_INSERT_TAIL(&slow_list, sub, sync.slow_entry);
+	if (sub->feed.dirty.count == 1) {
+		TAILQ_INSERT_TAIL(&slow_list, sub, feed.slow_entry);
 		nslow++;
-		sub->sync.behind_ms = loop_now_ms();
-		sub->sync.coalesced = 0;
+		sub->feed.behind_ms = loop_now_ms();
+		sub->feed.coalesced = 0;
 		/* During the snapshot this is ordinary; after END it means
 		 * the subscriber does not keep up. */
-		if (sub->sync.ended)
+		if (sub->feed.ended)
 			log_info("session %" PRIu64 " (%s): subscription to %s "
 			    "fell behind with %zu bytes queued "
 			    "(--max-queue-bytes %" PRIu64 "): changes are "
 			    "coalesced per key until it catches up",
 			    s->owner.id, s->owner.peer, sub->table->name,
 			    s->out.bytes, ispd_conf.max_queue_bytes);
-		sync_account(sub);
+		feed_account(sub);
 	}
 	return d;
 }
@@ -160,19 +161,19 @@ dirty_add(struct subscr *sub, const struct record *r, int known)
 static void
 dirty_remove(struct subscr *sub, struct dirty *d)
 {
-	hash_remove(&sub->sync.dirty, &d->node);
-	TAILQ_REMOVE(&sub->sync.dirty_list, d, entry);
+	hash_remove(&sub->feed.dirty, &d->node);
+	TAILQ_REMOVE(&sub->feed.dirty_list, d, entry);
 	if (d->withdraw != NULL)
 		obuf_unref(d->withdraw);
 	free(d);
 	ndirty--;
-	if (sub->sync.dirty.count == 0) {
-		TAILQ_REMOVE(&slow_list, sub, sync.slow_entry);
+	if (sub->feed.dirty.count == 0) {
+		TAILQ_REMOVE(&slow_list, sub, feed.slow_entry);
 		nslow--;
 		/* A burst of a million dirty keys leaves a large slot
 		 * array: give it back. */
-		hash_free(&sub->sync.dirty);
-		sync_account(sub);
+		hash_free(&sub->feed.dirty);
+		feed_account(sub);
 	}
 }
 
@@ -191,10 +192,10 @@ dirty_set_withdraw(struct dirty *d, struct obuf *ob)
 static void
 cursor_stop(struct subscr *sub)
 {
-	if (sub->sync.cursor == NULL)
+	if (sub->feed.cursor == NULL)
 		return;
-	TAILQ_REMOVE(&sub->table->cursors, sub, sync.cursor_entry);
-	sub->sync.cursor = NULL;
+	TAILQ_REMOVE(&sub->table->cursors, sub, feed.cursor_entry);
+	sub->feed.cursor = NULL;
 	ncursors--;
 }
 
@@ -204,43 +205,43 @@ static void
 cursor_move(struct subscr *sub, struct record *next)
 {
 	if (next != NULL)
-		sub->sync.cursor = next;
+		sub->feed.cursor = next;
 	else
 		cursor_stop(sub);
 }
 
 /* A new subscription: its snapshot starts at the table's oldest record. */
 void
-sync_start(struct subscr *sub)
+feed_start(struct subscr *sub)
 {
 	struct table	*t = sub->table;
 
-	hash_init(&sub->sync.dirty);
-	TAILQ_INIT(&sub->sync.dirty_list);
-	sub->sync.held = 0;
-	sub->sync.behind_ms = 0;
-	sub->sync.coalesced = 0;
-	sub->sync.ended = 0;
-	sub->sync.working = 0;
-	sub->sync.cursor = TAILQ_FIRST(&t->order);
-	if (sub->sync.cursor != NULL) {
-		TAILQ_INSERT_TAIL(&t->cursors, sub, sync.cursor_entry);
+	hash_init(&sub->feed.dirty);
+	TAILQ_INIT(&sub->feed.dirty_list);
+	sub->feed.held = 0;
+	sub->feed.behind_ms = 0;
+	sub->feed.coalesced = 0;
+	sub->feed.ended = 0;
+	sub->feed.working = 0;
+	sub->feed.cursor = TAILQ_FIRST(&t->order);
+	if (sub->feed.cursor != NULL) {
+		TAILQ_INSERT_TAIL(&t->cursors, sub, feed.cursor_entry);
 		ncursors++;
 	}
-	sync_account(sub);
+	feed_account(sub);
 }
 
 /* The subscription ends: drops its cursor and dirty keys. */
 void
-sync_stop(struct subscr *sub)
+feed_stop(struct subscr *sub)
 {
 	struct dirty	*d;
 
 	cursor_stop(sub);
-	while ((d = TAILQ_FIRST(&sub->sync.dirty_list)) != NULL)
+	while ((d = TAILQ_FIRST(&sub->feed.dirty_list)) != NULL)
 		dirty_remove(sub, d);
-	sub->sync.ended = 1;
-	sync_account(sub);
+	sub->feed.ended = 1;
+	feed_account(sub);
 }
 
 /*
@@ -252,7 +253,7 @@ sync_stop(struct subscr *sub)
  * would be wrong from then on.
  */
 void
-sync_event(struct subscr *sub, uint8_t type, const struct record *r,
+feed_event(struct subscr *sub, uint8_t type, const struct record *r,
     uint8_t reason, struct obuf **ob)
 {
 	struct session	*s = sub->session;
@@ -261,7 +262,7 @@ sync_event(struct subscr *sub, uint8_t type, const struct record *r,
 
 	if ((d = dirty_find(sub, r)) != NULL) {
 		/* Owed already: only the key's final state matters. */
-		sub->sync.coalesced++;
+		sub->feed.coalesced++;
 		ispd_stats.coalesced_events++;
 		if (type != PROTO_EV_WITHDRAW) {
 			dirty_set_withdraw(d, NULL);
@@ -278,16 +279,16 @@ sync_event(struct subscr *sub, uint8_t type, const struct record *r,
 		dirty_set_withdraw(d, *ob);
 		return;
 	}
-	if (sub->sync.cursor != NULL && r->order >= sub->sync.cursor->order)
+	if (sub->feed.cursor != NULL && r->order >= sub->feed.cursor->order)
 		return;
-	if (!sub->sync.ended || sub->sync.dirty.count > 0 ||
+	if (!sub->feed.ended || sub->feed.dirty.count > 0 ||
 	    s->out.bytes >= ispd_conf.max_queue_bytes) {
 		/* An ANNOUNCE is of a key absent until now, so one the
 		 * subscriber does not hold; any other event is of a key it
 		 * holds, since every earlier event of it was sent. */
 		if ((d = dirty_add(sub, r, type != PROTO_EV_ANNOUNCE)) == NULL)
 			goto nomem;
-		sub->sync.coalesced++;
+		sub->feed.coalesced++;
 		ispd_stats.coalesced_events++;
 		if (type == PROTO_EV_WITHDRAW) {
 			if (subscr_event_obuf(ob, t, type, r, reason) == NULL)
@@ -311,7 +312,7 @@ nomem:
 /* Queues what sbuf holds. Returns 0, or -1 when out of memory (s is
  * closing then). */
 static int
-sync_flush_chunk(struct session *s, uint32_t *nframes)
+feed_flush_chunk(struct session *s, uint32_t *nframes)
 {
 	int	 rc = 0;
 
@@ -324,7 +325,7 @@ sync_flush_chunk(struct session *s, uint32_t *nframes)
 }
 
 static void
-sync_put_record(struct subscr *sub, uint8_t type, const struct record *r)
+feed_put_record(struct subscr *sub, uint8_t type, const struct record *r)
 {
 	const struct table	*t = sub->table;
 
@@ -340,84 +341,84 @@ sync_put_record(struct subscr *sub, uint8_t type, const struct record *r)
  * END. Returns 0, or -1 when out of memory (the session is closing).
  */
 static int
-sync_fill_one(struct subscr *sub, size_t low, unsigned *budget)
+feed_fill_one(struct subscr *sub, size_t low, unsigned *budget)
 {
 	struct session	*s = sub->session;
 	struct table	*t = sub->table;
 	struct record	*r;
 	struct dirty	*d;
 	uint32_t	 nframes = 0;
-	int		 behind = sub->sync.ended && sub->sync.dirty.count > 0;
+	int		 behind = sub->feed.ended && sub->feed.dirty.count > 0;
 
 	sbuf.len = 0;
 	buf_clear_failed(&sbuf);
-	while (sub->sync.cursor != NULL && *budget > 0 &&
+	while (sub->feed.cursor != NULL && *budget > 0 &&
 	    s->out.bytes + sbuf.len < low) {
-		r = sub->sync.cursor;
+		r = sub->feed.cursor;
 		cursor_move(sub, TAILQ_NEXT(r, order_entry));
 		(*budget)--;
 		/* A dirty key was sent already and changed since (it was
 		 * withdrawn and announced again): catch-up sends it. */
 		if (!subscr_match(sub, r) || dirty_find(sub, r) != NULL)
 			continue;
-		sync_put_record(sub, PROTO_EV_ANNOUNCE, r);
-		sub->sync.held++;
+		feed_put_record(sub, PROTO_EV_ANNOUNCE, r);
+		sub->feed.held++;
 		nframes++;
 		if (sbuf.len >= SYNC_CHUNK_BYTES &&
-		    sync_flush_chunk(s, &nframes) == -1)
+		    feed_flush_chunk(s, &nframes) == -1)
 			return -1;
 	}
 
-	while (sub->sync.cursor == NULL && *budget > 0 &&
-	    (d = TAILQ_FIRST(&sub->sync.dirty_list)) != NULL &&
+	while (sub->feed.cursor == NULL && *budget > 0 &&
+	    (d = TAILQ_FIRST(&sub->feed.dirty_list)) != NULL &&
 	    s->out.bytes + sbuf.len < low) {
 		(*budget)--;
 		if (d->withdraw != NULL) {
 			/* The shared frame goes after what sbuf holds. */
-			if (sync_flush_chunk(s, &nframes) == -1)
+			if (feed_flush_chunk(s, &nframes) == -1)
 				return -1;
 			session_push(s, d->withdraw);
 			STATS_EVENT_SENT(PROTO_EV_WITHDRAW);
 			if (s->state != SESSION_READY)
 				return -1;
-			sub->sync.held--;
+			sub->feed.held--;
 		} else {
 			r = table_lookup(t, proto_bytes(d->key, d->key_len));
 			if (r == NULL)
 				fatalx("sync: a dirty key of table %s has "
 				    "neither a record nor a withdrawal",
 				    t->name);
-			sync_put_record(sub, d->known ? PROTO_EV_REPLACE :
+			feed_put_record(sub, d->known ? PROTO_EV_REPLACE :
 			    PROTO_EV_ANNOUNCE, r);
-			sub->sync.held += !d->known;
+			sub->feed.held += !d->known;
 			nframes++;
 		}
 		ispd_stats.catchup_events++;
 		dirty_remove(sub, d);
 		if (sbuf.len >= SYNC_CHUNK_BYTES &&
-		    sync_flush_chunk(s, &nframes) == -1)
+		    feed_flush_chunk(s, &nframes) == -1)
 			return -1;
 	}
 
-	if (!sub->sync.ended && sub->sync.cursor == NULL &&
-	    sub->sync.dirty.count == 0) {
+	if (!sub->feed.ended && sub->feed.cursor == NULL &&
+	    sub->feed.dirty.count == 0) {
 		/* Everything sent before it is now in the subscriber's
 		 * view, and nothing since t->seq is owed. */
 		proto_put_ev_end(&sbuf, proto_bytes(t->name, t->name_len),
-		    t->seq, sub->sync.held);
+		    t->seq, sub->feed.held);
 		STATS_EVENT_SENT(PROTO_EV_END);
 		nframes++;
-		sub->sync.ended = 1;
-		sync_account(sub);
+		sub->feed.ended = 1;
+		feed_account(sub);
 	}
-	if (sync_flush_chunk(s, &nframes) == -1)
+	if (feed_flush_chunk(s, &nframes) == -1)
 		return -1;
-	if (behind && sub->sync.dirty.count == 0)
+	if (behind && sub->feed.dirty.count == 0)
 		log_info("session %" PRIu64 " (%s): subscription to %s caught "
 		    "up after %" PRIu64 " ms; %" PRIu64 " events were "
 		    "coalesced", s->owner.id, s->owner.peer, t->name,
-		    loop_now_ms() - sub->sync.behind_ms, sub->sync.coalesced);
-	if (sub->once && sub->sync.ended)
+		    loop_now_ms() - sub->feed.behind_ms, sub->feed.coalesced);
+	if (sub->once && sub->feed.ended)
 		subscr_remove(sub);
 	return 0;
 }
@@ -430,18 +431,18 @@ sync_fill_one(struct subscr *sub, size_t low, unsigned *budget)
  * closing; the caller stops serving it).
  */
 int
-sync_fill(struct session *s)
+feed_fill(struct session *s)
 {
 	struct subscr	*sub;
 	size_t		 low = session_low_water(), n = s->nsubs;
 	unsigned	 budget = SYNC_FILL_VISITS;
 
-	while (n-- > 0 && budget > 0 && s->nsync > 0 && s->out.bytes < low &&
+	while (n-- > 0 && budget > 0 && s->nfeed > 0 && s->out.bytes < low &&
 	    s->state == SESSION_READY) {
 		sub = TAILQ_FIRST(&s->subs);
 		TAILQ_REMOVE(&s->subs, sub, session_entry);
 		TAILQ_INSERT_TAIL(&s->subs, sub, session_entry);
-		if (sub->sync.working && sync_fill_one(sub, low, &budget) == -1)
+		if (sub->feed.working && feed_fill_one(sub, low, &budget) == -1)
 			return -1;
 	}
 	return 0;
@@ -457,19 +458,19 @@ sync_fill(struct session *s)
  * when the session is closing.
  */
 int
-sync_drain(struct subscr *sub)
+feed_drain(struct subscr *sub)
 {
 	struct session	*s = sub->session;
 	struct dirty	*d;
 
 	cursor_stop(sub);
-	while ((d = TAILQ_FIRST(&sub->sync.dirty_list)) != NULL &&
+	while ((d = TAILQ_FIRST(&sub->feed.dirty_list)) != NULL &&
 	    s->state == SESSION_READY) {
 		if (d->withdraw != NULL) {
 			session_push(s, d->withdraw);
 			STATS_EVENT_SENT(PROTO_EV_WITHDRAW);
 			ispd_stats.catchup_events++;
-			sub->sync.held--;
+			sub->feed.held--;
 		}
 		dirty_remove(sub, d);
 	}
@@ -478,13 +479,13 @@ sync_drain(struct subscr *sub)
 
 /* r is leaving t: cursors standing on it move to the next record. */
 void
-sync_record_removed(struct table *t, struct record *r)
+feed_record_removed(struct table *t, struct record *r)
 {
 	struct subscr	*sub, *next;
 
 	for (sub = TAILQ_FIRST(&t->cursors); sub != NULL; sub = next) {
-		next = TAILQ_NEXT(sub, sync.cursor_entry);
-		if (sub->sync.cursor == r)
+		next = TAILQ_NEXT(sub, feed.cursor_entry);
+		if (sub->feed.cursor == r)
 			cursor_move(sub, TAILQ_NEXT(r, order_entry));
 	}
 }
@@ -492,17 +493,17 @@ sync_record_removed(struct table *t, struct record *r)
 /* r moved to nw (table.c: a replace with fields of another size):
  * cursors standing on it follow. */
 void
-sync_record_moved(struct table *t, const struct record *r, struct record *nw)
+feed_record_moved(struct table *t, const struct record *r, struct record *nw)
 {
 	struct subscr	*sub;
 
-	TAILQ_FOREACH(sub, &t->cursors, sync.cursor_entry)
-		if (sub->sync.cursor == r)
-			sub->sync.cursor = nw;
+	TAILQ_FOREACH(sub, &t->cursors, feed.cursor_entry)
+		if (sub->feed.cursor == r)
+			sub->feed.cursor = nw;
 }
 
 void
-sync_stats(struct sync_stats *st)
+feed_stats(struct feed_stats *st)
 {
 	struct subscr	*sub;
 	uint64_t	 now = loop_now_ms();
@@ -511,20 +512,20 @@ sync_stats(struct sync_stats *st)
 	st->slow = nslow;
 	st->dirty_keys = ndirty;
 	st->snapshots = ncursors;
-	TAILQ_FOREACH(sub, &slow_list, sync.slow_entry) {
-		if (sub->sync.dirty.count > st->max_lag_keys)
-			st->max_lag_keys = sub->sync.dirty.count;
-		if (now - sub->sync.behind_ms > st->max_lag_ms)
-			st->max_lag_ms = now - sub->sync.behind_ms;
+	TAILQ_FOREACH(sub, &slow_list, feed.slow_entry) {
+		if (sub->feed.dirty.count > st->max_lag_keys)
+			st->max_lag_keys = sub->feed.dirty.count;
+		if (now - sub->feed.behind_ms > st->max_lag_ms)
+			st->max_lag_ms = now - sub->feed.behind_ms;
 	}
 }
 
 /* At exit, after every subscription ended. */
 void
-sync_free(void)
+feed_free(void)
 {
 	if (nslow != 0 || ndirty != 0 || ncursors != 0)
-		fatalx("sync_free: %zu slow subscriptions, %zu dirty keys, "
+		fatalx("feed_free: %zu slow subscriptions, %zu dirty keys, "
 		    "%zu cursors left", nslow, ndirty, ncursors);
 	buf_free(&sbuf);
 }

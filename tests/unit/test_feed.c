@@ -1,6 +1,6 @@
 /*
  * State sync, tested through the daemon's own objects (as test_table.c):
- * the snapshot cursor, dirty keys and catch-up of sync.c, the input
+ * the snapshot cursor, dirty keys and catch-up of feed.c, the input
  * bounds and pause of session.c, and the sliced withdrawal of an ended
  * session's records in table.c. Each client (harness/tc.h) is one end
  * of a socketpair whose other end is a real session driven by
@@ -284,17 +284,17 @@ test_slow_subscriber_coalesces(void **state)
 	 * were coalesced rather than queued. */
 	assert_true(max_bytes <= ispd_conf.max_queue_bytes + 1024);
 	sub = first_sub(w);
-	assert_true(sub->sync.dirty.count > 0 && sub->sync.dirty.count <= 51);
+	assert_true(sub->feed.dirty.count > 0 && sub->feed.dirty.count <= 51);
 	assert_true(ispd_stats.coalesced_events > 0);
 	assert_true(w->s->in_paused == 0);
 
 	view_sync(w);
 	/* view_sync()'s PONG may overtake the catch-up: read on until the
 	 * dirty set is empty and the queue drained. */
-	for (i = 0; i < 1000 && (sub->sync.dirty.count > 0 ||
+	for (i = 0; i < 1000 && (sub->feed.dirty.count > 0 ||
 	    w->s->out.bytes > 0); i++)
 		view_sync(w);
-	assert_int_equal(sub->sync.dirty.count, 0);
+	assert_int_equal(sub->feed.dirty.count, 0);
 	/* The last frames may still sit in the socket, behind that PONG. */
 	view_sync(w);
 	view_equals_table(w, "T");
@@ -338,8 +338,8 @@ test_snapshot_cursor_end_exact(void **state)
 	tc_fill(w, 8192);
 	tc_pump();
 	sub = first_sub(w);
-	assert_non_null(sub->sync.cursor);
-	at = sub->sync.cursor->order;
+	assert_non_null(sub->feed.cursor);
+	at = sub->feed.cursor->order;
 	assert_true(at > 10 && at < (uint64_t)n - 10);
 
 	/* Changes behind the cursor, ahead of it, and new keys. */
