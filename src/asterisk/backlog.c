@@ -18,11 +18,17 @@
  * Asterisk gives a module no list of taskprocessors, only a lookup by
  * exact name, and names a subscription's taskprocessor
  * "stasis/<m|p>:<topic name>-<sequence number in 8 hex digits>" (m: a
- * thread of its own, p: the stasis pool). backlog_scan() tries every
- * sequence number handed out since its last call against the watched
- * topics' names and keeps the names that exist; backlog_max() looks each
- * one up again (a subscriber that went away is not found) and returns
- * the longest queue. Only the contacts taskprocessor calls them.
+ * thread of its own, p: the stasis pool). backlog_scan() tries the
+ * sequence numbers handed out so far against the watched topics' names
+ * and keeps the names that exist; backlog_max() looks each one up again
+ * (a subscriber that went away is not found) and returns the longest
+ * queue. Only the contacts taskprocessor calls them.
+ *
+ * The cost stays bounded however long Asterisk has run (every call it
+ * places takes a sequence number): one call tries SCAN_STEP numbers at
+ * most and goes on from there the next time, and asks for the newest
+ * number (which takes one more) once per RESCAN_MS at most, so the
+ * module adds nothing that counts towards their wrapping round.
  */
 #include "asterisk.h"
 
@@ -34,15 +40,20 @@
 #include "asterisk/stasis.h"
 #include "asterisk/stasis_endpoints.h"
 #include "asterisk/taskprocessor.h"
+#include "asterisk/time.h"
 #include "asterisk/utils.h"
 
 #include "isp_asterisk.h"
 
 #define BACKLOG_MAX_TPS		32
+#define SCAN_STEP		1024
+#define RESCAN_MS		1000
 
 static char		 names[BACKLOG_MAX_TPS][AST_TASKPROCESSOR_MAX_NAME + 1];
 static size_t		 nnames;
 static unsigned int	 scanned;	/* sequence numbers below: tried */
+static unsigned int	 newest;	/* the next one, when last asked */
+static struct timeval	 asked;		/* when */
 
 /* The topics whose subscribers every contact change reaches. */
 static size_t
@@ -82,8 +93,15 @@ backlog_scan(void)
 	unsigned int		 seq, upto;
 	size_t			 ntopics, i, k;
 
-	/* The next number to be handed out (this call takes one). */
-	upto = ast_taskprocessor_seq_num();
+	if (scanned == newest) {
+		if (!ast_tvzero(asked) &&
+		    ast_tvdiff_ms(ast_tvnow(), asked) < RESCAN_MS)
+			return;
+		/* The next number to be handed out (asking takes one). */
+		newest = ast_taskprocessor_seq_num();
+		asked = ast_tvnow();
+	}
+	upto = newest - scanned > SCAN_STEP ? scanned + SCAN_STEP : newest;
 	ntopics = watched_topics(topic, ARRAY_LEN(topic));
 	for (seq = scanned; seq != upto; seq++) {
 		for (i = 0; i < ntopics; i++) {
@@ -134,5 +152,6 @@ void
 backlog_reset(void)
 {
 	nnames = 0;
-	scanned = 0;
+	scanned = newest = 0;
+	asked = ast_tv(0, 0);
 }

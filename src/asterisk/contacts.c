@@ -790,6 +790,7 @@ work(void *unused)
 				n_waits++;
 			usleep(ALERT_POLL_MS * 1000);
 		}
+		backlog_scan();
 		window = now_ms();
 		used = 0;
 		flips = FLIPS_PER_SLICE;

@@ -148,9 +148,9 @@ int	 contacts_uri_account(const char *uri, char *buf, size_t size);
 int	 contacts_uri_key(const char *uri, size_t len, char *buf,
 	    size_t size);
 
-/* backlog.c: only the contacts taskprocessor calls these. Finds the
- * taskprocessors of the endpoint and device state topics' subscribers
- * that came since the last call. */
+/* backlog.c: only the contacts taskprocessor calls these. Looks for
+ * the taskprocessors of the endpoint and device state topics'
+ * subscribers, a bounded step at a time: call it once per window. */
 void	 backlog_scan(void);
 /* The longest queue among them, in tasks. */
 long	 backlog_max(void);
