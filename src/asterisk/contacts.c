@@ -82,11 +82,12 @@
  * Downstream of the contact serializer, every subscriber of the endpoint
  * and device state topics queues each message on a taskprocessor of its
  * own (backlog.c): no window starts while one of them holds more than
- * BACKLOG_HIGH tasks, a fifth of their high-water mark, so that what is
- * already in flight (FLIGHT_MAX changes, a message or two each) still
- * fits below it.
+ * BACKLOG_HIGH tasks, half their high-water mark (500), so that what is
+ * already in flight when it stops (FLIGHT_MAX changes, a contact status
+ * each, and a window's FLIPS_PER_SLICE endpoint states) still fits
+ * below it. At 100, loading 100,000 bindings took 6.0 s instead of 4.3.
  */
-#define BACKLOG_HIGH		100
+#define BACKLOG_HIGH		250
 #define FLIGHT_POLL_MS		1
 #define FLIGHT_STUCK_MS		2000
 #define CONTACT_LIFE_S		(10 * 365 * 24 * 3600)
