@@ -21,8 +21,8 @@
  * thread of its own, p: the stasis pool). backlog_scan() tries the
  * sequence numbers handed out so far against the watched topics' names
  * and keeps the names that exist; backlog_max() looks each one up again
- * (a subscriber that went away is not found) and returns the longest
- * queue. Only the contacts taskprocessor calls them.
+ * (a subscriber that went away is not found, and forgotten) and returns
+ * the longest queue. Only the contacts taskprocessor calls them.
  *
  * The cost stays bounded however long Asterisk has run (every call it
  * places takes a sequence number): one call tries SCAN_STEP numbers at
@@ -131,13 +131,20 @@ backlog_max(void)
 	long			 size, max = 0;
 	size_t			 i;
 
-	for (i = 0; i < nnames; i++) {
+	for (i = 0; i < nnames;) {
 		if ((tps = ast_taskprocessor_get(names[i],
-		    TPS_REF_IF_EXISTS)) == NULL)
+		    TPS_REF_IF_EXISTS)) == NULL) {
+			/* Its subscriber went away (an ARI application
+			 * stopped): the slot goes to the next one found. */
+			if (i != --nnames)
+				memcpy(names[i], names[nnames],
+				    sizeof(names[i]));
 			continue;
+		}
 		if ((size = ast_taskprocessor_size(tps)) > max)
 			max = size;
 		ast_taskprocessor_unreference(tps);
+		i++;
 	}
 	return max;
 }
