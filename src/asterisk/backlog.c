@@ -72,17 +72,6 @@ watched_topics(const char **topic, size_t max)
 	return n;
 }
 
-static int
-known(const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < nnames; i++)
-		if (strcmp(names[i], name) == 0)
-			return 1;
-	return 0;
-}
-
 void
 backlog_scan(void)
 {
@@ -112,7 +101,9 @@ backlog_scan(void)
 				    TPS_REF_IF_EXISTS)) == NULL)
 					continue;
 				ast_taskprocessor_unreference(tps);
-				if (nnames < BACKLOG_MAX_TPS && !known(name)) {
+				/* Each number is tried once: never a name
+				 * found twice. */
+				if (nnames < BACKLOG_MAX_TPS) {
 					ast_copy_string(names[nnames], name,
 					    sizeof(names[nnames]));
 					nnames++;

@@ -296,7 +296,8 @@ ami_status(struct mansession *s, const struct message *m)
 	    st.name, st.draining ? "draining" : "up", st.table, st.nservers,
 	    st.up, st.ready, st.records, st.stale, st.c.contacts, st.c.no_aor,
 	    st.c.skipped, st.c.pending, (unsigned long long)st.c.applied,
-	    st.c.watched, (unsigned long long)st.c.waits, st.instances, (unsigned long long)gate_registers_refused(),
+	    st.c.watched, (unsigned long long)st.c.waits, st.instances,
+	    (unsigned long long)gate_registers_refused(),
 	    (unsigned long long)gate_notifies_dropped());
 	return 0;
 }

@@ -392,6 +392,15 @@ conf_words(char *line, char **w)
 }
 
 /* "unknown directive" lists the directives. */
+/* 1 when settings[i] is named in the list of directives: those the
+ * file takes, "limit" once for all the limits. */
+static int
+conf_listed(int i)
+{
+	return !(settings[i].flags & SET_NOFILE) &&
+	    (settings[i].type != SET_LIMIT || i == CONF_MAX_QUEUE_BYTES);
+}
+
 static void
 conf_unknown(struct conf *c, const char *word, int line)
 {
@@ -400,13 +409,11 @@ conf_unknown(struct conf *c, const char *word, int line)
 	int	 i, n = 0, last = -1;
 
 	for (i = 0; i < CONF_NKEYS; i++)
-		if (!(settings[i].flags & SET_NOFILE) &&
-		    (settings[i].type != SET_LIMIT || i == CONF_MAX_QUEUE_BYTES))
+		if (conf_listed(i))
 			last = i;
 	list[0] = '\0';
 	for (i = 0; i <= last && len < sizeof(list); i++) {
-		if ((settings[i].flags & SET_NOFILE) ||
-		    (settings[i].type == SET_LIMIT && i != CONF_MAX_QUEUE_BYTES))
+		if (!conf_listed(i))
 			continue;
 		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
 		    n++ == 0 ? "" : i == last ? " or " : ", ",

@@ -55,10 +55,10 @@
 /* Records the cursor and the dirty list may visit per feed_fill(): the
  * work done for one session in one loop turn stays small whatever the
  * table's size or a prefix's selectivity. */
-#define SYNC_FILL_VISITS	8192
+#define FEED_FILL_VISITS	8192
 /* Frames are encoded into chunks of about this size before they are
  * queued: few iovecs, no allocation much larger than a frame. */
-#define SYNC_CHUNK_BYTES	(64 * 1024)
+#define FEED_CHUNK_BYTES	(64 * 1024)
 
 /* A key whose change a subscriber has not been sent yet: an entry of a
  * subscription's feed.dirty hash and feed.dirty_list. */
@@ -364,7 +364,7 @@ feed_fill_one(struct subscr *sub, size_t low, unsigned *budget)
 		feed_put_record(sub, PROTO_EV_ANNOUNCE, r);
 		sub->feed.held++;
 		nframes++;
-		if (sbuf.len >= SYNC_CHUNK_BYTES &&
+		if (sbuf.len >= FEED_CHUNK_BYTES &&
 		    feed_flush_chunk(s, &nframes) == -1)
 			return -1;
 	}
@@ -385,7 +385,7 @@ feed_fill_one(struct subscr *sub, size_t low, unsigned *budget)
 		} else {
 			r = table_lookup(t, proto_bytes(d->key, d->key_len));
 			if (r == NULL)
-				fatalx("sync: a dirty key of table %s has "
+				fatalx("feed: a dirty key of table %s has "
 				    "neither a record nor a withdrawal",
 				    t->name);
 			feed_put_record(sub, d->known ? PROTO_EV_REPLACE :
@@ -395,7 +395,7 @@ feed_fill_one(struct subscr *sub, size_t low, unsigned *budget)
 		}
 		ispd_stats.catchup_events++;
 		dirty_remove(sub, d);
-		if (sbuf.len >= SYNC_CHUNK_BYTES &&
+		if (sbuf.len >= FEED_CHUNK_BYTES &&
 		    feed_flush_chunk(s, &nframes) == -1)
 			return -1;
 	}
@@ -425,7 +425,7 @@ feed_fill_one(struct subscr *sub, size_t low, unsigned *budget)
 
 /*
  * Tops up s's queue to the low-water mark with snapshot records, catch-up
- * events and END markers, visiting at most SYNC_FILL_VISITS records.
+ * events and END markers, visiting at most FEED_FILL_VISITS records.
  * Subscriptions take turns, so a hot table that keeps one of them behind
  * does not starve the others. Returns 0, or -1 when out of memory (s is
  * closing; the caller stops serving it).
@@ -435,7 +435,7 @@ feed_fill(struct session *s)
 {
 	struct subscr	*sub;
 	size_t		 low = session_low_water(), n = s->nsubs;
-	unsigned	 budget = SYNC_FILL_VISITS;
+	unsigned	 budget = FEED_FILL_VISITS;
 
 	while (n-- > 0 && budget > 0 && s->nfeed > 0 && s->out.bytes < low &&
 	    s->state == SESSION_READY) {

@@ -395,7 +395,7 @@ void		 limit_session_close(struct session *);
 int		 limit_table_create(struct session *, char *why, size_t whysz);
 int		 limit_record(const struct proto_msg *, char *why,
 		    size_t whysz);
-void		 limit_hit(const char *option);
+void		 limit_hit(size_t key);	/* a CONF_MAX_* */
 uint64_t	 limit_hits(size_t key);	/* a CONF_MAX_* */
 void		 limit_free(void);
 
@@ -659,7 +659,6 @@ extern const struct setting	 settings[CONF_NKEYS];
 
 int		 setting_find(const char *name);
 void		 settings_defaults(void);
-uint64_t	 setting_default(enum conf_key);
 void		 settings_apply(const struct conf *, int reload);
 void		 settings_usage(FILE *, int full);
 void		 settings_markdown(FILE *);

@@ -126,7 +126,7 @@ limit_session_open(struct session *s, char *why, size_t whysz)
 	uint64_t		 hv;
 
 	if (session_count() > ispd_conf.max_sessions) {
-		limit_hit("max-sessions");
+		limit_hit(CONF_MAX_SESSIONS);
 		snprintf(why, whysz, "ispd has %zu sessions, the limit "
 		    "(--max-sessions %" PRIu64 ")", session_count() - 1,
 		    ispd_conf.max_sessions);
@@ -134,7 +134,7 @@ limit_session_open(struct session *s, char *why, size_t whysz)
 	}
 	if ((a = addr_find(s, len, &hv)) != NULL &&
 	    a->count >= ispd_conf.max_sessions_per_ip) {
-		limit_hit("max-sessions-per-ip");
+		limit_hit(CONF_MAX_SESSIONS_PER_IP);
 		snprintf(why, whysz, "%zu sessions from %.*s, the limit "
 		    "(--max-sessions-per-ip %" PRIu64 ")", a->count, (int)len,
 		    s->owner.peer, ispd_conf.max_sessions_per_ip);
@@ -196,7 +196,7 @@ limit_table_create(struct session *s, char *why, size_t whysz)
 	if (s->create_tokens > rate * 1000)
 		s->create_tokens = rate * 1000;
 	if (s->create_tokens < 1000) {
-		limit_hit("max-table-creates-per-sec");
+		limit_hit(CONF_MAX_TABLE_CREATES_PER_SEC);
 		snprintf(why, whysz, "this session created tables faster than "
 		    "the limit (--max-table-creates-per-sec %" PRIu64 ")",
 		    rate);
@@ -219,14 +219,14 @@ limit_record(const struct proto_msg *m, char *why, size_t whysz)
 	char			 name[PROTO_MAX_FNAME_BYTES + 1];
 
 	if (m->key.len > ispd_conf.max_key_bytes) {
-		limit_hit("max-key-bytes");
+		limit_hit(CONF_MAX_KEY_BYTES);
 		snprintf(why, whysz, "key of %zu bytes is over the limit of %"
 		    PRIu64 " bytes (--max-key-bytes)", m->key.len,
 		    ispd_conf.max_key_bytes);
 		return ISP_E_LIMIT;
 	}
 	if (m->nfields > ispd_conf.max_fields) {
-		limit_hit("max-fields");
+		limit_hit(CONF_MAX_FIELDS);
 		snprintf(why, whysz, "%u fields are over the limit of %" PRIu64
 		    " (--max-fields)", m->nfields, ispd_conf.max_fields);
 		return ISP_E_LIMIT;
@@ -237,7 +237,7 @@ limit_record(const struct proto_msg *m, char *why, size_t whysz)
 	while (proto_fields_next(&it, &f)) {
 		if (f.value.len <= ispd_conf.max_value_bytes)
 			continue;
-		limit_hit("max-value-bytes");
+		limit_hit(CONF_MAX_VALUE_BYTES);
 		snprintf(why, whysz, "value of field %s, %zu bytes, is over "
 		    "the limit of %" PRIu64 " bytes (--max-value-bytes)",
 		    log_escape(name, sizeof(name), f.name.p, f.name.len),
@@ -247,16 +247,11 @@ limit_record(const struct proto_msg *m, char *why, size_t whysz)
 	return 0;
 }
 
-/* A request or a connection was refused by the limit of option (its
- * name in settings[]). */
+/* A request or a connection was refused by the limit settings[key]. */
 void
-limit_hit(const char *option)
+limit_hit(size_t key)
 {
-	int	 i;
-
-	if ((i = setting_find(option)) < 0 || settings[i].type != SET_LIMIT)
-		fatalx("limit_hit: no limit %s", option);
-	limit_nhits[i]++;
+	limit_nhits[key]++;
 }
 
 /* Refusals by the limit settings[key]. */

@@ -217,7 +217,7 @@ session_update_io(struct session *s)
 {
 	uint32_t	 events = s->in_paused ? 0 : EPOLLIN;
 
-	/* Sync work with an empty queue: EPOLLOUT fires at once, and the
+	/* Feed work with an empty queue: EPOLLOUT fires at once, and the
 	 * flush it runs produces the next slice. One slice per session
 	 * per turn, so the loop stays fair. */
 	if (s->out.count > 0 || (s->state == SESSION_READY && s->nfeed > 0))
@@ -976,7 +976,7 @@ session_parse(struct session *s, const uint8_t *p, size_t len)
 			/* Its bytes cannot be skipped without reading
 			 * them, so the session ends. */
 			if (n > ispd_conf.max_frame_bytes) {
-				limit_hit("max-frame-bytes");
+				limit_hit(CONF_MAX_FRAME_BYTES);
 				session_fail(s, 0, ISP_E_LIMIT, "frame of %"
 				    PRIu32 " bytes is over the limit of %"
 				    PRIu64 " bytes (--max-frame-bytes)", n,

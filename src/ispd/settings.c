@@ -190,12 +190,6 @@ settings_defaults(void)
 	conf_free(&c);
 }
 
-uint64_t
-setting_default(enum conf_key key)
-{
-	return defaults[key];
-}
-
 /* Puts c's settings that have a value to use, a default for those c
  * lacks. A reload (reload 1) leaves those that take a restart. */
 void

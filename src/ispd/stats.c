@@ -96,22 +96,13 @@ stats_counters(struct buf *b, uint32_t req_id)
 	proto_rows_end(b, start, 1);
 }
 
-static void
-query_u64(struct buf *b, const char *name, uint64_t v)
-{
-	char	 s[24];
-	int	 n;
-
-	n = snprintf(s, sizeof(s), "%" PRIu64, v);
-	proto_put_field(b, name, strlen(name), s, (size_t)n);
-}
-
 /* A row per table s may subscribe to or announce into (docs/SECURITY.md:
  * the rules also hide the names of the others). */
 static int
 query_tables(struct session *s, uint32_t req_id, char *why,
     size_t whysz)
 {
+	struct stats_row  row = { &qbuf, 0 };
 	struct table	**v;
 	size_t		  i, n, nrows = 0, start, fstart;
 
@@ -125,10 +116,11 @@ query_tables(struct session *s, uint32_t req_id, char *why,
 		nrows++;
 		fstart = proto_fields_begin(&qbuf);
 		proto_put_field(&qbuf, "name", 4, v[i]->name, v[i]->name_len);
-		query_u64(&qbuf, "records", v[i]->records.count);
-		query_u64(&qbuf, "seq", v[i]->seq);
-		query_u64(&qbuf, "subscribers", v[i]->nsubs);
-		proto_fields_end(&qbuf, fstart, 4);
+		row.nfields = 1;
+		stats_u64(&row, "records", v[i]->records.count);
+		stats_u64(&row, "seq", v[i]->seq);
+		stats_u64(&row, "subscribers", v[i]->nsubs);
+		proto_fields_end(&qbuf, fstart, row.nfields);
 	}
 	proto_rows_end(&qbuf, start, (uint32_t)nrows);
 	free(v);

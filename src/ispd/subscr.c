@@ -159,7 +159,7 @@ subscr_subscribe(struct session *s, const struct proto_msg *m, char *why,
 	}
 	/* ONCE reads count too: each holds a cursor and dirty keys. */
 	if (s->nsubs >= ispd_conf.max_subscriptions) {
-		limit_hit("max-subscriptions");
+		limit_hit(CONF_MAX_SUBSCRIPTIONS);
 		snprintf(why, whysz, "this session has %zu subscriptions, the "
 		    "limit (--max-subscriptions %" PRIu64 ")", s->nsubs,
 		    ispd_conf.max_subscriptions);

@@ -170,7 +170,7 @@ table_create(struct session *s, struct proto_bytes name, struct table **tp,
 
 	log_escape(tname, sizeof(tname), name.p, name.len);
 	if (n >= ispd_conf.max_tables) {
-		limit_hit("max-tables");
+		limit_hit(CONF_MAX_TABLES);
 		snprintf(why, whysz, "table %s not created: ispd holds %zu "
 		    "tables, the limit (--max-tables %" PRIu64 ")", tname, n,
 		    ispd_conf.max_tables);
@@ -237,7 +237,7 @@ record_unown(struct record *r)
 	if (o == NULL)
 		return;
 	if (o->nrecords == 0)
-		fatalx("record_unown: session %" PRIu64 " owns no record",
+		fatalx("record_unown: owner %" PRIu64 " owns no record",
 		    o->id);
 	TAILQ_REMOVE(&o->owned, r, owned);
 	o->nrecords--;
@@ -424,7 +424,7 @@ table_announce(struct session *s, const struct proto_msg *m, char *why,
 	if (s->owner.nrecords >= ispd_conf.max_records_per_session &&
 	    (t == NULL || (r = table_lookup(t, m->key)) == NULL ||
 	    r->owner != &s->owner)) {
-		limit_hit("max-records-per-session");
+		limit_hit(CONF_MAX_RECORDS_PER_SESSION);
 		snprintf(why, whysz, "this session owns %zu records, the limit "
 		    "(--max-records-per-session %" PRIu64 ")",
 		    s->owner.nrecords, ispd_conf.max_records_per_session);
@@ -662,14 +662,13 @@ table_ghost_step(void)
 			TAILQ_INSERT_TAIL(&ghosts, o, ghost_entry);
 			continue;
 		}
-		if (o->kind == OWNER_SESSION)
-			table_row_remove(owner_session(o));
 		o->ghost = 0;
 		log_debug("session %" PRIu64 " (%s): every record withdrawn",
 		    o->id, o->peer);
-		if (o->kind == OWNER_SESSION)
+		if (o->kind == OWNER_SESSION) {
+			table_row_remove(owner_session(o));
 			session_ghost_done(owner_session(o));
-		else
+		} else
 			graceful_ghost_done(owner_held(o));
 	}
 }

@@ -1124,6 +1124,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* As at exit and start: nothing of this input reaches the next. */
 	table_free_all();
 	subscr_free_all();
+	stats_free();
 	table_init();
 	return 0;
 }

@@ -41,6 +41,7 @@ tc_teardown(void **state)
 	session_shutdown_all();
 	table_free_all();
 	subscr_free_all();
+	stats_free();
 	loop_free();
 	for (i = 0; i < nclients; i++) {
 		if (clients[i].fd != -1)
