@@ -74,8 +74,8 @@ extern "C" {
  * which may be newer than the header a program was built with. */
 #define ISP_VERSION_MAJOR	1
 #define ISP_VERSION_MINOR	6
-#define ISP_VERSION_PATCH	0
-#define ISP_VERSION		"1.6.0"
+#define ISP_VERSION_PATCH	1
+#define ISP_VERSION		"1.6.1"
 /* major * 10000 + minor * 100 + patch, for #if. */
 #define ISP_VERSION_NUMBER	(ISP_VERSION_MAJOR * 10000 + \
 				 ISP_VERSION_MINOR * 100 + ISP_VERSION_PATCH)
@@ -581,6 +581,19 @@ void		 isp_stop(isp_client *);
  * it, when a live server withdraws it and only unconfirmed holders
  * remain, or when it has stayed stale for stale_grace_ms
  * (ISP_WD_STALE).
+ *
+ * The end of an owner (since 1.6.1). A mirror keeps each record under the
+ * owner (owner_session) each server says it has, and subscribes so that
+ * a server that offers it sends the end of an owner as one event
+ * (docs/PROTOCOL.md, "Session end"): the mirror then drops that owner's
+ * records in one walk of them, with no lookup per record. on_change is
+ * still called once per record that leaves the view, ISP_EV_WITHDRAW
+ * with the reason (ISP_WD_SESSION, ISP_WD_HELD), as for a withdrawal
+ * per record, with three differences: ev->seq is that one event's for
+ * all of them; they come newest first; and the mirror drops them in
+ * batches, so when on_change runs for one, some of the next ones may
+ * already be gone from the view. A plain subscription (isp_subscribe())
+ * is always sent a withdrawal per record.
  */
 /* NULL on failure (invalid arguments, not connected, table subscribed
  * already, out of memory), with isp_errmsg() saying why. */

@@ -445,6 +445,16 @@ decode(const uint8_t *frame, size_t len, struct proto_msg *m,
 		m->seq = rd_u64(&r);
 		m->count = rd_u64(&r);
 		break;
+	case PROTO_EV_OWNER_GONE:
+		if ((rc = rd_table(&r, m, why)) != 0)
+			break;
+		m->seq = rd_u64(&r);
+		m->owner_session = rd_u64(&r);
+		if ((rc = rd_str(&r, &m->owner, why)) != 0)
+			break;
+		m->reason = rd_u8(&r);
+		m->count = rd_u64(&r);
+		break;
 	case PROTO_ROWS:
 		m->req_id = rd_u32(&r);
 		m->nrows = rd_u32(&r);
@@ -859,6 +869,22 @@ proto_put_ev_withdraw(struct buf *b, struct proto_bytes table, uint64_t seq,
 }
 
 void
+proto_put_ev_owner_gone(struct buf *b, struct proto_bytes table, uint64_t seq,
+    uint64_t owner_session, struct proto_bytes owner, uint8_t reason,
+    uint64_t count)
+{
+	size_t	 s = proto_begin(b, PROTO_EV_OWNER_GONE);
+
+	proto_put_name(b, table.p, table.len);
+	buf_put_u64(b, seq);
+	buf_put_u64(b, owner_session);
+	proto_put_str(b, owner.p, owner.len);
+	buf_put_u8(b, reason);
+	buf_put_u64(b, count);
+	proto_end(b, s);
+}
+
+void
 proto_put_ev_end(struct buf *b, struct proto_bytes table, uint64_t seq,
     uint64_t count)
 {
@@ -914,6 +940,7 @@ proto_type_name(uint8_t type)
 	case PROTO_EV_WITHDRAW:	return "EV_WITHDRAW";
 	case PROTO_EV_END:	return "EV_END";
 	case PROTO_ROWS:	return "ROWS";
+	case PROTO_EV_OWNER_GONE: return "EV_OWNER_GONE";
 	default:		return "unknown";
 	}
 }

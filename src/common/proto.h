@@ -77,12 +77,18 @@ enum proto_type {
 	PROTO_EV_END		= 0x23,	/* S->C  name table, u64 seq, u64 count */
 	PROTO_ROWS		= 0x24,	/* S->C  u32 req_id, u32 nrows, then nrows
 					 *       times fields */
+	PROTO_EV_OWNER_GONE	= 0x25,	/* S->C  name table, u64 seq,
+					 *       u64 owner_session, str owner,
+					 *       u8 reason, u64 count */
 };
 
 /* SUBSCRIBE flags. */
 #define PROTO_SUB_ONCE		0x01	/* snapshot and END only, then the
 					 * subscription ends by itself */
-#define PROTO_SUB_FLAGS		0x01	/* every flag defined */
+#define PROTO_SUB_OWNER_GONE	0x02	/* the end of an owner may come as
+					 * one EV_OWNER_GONE in place of a
+					 * withdrawal per record */
+#define PROTO_SUB_FLAGS		0x03	/* every flag defined */
 
 /* QUERY what. */
 #define PROTO_QUERY_TABLES	1	/* a row per table: name, records, seq,
@@ -120,7 +126,12 @@ enum proto_type {
 						 * END_OF_REPLAY after it
 						 * announced again what it
 						 * holds (graceful restart) */
-#define PROTO_CAPS_KNOWN	(PROTO_CAP_AUTH | PROTO_CAP_REPLAY)
+#define PROTO_CAP_OWNER_GONE	0x00000004u	/* the client understands
+						 * EV_OWNER_GONE; in WELCOME:
+						 * SUBSCRIBE takes
+						 * PROTO_SUB_OWNER_GONE */
+#define PROTO_CAPS_KNOWN	(PROTO_CAP_AUTH | PROTO_CAP_REPLAY | \
+				 PROTO_CAP_OWNER_GONE)
 
 /* Authentication by a shared secret (CHALLENGE, AUTH; docs/PROTOCOL.md
  * "Authentication"). mac = HMAC-SHA256(secret, proto_auth_input()). */
@@ -167,10 +178,11 @@ struct proto_msg {
 						 * HELD */
 	uint64_t		token;		/* PING, PONG */
 	uint64_t		seq;
-	uint64_t		count;		/* EV_END */
+	uint64_t		count;		/* EV_END, EV_OWNER_GONE */
 	uint64_t		owner_session;
 	uint8_t			flags;		/* SUBSCRIBE */
-	uint8_t			reason;		/* EV_WITHDRAW */
+	uint8_t			reason;		/* EV_WITHDRAW,
+						 * EV_OWNER_GONE */
 	uint8_t			what;		/* QUERY; ADMIN op */
 	uint16_t		mech;		/* CHALLENGE, AUTH */
 	struct proto_bytes	nonce;		/* CHALLENGE: the server's,
@@ -317,6 +329,9 @@ void	proto_put_ev_record(struct buf *, uint8_t type,
 void	proto_put_ev_withdraw(struct buf *, struct proto_bytes table,
 	    uint64_t seq, struct proto_bytes key, uint64_t owner_session,
 	    struct proto_bytes owner, uint8_t reason);
+void	proto_put_ev_owner_gone(struct buf *, struct proto_bytes table,
+	    uint64_t seq, uint64_t owner_session, struct proto_bytes owner,
+	    uint8_t reason, uint64_t count);
 void	proto_put_ev_end(struct buf *, struct proto_bytes table, uint64_t seq,
 	    uint64_t count);
 /* A ROWS frame: proto_rows_begin(), then a fields block per row, then

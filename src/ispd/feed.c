@@ -309,6 +309,20 @@ nomem:
 	    "table %s", t->name);
 }
 
+/* 1 when an event for sub would be queued at once: its snapshot is
+ * over, it owes no key, its session's queue is under the bound. Only
+ * then is what the subscriber holds exactly the table, as gone.c needs
+ * to tell it that an owner's records are gone by one frame. */
+int
+feed_live(const struct subscr *sub)
+{
+	const struct session	*s = sub->session;
+
+	return sub->feed.ended && sub->feed.cursor == NULL &&
+	    sub->feed.dirty.count == 0 && s->state == SESSION_READY &&
+	    s->out.bytes < ispd_conf.max_queue_bytes;
+}
+
 /* Queues what sbuf holds. Returns 0, or -1 when out of memory (s is
  * closing then). */
 static int

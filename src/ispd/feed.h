@@ -23,6 +23,7 @@ int		 feed_drain(struct subscr *);
 void		 feed_event(struct subscr *, uint8_t type, const struct record *,
 		    uint8_t reason, struct obuf **);
 int		 feed_fill(struct session *);
+int		 feed_live(const struct subscr *);
 void		 feed_record_removed(struct table *, struct record *);
 void		 feed_record_moved(struct table *, const struct record *,
 		    struct record *);

@@ -112,6 +112,9 @@ struct ispd_stats {
 	uint64_t	 sessions_refused;	/* by a session limit */
 	uint64_t	 auth_failures;		/* AUTH or certificate refused */
 	uint64_t	 denied;		/* requests a rule refused */
+	uint64_t	 owner_gone_events;	/* EV_OWNER_GONE queued */
+	uint64_t	 owner_gone_withdrawals;	/* not sent: an
+						 * EV_OWNER_GONE told them */
 	/* Events queued to subscribers, by type: PROTO_EV_ANNOUNCE,
 	 * _REPLACE, _WITHDRAW, _END, less PROTO_EV_ANNOUNCE. */
 	uint64_t	 events_sent[4];
@@ -260,6 +263,10 @@ struct owner {
 	size_t			 nrecords;
 	int			 ghost;		/* records being withdrawn */
 	uint8_t			 ghost_reason;	/* with this PROTO_WD_* */
+	uint64_t		*told;		/* gone.c: the serials of the
+						 * subscriptions told of its
+						 * end, sorted */
+	size_t			 ntold;
 	TAILQ_ENTRY(owner)	 ghost_entry;	/* table.c withdrawal list */
 };
 
@@ -408,6 +415,9 @@ struct table {
 	struct subscr_list	 subs;
 	struct subscr_list	 cursors;	/* snapshots walking order */
 	uint32_t		 nsubs;
+	uint32_t		 ngone_subs;	/* with PROTO_SUB_OWNER_GONE */
+	uint64_t		 gone_walk;	/* gone.c's mark, */
+	size_t			 gone_walk_idx;	/* and index */
 	uint64_t		 seq;		/* of the last event applied */
 	int			 readonly;	/* kept by ispd itself */
 	int			 graceful;	/* matches --graceful-table */
@@ -484,6 +494,12 @@ size_t		 graceful_held_records(size_t *nclients);
 int		 graceful_list(struct session *, const struct proto_msg *,
 		    char *why, size_t whysz);
 
+/* gone.c */
+void		 gone_tell(struct owner *);
+int		 gone_told(const struct subscr *, const struct owner *);
+void		 gone_done(struct owner *);
+void		 gone_free(void);
+
 /* subscr.c */
 /* What feed.c keeps per subscription to bring and keep its subscriber
  * in step with the table. Embedded in struct subscr; only feed.c (and
@@ -507,6 +523,9 @@ struct subscr {
 	struct table		*table;
 	struct session		*session;
 	struct feed_state	 feed;		/* feed.c's */
+	uint64_t		 serial;	/* unique for ispd's life */
+	uint64_t		 gone_count;	/* during gone_tell() */
+	uint8_t			 owner_gone;	/* PROTO_SUB_OWNER_GONE */
 	uint8_t			 once;		/* ends after END */
 	uint32_t		 req_id;	/* of its SUBSCRIBE */
 	uint16_t		 prefix_len;
@@ -522,6 +541,9 @@ int		 subscr_reply_done(struct session *, uint32_t req_id,
 size_t		 subscr_table_dropped(struct table *, const char *why);
 void		 subscr_event(struct table *, uint8_t type,
 		    const struct record *, uint8_t reason);
+void		 subscr_owner_moved(struct table *, const struct record *);
+void		 subscr_taken_from_ghost(struct table *, const struct record *,
+		    const struct owner *was);
 void		 subscr_session_end(struct session *);
 void		 subscr_remove(struct subscr *);
 int		 subscr_match(const struct subscr *, const struct record *);

@@ -193,6 +193,12 @@ metrics_write(struct buf *b, void *arg)
 	    (double)st.max_lag_ms / 1000.0);
 	metrics_gauge(b, "ispd_snapshots_active",
 	    "Subscriptions still sending their snapshot.", st.snapshots);
+	metrics_counter(b, "ispd_owner_gone_events_total",
+	    "EV_OWNER_GONE sent: an ended owner's records, one event per "
+	    "subscription.", ispd_stats.owner_gone_events);
+	metrics_counter(b, "ispd_owner_gone_withdrawals_total",
+	    "Withdrawals not sent because an EV_OWNER_GONE told them.",
+	    ispd_stats.owner_gone_withdrawals);
 
 	metrics_gauge(b, "ispd_withdraw_backlog_records",
 	    "Records of ended sessions still to be withdrawn.",

@@ -92,6 +92,10 @@ stats_counters(struct buf *b, uint32_t req_id)
 	/* What the SIGHUPs did, as ispd_reloads_total tells Prometheus. */
 	stats_u64(&row, "reloads_ok", ispd_stats.reloads_ok);
 	stats_u64(&row, "reloads_failed", ispd_stats.reloads_failed);
+	/* An ended owner told as one event (gone.c). */
+	stats_u64(&row, "owner_gone_events", ispd_stats.owner_gone_events);
+	stats_u64(&row, "owner_gone_withdrawals",
+	    ispd_stats.owner_gone_withdrawals);
 	proto_fields_end(b, fstart, row.nfields);
 	proto_rows_end(b, start, 1);
 }

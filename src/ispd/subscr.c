@@ -27,6 +27,7 @@
 /* Where events, snapshots and rows are encoded. */
 static struct buf	 enc;
 static size_t		 nsubs_total;
+static uint64_t		 last_serial;
 
 /* Every encoding starts from an empty, unmarked buffer. */
 static void
@@ -101,7 +102,62 @@ subscr_event(struct table *t, uint8_t type, const struct record *r,
 		if (sub->session->state != SESSION_READY ||
 		    !subscr_match(sub, r))
 			continue;
+		/* One EV_OWNER_GONE told it already (gone.c). */
+		if (type == PROTO_EV_WITHDRAW && r->owner != NULL &&
+		    gone_told(sub, r->owner)) {
+			ispd_stats.owner_gone_withdrawals++;
+			continue;
+		}
 		feed_event(sub, type, r, reason, &ob);
+	}
+	if (ob != NULL)
+		obuf_unref(ob);
+}
+
+/*
+ * r, a record of the ghost was, was replaced by another owner's
+ * announce: an EV_REPLACE, but to subscriptions was told of its end by
+ * one EV_OWNER_GONE (gone.c), which no longer hold r, an EV_ANNOUNCE.
+ */
+void
+subscr_taken_from_ghost(struct table *t, const struct record *r,
+    const struct owner *was)
+{
+	struct subscr	*sub;
+	struct obuf	*ob_replace = NULL, *ob_announce = NULL;
+
+	TAILQ_FOREACH(sub, &t->subs, table_entry) {
+		if (sub->session->state != SESSION_READY ||
+		    !subscr_match(sub, r))
+			continue;
+		if (gone_told(sub, was))
+			feed_event(sub, PROTO_EV_ANNOUNCE, r, 0, &ob_announce);
+		else
+			feed_event(sub, PROTO_EV_REPLACE, r, 0, &ob_replace);
+	}
+	if (ob_replace != NULL)
+		obuf_unref(ob_replace);
+	if (ob_announce != NULL)
+		obuf_unref(ob_announce);
+}
+
+/*
+ * r was taken back without an event (a client's new session announcing
+ * again what a lost one left held): subscriptions with
+ * PROTO_SUB_OWNER_GONE are told, by an EV_REPLACE naming the new owner,
+ * so that the end of the old one later drops none of it (gone.c).
+ */
+void
+subscr_owner_moved(struct table *t, const struct record *r)
+{
+	struct subscr	*sub;
+	struct obuf	*ob = NULL;
+
+	TAILQ_FOREACH(sub, &t->subs, table_entry) {
+		if (sub->session->state != SESSION_READY || !sub->owner_gone ||
+		    !subscr_match(sub, r))
+			continue;
+		feed_event(sub, PROTO_EV_REPLACE, r, 0, &ob);
 	}
 	if (ob != NULL)
 		obuf_unref(ob);
@@ -173,12 +229,15 @@ subscr_subscribe(struct session *s, const struct proto_msg *m, char *why,
 	sub->table = t;
 	sub->session = s;
 	sub->once = once;
+	sub->owner_gone = (m->flags & PROTO_SUB_OWNER_GONE) != 0;
+	sub->serial = ++last_serial;
 	sub->req_id = m->req_id;
 	sub->prefix_len = (uint16_t)m->key.len;
 	memcpy(sub->prefix, m->key.p, m->key.len);
 	TAILQ_INSERT_TAIL(&t->subs, sub, table_entry);
 	TAILQ_INSERT_TAIL(&s->subs, sub, session_entry);
 	t->nsubs++;
+	t->ngone_subs += sub->owner_gone;
 	s->nsubs++;
 	nsubs_total++;
 	feed_start(sub);
@@ -195,6 +254,7 @@ subscr_remove(struct subscr *sub)
 	TAILQ_REMOVE(&sub->table->subs, sub, table_entry);
 	TAILQ_REMOVE(&sub->session->subs, sub, session_entry);
 	sub->table->nsubs--;
+	sub->table->ngone_subs -= sub->owner_gone;
 	sub->session->nsubs--;
 	nsubs_total--;
 	free(sub);
@@ -282,4 +342,5 @@ subscr_free_all(void)
 		fatalx("subscr_free_all: %zu subscriptions left", nsubs_total);
 	buf_free(&enc);
 	feed_free();
+	gone_free();
 }

@@ -17,8 +17,10 @@
  * owns them, and table_withdraw_run() withdraws them in slices, at most
  * TABLE_WITHDRAW_SLICE per loop turn over all ghosts. Until then they are
  * ordinary records: an ANNOUNCE of one by another session replaces it and
- * takes it over, as always. A lost session's records in graceful tables
- * are held for its client's next session instead: graceful.c.
+ * takes it over, as always (an EV_ANNOUNCE to whoever was told by one
+ * EV_OWNER_GONE that the ghost's records are gone: gone.c). A lost
+ * session's records in graceful tables are held for its client's next
+ * session instead: graceful.c.
  *
  * Fields are stored as the encoded block the announcer sent: comparing
  * for a no-op refresh is one memcmp, and an event copies the block as is.
@@ -285,10 +287,17 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
     struct owner *owner, uint64_t expire_ms, struct record **rp)
 {
 	struct record	*r, *nw = NULL;
+	struct owner	*was = NULL;
 	uint64_t	 hv = hash_bytes(key.p, key.len);
 	uint8_t		 type;
 
 	r = record_find(t, hv, key);
+	/* The record of an owner that ended, which subscribers told so by
+	 * one EV_OWNER_GONE (gone.c) no longer hold: to them this replace
+	 * is a new key. */
+	if (r != NULL && r->owner != NULL && r->owner->ghost &&
+	    r->owner->ntold > 0)
+		was = r->owner;
 	if (r != NULL && r->fields_len == fields.len &&
 	    memcmp(r->key + r->key_len, fields.p, fields.len) == 0 &&
 	    (r->owner == owner || (owner != NULL &&
@@ -302,6 +311,13 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
 		if (r->owner != owner) {
 			record_unown(r);
 			record_own(r, owner);
+			if (t->ngone_subs > 0) {
+				/* Silent only to subscriptions that do
+				 * not take EV_OWNER_GONE. */
+				r->seq = ++t->seq;
+				ispd_stats.events++;
+				subscr_owner_moved(t, r);
+			}
 		}
 		if (expire_ms == 0)
 			ttl_clear(r);
@@ -352,7 +368,10 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
 		ttl_set(r, expire_ms);
 	r->seq = ++t->seq;
 	ispd_stats.events++;
-	subscr_event(t, type, r, 0);
+	if (was != NULL)
+		subscr_taken_from_ghost(t, r, was);
+	else
+		subscr_event(t, type, r, 0);
 	if (rp != NULL)
 		*rp = r;
 	return 0;
@@ -663,6 +682,7 @@ table_ghost_step(void)
 			continue;
 		}
 		o->ghost = 0;
+		gone_done(o);
 		log_debug("session %" PRIu64 " (%s): every record withdrawn",
 		    o->id, o->peer);
 		if (o->kind == OWNER_SESSION) {
@@ -707,6 +727,7 @@ table_ghost_add(struct owner *o, uint8_t reason)
 {
 	o->ghost = 1;
 	o->ghost_reason = reason;
+	gone_tell(o);
 	TAILQ_INSERT_TAIL(&ghosts, o, ghost_entry);
 	table_ghost_step();
 }

@@ -144,6 +144,7 @@ conn_attach(struct conn *cn, int fd)
 	/* Every client may say END_OF_REPLAY (isp_replay_done()); the
 	 * server's WELCOME tells whether it understands it. */
 	proto_put_hello(&cn->out, PROTO_VERSION, PROTO_CAP_REPLAY |
+	    PROTO_CAP_OWNER_GONE |
 	    (cn->c->secret != NULL ? PROTO_CAP_AUTH : PROTO_CAPS),
 	    cn->c->name);
 	if (wire_queued(cn, mark) != ISP_OK) {

@@ -336,6 +336,15 @@ struct isp_mirror {
 	uint64_t		 recv;		/* receipt counter */
 	uint64_t		 nomem;		/* records lost to lack
 						 * of memory */
+	/* Who owns what, per server (EV_OWNER_GONE): struct mown by
+	 * server and owner_session, each with the keys that server says
+	 * that owner has. A key has a struct mhold per server. */
+	struct hash		 owners;
+	unsigned		 nsrv;		/* holds per key */
+	struct mown		*last_own;	/* the owner hold_set() found
+						 * last */
+	struct mown		*spare_own;	/* allocated ahead, outside
+						 * the lock */
 };
 
 /* client.c */
@@ -536,6 +545,20 @@ struct isp_mirror *mirror_create(const char *table, const void *prefix,
  * copy is then dropped and counted in nomem). */
 int		 mirror_apply_from(struct isp_mirror *, unsigned server,
 		    const struct isp_event *, uint64_t now);
+/* Server says every record of owner_session it sent this mirror is
+ * gone (EV_OWNER_GONE): each is withdrawn as by mirror_apply_from(),
+ * on_change told per record, walking that owner's keys only. seq is the
+ * event's. Returns the number of keys withdrawn from that server. */
+size_t		 mirror_owner_gone(struct isp_mirror *, unsigned server,
+		    uint64_t owner_session, int reason, uint64_t seq,
+		    const char *server_name, uint64_t now);
+/* The server ended or refused the mirror's subscription: what it said
+ * about owners is forgotten (its numbers may mean others by the next
+ * subscription, after a restart of it). */
+void		 mirror_forget_owners(struct isp_mirror *, unsigned server);
+/* Records of owner_session that server holds in the mirror. */
+size_t		 mirror_owner_count(const struct isp_mirror *,
+		    unsigned server, uint64_t owner_session);
 /* mirror_apply_from() for server 0, now. */
 int		 mirror_apply(struct isp_mirror *, const struct isp_event *);
 /* Server's session was lost at now: what it holds turns unconfirmed,

@@ -17,6 +17,16 @@
  * reflector's table fills up as publishers replay, so what it lacks at
  * END is left to the grace time.
  *
+ * Owners. Per key and server the mirror keeps which owner that server
+ * says the key has (struct mhold, an array in the key, one per server),
+ * on a list per server and owner (struct mown, in a hash by both), so
+ * that an EV_OWNER_GONE ("every record of session N is gone") withdraws
+ * exactly that server's holdings of that owner, walking them alone.
+ * Owner numbers are each server's own, and a restarted server starts
+ * them again: a server's session that is lost takes its owner lists
+ * with it (its holdings stay, unconfirmed), and its next snapshot
+ * builds them again.
+ *
  * Locking: the thread that delivers events (the application's in modes
  * 1 and 2, the library's in mode 3) changes the mirror under the
  * rwlock, one change at a time; lookups from any thread take it shared,
@@ -39,6 +49,14 @@ struct mval {
 	uint64_t		 recv;		/* when last received */
 };
 
+/* A server's holding of a key, on its owner's list; owner NULL when the
+ * server holds no value of the key, or its session was lost. */
+struct mhold {
+	struct mown		*owner;
+	struct mhold		*prev;
+	struct mhold		*next;
+};
+
 struct mkey {
 	struct hash_node	 node;
 	struct mval		*vals;		/* usually one */
@@ -48,6 +66,16 @@ struct mkey {
 	uint64_t		 stale_since;
 	struct mkey		*stale_prev;
 	struct mkey		*stale_next;
+	struct mhold		 hold[];	/* one per server, m->nsrv */
+};
+
+/* The keys one server says one owner (its session number) has. */
+struct mown {
+	struct hash_node	 node;
+	uint64_t		 session;
+	unsigned		 server;
+	struct mhold		*head;		/* the newest first */
+	size_t			 n;
 };
 
 /* What a change means to the application, made under the lock and told
@@ -76,6 +104,147 @@ key_eq(const struct hash_node *n, const void *key, size_t len)
 	const struct isp_record	*r = &node_key(n)->shown->h.rec;
 
 	return r->key_len == len && memcmp(r->key, key, len) == 0;
+}
+
+static struct mown *
+node_own(const struct hash_node *n)
+{
+	return (struct mown *)((char *)(uintptr_t)n -
+	    offsetof(struct mown, node));
+}
+
+/* An owner's key: (server, session) as bytes. */
+struct own_key {
+	uint64_t	 session;
+	unsigned	 server;
+};
+
+static uint64_t
+own_hash(unsigned server, uint64_t session)
+{
+	struct own_key	 k;
+
+	memset(&k, 0, sizeof(k));
+	k.session = session;
+	k.server = server;
+	return hash_bytes(&k, sizeof(k));
+}
+
+static int
+own_eq(const struct hash_node *n, const void *key, size_t len)
+{
+	const struct own_key	*k = key;
+	const struct mown	*o = node_own(n);
+
+	return o->session == k->session && o->server == k->server;
+}
+
+static struct mown *
+own_find(const struct isp_mirror *m, unsigned server, uint64_t session)
+{
+	struct own_key		 k;
+	struct hash_node	*n;
+
+	memset(&k, 0, sizeof(k));
+	k.session = session;
+	k.server = server;
+	n = hash_find(&m->owners, own_hash(server, session), &k, sizeof(k),
+	    own_eq);
+	return n != NULL ? node_own(n) : NULL;
+}
+
+/* The key a holding is in: holdings are the array at the key's end. */
+static struct mkey *
+hold_key(struct mhold *h, unsigned server)
+{
+	return (struct mkey *)((char *)(h - server) -
+	    offsetof(struct mkey, hold));
+}
+
+/* The server no longer holds k by any owner. */
+static void
+hold_clear(struct isp_mirror *m, struct mkey *k, unsigned server)
+{
+	struct mhold	*h = &k->hold[server];
+	struct mown	*o = h->owner;
+
+	if (o == NULL)
+		return;
+	if (h->prev != NULL)
+		h->prev->next = h->next;
+	else
+		o->head = h->next;
+	if (h->next != NULL)
+		h->next->prev = h->prev;
+	h->owner = NULL;
+	h->prev = h->next = NULL;
+	if (--o->n == 0) {
+		if (m->last_own == o)
+			m->last_own = NULL;
+		hash_remove(&m->owners, &o->node);
+		free(o);
+	}
+}
+
+/* The server says session owns k. Returns 0, or -1 when a new owner
+ * needed memory that m->spare_own did not hold (k is then held by no
+ * owner of that server). */
+static int
+hold_set(struct isp_mirror *m, struct mkey *k, unsigned server,
+    uint64_t session)
+{
+	struct mhold	*h = &k->hold[server];
+	struct mown	*o;
+
+	if (h->owner != NULL && h->owner->session == session)
+		return 0;
+	hold_clear(m, k, server);
+	/* A snapshot's records come owner after owner: the last one found
+	 * is asked first. */
+	if ((o = m->last_own) == NULL || o->session != session ||
+	    o->server != server)
+		o = own_find(m, server, session);
+	if (o == NULL) {
+		if ((o = m->spare_own) == NULL)
+			return -1;
+		memset(o, 0, sizeof(*o));
+		o->session = session;
+		o->server = server;
+		if (hash_insert(&m->owners, &o->node,
+		    own_hash(server, session)) == -1)
+			return -1;
+		m->spare_own = NULL;
+	}
+	/* Newest first: an EV_OWNER_GONE frees them in the reverse order
+	 * of their allocation, which malloc does in half the time of the
+	 * other order. */
+	m->last_own = o;
+	h->owner = o;
+	h->prev = NULL;
+	h->next = o->head;
+	if (o->head != NULL)
+		o->head->prev = h;
+	o->head = h;
+	o->n++;
+	return 0;
+}
+
+/* Every holding of k goes (k leaves the mirror). */
+static void
+hold_clear_all(struct isp_mirror *m, struct mkey *k)
+{
+	unsigned	 i;
+
+	for (i = 0; i < m->nsrv; i++)
+		hold_clear(m, k, i);
+}
+
+/* A new owner may be needed under the lock: it is allocated before. */
+static void
+own_spare(struct isp_mirror *m)
+{
+	if (m->spare_own == NULL)
+		m->spare_own = malloc(sizeof(*m->spare_own));
 }
 
 static char *
@@ -175,7 +344,9 @@ mirror_create(const char *table, const void *prefix, size_t prefix_len,
 	m->on_change = on_change;
 	m->arg = arg;
 	m->grace_ms = ISP_STALE_GRACE_MS;
+	m->nsrv = ISP_MAX_SERVERS;
 	hash_init(&m->keys);
+	hash_init(&m->owners);
 
 	/* glibc's default prefers readers: a reader that never pauses
 	 * would hold back every change. Preferring the writer bounds how
@@ -224,6 +395,14 @@ mirror_destroy(struct isp_mirror *m)
 		key_free(node_key(n));
 	}
 	hash_free(&m->keys);
+	pos = 0;
+	for (n = hash_next(&m->owners, &pos, NULL); n != NULL; n = next) {
+		next = hash_next(&m->owners, &pos, n);
+		hash_remove(&m->owners, n);
+		free(node_own(n));
+	}
+	hash_free(&m->owners);
+	free(m->spare_own);
 	pthread_rwlock_destroy(&m->lock);
 	free(m->prefix);
 	free(m);
@@ -355,6 +534,7 @@ key_remove(struct isp_mirror *m, struct mkey *k, struct mchange *ch,
 {
 	if (k->stale)
 		stale_unlink(m, k);
+	hold_clear_all(m, k);
 	hash_remove(&m->keys, &k->node);
 	ch->type = ISP_EV_WITHDRAW;
 	ch->rec = &k->shown->h.rec;
@@ -425,6 +605,51 @@ change_tell_one(struct isp_mirror *m, const struct mchange *ch,
 	m->on_change(m->client, &out, m->arg);
 }
 
+/* The server holds k no more; returns the servers that still do. */
+static uint32_t
+key_unhold(struct isp_mirror *m, struct mkey *k, unsigned server)
+{
+	struct mval	*v;
+	uint32_t	 bit = 1u << server;
+
+	for (v = k->vals; v != NULL; v = v->next)
+		v->servers &= ~bit;
+	k->unconfirmed &= ~bit;
+	hold_clear(m, k, server);
+	return key_holders(k);
+}
+
+/* A holder of k went and others remain: the value shown may change. */
+static void
+key_reshow(struct isp_mirror *m, struct mkey *k, uint64_t now,
+    struct mchange *ch)
+{
+	struct mval	*old = k->shown;
+
+	key_drop_empty(k, ch);
+	key_show_latest(k);
+	key_restale(m, k, now);
+	if (!rec_same(&old->h.rec, &k->shown->h.rec)) {
+		ch->type = ISP_EV_REPLACE;
+		ch->rec = &k->shown->h.rec;
+	}
+}
+
+/* Without memory this server's copy of k is dropped rather than left
+ * as it was: a mirror must not claim what the server no longer says. */
+static void
+merge_drop_server(struct isp_mirror *m, struct mkey *k, unsigned server,
+    uint64_t now, struct mchange *ch)
+{
+	m->nomem++;
+	if (k == NULL)
+		return;
+	if (key_unhold(m, k, server) == 0)
+		key_remove(m, k, ch, ISP_WD_OWNER);
+	else
+		key_reshow(m, k, now, ch);
+}
+
 static int
 merge_put(struct isp_mirror *m, unsigned server, const struct isp_event *ev,
     uint64_t now, struct mchange *ch)
@@ -434,38 +659,20 @@ merge_put(struct isp_mirror *m, unsigned server, const struct isp_event *ev,
 	struct mkey		*k;
 	uint32_t		 bit = 1u << server;
 	uint64_t		 hv = hash_bytes(ev->rec.key, ev->rec.key_len);
-
 	size_t			 before;
 
 	nv = (struct mval *)mirror_record_dup(&ev->rec, sizeof(struct mval));
+	own_spare(m);
 	pthread_rwlock_wrlock(&m->lock);
 	before = m->nstale;
 	n = hash_find(&m->keys, hv, ev->rec.key, ev->rec.key_len, key_eq);
 	k = n != NULL ? node_key(n) : NULL;
-	if (nv == NULL) {
-		/* Without memory this server's copy is dropped rather than
-		 * left stale: a mirror must not claim what the server no
-		 * longer says. */
-		m->nomem++;
-		if (k != NULL) {
-			for (v = k->vals; v != NULL; v = v->next)
-				v->servers &= ~bit;
-			k->unconfirmed &= ~bit;
-			if (key_holders(k) == 0)
-				key_remove(m, k, ch, ISP_WD_OWNER);
-			else {
-				old = k->shown;
-				key_drop_empty(k, ch);
-				key_show_latest(k);
-				key_restale(m, k, now);
-				if (!rec_same(&old->h.rec, &k->shown->h.rec)) {
-					ch->type = ISP_EV_REPLACE;
-					ch->rec = &k->shown->h.rec;
-				}
-			}
-		}
+	if (nv == NULL || (k != NULL &&
+	    hold_set(m, k, server, ev->rec.owner_session) == -1)) {
+		merge_drop_server(m, k, server, now, ch);
 		check_all_fresh(m, before, ch);
 		pthread_rwlock_unlock(&m->lock);
+		free(nv);
 		return ISP_E_NOMEM;
 	}
 	nv->next = NULL;
@@ -473,10 +680,16 @@ merge_put(struct isp_mirror *m, unsigned server, const struct isp_event *ev,
 	nv->recv = ++m->recv;
 	nv->h.stale = 0;
 	if (k == NULL) {
-		if ((k = calloc(1, sizeof(*k))) == NULL)
+		if ((k = calloc(1, sizeof(*k) + m->nsrv *
+		    sizeof(k->hold[0]))) == NULL)
 			goto nomem;
 		k->vals = k->shown = nv;
 		if (hash_insert(&m->keys, &k->node, hv) == -1) {
+			free(k);
+			goto nomem;
+		}
+		if (hold_set(m, k, server, ev->rec.owner_session) == -1) {
+			hash_remove(&m->keys, &k->node);
 			free(k);
 			goto nomem;
 		}
@@ -521,44 +734,89 @@ nomem:
 	return ISP_E_NOMEM;
 }
 
+/* The server no longer holds k (under the lock). */
+static void
+merge_withdraw_key(struct isp_mirror *m, struct mkey *k, unsigned server,
+    int reason, uint64_t now, struct mchange *ch)
+{
+	uint32_t	 holders = key_unhold(m, k, server);
+
+	/* Gone everywhere it was seen, or only servers that do not answer
+	 * now still had it: a live server's word beats stale memory. */
+	if (holders == 0 || (holders & ~k->unconfirmed) == 0)
+		key_remove(m, k, ch, reason);
+	else
+		key_reshow(m, k, now, ch);
+}
+
 static void
 merge_withdraw(struct isp_mirror *m, unsigned server,
     const struct isp_event *ev, uint64_t now, struct mchange *ch)
 {
 	struct hash_node	*n;
-	struct mval		*v, *old;
 	struct mkey		*k;
-	uint32_t		 bit = 1u << server, holders;
 	size_t			 before;
 
 	pthread_rwlock_wrlock(&m->lock);
 	before = m->nstale;
 	n = hash_find(&m->keys, hash_bytes(ev->rec.key, ev->rec.key_len),
 	    ev->rec.key, ev->rec.key_len, key_eq);
-	if (n == NULL || !(key_holders(k = node_key(n)) & bit)) {
-		pthread_rwlock_unlock(&m->lock);
-		return;
-	}
-	for (v = k->vals; v != NULL; v = v->next)
-		v->servers &= ~bit;
-	k->unconfirmed &= ~bit;
-	holders = key_holders(k);
-	/* Gone everywhere it was seen, or only servers that do not answer
-	 * now still had it: a live server's word beats stale memory. */
-	if (holders == 0 || (holders & ~k->unconfirmed) == 0) {
-		key_remove(m, k, ch, ev->reason);
-	} else {
-		old = k->shown;
-		key_drop_empty(k, ch);
-		key_show_latest(k);
-		key_restale(m, k, now);
-		if (!rec_same(&old->h.rec, &k->shown->h.rec)) {
-			ch->type = ISP_EV_REPLACE;
-			ch->rec = &k->shown->h.rec;
-		}
-	}
+	if (n != NULL && (key_holders(k = node_key(n)) & (1u << server)))
+		merge_withdraw_key(m, k, server, ev->reason, now, ch);
 	check_all_fresh(m, before, ch);
 	pthread_rwlock_unlock(&m->lock);
+}
+
+/* Keys an EV_OWNER_GONE withdraws per hold of the lock: few enough
+ * that a reader waits little, many enough that the lock costs little. */
+#define GONE_BATCH	64
+
+size_t
+mirror_owner_gone(struct isp_mirror *m, unsigned server,
+    uint64_t owner_session, int reason, uint64_t seq,
+    const char *server_name, uint64_t now)
+{
+	struct isp_event	 ev;
+	struct mchange		 ch[GONE_BATCH];
+	struct mown		*o;
+	struct mkey		*k;
+	size_t			 before, i, nb, n = 0;
+	int			 last = 0;
+
+	if (server >= m->nsrv)
+		return 0;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = ISP_EV_WITHDRAW;
+	ev.table = m->table;
+	ev.seq = seq;
+	ev.reason = reason;
+	ev.server = server_name;
+	ev.server_index = server;
+	/* A batch of keys under the lock, each told after it as its
+	 * EV_WITHDRAW would have been: only that owner's list is walked,
+	 * and the owner goes with its last key. */
+	while (!last) {
+		pthread_rwlock_wrlock(&m->lock);
+		if ((o = own_find(m, server, owner_session)) == NULL) {
+			pthread_rwlock_unlock(&m->lock);
+			break;
+		}
+		for (nb = 0; nb < GONE_BATCH && !last; nb++) {
+			memset(&ch[nb], 0, sizeof(ch[nb]));
+			before = m->nstale;
+			last = o->n == 1;
+			k = hold_key(o->head, server);
+			merge_withdraw_key(m, k, server, reason, now, &ch[nb]);
+			check_all_fresh(m, before, &ch[nb]);
+		}
+		pthread_rwlock_unlock(&m->lock);
+		for (i = 0; i < nb; i++) {
+			change_tell(m, &ch[i], &ev, server);
+			change_free(&ch[i]);
+		}
+		n += nb;
+	}
+	return n;
 }
 
 static void
@@ -587,7 +845,7 @@ mirror_apply_from(struct isp_mirror *m, unsigned server,
 	struct mchange	 ch;
 	int		 rc = ISP_OK;
 
-	if (server >= ISP_MAX_SERVERS)
+	if (server >= m->nsrv)
 		return ISP_E_INVALID;
 	memset(&ch, 0, sizeof(ch));
 	switch (ev->type) {
@@ -627,7 +885,7 @@ mirror_server_lost(struct isp_mirror *m, unsigned server, uint64_t now,
 	uint32_t		 bit = 1u << server;
 	size_t			 pos = 0, nstale;
 
-	if (server >= ISP_MAX_SERVERS)
+	if (server >= m->nsrv)
 		return;
 	/* One pass over the keys, once per lost session: cheaper than a
 	 * mark per key and server on every event. */
@@ -636,6 +894,7 @@ mirror_server_lost(struct isp_mirror *m, unsigned server, uint64_t now,
 	nstale = m->nstale;
 	while ((n = hash_next(&m->keys, &pos, n)) != NULL) {
 		k = node_key(n);
+		hold_clear(m, k, server);
 		if (!(key_holders(k) & bit))
 			continue;
 		k->unconfirmed |= bit;
@@ -658,6 +917,20 @@ mirror_server_lost(struct isp_mirror *m, unsigned server, uint64_t now,
 		}
 		m->on_change(m->client, &ev, m->arg);
 	}
+}
+
+void
+mirror_forget_owners(struct isp_mirror *m, unsigned server)
+{
+	struct hash_node	*n = NULL;
+	size_t			 pos = 0;
+
+	if (server >= m->nsrv)
+		return;
+	pthread_rwlock_wrlock(&m->lock);
+	while ((n = hash_next(&m->keys, &pos, n)) != NULL)
+		hold_clear(m, node_key(n), server);
+	pthread_rwlock_unlock(&m->lock);
 }
 
 void
@@ -723,6 +996,7 @@ isp_mirror_new(isp_client *c, const char *table, const void *prefix,
 		goto out;
 	}
 	m->client = c;
+	m->nsrv = c->nconns;
 	m->ext_events = !c->legacy;
 	m->grace_ms = c->stale_grace_ms;
 	if (client_subscribe(c, fn, table, prefix, prefix_len, 0,
@@ -803,6 +1077,20 @@ static void
 mirror_rdunlock(const struct isp_mirror *m)
 {
 	pthread_rwlock_unlock((pthread_rwlock_t *)&m->lock);
+}
+
+size_t
+mirror_owner_count(const struct isp_mirror *m, unsigned server,
+    uint64_t owner_session)
+{
+	struct mown	*o;
+	size_t		 n;
+
+	mirror_rdlock(m);
+	o = own_find(m, server, owner_session);
+	n = o != NULL ? o->n : 0;
+	mirror_rdunlock(m);
+	return n;
 }
 
 int

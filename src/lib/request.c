@@ -294,11 +294,17 @@ client_sub_send(struct conn *cn, struct sub *s)
 {
 	struct sub_conn	*sc = &s->sc[cn->idx];
 	size_t		 mark = cn->out.len;
+	uint8_t		 flags = 0;
 	int		 rc;
 
+	if (s->flags & ISP_SUB_ONCE)
+		flags |= PROTO_SUB_ONCE;
+	/* A mirror knows each record's owner, so it takes an owner's end
+	 * as one event, from a server that offers it. */
+	if (s->mirror != NULL && (cn->caps & PROTO_CAP_OWNER_GONE))
+		flags |= PROTO_SUB_OWNER_GONE;
 	proto_put_subscribe(&cn->out, s->next_req, proto_bytes(s->table,
-	    s->table_len), (s->flags & ISP_SUB_ONCE) ? PROTO_SUB_ONCE : 0,
-	    proto_bytes(s->prefix, s->prefix_len));
+	    s->table_len), flags, proto_bytes(s->prefix, s->prefix_len));
 	if ((rc = wire_queued(cn, mark)) != ISP_OK)
 		return rc;
 	sc->req_id = s->next_req;

@@ -393,6 +393,8 @@ sub_refused(struct conn *cn, uint32_t req_id)
 			continue;
 		s->sc[cn->idx].active = 0;
 		s->sc[cn->idx].refused = 1;
+		if (s->mirror != NULL)
+			mirror_forget_owners(s->mirror, cn->idx);
 		for (i = 0, all = 1; i < c->nconns; i++)
 			all &= s->sc[i].refused;
 		if (all)
@@ -541,6 +543,33 @@ on_event(struct conn *cn, const struct proto_msg *m, uint8_t *end)
 	}
 }
 
+/* EV_OWNER_GONE: every record of an owner this subscription holds is
+ * gone. Only a mirror's subscriptions ask for it (client_sub_send()),
+ * and the mirror withdraws them, telling on_change of each. */
+static void
+on_owner_gone(struct conn *cn, const struct proto_msg *m)
+{
+	struct isp_client	*c = cn->c;
+	struct sub		*s;
+	struct sub_conn		*sc;
+
+	if ((s = client_sub_find(c, m->table.p, m->table.len)) == NULL)
+		return;		/* unsubscribed meanwhile */
+	sc = &s->sc[cn->idx];
+	if (sc->wait_token != 0 || !sc->active)
+		return;		/* as on_event() */
+	if (s->mirror == NULL) {
+		conn_end(cn, ISP_E_PROTOCOL, "ispd at %s sent EV_OWNER_GONE "
+		    "for table %s, which was not subscribed for it", cn->addr,
+		    s->table);
+		return;
+	}
+	c->cb_depth++;
+	(void)mirror_owner_gone(s->mirror, cn->idx, m->owner_session,
+	    m->reason, m->seq, cn->server, client_now_ms());
+	c->cb_depth--;
+}
+
 static void
 on_rows(struct conn *cn, const struct proto_msg *m)
 {
@@ -659,6 +688,9 @@ wire_dispatch(struct conn *cn, const uint8_t *frame, size_t len)
 	case PROTO_EV_END:
 		/* The frame lies in cn->in, which is ours to write. */
 		on_event(cn, &m, (uint8_t *)frame + len);
+		break;
+	case PROTO_EV_OWNER_GONE:
+		on_owner_gone(cn, &m);
 		break;
 	case PROTO_ROWS:
 		on_rows(cn, &m);

@@ -222,7 +222,9 @@ rc=$?
 [ "$rc" -eq 4 ] && ok publish-exit || not_ok publish-exit "exit $rc, want 4 (a line refused by ispd)"
 wait_for sh -c "'$ISPCTL' dump $T | grep -q '^0 records'" && ok publisher-eof || not_ok publisher-eof "$(C dump $T)"
 golden dump-empty 0 C dump $T
-wait_for grep -q '"seq":9' "$tmp/watch.json"
+# The watcher is a mirror: each session's end came as one EV_OWNER_GONE,
+# told as a withdrawal per record, each with that event's seq.
+wait_for grep -q '"key":"alice@example.com|1","owner":"bgw-1","seq":[0-9]*,"reason":"session ended"' "$tmp/watch.json"
 golden watch-json 0 cat "$tmp/watch.json"
 
 # TTL: the record expires unless refreshed.

@@ -96,6 +96,10 @@ reencode(const uint8_t *frame, size_t len, const struct proto_msg *m)
 	case PROTO_EV_END:
 		proto_put_ev_end(&b, m->table, m->seq, m->count);
 		break;
+	case PROTO_EV_OWNER_GONE:
+		proto_put_ev_owner_gone(&b, m->table, m->seq, m->owner_session,
+		    m->owner, m->reason, m->count);
+		break;
 	default:
 		buf_free(&b);
 		return;

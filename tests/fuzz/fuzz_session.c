@@ -28,7 +28,10 @@
  *    all output is read, the view equals the tables (keys, fields,
  *    owners, seqs; in a graceful table a record a session took back
  *    without an event from a lost session of its client may name that
- *    one);
+ *    one). When the input's length is odd the watcher subscribes to T
+ *    with PROTO_SUB_OWNER_GONE: an EV_OWNER_GONE then withdraws every
+ *    key it holds of that owner, exactly its count of them, and the
+ *    owners of its view must be the table's with no exception;
  *  - ownership adds up: every record is owned by a READY session, by an
  *    ended one whose records are being withdrawn (a ghost), by a held
  *    set (found through the records: it is on no session list) and
@@ -128,12 +131,14 @@ struct fz {
 	uint16_t	 last_code;	/* its code, for ERROR and BYE */
 	int		 want_welcome;	/* the first frame must be WELCOME */
 	int		 watch;		/* keep and check a view (below) */
+	int		 gone;		/* T with PROTO_SUB_OWNER_GONE */
 	struct hash	 view;		/* struct vrec by table and key */
 	struct {
 		uint8_t		 name[PROTO_MAX_TABLE_BYTES];
 		size_t		 len;
 		uint64_t	 end_seq;	/* of its EV_END */
 		int		 ended;
+		int		 dropped;	/* ended by ADMIN DROP */
 	}		 subs[MAX_TABLES];
 	size_t		 nsubs;
 };
@@ -228,6 +233,30 @@ view_free(struct fz *c)
 	hash_free(&c->view);
 }
 
+/* EV_OWNER_GONE: every key of the table the view holds of that owner
+ * goes, and there must be m->count of them. */
+static void
+view_owner_gone(struct fz *c, const struct proto_msg *m)
+{
+	struct hash_node	*n = NULL;
+	struct vrec		*v;
+	size_t			 pos = 0;
+	uint64_t		 count = 0;
+
+	while ((n = hash_next(&c->view, &pos, n)) != NULL) {
+		v = (struct vrec *)n;
+		if (!v->present || v->owner != m->owner_session ||
+		    v->k[0] != m->table.len ||
+		    memcmp(v->k + 1, m->table.p, m->table.len) != 0)
+			continue;
+		v->present = 0;
+		count++;
+	}
+	if (count != m->count || count == 0)
+		die("EV_OWNER_GONE's count is not the keys of that owner "
+		    "held", c);
+}
+
 static void
 view_apply(struct fz *c, const struct proto_msg *m)
 {
@@ -245,6 +274,16 @@ view_apply(struct fz *c, const struct proto_msg *m)
 		memcpy(c->subs[i].name, m->table.p, m->table.len);
 		c->subs[i].len = m->table.len;
 		c->nsubs++;
+	}
+	if (m->type == PROTO_EV_OWNER_GONE) {
+		if (!c->gone)
+			die("EV_OWNER_GONE to a subscription without the flag",
+			    c);
+		if (!c->subs[i].ended || m->seq <= c->subs[i].end_seq)
+			die("EV_OWNER_GONE before EV_END, or with a seq not "
+			    "above it", c);
+		view_owner_gone(c, m);
+		return;
 	}
 	if (m->type == PROTO_EV_END) {
 		if (c->subs[i].ended)
@@ -290,7 +329,31 @@ view_apply(struct fz *c, const struct proto_msg *m)
 	}
 }
 
-/* The view equals every table the watcher subscribed to. */
+/*
+ * An ERROR to the watcher. The one that ends its subscription to T
+ * (ADMIN DROP of T: NOT_FOUND to its SUBSCRIBE, request 2) must come
+ * after the withdrawal of every key it held there.
+ */
+static void
+view_error(struct fz *c, const struct proto_msg *m)
+{
+	size_t	 i;
+
+	if (m->req_id != 2 || m->code != ISP_E_NOT_FOUND)
+		return;
+	for (i = 0; i < c->nsubs; i++) {
+		if (c->subs[i].len != strlen(T) ||
+		    memcmp(c->subs[i].name, T, strlen(T)) != 0)
+			continue;
+		if (view_count(c, proto_bytes(T, strlen(T))) != 0)
+			die("a dropped table's subscription ended with keys "
+			    "held", c);
+		c->subs[i].dropped = 1;
+	}
+}
+
+/* The view equals every table the watcher subscribed to, but those an
+ * operator dropped. */
 static void
 view_check(struct fz *c)
 {
@@ -300,8 +363,11 @@ view_check(struct fz *c)
 	struct record		*r;
 	struct vrec		*v;
 	size_t			 i, pos;
+	int			 silent;
 
 	for (i = 0; i < c->nsubs; i++) {
+		if (c->subs[i].dropped)
+			continue;
 		tname = proto_bytes(c->subs[i].name, c->subs[i].len);
 		if (!c->subs[i].ended)
 			die("no EV_END after everything was read", c);
@@ -315,19 +381,24 @@ view_check(struct fz *c)
 			v = view_find(c, tname, record_key(r));
 			if (v == NULL || !v->present)
 				die("the view lacks a record of the table", c);
-			if (v->seq != r->seq ||
+			/* Taken back without an event (an identical
+			 * announce of a record held for the client of
+			 * the announcer): the owner the view has is
+			 * the lost session of that client, and when
+			 * the table has a subscription with the
+			 * OWNER_GONE flag (told of it by an EV_REPLACE)
+			 * the record's seq moved on. Not so for a
+			 * watcher with the flag. */
+			silent = !c->gone && t->graceful && r->owner != NULL &&
+			    strcmp(v->owner_name, r->owner->name) == 0;
+			if ((v->seq != r->seq && !(silent && v->seq < r->seq &&
+			    v->owner != record_owner_id(r))) ||
 			    v->fields_len != record_fields(r).len ||
 			    memcmp(v->fields, record_fields(r).p,
 			    v->fields_len) != 0)
 				die("the view holds another version of a "
 				    "record", c);
-			/* Taken back without an event (an identical
-			 * announce of a record held for the client of
-			 * the announcer): the owner the view has is
-			 * the lost session of that client. */
-			if (v->owner != record_owner_id(r) &&
-			    (!t->graceful || r->owner == NULL ||
-			    strcmp(v->owner_name, r->owner->name) != 0))
+			if (v->owner != record_owner_id(r) && !silent)
 				die("the view has another owner for a "
 				    "record", c);
 		}
@@ -353,8 +424,11 @@ fz_decode(struct fz *c)
 			die("ispd sent a malformed frame", c);
 		}
 		switch (m.type) {
-		case PROTO_WELCOME:
 		case PROTO_ERROR:
+			if (c->watch)
+				view_error(c, &m);
+			break;
+		case PROTO_WELCOME:
 		case PROTO_PING:
 		case PROTO_PONG:
 		case PROTO_BYE:
@@ -365,6 +439,7 @@ fz_decode(struct fz *c)
 		case PROTO_EV_REPLACE:
 		case PROTO_EV_WITHDRAW:
 		case PROTO_EV_END:
+		case PROTO_EV_OWNER_GONE:
 			if (c->watch)
 				view_apply(c, &m);
 			break;
@@ -718,7 +793,7 @@ check_rows_fresh(struct fz *all, int nall)
  * sessions table, so that the stream's announces, replaces, withdraws
  * and session changes fan out to it. */
 static void
-peer_script(struct buf *b)
+peer_script(struct buf *b, int gone)
 {
 	struct buf	 f;
 	size_t		 s;
@@ -731,8 +806,8 @@ peer_script(struct buf *b)
 	proto_put_announce(b, 1, proto_bytes(T, strlen(T)), 0,
 	    proto_bytes(PEER_KEY, strlen(PEER_KEY)),
 	    proto_bytes(f.data, f.len));
-	proto_put_subscribe(b, 2, proto_bytes(T, strlen(T)), 0,
-	    proto_bytes("", 0));
+	proto_put_subscribe(b, 2, proto_bytes(T, strlen(T)),
+	    gone ? PROTO_SUB_OWNER_GONE : 0, proto_bytes("", 0));
 	proto_put_subscribe(b, 3, proto_bytes(PROTO_SESSIONS_TABLE,
 	    strlen(PROTO_SESSIONS_TABLE)), 0, proto_bytes("", 0));
 	buf_free(&f);
@@ -999,7 +1074,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			die("cannot make the peer session", NULL);
 		all[nall].want_welcome = 1;
 		all[nall].watch = 1;
-		peer_script(&b);
+		all[nall].gone = size % 2 == 1;
+		peer_script(&b, all[nall].gone);
 		fz_send(&all[nall], b.data, b.len, SIZE_MAX, all, nall + 1, 0);
 		b.len = 0;
 		nall++;

@@ -111,6 +111,11 @@ main(int argc, char **argv)
 	save(&b);
 	proto_put_admin_held(&b, 11, 42, t);
 	save(&b);
+	/* An owner's end as one event, and the flag that asks for it. */
+	proto_put_ev_owner_gone(&b, t, 10, 2, o, PROTO_WD_SESSION, 1);
+	save(&b);
+	proto_put_subscribe(&b, 7, t, PROTO_SUB_OWNER_GONE, proto_bytes("", 0));
+	save(&b);
 	buf_free(&b);
 	buf_free(&f);
 	return 0;

@@ -785,6 +785,143 @@ test_200k_snapshot_and_kill(void **state)
 	assert_int_equal(ispd_stop(&d), 0);
 }
 
+/* What a mirror told its application. */
+struct gone_told {
+	size_t		 announced;
+	size_t		 withdrawn;
+	size_t		 not_session;	/* withdrawals of another reason */
+	size_t		 fresh;
+};
+
+static void
+gone_cb(isp_client *c, const struct isp_event *ev, void *arg)
+{
+	struct gone_told	*t = arg;
+
+	if (ev->type == ISP_EV_ANNOUNCE)
+		t->announced++;
+	else if (ev->type == ISP_EV_WITHDRAW) {
+		t->withdrawn++;
+		t->not_session += ev->reason != ISP_WD_SESSION;
+	} else if (ev->type == ISP_EV_FRESH)
+		t->fresh++;
+}
+
+struct gone_wait {
+	isp_mirror	*m;
+	size_t		 count;
+	struct evlog	*l;	/* and l's withdrawals, when set */
+	size_t		 withdrawn;
+	struct gone_told *t;	/* and FRESH, when set */
+};
+
+static int
+gone_reached(void *arg)
+{
+	struct gone_wait	*w = arg;
+
+	return isp_mirror_count(w->m) == w->count &&
+	    (w->l == NULL || evlog_count(w->l, ISP_EV_WITHDRAW) ==
+	    w->withdrawn) && (w->t == NULL || w->t->fresh > 0);
+}
+
+static void
+announce_n(isp_client *c, const char *prefix, int n)
+{
+	char	 key[64];
+	int	 i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "%s%04d", prefix, i);
+		assert_int_equal(announce(c, T, key, "contact=sip:x@h", 0),
+		    ISP_OK);
+	}
+	assert_int_equal(isp_sync(c, 5000), ISP_OK);
+}
+
+/*
+ * A mirror takes an owner's end as one EV_OWNER_GONE (docs/PROTOCOL.md
+ * "Session end"), and still tells its application of each record
+ * withdrawn; a plain subscription is sent the withdrawals one by one.
+ * After the mirror's own session is lost and back, the owners it knows
+ * come from the new snapshot: an owner that ends later, one that was
+ * there before the reconnect included, goes exactly.
+ */
+static void
+test_mirror_owner_gone(void **state)
+{
+	struct ispd_proc	 d;
+	struct isp_options	 o;
+	struct gone_told	 t;
+	struct gone_wait	 w;
+	struct evlog		 l;
+	isp_client		*mc, *ls, *p, *q, *c[2];
+	isp_mirror		*m;
+	long long		 ev0, wd0;
+
+	memset(&t, 0, sizeof(t));
+	memset(&l, 0, sizeof(l));
+	ispd_start(&d, NULL);
+	isp_options_init(&o);
+	o.server = d.addr;
+	o.name = "mirror";
+	o.reconnect = 1;
+	o.backoff_min_ms = 20;
+	o.backoff_max_ms = 100;
+	assert_non_null(mc = isp_new(&o));
+	assert_int_equal(isp_connect(mc), ISP_OK);
+	assert_non_null(m = isp_mirror_new(mc, T, NULL, 0, gone_cb, &t));
+	ls = client_new(&d, "legacy");
+	assert_int_equal(isp_subscribe(ls, T, NULL, 0, 0, evlog_cb, &l),
+	    ISP_OK);
+	p = client_new(&d, "pub");
+	q = client_new(&d, "other");
+	announce_n(p, "p", 500);
+	announce_n(q, "q", 5);
+	c[0] = mc;
+	c[1] = ls;
+	w = (struct gone_wait){ m, 505, &l, 0, NULL };
+	assert_true(pump(c, 2, gone_reached, &w, 10000));
+	ev0 = stat_counter(ls, "owner_gone_events");
+	wd0 = stat_counter(ls, "owner_gone_withdrawals");
+
+	isp_free(p);
+	w = (struct gone_wait){ m, 5, &l, 500, NULL };
+	assert_true(pump(c, 2, gone_reached, &w, 10000));
+	assert_int_equal(t.withdrawn, 500);
+	assert_int_equal(t.not_session, 0);
+	assert_int_equal(stat_counter(ls, "owner_gone_events") - ev0, 1);
+	assert_int_equal(stat_counter(ls, "owner_gone_withdrawals") - wd0,
+	    500);
+
+	/* The mirror's session ends; it comes back and syncs again. */
+	assert_int_equal(isp_kick(ls, isp_session_id(mc), NULL, NULL, 5000),
+	    ISP_OK);
+	w = (struct gone_wait){ m, 5, NULL, 0, &t };
+	assert_true(pump(c, 2, gone_reached, &w, 10000));
+	p = client_new(&d, "pub2");
+	announce_n(p, "r", 300);
+	w = (struct gone_wait){ m, 305, NULL, 0, NULL };
+	assert_true(pump(c, 2, gone_reached, &w, 10000));
+	isp_free(p);
+	w = (struct gone_wait){ m, 5, NULL, 0, NULL };
+	assert_true(pump(c, 2, gone_reached, &w, 10000));
+	isp_free(q);
+	w = (struct gone_wait){ m, 0, &l, 805, NULL };
+	assert_true(pump(c, 2, gone_reached, &w, 10000));
+	assert_int_equal(t.withdrawn, 805);
+	assert_int_equal(t.not_session, 0);
+	assert_int_equal(stat_counter(ls, "owner_gone_events") - ev0, 3);
+	assert_int_equal(stat_counter(ls, "owner_gone_withdrawals") - wd0,
+	    805);
+
+	isp_mirror_free(m);
+	isp_free(mc);
+	isp_free(ls);
+	evlog_free(&l);
+	assert_int_equal(ispd_stop(&d), 0);
+}
+
 int
 main(void)
 {
@@ -801,6 +938,7 @@ main(void)
 		cmocka_unit_test(test_busy_publisher_keeps_session),
 		cmocka_unit_test(test_publisher_ahead_keeps_session),
 		cmocka_unit_test(test_sessions_table),
+		cmocka_unit_test(test_mirror_owner_gone),
 		cmocka_unit_test(test_200k_snapshot_and_kill),
 	};
 

@@ -11,6 +11,10 @@
  * reads, and checks each event against it: EV_ANNOUNCE only of a key it
  * does not hold, EV_REPLACE and EV_WITHDRAW only of one it holds, and a
  * key's seq only grows. The view is then compared with the table.
+ * A client that subscribes with PROTO_SUB_OWNER_GONE also applies
+ * EV_OWNER_GONE (every key it holds of that owner goes, and there must
+ * be count of them) and keeps each key's owner, which must then be the
+ * table's exactly.
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -27,13 +31,14 @@
 #include "ispd.h"
 #include "tc.h"
 
-#define VIEW_SLOTS	8192	/* more than any test's keys */
+#define VIEW_SLOTS	65536	/* more than any test's keys */
 
 struct vrec {
 	int		 used;
 	int		 present;
 	char		 key[64];
 	uint64_t	 seq;
+	uint64_t	 owner;		/* owner_session */
 	uint8_t		 fields[256];
 	size_t		 fields_len;
 };
@@ -45,6 +50,11 @@ struct tc_view {
 	uint64_t	 end_seq;
 	uint64_t	 end_count;
 	size_t		 events;	/* record events applied */
+	size_t		 withdrawals;	/* of them EV_WITHDRAW */
+	size_t		 gone_events;	/* EV_OWNER_GONE applied */
+	size_t		 gone_keys;	/* keys they withdrew */
+	uint64_t	 last_seq;	/* the highest seq since END */
+	int		 owners_exact;	/* subscribed with OWNER_GONE */
 	struct vrec	 slots[VIEW_SLOTS];	/* open addressing */
 };
 
@@ -87,15 +97,39 @@ view_apply(struct tc *c)
 {
 	const struct proto_msg	*m = &c->msg;
 	struct vrec		*v;
+	size_t			 i, n = 0;
 
 	if (m->type == PROTO_EV_END) {
 		assert_false(c->view->ended);
 		c->view->ended = 1;
 		c->view->end_seq = m->seq;
+		c->view->last_seq = m->seq;
 		c->view->end_count = m->count;
 		assert_int_equal(m->count, c->view->held);
 		return;
 	}
+	if (m->type == PROTO_EV_OWNER_GONE) {
+		/* Only live subscriptions are told: after END, in seq
+		 * order with the other events. */
+		assert_true(c->view->ended);
+		assert_true(m->seq > c->view->last_seq);
+		c->view->last_seq = m->seq;
+		for (i = 0; i < VIEW_SLOTS; i++) {
+			v = &c->view->slots[i];
+			if (!v->used || !v->present ||
+			    v->owner != m->owner_session)
+				continue;
+			v->present = 0;
+			c->view->held--;
+			n++;
+		}
+		assert_int_equal(n, m->count);
+		c->view->gone_events++;
+		c->view->gone_keys += n;
+		return;
+	}
+	if (c->view->ended && m->seq > c->view->last_seq)
+		c->view->last_seq = m->seq;
 	v = view_slot(c, m->key.p, m->key.len);
 	if (v->present && m->seq <= v->seq)
 		fail_msg("key %s: seq %" PRIu64 " after %" PRIu64, v->key,
@@ -117,11 +151,13 @@ view_apply(struct tc *c)
 			    v->key);
 		v->present = 0;
 		c->view->held--;
+		c->view->withdrawals++;
 		break;
 	default:
 		fail_msg("unexpected %s", proto_type_name(m->type));
 	}
 	v->seq = m->seq;
+	v->owner = m->owner_session;
 	if (m->type != PROTO_EV_WITHDRAW) {
 		assert_true(m->fields.len <= sizeof(v->fields));
 		memcpy(v->fields, m->fields.p, m->fields.len);
@@ -165,7 +201,13 @@ view_equals_table(struct tc *c, const char *table)
 		if (!v->present)
 			fail_msg("key %s is in the table, not in the view",
 			    v->key);
-		assert_int_equal(v->seq, r->seq);
+		if (v->seq != r->seq)
+			fail_msg("key %s: seq %" PRIu64 " in the view, %"
+			    PRIu64 " in the table", v->key, v->seq, r->seq);
+		if (c->view->owners_exact && v->owner != record_owner_id(r))
+			fail_msg("key %s: owner %" PRIu64 " in the view, %"
+			    PRIu64 " in the table", v->key, v->owner,
+			    record_owner_id(r));
 		assert_int_equal(v->fields_len, r->fields_len);
 		assert_memory_equal(v->fields, record_fields(r).p,
 		    r->fields_len);
@@ -549,6 +591,282 @@ test_ghost_withdraw(void **state)
 	assert_int_equal(w->view->held, 2);	/* watcher and other */
 }
 
+/* A viewer whose subscriptions take EV_OWNER_GONE: its view keeps
+ * owners, which must be the table's. */
+static struct tc *
+gone_viewer(const char *name, int small)
+{
+	struct tc	*c = viewer(name, small);
+
+	c->view->owners_exact = 1;
+	return c;
+}
+
+/* Reads until c's subscriptions owe nothing and its queue is empty:
+ * view_sync()'s PONG may overtake a catch-up. */
+static void
+view_settle(struct tc *c)
+{
+	struct subscr	*sub;
+	int		 i, owed = 1;
+
+	for (i = 0; i < 1000 && owed; i++) {
+		view_sync(c);
+		owed = c->s->out.bytes > 0;
+		TAILQ_FOREACH(sub, &c->s->subs, session_entry)
+			owed |= sub->feed.dirty.count > 0 ||
+			    sub->feed.cursor != NULL;
+	}
+	assert_false(owed);
+	view_sync(c);
+}
+
+/* n records k00000... of one field into table, from c. */
+static void
+announce_many(struct tc *c, const char *table, int n, const char *value)
+{
+	struct buf	 b;
+	char		 key[32];
+	int		 i;
+
+	buf_init(&b);
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "k%05d", i);
+		put_announce(c, &b, table, key, value);
+		if (b.len > 65536)
+			tc_write(c, &b);
+	}
+	tc_write(c, &b);
+	barrier(c);
+	buf_free(&b);
+}
+
+/* Turns the loop until every ghost's records are withdrawn. */
+static void
+ghosts_done(void)
+{
+	int	 turns;
+
+	for (turns = 0; table_withdraw_pending() && turns < 1000; turns++)
+		loop_once(0);
+	assert_false(table_withdraw_pending());
+}
+
+/*
+ * Two sessions end at once: a live subscription with the flag gets one
+ * EV_OWNER_GONE for each, naming it and the count of its records, and
+ * none of the withdrawals; one without the flag gets them all, and one
+ * with a prefix is told only of the owner that has keys under it, with
+ * their count. While the ghost still holds records, another session's
+ * announce of one is a new key to the told views and a REPLACE to the
+ * other, and an operator's evict of one reaches only the other: no view
+ * is ever told of a key it does not hold.
+ */
+static void
+test_owner_gone_live(void **state)
+{
+	struct tc	*w = gone_viewer("told", 0), *l = viewer("legacy", 0);
+	struct tc	*pw = gone_viewer("prefixed", 0);
+	struct tc	*a = viewer("big", 0), *a2 = viewer("small", 0);
+	struct tc	*o = viewer("other", 0);
+	struct buf	 b;
+	struct table	*t;
+	uint64_t	 ev0 = ispd_stats.owner_gone_events;
+	uint64_t	 wd0 = ispd_stats.owner_gone_withdrawals;
+	char		 key[32];
+	int		 i, n = 3 * TABLE_WITHDRAW_SLICE + 5;
+
+	tc_subscribe(w, "T", "", PROTO_SUB_OWNER_GONE);
+	tc_subscribe(l, "T", "", 0);
+	tc_subscribe(pw, "T", "k0000", PROTO_SUB_OWNER_GONE);
+	announce_many(a, "T", n, "v");
+	for (i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "j%05d", i);
+		announce(a2, "T", key, "v");
+	}
+	barrier(a2);
+	announce(o, "T", "o1", "w");
+	announce(o, "T", "o2", "w");
+	barrier(o);
+	view_settle(w);
+	view_settle(l);
+	view_settle(pw);
+	t = table_find(PB("T"));
+	assert_int_equal(t->records.count, n + 52);
+
+	close(a->fd);
+	a->fd = -1;
+	close(a2->fd);
+	a2->fd = -1;
+	loop_once(0);			/* EOF read: closing */
+	loop_once(0);			/* reaped: told, the first slice */
+	assert_true(table_withdraw_pending());
+	/* The other session announces a key the ghost still holds, and an
+	 * operator evicts another. */
+	snprintf(key, sizeof(key), "k%05d", n - 1);
+	assert_true(table_lookup(t, PB(key))->owner->ghost);
+	announce(o, "T", key, "mine");
+	snprintf(key, sizeof(key), "k%05d", n - 2);
+	assert_true(table_lookup(t, PB(key))->owner->ghost);
+	buf_init(&b);
+	proto_put_admin_evict(&b, ++o->next_req, PB("T"), PB(key));
+	tc_write(o, &b);
+	buf_free(&b);
+	barrier(o);
+	assert_null(table_lookup(t, PB(key)));
+	ghosts_done();
+
+	view_settle(w);
+	view_settle(l);
+	view_settle(pw);
+	view_equals_table(w, "T");
+	view_equals_table(l, "T");
+	assert_int_equal(t->records.count, 3);
+	assert_int_equal(w->view->gone_events, 2);
+	assert_int_equal(w->view->gone_keys, n + 50);
+	assert_int_equal(w->view->withdrawals, 0);
+	assert_int_equal(l->view->gone_events, 0);
+	/* The key the other session took over was replaced, not
+	 * withdrawn: a REPLACE for l, a new key for the told ones. */
+	assert_int_equal(l->view->withdrawals, n - 1 + 50);
+	/* k00000 to k00009: ten keys under the prefix, none of a2. */
+	assert_int_equal(pw->view->gone_events, 1);
+	assert_int_equal(pw->view->gone_keys, 10);
+	assert_int_equal(pw->view->withdrawals, 0);
+	assert_int_equal(pw->view->held, 0);
+	assert_int_equal(ispd_stats.owner_gone_events - ev0, 3);
+	assert_int_equal(ispd_stats.owner_gone_withdrawals - wd0,
+	    (uint64_t)n - 1 + 50 + 10);
+}
+
+/*
+ * A subscription with the flag that is in its snapshot, or behind, when
+ * an owner ends is not told by EV_OWNER_GONE: it gets the per-record
+ * withdrawals, in order with what it is owed, and ends exactly at the
+ * table.
+ */
+static void
+test_owner_gone_not_live(void **state)
+{
+	struct tc	*s = gone_viewer("in-snapshot", 1);
+	struct tc	*b = gone_viewer("behind", 1);
+	struct tc	*a = viewer("pub", 0), *o = viewer("other", 0);
+	struct buf	 bb;
+	char		 key[32], val[64];
+	uint64_t	 ev0 = ispd_stats.owner_gone_events;
+	int		 i, n = 3000;
+
+	tc_subscribe(b, "T", "", PROTO_SUB_OWNER_GONE);
+	view_sync(b);
+	announce_many(a, "T", n, "v0");
+	announce(o, "T", "o1", "w");
+	barrier(o);
+
+	/* s: subscribed, read a little: its cursor stops partway. */
+	tc_subscribe(s, "T", "", PROTO_SUB_OWNER_GONE);
+	tc_pump();
+	tc_fill(s, 8192);
+	tc_pump();
+	assert_non_null(first_sub(s)->feed.cursor);
+	/* b: did not read, so its queue is full and keys are owed. */
+	buf_init(&bb);
+	for (i = 0; i < 2000 && first_sub(b)->feed.dirty.count == 0; i++) {
+		snprintf(val, sizeof(val), "value %d, padded to a useful "
+		    "size", i);
+		put_announce(o, &bb, "T", "o1", val);
+		tc_write(o, &bb);
+		tc_pump();
+	}
+	buf_free(&bb);
+	assert_true(first_sub(b)->feed.dirty.count > 0);
+
+	tc_hangup(a);
+	loop_once(0);
+	loop_once(0);
+	snprintf(key, sizeof(key), "k%05d", n - 1);
+	announce(o, "T", key, "mine");
+	barrier(o);
+	ghosts_done();
+	assert_int_equal(ispd_stats.owner_gone_events, ev0);
+
+	view_settle(s);
+	view_settle(b);
+	assert_true(s->view->ended);
+	view_equals_table(s, "T");
+	view_equals_table(b, "T");
+	/* The per-record path: the withdrawals came one by one. */
+	assert_int_equal(s->view->gone_events, 0);
+	assert_int_equal(b->view->gone_events, 0);
+	assert_true(b->view->withdrawals > 0);
+	assert_int_equal(table_find(PB("T"))->records.count, 2);
+}
+
+/*
+ * Graceful restart with the flag: a record the client's next session
+ * takes back unchanged is an EV_REPLACE naming the new owner for a
+ * subscription with the flag (nothing for one without), so that the
+ * held set's end, one EV_OWNER_GONE of reason HELD, drops only what was
+ * not taken back.
+ */
+static void
+test_owner_gone_graceful(void **state)
+{
+	static int	 added;
+	struct tc	*w = gone_viewer("told", 0), *l = viewer("legacy", 0);
+	struct tc	*a = viewer("alice", 0), *a2;
+	const struct proto_msg *m;
+	struct buf	 bb;
+	uint64_t	 a_id = a->id;
+	size_t		 nheld, before;
+
+	if (!added)
+		assert_int_equal(graceful_add("G*"), 0);
+	added = 1;
+	ispd_conf.graceful_ms = 30000;
+	tc_subscribe(w, "GR", "", PROTO_SUB_OWNER_GONE);
+	tc_subscribe(l, "GR", "", 0);
+	announce_many(a, "GR", 5, "x");
+	view_sync(w);
+	view_sync(l);
+
+	tc_hangup(a);			/* lost: held, no event */
+	tc_pump();
+	assert_int_equal(graceful_held_records(&nheld), 5);
+	a2 = viewer("alice", 0);
+	announce(a2, "GR", "k00000", "x");
+	announce(a2, "GR", "k00001", "x");
+	announce(a2, "GR", "k00002", "changed");
+	barrier(a2);
+	m = tc_expect(w, PROTO_EV_REPLACE);
+	assert_int_equal(m->owner_session, a2->id);
+	view_apply(w);
+	m = tc_expect(w, PROTO_EV_REPLACE);
+	assert_int_equal(m->owner_session, a2->id);
+	view_apply(w);
+	view_sync(w);
+	before = l->view->events;
+	view_sync(l);
+	assert_int_equal(l->view->events - before, 1);	/* the change */
+
+	buf_init(&bb);
+	proto_put_end_of_replay(&bb, 9);
+	tc_write(a2, &bb);
+	buf_free(&bb);
+	ghosts_done();
+	m = tc_expect(w, PROTO_EV_OWNER_GONE);
+	assert_int_equal(m->owner_session, a_id);
+	assert_int_equal(m->reason, PROTO_WD_HELD);
+	assert_int_equal(m->count, 2);
+	view_apply(w);
+	view_settle(w);
+	view_settle(l);
+	view_equals_table(w, "GR");
+	/* l's copies of what was taken back keep the old owner and seq. */
+	assert_int_equal(w->view->held, 3);
+	assert_int_equal(l->view->held, 3);
+	assert_int_equal(l->view->withdrawals, 2);
+}
+
 int
 main(void)
 {
@@ -561,6 +879,12 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_input_bounds, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_owner_gone_live, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_owner_gone_not_live,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_owner_gone_graceful,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ghost_withdraw, setup,
 		    teardown),
 	};

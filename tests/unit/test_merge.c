@@ -481,6 +481,75 @@ test_stale_order(void **state)
 	mirror_destroy(m);
 }
 
+/*
+ * EV_OWNER_GONE (mirror_owner_gone()): a server's "owner N is gone"
+ * withdraws what that server said N owns, and nothing else: a key
+ * another server still holds stays (by the merge rule, a withdrawal from
+ * one of two), a key N no longer owns (taken over) stays, each key that
+ * leaves is told as a withdrawal of the event's reason, and owner
+ * numbers are per server. A lost session forgets that server's owners:
+ * its next session's numbers may be new ones.
+ */
+static void
+test_owner_gone(void **state)
+{
+	struct told		 t;
+	struct isp_mirror	*m = merged(&t);
+
+	put(m, A, "k1", "x", "pub", 7, 0);
+	put(m, A, "k2", "x", "pub", 7, 0);
+	put(m, A, "k3", "x", "pub", 7, 0);
+	put(m, A, "k4", "x", "other", 8, 0);
+	put(m, B, "k1", "x", "pub", 3, 0);	/* B's number for pub */
+	put(m, A, "k3", "y", "other", 8, 0);	/* taken over */
+	assert_int_equal(mirror_owner_count(m, A, 7), 2);
+	assert_int_equal(mirror_owner_count(m, B, 3), 1);
+	assert_int_equal(mirror_owner_count(m, B, 7), 0);
+	t.n = 0;
+
+	/* Server B has no owner 7: nothing happens. */
+	assert_int_equal(mirror_owner_gone(m, B, 7, ISP_WD_SESSION, 10,
+	    "B:1", 0), 0);
+	assert_int_equal(t.n, 0);
+	/* A's 7 is gone: k2 leaves, k1 stays (B holds it), k3 and k4 are
+	 * other's. */
+	assert_int_equal(mirror_owner_gone(m, A, 7, ISP_WD_SESSION, 11,
+	    "A:1", 0), 2);
+	assert_int_equal(t.n, 1);
+	assert_int_equal(t.type[0], ISP_EV_WITHDRAW);
+	assert_string_equal(t.key[0], "k2");
+	assert_int_equal(t.reason[0], ISP_WD_SESSION);
+	assert_string_equal(t.server[0], "A:1");
+	assert_string_equal(shown(m, "k1"), "x");
+	assert_string_equal(shown(m, "k2"), "-");
+	assert_string_equal(shown(m, "k3"), "y");
+	assert_int_equal(isp_mirror_count(m), 3);
+	assert_int_equal(mirror_owner_count(m, A, 7), 0);
+	/* B's 3 is gone: k1 leaves. */
+	assert_int_equal(mirror_owner_gone(m, B, 3, ISP_WD_HELD, 12, "B:1",
+	    0), 1);
+	assert_int_equal(t.n, 2);
+	assert_string_equal(t.key[1], "k1");
+	assert_int_equal(t.reason[1], ISP_WD_HELD);
+	assert_int_equal(isp_mirror_count(m), 2);
+
+	/* A's session is lost: its owners go with it, its keys stay (stale)
+	 * until its next session says who owns them. */
+	mirror_server_lost(m, A, 20, 0);
+	assert_int_equal(mirror_owner_count(m, A, 8), 0);
+	assert_int_equal(mirror_owner_gone(m, A, 8, ISP_WD_SESSION, 13,
+	    "A:1", 20), 0);
+	assert_int_equal(isp_mirror_count(m), 2);
+	put(m, A, "k3", "y", "other", 9, 30);
+	put(m, A, "k4", "x", "other", 9, 30);
+	assert_int_equal(mirror_owner_count(m, A, 9), 2);
+	assert_int_equal(mirror_owner_gone(m, A, 9, ISP_WD_SESSION, 14,
+	    "A:1", 40), 2);
+	assert_int_equal(isp_mirror_count(m), 0);
+	assert_int_equal(isp_mirror_stale_count(m), 0);
+	mirror_destroy(m);
+}
+
 int
 main(void)
 {
@@ -494,6 +563,7 @@ main(void)
 		cmocka_unit_test(test_both_lost),
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_stale_order),
+		cmocka_unit_test(test_owner_gone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -729,13 +729,14 @@ test_handshake_errors(void **state)
 	tc_expect_error(c, 0, ISP_E_BAD_REQUEST);
 	tc_expect_eof(c);
 
-	/* Caps are the shared ones: REPLAY, not AUTH (which in WELCOME
-	 * says the session is authenticated), nor bits not defined. */
+	/* Caps are the shared ones: REPLAY and OWNER_GONE, not AUTH (which
+	 * in WELCOME says the session is authenticated), nor bits not
+	 * defined. */
 	c = tc_connect(0);
 	proto_put_hello(&b, PROTO_VERSION, 0xff, "caps");
 	tc_write(c, &b);
 	m = tc_expect(c, PROTO_WELCOME);
-	assert_int_equal(m->caps, PROTO_CAP_REPLAY);
+	assert_int_equal(m->caps, PROTO_CAP_REPLAY | PROTO_CAP_OWNER_GONE);
 	buf_free(&b);
 	/* Only the welcomed session has a row. */
 	assert_int_equal(table_find(PB(PROTO_SESSIONS_TABLE))->records.count,
