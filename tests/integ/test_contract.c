@@ -922,6 +922,69 @@ test_mirror_owner_gone(void **state)
 	assert_int_equal(ispd_stop(&d), 0);
 }
 
+
+/* A mirror's application frees the mirror from on_change, amid the
+ * withdrawals of one EV_OWNER_GONE. */
+struct gone_free {
+	isp_mirror	*m;
+	size_t		 withdrawn;
+	size_t		 announced;
+};
+
+static void
+gone_free_cb(isp_client *c, const struct isp_event *ev, void *arg)
+{
+	struct gone_free	*g = arg;
+
+	if (ev->type == ISP_EV_ANNOUNCE)
+		g->announced++;
+	if (ev->type == ISP_EV_WITHDRAW && ++g->withdrawn == 10)
+		isp_mirror_free(g->m);
+}
+
+static int
+gone_free_loaded(void *arg)
+{
+	return ((struct gone_free *)arg)->announced == 300;
+}
+
+static int
+gone_free_done(void *arg)
+{
+	return ((struct gone_free *)arg)->withdrawn >= 10;
+}
+
+/*
+ * isp_mirror_free() from on_change while the mirror withdraws an ended
+ * owner's records in batches: no callback after it, nothing touched
+ * after the free (the sanitizer build would see it), and the client
+ * goes on.
+ */
+static void
+test_mirror_freed_in_owner_gone(void **state)
+{
+	struct ispd_proc	 d;
+	struct gone_free	 g;
+	isp_client		*mc, *p;
+
+	memset(&g, 0, sizeof(g));
+	ispd_start(&d, NULL);
+	mc = client_new(&d, "mirror");
+	assert_non_null(g.m = isp_mirror_new(mc, T, NULL, 0, gone_free_cb,
+	    &g));
+	p = client_new(&d, "pub");
+	announce_n(p, "p", 300);
+	assert_true(pump(&mc, 1, gone_free_loaded, &g, 10000));
+	isp_free(p);
+	assert_true(pump(&mc, 1, gone_free_done, &g, 10000));
+	pump_for(&mc, 1, 200);
+	assert_int_equal(g.withdrawn, 10);
+	assert_int_equal(isp_sync(mc, 5000), ISP_OK);
+	assert_true(stat_counter(mc, "owner_gone_events") >= 1);
+	isp_free(mc);
+	assert_int_equal(ispd_stop(&d), 0);
+}
+
 int
 main(void)
 {
@@ -939,6 +1002,7 @@ main(void)
 		cmocka_unit_test(test_publisher_ahead_keeps_session),
 		cmocka_unit_test(test_sessions_table),
 		cmocka_unit_test(test_mirror_owner_gone),
+		cmocka_unit_test(test_mirror_freed_in_owner_gone),
 		cmocka_unit_test(test_200k_snapshot_and_kill),
 	};
 
