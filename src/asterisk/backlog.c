@@ -6,7 +6,7 @@
  * status; the endpoint's state when an AOR's first contact comes or its
  * last one goes, and with it the device state PJSIP/<endpoint>). Every
  * subscriber of those topics (AMI's ContactStatus and PeerStatus events,
- * the device state cache, ARI) takes each message on a taskprocessor of
+ * the PBX's hints, ARI) takes each message on a taskprocessor of
  * its own. contacts.c's flight count sees only the contact serializer,
  * upstream of them; a subscriber's queue that reaches its high-water
  * mark (500 tasks) logs a warning and, with Asterisk's default
@@ -81,6 +81,7 @@ backlog_scan(void)
 	char			 name[AST_TASKPROCESSOR_MAX_NAME + 1];
 	unsigned int		 seq, upto;
 	size_t			 ntopics, i, k;
+	int			 found;
 
 	if (scanned == newest) {
 		if (!ast_tvzero(asked) &&
@@ -92,17 +93,18 @@ backlog_scan(void)
 	}
 	upto = newest - scanned > SCAN_STEP ? scanned + SCAN_STEP : newest;
 	ntopics = watched_topics(topic, ARRAY_LEN(topic));
-	for (seq = scanned; seq != upto; seq++) {
-		for (i = 0; i < ntopics; i++) {
-			for (k = 0; k < ARRAY_LEN(kind); k++) {
+	for (seq = scanned; seq != upto; seq++)
+		for (i = 0, found = 0; i < ntopics && !found; i++)
+			for (k = 0; k < ARRAY_LEN(kind) && !found; k++) {
 				snprintf(name, sizeof(name), "stasis/%c:%s-%08x",
 				    kind[k], topic[i], seq);
 				if ((tps = ast_taskprocessor_get(name,
 				    TPS_REF_IF_EXISTS)) == NULL)
 					continue;
 				ast_taskprocessor_unreference(tps);
-				/* Each number is tried once: never a name
-				 * found twice. */
+				/* A number names one taskprocessor, and each
+				 * is tried once: never a name found twice. */
+				found = 1;
 				if (nnames < BACKLOG_MAX_TPS) {
 					ast_copy_string(names[nnames], name,
 					    sizeof(names[nnames]));
@@ -110,8 +112,6 @@ backlog_scan(void)
 					ast_debug(1, "pacing watches %s\n", name);
 				}
 			}
-		}
-	}
 	scanned = upto;
 }
 

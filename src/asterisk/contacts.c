@@ -50,8 +50,9 @@
 #include "isp_asterisk.h"
 
 #define SLICE_MS		20
-/* While a taskprocessor is in alert, wait this long between looks, and
- * at most this long in all before applying one more slice anyway. */
+/* While a taskprocessor is in alert or a subscriber's queue is long
+ * (asterisk_behind()), wait this long between looks, and at most this
+ * long in all before applying one more slice anyway. */
 #define ALERT_POLL_MS		10
 #define ALERT_WAIT_MAX_MS	5000
 /*
@@ -70,7 +71,7 @@
 /*
  * An AOR's first mirrored contact, or its last one gone, changes the
  * endpoint's state and the device state PJSIP/<endpoint>: stasis
- * messages whose subscribers (the device state cache, AMI) queue them
+ * messages whose subscribers (AMI, the PBX's hints) queue them
  * on their own taskprocessors, out of sight of our observer. A load of
  * many AORs at once would flood those: at most FLIPS_PER_SLICE such
  * changes per window (1,250 per second: at 5,000, the last contacts of
@@ -457,6 +458,39 @@ contact_delete(const struct binding *b)
 	}
 }
 
+/*
+ * Creates or updates b's contact, its gate index entry first: the
+ * contact's observers run as soon as sorcery holds it (res_pjsip_mwi
+ * sends its unsolicited NOTIFY then), and the gate must know whose it
+ * is. Returns 0, or -1 with b->reason set and no index entry.
+ */
+static int
+contact_indexed(struct binding *b, const struct want *w,
+    struct ast_sip_aor *aor, const struct binding *old)
+{
+	int	 same = old != NULL && old->state == B_CONTACT &&
+		    strcmp(old->contact_id, b->contact_id) == 0;
+
+	if ((b->uri = ao2_alloc_options(sizeof(*b->uri) +
+	    strlen(w->uri_key) + 1, NULL, AO2_ALLOC_OPT_LOCK_NOLOCK)) ==
+	    NULL) {
+		ast_copy_string(b->reason, "out of memory", sizeof(b->reason));
+		return -1;
+	}
+	ast_copy_string(b->uri->account, w->f.aor_name,
+	    sizeof(b->uri->account));
+	strcpy(b->uri->uri, w->uri_key);
+	ao2_link(uris, b->uri);
+	if (contact_put(w, aor, b->contact_id, same) == -1) {
+		ao2_unlink(uris, b->uri);
+		ao2_replace(b->uri, NULL);
+		snprintf(b->reason, sizeof(b->reason), "PJSIP refused "
+		    "contact %s", b->contact_id);
+		return -1;
+	}
+	return 0;
+}
+
 /* Takes a binding out of the counts and indexes (its contact is the
  * caller's business). */
 static void
@@ -466,8 +500,7 @@ binding_forget(struct binding *b)
 	case B_CONTACT:
 		n_contacts--;
 		aor_count_add(b->aor, -1);
-		if (b->uri != NULL)
-			ao2_unlink(uris, b->uri);
+		ao2_unlink(uris, b->uri);	/* linked by apply() */
 		break;
 	case B_NO_AOR:
 		n_no_aor--;
@@ -562,31 +595,8 @@ apply(const char *key, int *flips)
 			ast_md5_hash(hash, key);
 			snprintf(b->contact_id, sizeof(b->contact_id), "%s;@%s",
 			    w.f.aor_name, hash);
-			/* The gate's index entry goes in before the contact:
-			 * the contact's observers run as soon as sorcery
-			 * holds it (res_pjsip_mwi sends its unsolicited
-			 * NOTIFY then), and the gate must know whose it is. */
-			if ((b->uri = ao2_alloc_options(sizeof(*b->uri) +
-			    strlen(w.uri_key) + 1, NULL,
-			    AO2_ALLOC_OPT_LOCK_NOLOCK)) == NULL) {
-				ast_copy_string(b->reason, "out of memory",
-				    sizeof(b->reason));
-			} else {
-				ast_copy_string(b->uri->account, w.f.aor_name,
-				    sizeof(b->uri->account));
-				strcpy(b->uri->uri, w.uri_key);
-				ao2_link(uris, b->uri);
-				if (contact_put(&w, aor, b->contact_id,
-				    old != NULL && old->state == B_CONTACT &&
-				    strcmp(old->contact_id, b->contact_id) ==
-				    0) == -1) {
-					ao2_unlink(uris, b->uri);
-					snprintf(b->reason, sizeof(b->reason),
-					    "PJSIP refused contact %s",
-					    b->contact_id);
-				} else
-					b->state = B_CONTACT;
-			}
+			if (contact_indexed(b, &w, aor, old) == 0)
+				b->state = B_CONTACT;
 		}
 		ao2_ref(aor, -1);
 	}
@@ -737,7 +747,6 @@ work(void *unused)
 	int			 budget, room, used = 0, n, later;
 	int			 flips = FLIPS_PER_SLICE;
 
-	backlog_scan();
 	window = now_ms();
 	for (;;) {
 		ispa_rdlock();
@@ -767,8 +776,9 @@ work(void *unused)
 		n_applied += (uint64_t)n;
 		used += n;
 		/* An AOR to turn on or off waits for the next window; so
-		 * does everything while a taskprocessor is in alert. */
-		if (later > 0 || asterisk_behind())
+		 * does everything while a taskprocessor is in alert (the
+		 * subscribers' queues are asked once per window, below). */
+		if (later > 0 || ast_taskprocessor_alert_get() > 0)
 			used = budget;
 		ao2_lock(pending);
 		if (stopping || ao2_container_count(pending) == 0) {

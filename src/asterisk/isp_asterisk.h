@@ -155,7 +155,7 @@ void	 backlog_scan(void);
 /* The longest queue among them, in tasks. */
 long	 backlog_max(void);
 size_t	 backlog_watched(void);
-/* Forgets them (at unload). */
+/* Forgets them (at load: contacts_init()). */
 void	 backlog_reset(void);
 
 /* gate.c */

@@ -5,6 +5,8 @@
  * left and against its limit before anything points at it, and a frame
  * with bytes left over after its last member is malformed.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "isp.h"
@@ -599,6 +601,15 @@ proto_put_field(struct buf *b, const void *name, size_t name_len,
 	buf_put(b, name, name_len);
 	buf_put_u32(b, (uint32_t)value_len);
 	buf_put(b, value, value_len);
+}
+
+void
+proto_put_field_u64(struct buf *b, const char *name, uint64_t v)
+{
+	char	 s[24];
+	int	 n = snprintf(s, sizeof(s), "%" PRIu64, v);
+
+	proto_put_field(b, name, strlen(name), s, (size_t)n);
 }
 
 void

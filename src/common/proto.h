@@ -272,6 +272,9 @@ void	proto_put_str(struct buf *, const void *, size_t);
 /* A fields block is built by proto_fields_begin(), proto_put_field()
  * for each field, then proto_fields_end(). */
 size_t	proto_fields_begin(struct buf *);
+/* A field whose value is v in decimal, as ROWS and ispd.sessions have
+ * numbers. */
+void	proto_put_field_u64(struct buf *, const char *name, uint64_t v);
 void	proto_put_field(struct buf *, const void *name, size_t name_len,
 	    const void *value, size_t value_len);
 void	proto_fields_end(struct buf *, size_t start, uint16_t count);

@@ -391,7 +391,6 @@ conf_words(char *line, char **w)
 	}
 }
 
-/* "unknown directive" lists the directives. */
 /* 1 when settings[i] is named in the list of directives: those the
  * file takes, "limit" once for all the limits. */
 static int
@@ -401,6 +400,7 @@ conf_listed(int i)
 	    (settings[i].type != SET_LIMIT || i == CONF_MAX_QUEUE_BYTES);
 }
 
+/* "unknown directive" lists the directives. */
 static void
 conf_unknown(struct conf *c, const char *word, int line)
 {

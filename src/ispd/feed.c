@@ -4,7 +4,8 @@
  *
  * A subscription is state sync, not an event log (docs/LIMITS.md, "Slow
  * subscribers": an unbounded event log grows without end behind a slow
- * watcher, a bounded one loses changes). Three mechanisms, all per subscription:
+ * watcher, a bounded one loses changes). Three mechanisms, all per
+ * subscription:
  *
  * The snapshot cursor. SUBSCRIBE does not encode the table at once: a
  * cursor walks the table's records in creation order (table->order) and
@@ -244,6 +245,18 @@ feed_stop(struct subscr *sub)
 	feed_account(sub);
 }
 
+/* 1 when an event for sub is queued at once: its snapshot is over
+ * (END queued), it owes no key, its session's queue is under the bound.
+ * Then what the subscriber holds once it read its queue is exactly the
+ * table, as gone.c needs to tell it by one frame that an owner's
+ * records are gone. */
+int
+feed_live(const struct subscr *sub)
+{
+	return sub->feed.ended && sub->feed.dirty.count == 0 &&
+	    sub->session->out.bytes < ispd_conf.max_queue_bytes;
+}
+
 /*
  * Event type on record r (for a withdrawal, r is still in its table) for
  * a subscription whose prefix matches. Queues the event, marks the key
@@ -281,8 +294,7 @@ feed_event(struct subscr *sub, uint8_t type, const struct record *r,
 	}
 	if (sub->feed.cursor != NULL && r->order >= sub->feed.cursor->order)
 		return;
-	if (!sub->feed.ended || sub->feed.dirty.count > 0 ||
-	    s->out.bytes >= ispd_conf.max_queue_bytes) {
+	if (!feed_live(sub)) {
 		/* An ANNOUNCE is of a key absent until now, so one the
 		 * subscriber does not hold; any other event is of a key it
 		 * holds, since every earlier event of it was sent. */
@@ -307,20 +319,6 @@ feed_event(struct subscr *sub, uint8_t type, const struct record *r,
 nomem:
 	session_close(s, SESSION_CLOSE_NOW, "out of memory for an event of "
 	    "table %s", t->name);
-}
-
-/* 1 when an event for sub would be queued at once: its snapshot is
- * over, it owes no key, its session's queue is under the bound. Only
- * then is what the subscriber holds exactly the table, as gone.c needs
- * to tell it that an owner's records are gone by one frame. */
-int
-feed_live(const struct subscr *sub)
-{
-	const struct session	*s = sub->session;
-
-	return sub->feed.ended && sub->feed.cursor == NULL &&
-	    sub->feed.dirty.count == 0 && s->state == SESSION_READY &&
-	    s->out.bytes < ispd_conf.max_queue_bytes;
 }
 
 /* Queues what sbuf holds. Returns 0, or -1 when out of memory (s is

@@ -1,7 +1,7 @@
 /*
  * feed.h: the interface of feed.c, delivery to subscribers (snapshot,
- * coalescing, catch-up), for subscr.c, table.c, session.c and the
- * figures. Its per-subscription state, struct feed_state, is in ispd.h
+ * coalescing, catch-up), for subscr.c, table.c, session.c, gone.c and
+ * the figures. Its per-subscription state, struct feed_state, is in ispd.h
  * only because struct subscr embeds it.
  */
 #ifndef ISPD_FEED_H

@@ -22,11 +22,12 @@
  * What makes it safe while the records are still being withdrawn:
  * another session's ANNOUNCE of a key the ghost still owns is an
  * EV_ANNOUNCE to the subscriptions it told, which no longer hold the
- * key, and an EV_REPLACE to the others (subscr_taken_from_ghost()); and
- * a record taken back silently after a graceful restart is an
- * EV_REPLACE for subscriptions with the flag (subscr_owner_moved()), so
- * their copies always name the owner the server has. The frame takes a seq of its own in each table it is sent
- * for: a table's seq only grows, as each subscriber sees it.
+ * key, and an EV_REPLACE to the others (subscr_event()); and a record
+ * taken back silently after a graceful restart is an EV_REPLACE for
+ * subscriptions with the flag (subscr_owner_moved()), so their copies
+ * always name the owner the server has. The frame takes a seq of its
+ * own in each table it is sent for: a table's seq only grows, as each
+ * subscriber sees it.
  */
 #include <stdlib.h>
 
@@ -40,10 +41,16 @@ struct walk_table {
 	size_t		 n;
 };
 
+/* A candidate, and how many of the owner's records it holds. */
+struct walk_sub {
+	struct subscr	*sub;
+	uint64_t	 count;
+};
+
 /* What gone_tell() builds, kept between calls. */
 static struct walk_table	*walk_tables;
 static size_t			 walk_ntables, walk_tcap;
-static struct subscr		**walk_subs;
+static struct walk_sub		*walk_subs;
 static size_t			 walk_nsubs, walk_scap;
 static uint64_t			 walk_serial;
 static struct buf		 gone_buf;
@@ -96,15 +103,16 @@ walk_table(struct table *t)
 	w->first = walk_nsubs;
 	w->n = 0;
 	TAILQ_FOREACH(sub, &t->subs, table_entry) {
-		if (!sub->owner_gone || !feed_live(sub))
+		if (!sub->owner_gone || sub->session->state != SESSION_READY ||
+		    !feed_live(sub))
 			continue;
 		if (grow((void **)&walk_subs, walk_nsubs, &walk_scap,
 		    sizeof(*walk_subs)) == -1) {
 			walk_nsubs = w->first;
 			return;
 		}
-		sub->gone_count = 0;
-		walk_subs[walk_nsubs++] = sub;
+		walk_subs[walk_nsubs].sub = sub;
+		walk_subs[walk_nsubs++].count = 0;
 		w->n++;
 	}
 	t->gone_walk_idx = walk_ntables++;
@@ -115,14 +123,14 @@ walk_table(struct table *t)
 static void
 tell_table(const struct walk_table *w, struct owner *o)
 {
-	struct table	*t = w->t;
-	struct subscr	*sub;
-	size_t		 i;
-	int		 seq_taken = 0;
+	struct table		*t = w->t;
+	const struct walk_sub	*ws;
+	size_t			 i;
+	int			 seq_taken = 0;
 
 	for (i = w->first; i < w->first + w->n; i++) {
-		sub = walk_subs[i];
-		if (sub->gone_count == 0)
+		ws = &walk_subs[i];
+		if (ws->count == 0)
 			continue;
 		if (!seq_taken) {
 			t->seq++;
@@ -134,12 +142,12 @@ tell_table(const struct walk_table *w, struct owner *o)
 		proto_put_ev_owner_gone(&gone_buf,
 		    proto_bytes(t->name, t->name_len), t->seq, o->id,
 		    proto_bytes(o->name, o->name_len), o->ghost_reason,
-		    sub->gone_count);
+		    ws->count);
 		/* On failure the session is closing: nothing more is sent
 		 * to it, so counting it as told changes nothing. */
-		if (session_send(sub->session, &gone_buf, 1) == 0)
+		if (session_send(ws->sub->session, &gone_buf, 1) == 0)
 			ispd_stats.owner_gone_events++;
-		o->told[o->ntold++] = sub->serial;
+		o->told[o->ntold++] = ws->sub->serial;
 	}
 }
 
@@ -156,10 +164,10 @@ void
 gone_tell(struct owner *o)
 {
 	const struct walk_table	*w;
+	struct walk_sub		*ws;
 	struct record		*r;
-	struct subscr		*sub;
 	struct table		*t;
-	size_t			 i, j, n = 0;
+	size_t			 i, n = 0;
 
 	walk_serial++;
 	walk_ntables = walk_nsubs = 0;
@@ -173,13 +181,13 @@ gone_tell(struct owner *o)
 			continue;
 		w = &walk_tables[t->gone_walk_idx];
 		for (i = w->first; i < w->first + w->n; i++) {
-			sub = walk_subs[i];
-			if (sub->prefix_len == 0 || subscr_match(sub, r))
-				sub->gone_count++;
+			ws = &walk_subs[i];
+			if (ws->sub->prefix_len == 0 || subscr_match(ws->sub, r))
+				ws->count++;
 		}
 	}
-	for (j = 0; j < walk_nsubs; j++)
-		n += walk_subs[j]->gone_count > 0;
+	for (i = 0; i < walk_nsubs; i++)
+		n += walk_subs[i].count > 0;
 	if (n == 0 || (o->told = calloc(n, sizeof(*o->told))) == NULL)
 		return;
 	for (i = 0; i < walk_ntables; i++)
@@ -187,13 +195,11 @@ gone_tell(struct owner *o)
 	qsort(o->told, o->ntold, sizeof(*o->told), serial_cmp);
 }
 
-/* 1 when sub was told of the end of o, which owns a record it matches:
- * that record's withdrawal is not sent to it. */
+/* 1 when sub was told of the end of o, an ended owner (subscr_event()
+ * asks only of one that told some). */
 int
 gone_told(const struct subscr *sub, const struct owner *o)
 {
-	if (!o->ghost || o->ntold == 0)
-		return 0;
 	return bsearch(&sub->serial, o->told, o->ntold, sizeof(*o->told),
 	    serial_cmp) != NULL;
 }

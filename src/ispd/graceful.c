@@ -363,37 +363,33 @@ name_after(const char *a, size_t alen, const void *b, size_t blen)
  * when out of memory.
  */
 static int
-held_rows(struct buf *b, const struct held_set *hs, struct proto_bytes after,
+held_rows(struct buf *b, const struct held_set *h, struct proto_bytes after,
     uint32_t *nrows)
 {
-	const struct owner *h = &hs->owner;
+	const struct owner *o = &h->owner;
 	struct table	**v;
 	struct record	 *r;
-	char		  num[24];
 	size_t		  i, n = 0, fstart;
 	uint64_t	  now = loop_now_ms(), left;
 
 	if ((v = calloc(table_count(), sizeof(*v))) == NULL)
 		return -1;
-	TAILQ_FOREACH(r, &h->owned, owned)
+	TAILQ_FOREACH(r, &o->owned, owned)
 		if (r->table->nlisted++ == 0)
 			v[n++] = r->table;
 	qsort(v, n, sizeof(*v), table_cmp);
-	left = hs->until_ms > now ? hs->until_ms - now : 0;
+	left = h->until_ms > now ? h->until_ms - now : 0;
 	for (i = 0; i < n; i++) {
 		if (name_after(v[i]->name, v[i]->name_len, after.p, after.len)) {
 			fstart = proto_fields_begin(b);
-			snprintf(num, sizeof(num), "%" PRIu64, h->id);
-			proto_put_field(b, "session", 7, num, strlen(num));
-			proto_put_field(b, "client", 6, h->name, h->name_len);
-			proto_put_field(b, "identity", 8, h->ident,
-			    h->ident_len);
+			proto_put_field_u64(b, "session", o->id);
+			proto_put_field(b, "client", 6, o->name, o->name_len);
+			proto_put_field(b, "identity", 8, o->ident,
+			    o->ident_len);
 			proto_put_field(b, "table", 5, v[i]->name,
 			    v[i]->name_len);
-			snprintf(num, sizeof(num), "%" PRIu64, v[i]->nlisted);
-			proto_put_field(b, "records", 7, num, strlen(num));
-			snprintf(num, sizeof(num), "%" PRIu64, left);
-			proto_put_field(b, "expires_ms", 10, num, strlen(num));
+			proto_put_field_u64(b, "records", v[i]->nlisted);
+			proto_put_field_u64(b, "expires_ms", left);
 			proto_fields_end(b, fstart, 6);
 			(*nrows)++;
 		}

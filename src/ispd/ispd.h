@@ -44,9 +44,10 @@
 #define TICK_MS			1000
 /* A client name (HELLO text) is 1..64 printable ASCII bytes. */
 #define SESSION_NAME_MAX	64
-/* Records withdrawn per loop turn for ended sessions (see table.c): a
- * million records go in about a hundred turns, and every other session
- * is served between two slices. */
+/* Records withdrawn per loop turn for ended owners, sessions and
+ * released held sets (see table.c): a million records go in about a
+ * hundred turns, and every other session is served between two
+ * slices. */
 #define TABLE_WITHDRAW_SLICE	10000
 
 /* The identity of a session that did not authenticate (docs/SECURITY.md). */
@@ -524,7 +525,6 @@ struct subscr {
 	struct session		*session;
 	struct feed_state	 feed;		/* feed.c's */
 	uint64_t		 serial;	/* unique for ispd's life */
-	uint64_t		 gone_count;	/* during gone_tell() */
 	uint8_t			 owner_gone;	/* PROTO_SUB_OWNER_GONE */
 	uint8_t			 once;		/* ends after END */
 	uint32_t		 req_id;	/* of its SUBSCRIBE */
@@ -540,10 +540,9 @@ int		 subscr_reply_done(struct session *, uint32_t req_id,
 		    const char *done);
 size_t		 subscr_table_dropped(struct table *, const char *why);
 void		 subscr_event(struct table *, uint8_t type,
-		    const struct record *, uint8_t reason);
-void		 subscr_owner_moved(struct table *, const struct record *);
-void		 subscr_taken_from_ghost(struct table *, const struct record *,
+		    const struct record *, uint8_t reason,
 		    const struct owner *was);
+void		 subscr_owner_moved(struct table *, const struct record *);
 void		 subscr_session_end(struct session *);
 void		 subscr_remove(struct subscr *);
 int		 subscr_match(const struct subscr *, const struct record *);

@@ -1,11 +1,11 @@
 /*
- * limit: the configured limits, and the accounting two of them need
+ * limit: the configured limits, the accounting two of them need
  * (sessions per source address, table creations per session and
- * second).
+ * second), and the count of refusals per limit (for the metrics).
  *
  * Every limit is a setting of settings.c (an option, `limit NAME N` in
- * the file, a line of --help) and is documented in docs/LIMITS.md. A request over a
- * limit is answered ERROR LIMIT with a reason naming the limit and its
+ * the file, a line of --help) and is documented in docs/LIMITS.md. A
+ * request over a limit is answered ERROR LIMIT with a reason naming the limit and its
  * option, so that an operator reading a client's log knows which knob it
  * is; a connection over a session limit gets that ERROR and is closed.
  */
@@ -251,6 +251,8 @@ limit_record(const struct proto_msg *m, char *why, size_t whysz)
 void
 limit_hit(size_t key)
 {
+	if (key >= CONF_NKEYS || settings[key].type != SET_LIMIT)
+		fatalx("limit_hit: setting %zu is not a limit", key);
 	limit_nhits[key]++;
 }
 

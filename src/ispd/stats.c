@@ -40,10 +40,8 @@ stats_text(struct stats_row *row, const char *name, const char *v)
 static void
 stats_u64(struct stats_row *row, const char *name, uint64_t v)
 {
-	char	 s[24];
-
-	snprintf(s, sizeof(s), "%" PRIu64, v);
-	stats_text(row, name, s);
+	proto_put_field_u64(row->b, name, v);
+	row->nfields++;
 }
 
 /* Appends the ROWS frame answering QUERY STATS req_id to b. */

@@ -90,55 +90,35 @@ subscr_event_obuf(struct obuf **ob, const struct table *t, uint8_t type,
 /*
  * Tells every subscriber of t whose prefix matches r that r changed.
  * Called by table.c after the change (before freeing r for a withdraw).
+ * was is r's owner before the change (for a withdrawal, its owner):
+ * when that is an ended owner, the subscriptions it told of its end by
+ * one EV_OWNER_GONE (gone.c) no longer hold r, so they are not sent its
+ * withdrawal, and a replace is a new key to them.
  */
 void
 subscr_event(struct table *t, uint8_t type, const struct record *r,
-    uint8_t reason)
+    uint8_t reason, const struct owner *was)
 {
 	struct subscr	*sub;
-	struct obuf	*ob = NULL;
+	struct obuf	*ob = NULL, *ob_new = NULL;
 
+	if (was != NULL && (!was->ghost || was->ntold == 0))
+		was = NULL;
 	TAILQ_FOREACH(sub, &t->subs, table_entry) {
 		if (sub->session->state != SESSION_READY ||
 		    !subscr_match(sub, r))
 			continue;
-		/* One EV_OWNER_GONE told it already (gone.c). */
-		if (type == PROTO_EV_WITHDRAW && r->owner != NULL &&
-		    gone_told(sub, r->owner)) {
+		if (was == NULL || !gone_told(sub, was))
+			feed_event(sub, type, r, reason, &ob);
+		else if (type == PROTO_EV_REPLACE)
+			feed_event(sub, PROTO_EV_ANNOUNCE, r, 0, &ob_new);
+		else
 			ispd_stats.owner_gone_withdrawals++;
-			continue;
-		}
-		feed_event(sub, type, r, reason, &ob);
 	}
 	if (ob != NULL)
 		obuf_unref(ob);
-}
-
-/*
- * r, a record of the ghost was, was replaced by another owner's
- * announce: an EV_REPLACE, but to subscriptions was told of its end by
- * one EV_OWNER_GONE (gone.c), which no longer hold r, an EV_ANNOUNCE.
- */
-void
-subscr_taken_from_ghost(struct table *t, const struct record *r,
-    const struct owner *was)
-{
-	struct subscr	*sub;
-	struct obuf	*ob_replace = NULL, *ob_announce = NULL;
-
-	TAILQ_FOREACH(sub, &t->subs, table_entry) {
-		if (sub->session->state != SESSION_READY ||
-		    !subscr_match(sub, r))
-			continue;
-		if (gone_told(sub, was))
-			feed_event(sub, PROTO_EV_ANNOUNCE, r, 0, &ob_announce);
-		else
-			feed_event(sub, PROTO_EV_REPLACE, r, 0, &ob_replace);
-	}
-	if (ob_replace != NULL)
-		obuf_unref(ob_replace);
-	if (ob_announce != NULL)
-		obuf_unref(ob_announce);
+	if (ob_new != NULL)
+		obuf_unref(ob_new);
 }
 
 /*

@@ -14,7 +14,8 @@
  * A session that ends owning many records must not stall the loop while
  * they are withdrawn (one owner's mass expiry must not overwhelm
  * everyone else). Its struct stays behind as a "ghost" that still
- * owns them, and table_withdraw_run() withdraws them in slices, at most
+ * owns them (so does a released held set: graceful.c frees it in
+ * graceful_ghost_done()), and table_withdraw_run() withdraws them in slices, at most
  * TABLE_WITHDRAW_SLICE per loop turn over all ghosts. Until then they are
  * ordinary records: an ANNOUNCE of one by another session replaces it and
  * takes it over, as always (an EV_ANNOUNCE to whoever was told by one
@@ -292,12 +293,6 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
 	uint8_t		 type;
 
 	r = record_find(t, hv, key);
-	/* The record of an owner that ended, which subscribers told so by
-	 * one EV_OWNER_GONE (gone.c) no longer hold: to them this replace
-	 * is a new key. */
-	if (r != NULL && r->owner != NULL && r->owner->ghost &&
-	    r->owner->ntold > 0)
-		was = r->owner;
 	if (r != NULL && r->fields_len == fields.len &&
 	    memcmp(r->key + r->key_len, fields.p, fields.len) == 0 &&
 	    (r->owner == owner || (owner != NULL &&
@@ -354,6 +349,9 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
 		nrecords_total++;
 		type = PROTO_EV_ANNOUNCE;
 	} else {
+		/* An ended owner's record is a new key to whom it told so
+		 * (subscr_event()). */
+		was = r->owner;
 		record_unown(r);
 		if (nw != NULL)
 			r = record_move(r, nw);
@@ -368,10 +366,7 @@ table_store(struct table *t, struct proto_bytes key, struct proto_bytes fields,
 		ttl_set(r, expire_ms);
 	r->seq = ++t->seq;
 	ispd_stats.events++;
-	if (was != NULL)
-		subscr_taken_from_ghost(t, r, was);
-	else
-		subscr_event(t, type, r, 0);
+	subscr_event(t, type, r, 0, was);
 	if (rp != NULL)
 		*rp = r;
 	return 0;
@@ -385,7 +380,7 @@ record_remove(struct record *r, uint8_t reason)
 
 	r->seq = ++t->seq;
 	ispd_stats.events++;
-	subscr_event(t, PROTO_EV_WITHDRAW, r, reason);
+	subscr_event(t, PROTO_EV_WITHDRAW, r, reason, r->owner);
 	feed_record_removed(t, r);
 	TAILQ_REMOVE(&t->order, r, order_entry);
 	record_unown(r);
@@ -609,20 +604,18 @@ table_expire(struct record *r)
 static int
 table_row_store(struct session *s)
 {
-	char	 key[24], since[24], count[24];
+	char	 key[24];
 	size_t	 start;
 
 	snprintf(key, sizeof(key), "%" PRIu64, s->owner.id);
-	snprintf(since, sizeof(since), "%lld", (long long)s->since);
-	snprintf(count, sizeof(count), "%zu", s->owner.nrecords);
 	row_buf.len = 0;
 	start = proto_fields_begin(&row_buf);
 	proto_put_field(&row_buf, "name", 4, s->owner.name,
 	    s->owner.name_len);
 	proto_put_field(&row_buf, "peer", 4, s->owner.peer,
 	    strlen(s->owner.peer));
-	proto_put_field(&row_buf, "since", 5, since, strlen(since));
-	proto_put_field(&row_buf, "records", 7, count, strlen(count));
+	proto_put_field_u64(&row_buf, "since", (uint64_t)s->since);
+	proto_put_field_u64(&row_buf, "records", s->owner.nrecords);
 	proto_fields_end(&row_buf, start, 4);
 	if (buf_failed(&row_buf)) {
 		buf_clear_failed(&row_buf);
@@ -668,6 +661,7 @@ table_ghost_step(void)
 {
 	struct owner	*o;
 	struct record	*r;
+	struct session	*s;
 	size_t		 n;
 
 	while (withdraw_budget > 0 && (o = TAILQ_FIRST(&ghosts)) != NULL) {
@@ -686,8 +680,9 @@ table_ghost_step(void)
 		log_debug("session %" PRIu64 " (%s): every record withdrawn",
 		    o->id, o->peer);
 		if (o->kind == OWNER_SESSION) {
-			table_row_remove(owner_session(o));
-			session_ghost_done(owner_session(o));
+			s = owner_session(o);
+			table_row_remove(s);
+			session_ghost_done(s);
 		} else
 			graceful_ghost_done(owner_held(o));
 	}
@@ -696,7 +691,8 @@ table_ghost_step(void)
 /*
  * A session ended: the records it still owns are withdrawn, now if this
  * turn's budget allows, else over the next turns while s stays as a
- * ghost (s->ghost; session_ghost_done() is called when it is over). Its
+ * ghost (s->owner.ghost; session_ghost_done() is called when it is
+ * over). Its
  * row leaves ispd.sessions after its records, so that a row gone means
  * every record of that session is gone; until then the row's records
  * field counts down.

@@ -596,7 +596,7 @@ tls_flush(struct session *s, size_t *written)
 void
 tls_shutdown(struct session *s)
 {
-	if (s->tls == NULL || !s->tls->ready || s->tls->failed)
+	if (!tls_ready(s) || s->tls->failed)
 		return;
 	ERR_clear_error();
 	(void)SSL_shutdown(s->tls->ssl);
@@ -608,7 +608,7 @@ tls_shutdown(struct session *s)
 int
 tls_binding(struct session *s, uint8_t *out, size_t len)
 {
-	if (s->tls == NULL || !s->tls->ready)
+	if (!tls_ready(s))
 		return -1;
 	if (SSL_export_keying_material(s->tls->ssl, out, len,
 	    PROTO_BINDING_LABEL, sizeof(PROTO_BINDING_LABEL) - 1, NULL, 0,

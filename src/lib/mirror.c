@@ -33,6 +33,8 @@
  * so they never wait on the network, only on one change. on_change runs
  * after the lock is released.
  */
+#include <sys/queue.h>
+
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +55,7 @@ struct mval {
  * server holds no value of the key, or its session was lost. */
 struct mhold {
 	struct mown		*owner;
-	struct mhold		*prev;
-	struct mhold		*next;
+	LIST_ENTRY(mhold)	 entry;		/* on the owner's list */
 };
 
 struct mkey {
@@ -74,7 +75,7 @@ struct mown {
 	struct hash_node	 node;
 	uint64_t		 session;
 	unsigned		 server;
-	struct mhold		*head;		/* the newest first */
+	LIST_HEAD(, mhold)	 holds;		/* the newest first */
 	size_t			 n;
 };
 
@@ -170,14 +171,8 @@ hold_clear(struct isp_mirror *m, struct mkey *k, unsigned server)
 
 	if (o == NULL)
 		return;
-	if (h->prev != NULL)
-		h->prev->next = h->next;
-	else
-		o->head = h->next;
-	if (h->next != NULL)
-		h->next->prev = h->prev;
+	LIST_REMOVE(h, entry);
 	h->owner = NULL;
-	h->prev = h->next = NULL;
 	if (--o->n == 0) {
 		if (m->last_own == o)
 			m->last_own = NULL;
@@ -210,6 +205,7 @@ hold_set(struct isp_mirror *m, struct mkey *k, unsigned server,
 		memset(o, 0, sizeof(*o));
 		o->session = session;
 		o->server = server;
+		LIST_INIT(&o->holds);
 		if (hash_insert(&m->owners, &o->node,
 		    own_hash(server, session)) == -1)
 			return -1;
@@ -220,11 +216,7 @@ hold_set(struct isp_mirror *m, struct mkey *k, unsigned server,
 	 * other order. */
 	m->last_own = o;
 	h->owner = o;
-	h->prev = NULL;
-	h->next = o->head;
-	if (o->head != NULL)
-		o->head->prev = h;
-	o->head = h;
+	LIST_INSERT_HEAD(&o->holds, h, entry);
 	o->n++;
 	return 0;
 }
@@ -805,7 +797,7 @@ mirror_owner_gone(struct isp_mirror *m, unsigned server,
 			memset(&ch[nb], 0, sizeof(ch[nb]));
 			before = m->nstale;
 			last = o->n == 1;
-			k = hold_key(o->head, server);
+			k = hold_key(LIST_FIRST(&o->holds), server);
 			merge_withdraw_key(m, k, server, reason, now, &ch[nb]);
 			check_all_fresh(m, before, &ch[nb]);
 		}

@@ -479,6 +479,21 @@ on_going_down(struct conn *cn, const struct proto_msg *m)
 	cn->draining = 1;
 }
 
+/* The subscription an event of cn is for, or NULL when it is to be
+ * dropped: unsubscribed meanwhile, the previous subscription's, or one
+ * this server refused or ended. */
+static struct sub *
+event_sub(struct conn *cn, const struct proto_msg *m)
+{
+	struct sub	*s;
+	struct sub_conn	*sc;
+
+	if ((s = client_sub_find(cn->c, m->table.p, m->table.len)) == NULL)
+		return NULL;
+	sc = &s->sc[cn->idx];
+	return sc->wait_token != 0 || !sc->active ? NULL : s;
+}
+
 static void
 on_event(struct conn *cn, const struct proto_msg *m, uint8_t *end)
 {
@@ -490,12 +505,9 @@ on_event(struct conn *cn, const struct proto_msg *m, uint8_t *end)
 	int			 any;
 	uint8_t			 after = *end;
 
-	if ((s = client_sub_find(c, m->table.p, m->table.len)) == NULL)
-		return;		/* unsubscribed meanwhile */
+	if ((s = event_sub(cn, m)) == NULL)
+		return;
 	sc = &s->sc[cn->idx];
-	if (sc->wait_token != 0 || !sc->active)
-		return;		/* the previous subscription's, or one
-				 * this server refused or ended */
 	memset(&ev, 0, sizeof(ev));
 	ev.table = s->table;
 	ev.seq = m->seq;
@@ -551,13 +563,9 @@ on_owner_gone(struct conn *cn, const struct proto_msg *m)
 {
 	struct isp_client	*c = cn->c;
 	struct sub		*s;
-	struct sub_conn		*sc;
 
-	if ((s = client_sub_find(c, m->table.p, m->table.len)) == NULL)
-		return;		/* unsubscribed meanwhile */
-	sc = &s->sc[cn->idx];
-	if (sc->wait_token != 0 || !sc->active)
-		return;		/* as on_event() */
+	if ((s = event_sub(cn, m)) == NULL)
+		return;
 	if (s->mirror == NULL) {
 		conn_end(cn, ISP_E_PROTOCOL, "ispd at %s sent EV_OWNER_GONE "
 		    "for table %s, which was not subscribed for it", cn->addr,

@@ -488,7 +488,8 @@ test_stale_order(void **state)
  * one of two), a key N no longer owns (taken over) stays, each key that
  * leaves is told as a withdrawal of the event's reason, and owner
  * numbers are per server. A lost session forgets that server's owners:
- * its next session's numbers may be new ones.
+ * its next session's numbers may be new ones, and so does a
+ * subscription the server ended.
  */
 static void
 test_owner_gone(void **state)
@@ -547,6 +548,15 @@ test_owner_gone(void **state)
 	    "A:1", 40), 2);
 	assert_int_equal(isp_mirror_count(m), 0);
 	assert_int_equal(isp_mirror_stale_count(m), 0);
+
+	/* A server that ended (or refused) the subscription: what it said
+	 * about owners is forgotten, its keys stay. */
+	put(m, A, "k5", "x", "pub", 10, 50);
+	mirror_forget_owners(m, A);
+	assert_int_equal(mirror_owner_count(m, A, 10), 0);
+	assert_int_equal(mirror_owner_gone(m, A, 10, ISP_WD_SESSION, 15,
+	    "A:1", 60), 0);
+	assert_string_equal(shown(m, "k5"), "x");
 	mirror_destroy(m);
 }
 
